@@ -1,0 +1,50 @@
+# Quarry — two set-up commands for a fresh Debian machine: `make run` and `make test`.
+# Both install the Debian packages they need when missing, then build.
+
+SWIFT ?= swift
+DEBIAN_PACKAGES := pkg-config libpcre2-dev libsqlite3-dev libyara-dev libmagic-dev libmagic-mgc sqlite3
+BIN := .build/release/quarry
+CORPUS := ../shared/conformance/vfilter/cases.json
+
+.PHONY: run test deps build release conformance bench docs clean
+
+## Install missing Debian packages (needs root or sudo; skipped when all are present).
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release --product quarry
+
+## The main job: build, then ask this host a few questions.
+run: release
+	$(BIN) query --format table "SELECT * FROM info()"
+	$(BIN) query --format table "SELECT format(format='%d rows streamed', args=count()) AS Demo FROM range(end=1000000) GROUP BY 1"
+
+## Every test: unit, golden, conformance (when ../shared is present), CLI.
+test: deps
+	$(SWIFT) build
+	$(SWIFT) test
+	@if [ -f $(CORPUS) ]; then .build/debug/vql-conformance $(CORPUS) | tail -n 1; fi
+
+conformance: build
+	.build/debug/vql-conformance $(CORPUS)
+
+bench: release
+	$(SWIFT) build -c release --product vql-conformance
+	bench/run.sh
+
+docs: build
+	.build/debug/quarry docs > docs/reference.md
+
+clean:
+	rm -rf .build

@@ -1,0 +1,31 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Quarry",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "quarry", targets: ["quarry"]),
+        .library(name: "VQL", targets: ["VQL"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // PCRE2 (Debian's libpcre2-dev) gives RE2-compatible, JIT-compiled regular expressions.
+        .systemLibrary(
+            name: "CPCRE2", path: "Sources/CPCRE2", pkgConfig: "libpcre2-8",
+            providers: [.apt(["libpcre2-dev"])]),
+        // The language core: no OS-specific code, no knowledge of host plugins.
+        .target(
+            name: "VQL", dependencies: ["CPCRE2"]),
+        .executableTarget(
+            name: "quarry",
+            dependencies: ["VQL", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // The fixture plugins of Velociraptor's VQL test corpus, and the runner that compares results.
+        .target(name: "VQLConformance", dependencies: ["VQL"]),
+        .executableTarget(name: "vql-conformance", dependencies: ["VQLConformance"]),
+        .testTarget(name: "VQLTests", dependencies: ["VQL", "VQLConformance"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

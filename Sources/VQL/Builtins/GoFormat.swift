@@ -1,0 +1,203 @@
+import Foundation
+
+/// Go's fmt verbs as Velociraptor's format() uses them: %v %s %d %x %X %q %f %t %T %c %o %b %e %g
+/// with flags, width and precision. `%x` on a string is the hex of its bytes; with a width it applies
+/// per byte (`%02x` on binary data).
+enum GoFormat {
+    static func format(_ template: [UInt8], _ args: [Value]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(template.count + 16)
+        var argIndex = 0
+        var i = 0
+        while i < template.count {
+            let c = template[i]
+            if c != UInt8(ascii: "%") {
+                out.append(c)
+                i += 1
+                continue
+            }
+            i += 1
+            guard i < template.count else {
+                out.append(contentsOf: "%!(NOVERB)".utf8)
+                break
+            }
+            var minus = false, plus = false, zero = false, space = false, sharp = false
+            flags: while i < template.count {
+                switch template[i] {
+                case UInt8(ascii: "-"): minus = true
+                case UInt8(ascii: "+"): plus = true
+                case UInt8(ascii: "0"): zero = true
+                case UInt8(ascii: " "): space = true
+                case UInt8(ascii: "#"): sharp = true
+                default: break flags
+                }
+                i += 1
+            }
+            var width: Int?
+            while i < template.count, template[i] >= 0x30, template[i] <= 0x39 {
+                width = (width ?? 0) * 10 + Int(template[i] - 0x30)
+                i += 1
+            }
+            var precision: Int?
+            if i < template.count, template[i] == UInt8(ascii: ".") {
+                i += 1
+                precision = 0
+                while i < template.count, template[i] >= 0x30, template[i] <= 0x39 {
+                    precision = (precision ?? 0) * 10 + Int(template[i] - 0x30)
+                    i += 1
+                }
+            }
+            guard i < template.count else { break }
+            let verb = template[i]
+            i += 1
+            if verb == UInt8(ascii: "%") {
+                out.append(verb)
+                continue
+            }
+            guard argIndex < args.count else {
+                out.append(contentsOf: "%!\(Character(Unicode.Scalar(verb)))(MISSING)".utf8)
+                continue
+            }
+            let arg = args[argIndex].reduced()
+            argIndex += 1
+            var body = render(verb, arg, precision: precision, plus: plus, sharp: sharp, space: space, width: width, zero: zero)
+            if let width, body.count < width, !(verb == UInt8(ascii: "x") && isByteWise(arg, width)) {
+                let padCount = width - body.count
+                if minus {
+                    body.append(contentsOf: [UInt8](repeating: 0x20, count: padCount))
+                } else if zero && isNumericVerb(verb) && arg.doubleValue != nil {
+                    let signed = body.first == UInt8(ascii: "-") || body.first == UInt8(ascii: "+")
+                    let pad = [UInt8](repeating: 0x30, count: padCount)
+                    body = signed ? [body[0]] + pad + body.dropFirst() : pad + body
+                } else {
+                    body = [UInt8](repeating: 0x20, count: padCount) + body
+                }
+            }
+            out.append(contentsOf: body)
+        }
+        if argIndex < args.count {
+            out.append(contentsOf: "%!(EXTRA ".utf8)
+            out.append(contentsOf: args[argIndex...].map { plain($0.reduced()) }.joined(separator: ", ").utf8)
+            out.append(UInt8(ascii: ")"))
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func isNumericVerb(_ verb: UInt8) -> Bool {
+        "dfFeEgGxXobv".utf8.contains(verb)
+    }
+
+    private static func isByteWise(_ value: Value, _ width: Int) -> Bool {
+        switch value {
+        case .string, .bytes: return true
+        default: return false
+        }
+    }
+
+    private static func render(
+        _ verb: UInt8, _ arg: Value, precision: Int?, plus: Bool, sharp: Bool, space: Bool, width: Int?, zero: Bool
+    ) -> [UInt8] {
+        switch verb {
+        case UInt8(ascii: "v"), UInt8(ascii: "s"):
+            var text = Array(plain(arg).utf8)
+            if verb == UInt8(ascii: "s"), let precision, text.count > precision { text = Array(text.prefix(precision)) }
+            return text
+        case UInt8(ascii: "d"):
+            guard let n = arg.intValue, arg.doubleValue != nil else { return Array("%!d(\(plain(arg)))".utf8) }
+            return Array(((plus && n >= 0) ? "+" : "") .utf8) + Array(String(n).utf8)
+        case UInt8(ascii: "x"), UInt8(ascii: "X"):
+            let upper = verb == UInt8(ascii: "X")
+            let digits = Array((upper ? "0123456789ABCDEF" : "0123456789abcdef").utf8)
+            switch arg {
+            case .string, .bytes:
+                let bytes = arg.byteValue ?? []
+                var out: [UInt8] = []
+                let perByte = width.map { max($0, 2) } ?? 2
+                for b in bytes {
+                    var piece: [UInt8] = [digits[Int(b >> 4)], digits[Int(b & 15)]]
+                    if piece.count < perByte {
+                        piece = [UInt8](repeating: zero ? 0x30 : 0x20, count: perByte - piece.count) + piece
+                    }
+                    out.append(contentsOf: piece)
+                }
+                return out
+            case .double(let d) where d != d.rounded():
+                return Array(String(d).utf8)
+            default:
+                guard let n = arg.intValue else { return Array("%!x(\(plain(arg)))".utf8) }
+                var text = String(n.magnitude, radix: 16, uppercase: upper)
+                if sharp { text = (upper ? "0X" : "0x") + text }
+                return Array(((n < 0 ? "-" : "") + text).utf8)
+            }
+        case UInt8(ascii: "o"):
+            guard let n = arg.intValue else { return Array("%!o(\(plain(arg)))".utf8) }
+            return Array(((n < 0 ? "-" : "") + String(n.magnitude, radix: 8)).utf8)
+        case UInt8(ascii: "b"):
+            guard let n = arg.intValue else { return Array("%!b(\(plain(arg)))".utf8) }
+            return Array(((n < 0 ? "-" : "") + String(n.magnitude, radix: 2)).utf8)
+        case UInt8(ascii: "c"):
+            guard let n = arg.intValue, let scalar = Unicode.Scalar(UInt32(truncatingIfNeeded: n)) else { return [] }
+            return Array(String(Character(scalar)).utf8)
+        case UInt8(ascii: "f"), UInt8(ascii: "F"), UInt8(ascii: "e"), UInt8(ascii: "E"), UInt8(ascii: "g"), UInt8(ascii: "G"):
+            guard let d = arg.doubleValue else { return Array("%!\(Character(Unicode.Scalar(verb)))(\(plain(arg)))".utf8) }
+            let spec: String
+            switch verb {
+            case UInt8(ascii: "f"), UInt8(ascii: "F"): spec = "%.\(precision ?? 6)f"
+            case UInt8(ascii: "e"): spec = "%.\(precision ?? 6)e"
+            case UInt8(ascii: "E"): spec = "%.\(precision ?? 6)E"
+            default:
+                if precision == nil { return Array(JSONWriter.formatDouble(d).utf8) }
+                spec = "%.\(precision ?? 6)g"
+            }
+            var text = cFormat(spec, d)
+            if plus && d >= 0 { text = "+" + text }
+            return Array(text.utf8)
+        case UInt8(ascii: "q"):
+            var out: [UInt8] = []
+            JSONWriter.writeString(plain(arg), into: &out)
+            return out
+        case UInt8(ascii: "t"):
+            return Array((arg.isTruthy ? "true" : "false").utf8)
+        case UInt8(ascii: "T"):
+            return Array(goTypeName(arg).utf8)
+        default:
+            return Array("%!\(Character(Unicode.Scalar(verb)))(\(plain(arg)))".utf8)
+        }
+    }
+
+    private static func cFormat(_ spec: String, _ d: Double) -> String {
+        String(format: spec, d)
+    }
+
+    private static func goTypeName(_ v: Value) -> String {
+        switch v {
+        case .null: return "<nil>"
+        case .bool: return "bool"
+        case .int: return "int64"
+        case .double: return "float64"
+        case .string: return "string"
+        case .bytes: return "[]uint8"
+        case .timestamp: return "time.Time"
+        case .list, .query: return "[]interface {}"
+        case .dict: return "*ordereddict.Dict"
+        case .lazy: return "lazy"
+        case .object(let o): return o.typeName
+        }
+    }
+
+    /// %v rendering: strings as they are, numbers plainly, containers as JSON.
+    static func plain(_ v: Value) -> String {
+        switch v {
+        case .null: return "<nil>"
+        case .bool(let b): return b ? "true" : "false"
+        case .int(let i): return String(i)
+        case .double(let d): return JSONWriter.formatDouble(d)
+        case .string(let s): return s
+        case .bytes(let b): return String(decoding: b, as: UTF8.self)
+        case .timestamp(let t): return JSONWriter.rfc3339(t)
+        case .lazy: return plain(v.reduced())
+        default: return JSONWriter.string(v.materialized())
+        }
+    }
+}
+

@@ -1,0 +1,258 @@
+/// A compiled expression: evaluated against a scope, never walking the AST per row.
+public typealias Evaluator = (Env) -> Value
+
+/// Binds names and compiles AST into closures once per statement. The only place that turns
+/// syntax into behaviour; the parser stays ignorant of plugins and functions.
+struct Compiler {
+    let registry: Registry
+    /// SELECT aliases visible to WHERE, GROUP BY and ORDER BY (name → column index).
+    var aliases: [String: Int] = [:]
+
+    init(registry: Registry) {
+        self.registry = registry
+    }
+
+    func compile(_ e: Expression) -> Evaluator {
+        switch e.kind {
+        case .null: return { _ in .null }
+        case .bool(let b, _):
+            let v = Value.bool(b)
+            return { _ in v }
+        case .integer(let i, _):
+            let v = Value.int(i)
+            return { _ in v }
+        case .float(let d, _):
+            let v = Value.double(d)
+            return { _ in v }
+        case .string(let bytes, _):
+            let v = Value.string(bytes: bytes)
+            return { _ in v }
+        case .symbol(let name, _):
+            if let k = aliases[name] {
+                return { env in
+                    var level: Env? = env
+                    while let current = level {
+                        if let frame = current.projection { return frame.value(k, in: current) }
+                        level = current.parent
+                    }
+                    return env.lookup(name) ?? .null
+                }
+            }
+            return { env in
+                if let v = env.lookup(name) { return v }
+                env.context.logOnce(.debug, "Symbol \(name) not found")
+                return .null
+            }
+        case .member(let base, let name, _):
+            let b = compile(base)
+            return { env in b(env).member(name) }
+        case .index(let base, let key):
+            let b = compile(base)
+            let k = compile(key)
+            return { env in b(env).index(k(env)) }
+        case .slice(let base, let lower, let upper):
+            let b = compile(base)
+            let lo = lower.map { compile($0) }
+            let hi = upper.map { compile($0) }
+            return { env in b(env).slice(lo?(env), hi?(env)) }
+        case .list(let items), .tuple(let items, _):
+            let evaluators = items.map { compile($0) }
+            return { env in .list(evaluators.map { $0(env).reduced() }) }
+        case .parenthesized(let inner):
+            return compile(inner)
+        case .subquery(let select):
+            let compiled = Compiler(registry: registry).compileSelect(select)
+            return { env in Compiler.unwrapSubquery(compiled, env: env) }
+        case .negate(let inner):
+            let v = compile(inner)
+            return { env in v(env).negated() }
+        case .not(let inner):
+            let v = compile(inner)
+            return { env in .bool(!v(env).isTruthy) }
+        case .call(let name, let args):
+            return compileCall(name: name, args: args, id: e.id, range: e.range)
+        case .binary(let op, let left, let right, _):
+            return compileBinary(op, compile(left), right)
+        }
+    }
+
+    /// A `{ SELECT }` used as a value: one-column rows become their value; one row is unwrapped;
+    /// no rows is NULL.
+    static func unwrapSubquery(_ select: CompiledSelect, env: Env) -> Value {
+        let rows: [Value]
+        do {
+            let cursor = try select.open(in: env)
+            defer { cursor.close() }
+            rows = try cursor.drain()
+        } catch {
+            env.context.log(.error, "subquery: \(error)")
+            return .null
+        }
+        let items = rows.map { row -> Value in
+            if case .dict(let d) = row, d.count == 1 { return d.values[0] }
+            return row
+        }
+        switch items.count {
+        case 0: return .null
+        case 1: return items[0]
+        default: return .list(items)
+        }
+    }
+
+    private func compileBinary(_ op: BinaryOperator, _ l: @escaping Evaluator, _ rightExpr: Expression) -> Evaluator {
+        let r = compile(rightExpr)
+        switch op {
+        case .and:
+            return { env in .bool(l(env).isTruthy && r(env).isTruthy) }
+        case .or:
+            return { env in .bool(l(env).isTruthy || r(env).isTruthy) }
+        case .valueOr:
+            return { env in
+                let a = l(env).reduced()
+                if a.isTruthy { return a }
+                return r(env).reduced()
+            }
+        case .valueAnd:
+            return { env in
+                guard l(env).isTruthy else { return .bool(false) }
+                let b = r(env).reduced()
+                return b.isTruthy ? b : .bool(false)
+            }
+        case .equal:
+            return { env in .bool(Value.vqlEqual(l(env), r(env))) }
+        case .notEqual:
+            return { env in .bool(!Value.vqlEqual(l(env), r(env))) }
+        case .less:
+            return { env in .bool((Value.vqlCompare(l(env), r(env)) ?? 0) < 0) }
+        case .lessEqual:
+            return { env in .bool((Value.vqlCompare(l(env), r(env)).map { $0 <= 0 }) ?? false) }
+        case .greater:
+            return { env in .bool((Value.vqlCompare(l(env), r(env)) ?? 0) > 0) }
+        case .greaterEqual:
+            return { env in .bool((Value.vqlCompare(l(env), r(env)).map { $0 >= 0 }) ?? false) }
+        case .in:
+            return { env in
+                let item = l(env)
+                return .bool(Value.contains(r(env).reduced(), item))
+            }
+        case .add:
+            return { env in Value.add(l(env), r(env)) }
+        case .subtract, .multiply, .divide, .modulo:
+            return { env in Value.arithmetic(op, l(env), r(env)) }
+        case .regexMatch:
+            if case .string(let bytes, _) = rightExpr.kind, let pattern = String(validating: bytes, as: UTF8.self) {
+                let compiled: CompiledRegex
+                do {
+                    compiled = try CompiledRegex(pattern, caseInsensitive: true)
+                } catch {
+                    let message = "regex: \(error)"
+                    return { env in
+                        env.context.logOnce(.error, message)
+                        return .bool(false)
+                    }
+                }
+                return { env in .bool(Compiler.regexMatch(l(env), compiled)) }
+            }
+            return { env in
+                guard let pattern = r(env).reduced().stringValue, let regex = env.context.regex(pattern) else {
+                    return .bool(false)
+                }
+                return .bool(Compiler.regexMatch(l(env), regex))
+            }
+        }
+    }
+
+    static func regexMatch(_ value: Value, _ regex: CompiledRegex) -> Bool {
+        if regex.matchesEverything { return true }
+        switch value {
+        case .string(let s): return regex.matches(s)
+        case .bytes(let b): return regex.matches(bytes: b)
+        case .null: return false
+        case .int(let i): return regex.matches(String(i))
+        case .double(let d): return regex.matches(JSONWriter.formatDouble(d))
+        case .bool(let b): return regex.matches(b ? "true" : "false")
+        case .timestamp(let t): return regex.matches(JSONWriter.rfc3339(t))
+        case .lazy: return regexMatch(value.reduced(), regex)
+        case .list, .query: return (value.listElements ?? []).contains { regexMatch($0, regex) }
+        case .dict, .object: return regex.matches(JSONWriter.string(value.materialized()))
+        }
+    }
+
+    func compileSite(name: String, args: [CallArgument], id: Int, range: SourceRange) -> CallSite {
+        var names: [String] = []
+        var evaluators: [Evaluator] = []
+        for arg in args {
+            switch arg.kind {
+            case .named(let n, _): names.append(n)
+            case .unpack: names.append("**")
+            }
+            if case .subquery(let select) = arg.value.kind {
+                // A `{ SELECT }` passed as an argument stays a query; the callee decides how to run it.
+                let compiled = Compiler(registry: registry).compileSelect(select)
+                evaluators.append { env in .query(StoredQuery(env: env, lateBound: true) { e in try compiled.open(in: e) }) }
+            } else {
+                var inner = self
+                inner.aliases = aliases
+                evaluators.append(inner.compile(arg.value))
+            }
+        }
+        return CallSite(name: name, id: id, range: range, names: names, evaluators: evaluators)
+    }
+
+    private func compileCall(name: String, args: [CallArgument], id: Int, range: SourceRange) -> Evaluator {
+        let site = compileSite(name: name, args: args, id: id, range: range)
+        if let declaration = registry.function(name) {
+            if let problem = site.problems(against: declaration.arguments, strict: declaration.strictArguments) {
+                return { env in
+                    env.context.logOnce(.error, problem)
+                    return .null
+                }
+            }
+            let call = declaration.call
+            return { env in call(CallContext(env: env, site: site)) }
+        }
+        let registry = self.registry
+        return { env in
+            if let definition = env.definition(named: name) {
+                let arguments = CallContext(env: env, site: site).allArguments()
+                return definition.evaluate(in: env, arguments: arguments, freshAggregates: true)
+            }
+            var message = "Function \(name) not found"
+            if let suggestion = NameSuggester.closest(to: name, in: Array(registry.functions.keys) + env.visibleNames) {
+                message += " (did you mean \(suggestion)?)"
+            }
+            env.context.logOnce(.error, message)
+            return .null
+        }
+    }
+
+    /// Compiles a LET statement into a definition (evaluation happens when it is used).
+    func compileLet(_ statement: LetStatement) -> LetDefinition {
+        var defaults: [String: Evaluator] = [:]
+        for parameter in statement.parameters ?? [] {
+            if let d = parameter.defaultValue { defaults[parameter.name] = compile(d) }
+        }
+        let body: LetDefinition.CompiledBody
+        switch statement.body {
+        case .expression(let e): body = .expression(compile(e))
+        case .select(let s): body = .select(compileSelect(s))
+        }
+        return LetDefinition(name: statement.name, parameters: statement.parameters, defaults: defaults, body: body)
+    }
+}
+
+extension QueryContext {
+    /// Compiles a lambda string once per session.
+    public func lambda(_ text: String) -> Lambda? {
+        if let cached = lambdas.withLock({ $0[text] }) { return cached }
+        do {
+            let (parameters, body) = try Parser.parseLambda(text)
+            let lambda = Lambda(parameters: parameters, body: Compiler(registry: registry).compile(body))
+            lambdas.withLock { $0[text] = lambda }
+            return lambda
+        } catch {
+            logOnce(.error, "lambda '\(text)': \(error)")
+            return nil
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import Synchronization
+
+/// Where the query log goes: "Symbol not found", per-item plugin failures, `log()` calls.
+public protocol QueryLogger: Sendable {
+    func log(_ level: LogLevel, _ message: String)
+}
+
+/// Severity of a query-log message.
+public enum LogLevel: String, Sendable, Comparable {
+    case debug = "DEBUG", info = "INFO", warning = "WARN", error = "ERROR"
+
+    private var rank: Int {
+        switch self {
+        case .debug: return 0
+        case .info: return 1
+        case .warning: return 2
+        case .error: return 3
+        }
+    }
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rank < b.rank }
+}
+
+/// Collects log lines in memory (tests, golden files, the conformance runner).
+public final class MemoryLogger: QueryLogger {
+    private let lines = Mutex<[String]>([])
+    public init() {}
+    public func log(_ level: LogLevel, _ message: String) {
+        lines.withLock { $0.append("\(level.rawValue): \(message)") }
+    }
+    public var messages: [String] { lines.withLock { $0 } }
+}
+
+/// Writes log lines to a file handle (stderr by default).
+public final class StreamLogger: QueryLogger {
+    private let handle: FileHandle
+    private let minimum: LogLevel
+    private let lock = Mutex<Void>(())
+    public init(handle: FileHandle = .standardError, minimum: LogLevel = .info) {
+        self.handle = handle
+        self.minimum = minimum
+    }
+    public func log(_ level: LogLevel, _ message: String) {
+        guard level >= minimum else { return }
+        lock.withLock { _ in handle.write(Data("\(level.rawValue): \(message)\n".utf8)) }
+    }
+}
+
+/// A cancellation flag shared by everything one query (or one session) runs. Plugins check it in
+/// every loop that can run long.
+public final class CancellationFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    public init() {}
+    public func cancel() { flag.store(true, ordering: .relaxed) }
+    public func reset() { flag.store(false, ordering: .relaxed) }
+    public var isCancelled: Bool { flag.load(ordering: .relaxed) }
+    public func check() throws {
+        if flag.load(ordering: .relaxed) { throw QueryCancelled() }
+    }
+}
+
+/// Everything shared by one run of VQL: the registry, the log, cancellation, the regex cache and
+/// the host's permissions. Created once per session and handed to every scope.
+public final class QueryContext: @unchecked Sendable {
+    public let registry: Registry
+    public let logger: QueryLogger
+    public let cancellation: CancellationFlag
+    /// Arbitrary per-session services that host modules attach (upload sink, root remapping, …).
+    public let services = Mutex<[String: any Sendable]>([:])
+    private let regexes = Mutex<[String: CompiledRegex]>([:])
+    private let loggedOnce = Mutex<Set<String>>([])
+    let lambdas = Mutex<[String: Lambda]>([:])
+
+    public init(registry: Registry, logger: QueryLogger = MemoryLogger(), cancellation: CancellationFlag = CancellationFlag()) {
+        self.registry = registry
+        self.logger = logger
+        self.cancellation = cancellation
+    }
+
+    public func log(_ level: LogLevel, _ message: String) { logger.log(level, message) }
+
+    /// Logs a message only the first time it is seen in this session (per-row problems).
+    public func logOnce(_ level: LogLevel, _ message: String) {
+        let first = loggedOnce.withLock { $0.insert(message).inserted }
+        if first { logger.log(level, message) }
+    }
+
+    /// Compiles a pattern once per session; later calls reuse it. Nil (and a logged error) when invalid.
+    public func regex(_ pattern: String, caseInsensitive: Bool = true) -> CompiledRegex? {
+        let key = (caseInsensitive ? "i:" : "c:") + pattern
+        if let cached = regexes.withLock({ $0[key] }) { return cached }
+        do {
+            let compiled = try CompiledRegex(pattern, caseInsensitive: caseInsensitive)
+            regexes.withLock { $0[key] = compiled }
+            return compiled
+        } catch {
+            logOnce(.error, "regex: \(error)")
+            return nil
+        }
+    }
+
+    public func service<T: Sendable>(_ key: String, as type: T.Type) -> T? {
+        services.withLock { $0[key] as? T }
+    }
+
+    public func setService(_ key: String, _ value: any Sendable) {
+        services.withLock { $0[key] = value }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+
+/// Serialises values as JSON the way Velociraptor's output looks: ordered keys, integral floats
+/// without a fraction, timestamps as RFC 3339, binary strings with invalid bytes replaced.
+public enum JSONWriter {
+    public static func string(_ value: Value, pretty: Bool = false) -> String {
+        var out: [UInt8] = []
+        write(value, into: &out, pretty: pretty, depth: 0)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func write(_ value: Value, into out: inout [UInt8], pretty: Bool = false, depth: Int = 0) {
+        switch value {
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let i): appendInt(i, into: &out)
+        case .double(let d): out.append(contentsOf: formatDouble(d).utf8)
+        case .string(let s): writeString(s, into: &out)
+        case .bytes(let b): writeString(String(decoding: b, as: UTF8.self), into: &out)
+        case .timestamp(let t): writeString(rfc3339(t), into: &out)
+        case .lazy, .query: write(value.materialized(), into: &out, pretty: pretty, depth: depth)
+        case .object(let o): write(.dict(o.materialized()), into: &out, pretty: pretty, depth: depth)
+        case .list(let items):
+            if items.isEmpty {
+                out.append(contentsOf: "[]".utf8)
+                return
+            }
+            out.append(UInt8(ascii: "["))
+            for (i, item) in items.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                if pretty { newline(depth + 1, &out) }
+                write(item, into: &out, pretty: pretty, depth: depth + 1)
+            }
+            if pretty { newline(depth, &out) }
+            out.append(UInt8(ascii: "]"))
+        case .dict(let d):
+            if d.isEmpty {
+                out.append(contentsOf: "{}".utf8)
+                return
+            }
+            out.append(UInt8(ascii: "{"))
+            let names = d.schema.names
+            for i in 0..<d.values.count {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                if pretty { newline(depth + 1, &out) }
+                writeString(names[i], into: &out)
+                out.append(UInt8(ascii: ":"))
+                if pretty { out.append(UInt8(ascii: " ")) }
+                write(d.values[i], into: &out, pretty: pretty, depth: depth + 1)
+            }
+            if pretty { newline(depth, &out) }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    private static func newline(_ depth: Int, _ out: inout [UInt8]) {
+        out.append(0x0A)
+        for _ in 0..<depth { out.append(contentsOf: [0x20, 0x20]) }
+    }
+
+    @inline(__always)
+    static func appendInt(_ value: Int64, into out: inout [UInt8]) {
+        if value >= 0 && value < 10 {
+            out.append(UInt8(48 + value))
+            return
+        }
+        var v = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[19 - count] = UInt8(48 + v % 10)
+                v /= 10
+                count += 1
+            } while v > 0
+            if value < 0 { out.append(UInt8(ascii: "-")) }
+            out.append(contentsOf: buffer[(20 - count)...])
+        }
+    }
+
+    /// Go's shortest round-trip formatting; integral values print without a fraction.
+    public static func formatDouble(_ d: Double) -> String {
+        if d.isNaN { return "null" }
+        if d.isInfinite { return "null" }
+        if d == d.rounded(), abs(d) < 1e21 {
+            return String(Int64(d))
+        }
+        let text = "\(d)"
+        return text
+    }
+
+    static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// RFC 3339 in UTC with the fraction trimmed, as Go's time.MarshalJSON writes it.
+    public static func rfc3339(_ t: Timestamp) -> String {
+        let seconds = t.nanoseconds >= 0 ? t.nanoseconds / 1_000_000_000 : (t.nanoseconds - 999_999_999) / 1_000_000_000
+        let nanos = t.nanoseconds - seconds * 1_000_000_000
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        var text = String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+        if nanos > 0 {
+            var fraction = String(format: "%09lld", nanos)
+            while fraction.hasSuffix("0") { fraction.removeLast() }
+            text += "." + fraction
+        }
+        return text + "Z"
+    }
+}

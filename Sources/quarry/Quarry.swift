@@ -1,0 +1,25 @@
+import ArgumentParser
+import Foundation
+import VQL
+
+/// The one executable: ask the live host questions in VQL, collect artifacts, run a fleet.
+@main
+struct Quarry: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quarry",
+        abstract: "Forensic queries over the live host in VQL.",
+        subcommands: [QueryCommand.self, PluginsCommand.self, FunctionsCommand.self]
+    )
+}
+
+/// Everything `quarry` can call from VQL: the one explicit list of modules' declarations.
+enum QuarryRegistry {
+    static func make() -> Registry {
+        CoreLibrary.registry()
+    }
+}
+
+/// Writes a message to standard error.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+}

@@ -1,0 +1,186 @@
+import Foundation
+import VQL
+
+/// Output formats for rows: an aligned table for people, JSON, JSON lines or CSV for machines.
+enum OutputFormat: String, CaseIterable {
+    case table, json, jsonl, csv
+}
+
+/// Streams rows of one statement after another to a file handle in the chosen format.
+final class RowWriter {
+    private let format: OutputFormat
+    private let handle: FileHandle
+    private var buffer: [UInt8] = []
+    private var rowsInStatement = 0
+    private var csvColumns: [String]?
+    private var tablePage: [Value] = []
+    private let terminalWidth: Int
+    /// Rows buffered before a table page is printed (widths are measured per page).
+    private let pageSize = 200
+
+    init(format: OutputFormat, handle: FileHandle = .standardOutput, terminalWidth: Int = RowWriter.detectTerminalWidth()) {
+        self.format = format
+        self.handle = handle
+        self.terminalWidth = terminalWidth
+    }
+
+    static func detectTerminalWidth() -> Int {
+        var size = winsize()
+        if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        if let columns = ProcessInfo.processInfo.environment["COLUMNS"], let n = Int(columns) { return n }
+        return 120
+    }
+
+    func beginStatement() {
+        rowsInStatement = 0
+        csvColumns = nil
+        tablePage = []
+        if format == .json { buffer.append(UInt8(ascii: "[")) }
+    }
+
+    func write(_ row: Value) {
+        let row = row.materialized()
+        switch format {
+        case .json:
+            buffer.append(contentsOf: rowsInStatement == 0 ? [0x0A] : [UInt8(ascii: ","), 0x0A])
+            JSONWriter.write(row, into: &buffer, pretty: false)
+        case .jsonl:
+            JSONWriter.write(row, into: &buffer)
+            buffer.append(0x0A)
+        case .csv:
+            writeCSV(row)
+        case .table:
+            tablePage.append(row)
+            if tablePage.count >= pageSize { flushTable() }
+        }
+        rowsInStatement += 1
+        if buffer.count > 1 << 16 { flush() }
+    }
+
+    func endStatement() {
+        switch format {
+        case .json: buffer.append(contentsOf: rowsInStatement == 0 ? [UInt8(ascii: "]"), 0x0A] : [0x0A, UInt8(ascii: "]"), 0x0A])
+        case .table: flushTable()
+        default: break
+        }
+        flush()
+    }
+
+    func flush() {
+        guard !buffer.isEmpty else { return }
+        handle.write(Data(buffer))
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private func writeCSV(_ row: Value) {
+        guard case .dict(let d) = row else { return }
+        if csvColumns == nil {
+            csvColumns = d.keys
+            buffer.append(contentsOf: d.keys.map(csvEscape).joined(separator: ",").utf8)
+            buffer.append(0x0A)
+        }
+        let cells = (csvColumns ?? []).map { csvEscape(Cell.text(d[$0] ?? .null)) }
+        buffer.append(contentsOf: cells.joined(separator: ",").utf8)
+        buffer.append(0x0A)
+    }
+
+    private func csvEscape(_ s: String) -> String {
+        if s.contains(",") || s.contains("\"") || s.contains("\n") || s.contains("\r") {
+            return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        return s
+    }
+
+    private func flushTable() {
+        guard !tablePage.isEmpty else { return }
+        buffer.append(contentsOf: TableRenderer.render(tablePage, width: terminalWidth).utf8)
+        tablePage = []
+        flush()
+    }
+}
+
+/// Text of one value in a table or CSV cell: strings bare, binary escaped, containers compact JSON.
+enum Cell {
+    static func text(_ value: Value) -> String {
+        switch value {
+        case .null: return ""
+        case .string(let s): return s
+        case .bytes(let b): return escaped(b)
+        case .int(let i): return String(i)
+        case .double(let d): return JSONWriter.formatDouble(d)
+        case .bool(let b): return b ? "true" : "false"
+        case .timestamp(let t): return JSONWriter.rfc3339(t)
+        default: return JSONWriter.string(value.materialized())
+        }
+    }
+
+    /// Invalid UTF-8 bytes shown as \xNN, the rest as text.
+    static func escaped(_ bytes: [UInt8]) -> String {
+        var out = ""
+        var i = 0
+        while i < bytes.count {
+            var j = i
+            while j < bytes.count {
+                let length = utf8Length(bytes, at: j)
+                if length == 0 { break }
+                j += length
+            }
+            if j > i { out += String(decoding: bytes[i..<j], as: UTF8.self) }
+            if j < bytes.count {
+                out += String(format: "\\x%02x", bytes[j])
+                j += 1
+            }
+            i = j
+        }
+        return out
+    }
+
+    private static func utf8Length(_ b: [UInt8], at i: Int) -> Int {
+        let c = b[i]
+        let n: Int
+        if c < 0x80 { return 1 } else if c >> 5 == 0b110 { n = 2 } else if c >> 4 == 0b1110 { n = 3 } else if c >> 3 == 0b11110 { n = 4 } else { return 0 }
+        guard i + n <= b.count else { return 0 }
+        for k in 1..<n where b[i + k] >> 6 != 0b10 { return 0 }
+        return String(validating: b[i..<(i + n)], as: UTF8.self) == nil ? 0 : n
+    }
+}
+
+/// Aligned tables that fit the terminal: long cells are cut with "…", newlines shown as ⏎.
+enum TableRenderer {
+    static func render(_ rows: [Value], width: Int) -> String {
+        var columns: [String] = []
+        for row in rows {
+            if case .dict(let d) = row {
+                for k in d.keys where !columns.contains(k) { columns.append(k) }
+            }
+        }
+        guard !columns.isEmpty else { return "" }
+        let cells: [[String]] = rows.map { row in
+            guard case .dict(let d) = row else { return columns.map { _ in "" } }
+            return columns.map { Cell.text(d[$0] ?? .null).replacingOccurrences(of: "\n", with: "⏎") }
+        }
+        var widths = columns.map { $0.count }
+        for row in cells {
+            for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) }
+        }
+        // Shrink the widest columns until the table fits.
+        let separators = 3 * columns.count + 1
+        while widths.reduce(0, +) + separators > width {
+            guard let widest = widths.indices.max(by: { widths[$0] < widths[$1] }), widths[widest] > 8 else { break }
+            widths[widest] -= 1
+        }
+        func fit(_ s: String, _ w: Int) -> String {
+            if s.count <= w { return s + String(repeating: " ", count: w - s.count) }
+            return String(s.prefix(max(0, w - 1))) + "…"
+        }
+        let rule = "+" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "+") + "+\n"
+        var out = rule
+        out += "| " + zip(columns, widths).map { fit($0, $1) }.joined(separator: " | ") + " |\n"
+        out += rule
+        for row in cells {
+            out += "| " + zip(row, widths).map { fit($0, $1) }.joined(separator: " | ") + " |\n"
+        }
+        out += rule
+        return out
+    }
+}
