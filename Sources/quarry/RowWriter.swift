@@ -43,9 +43,9 @@ final class RowWriter {
         switch format {
         case .json:
             buffer.append(contentsOf: rowsInStatement == 0 ? [0x0A] : [UInt8(ascii: ","), 0x0A])
-            JSONWriter.write(row, into: &buffer, pretty: false)
+            writeJSONRow(row)
         case .jsonl:
-            JSONWriter.write(row, into: &buffer)
+            writeJSONRow(row)
             buffer.append(0x0A)
         case .csv:
             writeCSV(row)
@@ -55,6 +55,35 @@ final class RowWriter {
         }
         rowsInStatement += 1
         if buffer.count > 1 << 16 { flush() }
+    }
+
+    /// Rows of one query share a schema: their keys are escaped once and reused.
+    private var cachedSchema: Schema?
+    private var cachedKeys: [[UInt8]] = []
+
+    private func writeJSONRow(_ row: Value) {
+        guard case .dict(let d) = row else {
+            JSONWriter.write(row, into: &buffer)
+            return
+        }
+        if cachedSchema !== d.schema {
+            cachedSchema = d.schema
+            cachedKeys = d.keys.enumerated().map { i, key in
+                var bytes: [UInt8] = i == 0 ? [UInt8(ascii: "{")] : [UInt8(ascii: ",")]
+                JSONWriter.write(.string(key), into: &bytes)
+                bytes.append(UInt8(ascii: ":"))
+                return bytes
+            }
+        }
+        if d.values.isEmpty {
+            buffer.append(contentsOf: [UInt8(ascii: "{"), UInt8(ascii: "}")])
+            return
+        }
+        for i in 0..<d.values.count {
+            buffer.append(contentsOf: cachedKeys[i])
+            JSONWriter.write(d.values[i], into: &buffer)
+        }
+        buffer.append(UInt8(ascii: "}"))
     }
 
     func endStatement() {

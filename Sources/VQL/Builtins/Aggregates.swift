@@ -8,12 +8,7 @@ public enum Aggregates {
         arguments: [ArgumentSpec("items", .any, "Ignored (kept for compatibility).")], returns: .int,
         examples: ["SELECT count() AS N FROM range(end=10) GROUP BY 1"], isAggregate: true
     ) { ctx in
-        let env = ctx.env
-        let id = ctx.site.id
-        var result: Int64 = 1
-        if case .int(let n)? = env.aggregates.slots[id] { result = n + 1 }
-        env.aggregates.slots[id] = .int(result)
-        return .int(result)
+        .int(ctx.env.aggregates.increment(ctx.site.id))
     }
 
     public static let sum = FunctionDeclaration(

@@ -158,10 +158,15 @@ public enum CoreFunctions {
             ArgumentSpec("format", .string, required: true, "The format string."),
             ArgumentSpec("args", .any, "A value or a list of values."),
         ],
-        returns: .string, examples: ["SELECT format(format='%s has %d items, hex %02x', args=['box', 3, 255]) AS S FROM scope()"]
+        returns: .string, examples: ["SELECT format(format='%s has %d items, hex %02x', args=['box', 3, 255]) AS S FROM scope()"],
+        specialize: { constants in
+            guard let template = constants["format"]?.byteValue else { return nil }
+            let parsed = GoFormat.Template(template)
+            return { ctx in .string(parsed.render(argument: ctx.value("args"))) }
+        }
     ) { ctx in
         guard let template = ctx.bytes("format") else { return .null }
-        return .string(GoFormat.format(template, formatArguments(ctx.value("args"))))
+        return .string(GoFormat.format(template, argument: ctx.value("args")))
     }
 
     public static let int = FunctionDeclaration(

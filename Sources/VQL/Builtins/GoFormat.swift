@@ -4,83 +4,198 @@ import Foundation
 /// with flags, width and precision. `%x` on a string is the hex of its bytes; with a width it applies
 /// per byte (`%02x` on binary data).
 enum GoFormat {
-    static func format(_ template: [UInt8], _ args: [Value]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(template.count + 16)
-        var argIndex = 0
-        var i = 0
-        while i < template.count {
-            let c = template[i]
-            if c != UInt8(ascii: "%") {
-                out.append(c)
-                i += 1
-                continue
+    /// Formats with `args` given as one value: a list supplies one argument per verb, anything
+    /// else is the single argument (no array is built for the common one-argument case).
+    static func format(_ template: [UInt8], argument: Value?) -> String {
+        Template(template).render(argument: argument)
+    }
+
+    static func format<Args: RandomAccessCollection<Value>>(_ template: [UInt8], _ args: Args) -> String where Args.Index == Int {
+        Template(template).render(args)
+    }
+
+    /// One conversion: `%[flags][width][.precision]verb`.
+    struct Spec: Sendable {
+        var verb: UInt8
+        var minus = false, plus = false, zero = false, space = false, sharp = false
+        var width: Int?
+        var precision: Int?
+
+        var isPlain: Bool {
+            width == nil && precision == nil && !plus && !sharp
+                && (verb == UInt8(ascii: "v") || verb == UInt8(ascii: "s") || verb == UInt8(ascii: "d"))
+        }
+    }
+
+    /// A format string parsed once into literal runs and conversions (format() with a constant
+    /// format parses it at compile time).
+    struct Template: Sendable {
+        enum Piece: Sendable {
+            case literal([UInt8])
+            case percent
+            case conversion(Spec)
+            case noVerb
+        }
+        let pieces: [Piece]
+        /// `prefix %v suffix` with one plain conversion: rendered by string concatenation, which
+        /// stays allocation-free for short results.
+        private let simple: (prefix: String, suffix: String, verb: UInt8)?
+
+        init(_ template: [UInt8]) {
+            self.init(pieces: Template.parse(template))
+        }
+
+        private init(pieces: [Piece]) {
+            self.pieces = pieces
+            var prefix: [UInt8] = []
+            var suffix: [UInt8] = []
+            var spec: Spec?
+            var valid = true
+            for piece in pieces {
+                switch piece {
+                case .literal(let bytes): if spec == nil { prefix += bytes } else { suffix += bytes }
+                case .conversion(let s) where spec == nil && s.isPlain: spec = s
+                default: valid = false
+                }
             }
-            i += 1
-            guard i < template.count else {
-                out.append(contentsOf: "%!(NOVERB)".utf8)
-                break
+            if valid, let spec, let p = String(validating: prefix, as: UTF8.self), let q = String(validating: suffix, as: UTF8.self) {
+                simple = (p, q, spec.verb)
+            } else {
+                simple = nil
             }
-            var minus = false, plus = false, zero = false, space = false, sharp = false
-            flags: while i < template.count {
-                switch template[i] {
-                case UInt8(ascii: "-"): minus = true
-                case UInt8(ascii: "+"): plus = true
-                case UInt8(ascii: "0"): zero = true
-                case UInt8(ascii: " "): space = true
-                case UInt8(ascii: "#"): sharp = true
-                default: break flags
+        }
+
+        private static func parse(_ template: [UInt8]) -> [Piece] {
+            var pieces: [Piece] = []
+            var literal: [UInt8] = []
+            var i = 0
+            func flush() {
+                if !literal.isEmpty { pieces.append(.literal(literal)) }
+                literal = []
+            }
+            while i < template.count {
+                let c = template[i]
+                if c != UInt8(ascii: "%") {
+                    literal.append(c)
+                    i += 1
+                    continue
                 }
                 i += 1
-            }
-            var width: Int?
-            while i < template.count, template[i] >= 0x30, template[i] <= 0x39 {
-                width = (width ?? 0) * 10 + Int(template[i] - 0x30)
-                i += 1
-            }
-            var precision: Int?
-            if i < template.count, template[i] == UInt8(ascii: ".") {
-                i += 1
-                precision = 0
-                while i < template.count, template[i] >= 0x30, template[i] <= 0x39 {
-                    precision = (precision ?? 0) * 10 + Int(template[i] - 0x30)
+                flush()
+                guard i < template.count else {
+                    pieces.append(.noVerb)
+                    break
+                }
+                var spec = Spec(verb: 0)
+                flags: while i < template.count {
+                    switch template[i] {
+                    case UInt8(ascii: "-"): spec.minus = true
+                    case UInt8(ascii: "+"): spec.plus = true
+                    case UInt8(ascii: "0"): spec.zero = true
+                    case UInt8(ascii: " "): spec.space = true
+                    case UInt8(ascii: "#"): spec.sharp = true
+                    default: break flags
+                    }
                     i += 1
                 }
+                while i < template.count, template[i] >= 0x30, template[i] <= 0x39 {
+                    spec.width = (spec.width ?? 0) * 10 + Int(template[i] - 0x30)
+                    i += 1
+                }
+                if i < template.count, template[i] == UInt8(ascii: ".") {
+                    i += 1
+                    spec.precision = 0
+                    while i < template.count, template[i] >= 0x30, template[i] <= 0x39 {
+                        spec.precision = (spec.precision ?? 0) * 10 + Int(template[i] - 0x30)
+                        i += 1
+                    }
+                }
+                guard i < template.count else {
+                    pieces.append(.noVerb)
+                    break
+                }
+                spec.verb = template[i]
+                i += 1
+                pieces.append(spec.verb == UInt8(ascii: "%") ? .percent : .conversion(spec))
             }
-            guard i < template.count else { break }
-            let verb = template[i]
-            i += 1
-            if verb == UInt8(ascii: "%") {
-                out.append(verb)
-                continue
-            }
-            guard argIndex < args.count else {
-                out.append(contentsOf: "%!\(Character(Unicode.Scalar(verb)))(MISSING)".utf8)
-                continue
-            }
-            let arg = args[argIndex].reduced()
-            argIndex += 1
-            var body = render(verb, arg, precision: precision, plus: plus, sharp: sharp, space: space, width: width, zero: zero)
-            if let width, body.count < width, !(verb == UInt8(ascii: "x") && isByteWise(arg, width)) {
-                let padCount = width - body.count
-                if minus {
-                    body.append(contentsOf: [UInt8](repeating: 0x20, count: padCount))
-                } else if zero && isNumericVerb(verb) && arg.doubleValue != nil {
-                    let signed = body.first == UInt8(ascii: "-") || body.first == UInt8(ascii: "+")
-                    let pad = [UInt8](repeating: 0x30, count: padCount)
-                    body = signed ? [body[0]] + pad + body.dropFirst() : pad + body
-                } else {
-                    body = [UInt8](repeating: 0x20, count: padCount) + body
+            flush()
+            return pieces
+        }
+
+        func render(argument: Value?) -> String {
+            if let simple, let argument {
+                switch argument {
+                case .int(let n): return simple.prefix + String(n) + simple.suffix
+                case .string(let text) where simple.verb != UInt8(ascii: "d"): return simple.prefix + text + simple.suffix
+                default: break
                 }
             }
-            out.append(contentsOf: body)
+            switch argument {
+            case nil: return render([])
+            case .list(let items)?: return render(items)
+            case .query?: return render(argument?.listElements ?? [])
+            case let single?: return render(CollectionOfOne(single))
+            }
         }
-        if argIndex < args.count {
-            out.append(contentsOf: "%!(EXTRA ".utf8)
-            out.append(contentsOf: args[argIndex...].map { plain($0.reduced()) }.joined(separator: ", ").utf8)
-            out.append(UInt8(ascii: ")"))
+
+        func render<Args: RandomAccessCollection<Value>>(_ args: Args) -> String where Args.Index == Int {
+            var out: [UInt8] = []
+            out.reserveCapacity(32)
+            var argIndex = 0
+            for piece in pieces {
+                switch piece {
+                case .literal(let bytes): out.append(contentsOf: bytes)
+                case .percent: out.append(UInt8(ascii: "%"))
+                case .noVerb: out.append(contentsOf: "%!(NOVERB)".utf8)
+                case .conversion(let spec):
+                    guard argIndex < args.count else {
+                        out.append(contentsOf: "%!\(Character(Unicode.Scalar(spec.verb)))(MISSING)".utf8)
+                        continue
+                    }
+                    let arg = args[args.startIndex + argIndex].reduced()
+                    argIndex += 1
+                    GoFormat.convert(spec, arg, into: &out)
+                }
+            }
+            if argIndex < args.count {
+                out.append(contentsOf: "%!(EXTRA ".utf8)
+                out.append(contentsOf: args.dropFirst(argIndex).map { plain($0.reduced()) }.joined(separator: ", ").utf8)
+                out.append(UInt8(ascii: ")"))
+            }
+            return String(decoding: out, as: UTF8.self)
         }
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends one converted argument.
+    static func convert(_ spec: Spec, _ arg: Value, into out: inout [UInt8]) {
+        let verb = spec.verb
+        if spec.isPlain {
+            switch arg {
+            case .int(let n):
+                JSONWriter.appendInt(n, into: &out)
+                return
+            case .string(let text) where verb != UInt8(ascii: "d"):
+                out.append(contentsOf: text.utf8)
+                return
+            default: break
+            }
+        }
+        var body = render(
+            verb, arg, precision: spec.precision, plus: spec.plus, sharp: spec.sharp, space: spec.space,
+            width: spec.width, zero: spec.zero)
+        if let width = spec.width, body.count < width, !(verb == UInt8(ascii: "x") && isByteWise(arg, width)) {
+            let padCount = width - body.count
+            if spec.minus {
+                body.append(contentsOf: [UInt8](repeating: 0x20, count: padCount))
+            } else if spec.zero && isNumericVerb(verb) && arg.doubleValue != nil {
+                let signed = body.first == UInt8(ascii: "-") || body.first == UInt8(ascii: "+")
+                let pad = [UInt8](repeating: 0x30, count: padCount)
+                body = signed ? [body[0]] + pad + body.dropFirst() : pad + body
+            } else {
+                body = [UInt8](repeating: 0x20, count: padCount) + body
+            }
+        }
+        out.append(contentsOf: body)
     }
 
     private static func isNumericVerb(_ verb: UInt8) -> Bool {

@@ -6,6 +6,8 @@ public final class CallSite: @unchecked Sendable {
     public let range: SourceRange
     let names: [String]
     let evaluators: [Evaluator]
+    /// The same evaluators unretained (kept alive by `evaluators`) for argument reads per row.
+    let unretained: [Unmanaged<Evaluator>]
     let hasUnpack: Bool
 
     init(name: String, id: Int, range: SourceRange, names: [String], evaluators: [Evaluator]) {
@@ -14,6 +16,7 @@ public final class CallSite: @unchecked Sendable {
         self.range = range
         self.names = names
         self.evaluators = evaluators
+        self.unretained = evaluators.map { Unmanaged.passUnretained($0) }
         self.hasUnpack = names.contains("**")
     }
 
@@ -63,8 +66,9 @@ public struct CallContext {
 
     /// The argument's value as evaluated (lazy LET references not yet forced). Nil when absent.
     public func raw(_ name: String) -> Value? {
+        let env = self.env
         for i in 0..<site.names.count where site.names[i] == name {
-            return site.evaluators[i](env)
+            return site.unretained[i]._withUnsafeGuaranteedRef { $0.evaluate(env) }
         }
         if site.hasUnpack {
             return allArguments().last { $0.0 == name }?.1
@@ -111,6 +115,10 @@ public struct CallContext {
     }
 
     public func bytes(_ name: String) -> [UInt8]? {
+        for i in 0..<site.names.count where site.names[i] == name {
+            if let constant = site.evaluators[i] as? ConstantEvaluator, let bytes = constant.bytes { return bytes }
+            break
+        }
         guard let v = value(name) else { return nil }
         if let b = v.byteValue { return b }
         return string(name).map { Array($0.utf8) }
@@ -164,8 +172,8 @@ public struct CallContext {
 
     /// This call site's aggregate state in the current aggregate context.
     public var state: Value? {
-        get { env.aggregates.slots[site.id] }
-        nonmutating set { env.aggregates.slots[site.id] = newValue }
+        get { env.aggregates[site.id] }
+        nonmutating set { env.aggregates[site.id] = newValue }
     }
 
     /// Checks for cancellation (plugins call this in long loops).
@@ -190,7 +198,7 @@ public final class Lambda: @unchecked Sendable {
     public let parameters: [String]
     let body: Evaluator
 
-    init(parameters: [String], body: @escaping Evaluator) {
+    init(parameters: [String], body: Evaluator) {
         self.parameters = parameters
         self.body = body
     }

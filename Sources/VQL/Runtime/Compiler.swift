@@ -1,6 +1,3 @@
-/// A compiled expression: evaluated against a scope, never walking the AST per row.
-public typealias Evaluator = (Env) -> Value
-
 /// Binds names and compiles AST into closures once per statement. The only place that turns
 /// syntax into behaviour; the parser stays ignorant of plugins and functions.
 struct Compiler {
@@ -14,61 +11,39 @@ struct Compiler {
 
     func compile(_ e: Expression) -> Evaluator {
         switch e.kind {
-        case .null: return { _ in .null }
-        case .bool(let b, _):
-            let v = Value.bool(b)
-            return { _ in v }
-        case .integer(let i, _):
-            let v = Value.int(i)
-            return { _ in v }
-        case .float(let d, _):
-            let v = Value.double(d)
-            return { _ in v }
-        case .string(let bytes, _):
-            let v = Value.string(bytes: bytes)
-            return { _ in v }
+        case .null: return ConstantEvaluator(.null)
+        case .bool(let b, _): return ConstantEvaluator(.bool(b))
+        case .integer(let i, _): return ConstantEvaluator(.int(i))
+        case .float(let d, _): return ConstantEvaluator(.double(d))
+        case .string(let bytes, _): return ConstantEvaluator(.string(bytes: bytes))
         case .symbol(let name, _):
-            if let k = aliases[name] {
-                return { env in
-                    var level: Env? = env
-                    while let current = level {
-                        if let frame = current.projection { return frame.value(k, in: current) }
-                        level = current.parent
-                    }
-                    return env.lookup(name) ?? .null
-                }
-            }
-            return { env in
-                if let v = env.lookup(name) { return v }
-                env.context.logOnce(.debug, "Symbol \(name) not found")
-                return .null
-            }
+            if let k = aliases[name] { return AliasEvaluator(index: k, name: name) }
+            return SymbolEvaluator(name)
         case .member(let base, let name, _):
-            let b = compile(base)
-            return { env in b(env).member(name) }
+            return MemberEvaluator(compile(base), name)
         case .index(let base, let key):
             let b = compile(base)
             let k = compile(key)
-            return { env in b(env).index(k(env)) }
+            return ClosureEvaluator { env in b(env).index(k(env)) }
         case .slice(let base, let lower, let upper):
             let b = compile(base)
             let lo = lower.map { compile($0) }
             let hi = upper.map { compile($0) }
-            return { env in b(env).slice(lo?(env), hi?(env)) }
+            return ClosureEvaluator { env in b(env).slice(lo?(env), hi?(env)) }
         case .list(let items), .tuple(let items, _):
             let evaluators = items.map { compile($0) }
-            return { env in .list(evaluators.map { $0(env).reduced() }) }
+            return ClosureEvaluator { env in .list(evaluators.map { $0(env).reduced() }) }
         case .parenthesized(let inner):
             return compile(inner)
         case .subquery(let select):
             let compiled = Compiler(registry: registry).compileSelect(select)
-            return { env in Compiler.unwrapSubquery(compiled, env: env) }
+            return ClosureEvaluator { env in Compiler.unwrapSubquery(compiled, env: env) }
         case .negate(let inner):
             let v = compile(inner)
-            return { env in v(env).negated() }
+            return ClosureEvaluator { env in v(env).negated() }
         case .not(let inner):
             let v = compile(inner)
-            return { env in .bool(!v(env).isTruthy) }
+            return ClosureEvaluator { env in .bool(!v(env).isTruthy) }
         case .call(let name, let args):
             return compileCall(name: name, args: args, id: e.id, range: e.range)
         case .binary(let op, let left, let right, _):
@@ -99,61 +74,51 @@ struct Compiler {
         }
     }
 
-    private func compileBinary(_ op: BinaryOperator, _ l: @escaping Evaluator, _ rightExpr: Expression) -> Evaluator {
+    private func compileBinary(_ op: BinaryOperator, _ l: Evaluator, _ rightExpr: Expression) -> Evaluator {
         let r = compile(rightExpr)
         switch op {
-        case .and:
-            return { env in .bool(l(env).isTruthy && r(env).isTruthy) }
-        case .or:
-            return { env in .bool(l(env).isTruthy || r(env).isTruthy) }
+        case .and: return LogicEvaluator(isAnd: true, l, r)
+        case .or: return LogicEvaluator(isAnd: false, l, r)
         case .valueOr:
-            return { env in
+            return ClosureEvaluator { env in
                 let a = l(env).reduced()
                 if a.isTruthy { return a }
                 return r(env).reduced()
             }
         case .valueAnd:
-            return { env in
+            return ClosureEvaluator { env in
                 guard l(env).isTruthy else { return .bool(false) }
                 let b = r(env).reduced()
                 return b.isTruthy ? b : .bool(false)
             }
-        case .equal:
-            return { env in .bool(Value.vqlEqual(l(env), r(env))) }
-        case .notEqual:
-            return { env in .bool(!Value.vqlEqual(l(env), r(env))) }
-        case .less:
-            return { env in .bool((Value.vqlCompare(l(env), r(env)) ?? 0) < 0) }
-        case .lessEqual:
-            return { env in .bool((Value.vqlCompare(l(env), r(env)).map { $0 <= 0 }) ?? false) }
-        case .greater:
-            return { env in .bool((Value.vqlCompare(l(env), r(env)) ?? 0) > 0) }
-        case .greaterEqual:
-            return { env in .bool((Value.vqlCompare(l(env), r(env)).map { $0 >= 0 }) ?? false) }
+        case .equal: return ComparisonEvaluator(.equal, l, r)
+        case .notEqual: return ComparisonEvaluator(.notEqual, l, r)
+        case .less: return ComparisonEvaluator(.less, l, r)
+        case .lessEqual: return ComparisonEvaluator(.lessEqual, l, r)
+        case .greater: return ComparisonEvaluator(.greater, l, r)
+        case .greaterEqual: return ComparisonEvaluator(.greaterEqual, l, r)
         case .in:
-            return { env in
+            return ClosureEvaluator { env in
                 let item = l(env)
                 return .bool(Value.contains(r(env).reduced(), item))
             }
         case .add:
-            return { env in Value.add(l(env), r(env)) }
+            return ClosureEvaluator { env in Value.add(l(env), r(env)) }
         case .subtract, .multiply, .divide, .modulo:
-            return { env in Value.arithmetic(op, l(env), r(env)) }
+            return ClosureEvaluator { env in Value.arithmetic(op, l(env), r(env)) }
         case .regexMatch:
             if case .string(let bytes, _) = rightExpr.kind, let pattern = String(validating: bytes, as: UTF8.self) {
-                let compiled: CompiledRegex
                 do {
-                    compiled = try CompiledRegex(pattern, caseInsensitive: true)
+                    return RegexEvaluator(l, try CompiledRegex(pattern, caseInsensitive: true))
                 } catch {
                     let message = "regex: \(error)"
-                    return { env in
+                    return ClosureEvaluator { env in
                         env.context.logOnce(.error, message)
                         return .bool(false)
                     }
                 }
-                return { env in .bool(Compiler.regexMatch(l(env), compiled)) }
             }
-            return { env in
+            return ClosureEvaluator { env in
                 guard let pattern = r(env).reduced().stringValue, let regex = env.context.regex(pattern) else {
                     return .bool(false)
                 }
@@ -189,7 +154,7 @@ struct Compiler {
             if case .subquery(let select) = arg.value.kind {
                 // A `{ SELECT }` passed as an argument stays a query; the callee decides how to run it.
                 let compiled = Compiler(registry: registry).compileSelect(select)
-                evaluators.append { env in .query(StoredQuery(env: env, lateBound: true) { e in try compiled.open(in: e) }) }
+                evaluators.append(ClosureEvaluator { env in .query(StoredQuery(env: env, lateBound: true) { e in try compiled.open(in: e) }) })
             } else {
                 var inner = self
                 inner.aliases = aliases
@@ -203,16 +168,23 @@ struct Compiler {
         let site = compileSite(name: name, args: args, id: id, range: range)
         if let declaration = registry.function(name) {
             if let problem = site.problems(against: declaration.arguments, strict: declaration.strictArguments) {
-                return { env in
+                return ClosureEvaluator { env in
                     env.context.logOnce(.error, problem)
                     return .null
                 }
             }
-            let call = declaration.call
-            return { env in call(CallContext(env: env, site: site)) }
+            if name == "count" && declaration.isAggregate { return CountEvaluator(id: id) }
+            if let specialize = declaration.specialize {
+                var constants: [String: Value] = [:]
+                for (argName, evaluator) in zip(site.names, site.evaluators) {
+                    if let value = evaluator.constant { constants[argName] = value }
+                }
+                if let call = specialize(constants) { return FunctionCallEvaluator(site: site, call: call) }
+            }
+            return FunctionCallEvaluator(site: site, call: declaration.call)
         }
         let registry = self.registry
-        return { env in
+        return ClosureEvaluator { env in
             if let definition = env.definition(named: name) {
                 let arguments = CallContext(env: env, site: site).allArguments()
                 return definition.evaluate(in: env, arguments: arguments, freshAggregates: true)

@@ -84,12 +84,18 @@ public struct FunctionDeclaration: Sendable {
     public var permissions: [Permission]
     public var strictArguments: Bool
     public var call: @Sendable (CallContext) -> Value
+    /// Optional bind-time specialisation: given the arguments that are constants, return a faster
+    /// call (format() parses a constant format string once here), or nil to use `call`.
+    public var specialize: (@Sendable ([String: Value]) -> (@Sendable (CallContext) -> Value)?)?
 
     public init(
         name: String, summary: String, arguments: [ArgumentSpec] = [], returns: ValueType = .any,
         examples: [String] = [], isAggregate: Bool = false, permissions: [Permission] = [],
-        strictArguments: Bool = true, call: @escaping @Sendable (CallContext) -> Value
+        strictArguments: Bool = true,
+        specialize: (@Sendable ([String: Value]) -> (@Sendable (CallContext) -> Value)?)? = nil,
+        call: @escaping @Sendable (CallContext) -> Value
     ) {
+        self.specialize = specialize
         self.name = name
         self.summary = summary
         self.arguments = arguments

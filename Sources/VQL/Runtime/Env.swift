@@ -35,8 +35,42 @@ public final class LetDefinition: @unchecked Sendable {
 /// Per call-site aggregate state (count, sum, min, max, enumerate). A fresh one starts at each
 /// top-level statement, each GROUP BY group, and each parenthesised LET call.
 public final class AggregateState: @unchecked Sendable {
-    var slots: [Int: Value] = [:]
+    // A query has few aggregate call sites: a linear scan beats hashing on the per-row path.
+    private var ids: [Int] = []
+    private var values: [Value] = []
+
     public init() {}
+
+    subscript(id: Int) -> Value? {
+        get {
+            for i in 0..<ids.count where ids[i] == id { return values[i] }
+            return nil
+        }
+        set {
+            for i in 0..<ids.count where ids[i] == id {
+                values[i] = newValue ?? .null
+                return
+            }
+            ids.append(id)
+            values.append(newValue ?? .null)
+        }
+    }
+
+    /// count()'s hot path: adds one in place and returns the new count.
+    @inline(__always)
+    func increment(_ id: Int) -> Int64 {
+        for i in 0..<ids.count where ids[i] == id {
+            if case .int(let n) = values[i] {
+                values[i] = .int(n + 1)
+                return n + 1
+            }
+            values[i] = .int(1)
+            return 1
+        }
+        ids.append(id)
+        values.append(.int(1))
+        return 1
+    }
 }
 
 /// One level of the scope chain: a row's columns, variables, and a link to the enclosing level.
@@ -49,7 +83,11 @@ public final class Env: @unchecked Sendable {
     public var row: Value?
     var projection: ProjectionFrame?
     public var variables: [String: Binding]
-    var aggregates: AggregateState
+    var aggregates: AggregateState {
+        didSet { aggregatesRef = Unmanaged.passUnretained(aggregates) }
+    }
+    /// An unretained alias of `aggregates` for count()'s per-row path (kept alive by `aggregates`).
+    private(set) var aggregatesRef: Unmanaged<AggregateState>
     /// Set while a lazy LET or a LET function is being evaluated below this level (recursion guard).
     let evaluating: LetDefinition?
 
@@ -57,7 +95,9 @@ public final class Env: @unchecked Sendable {
         self.parent = nil
         self.context = context
         self.variables = variables
-        self.aggregates = AggregateState()
+        let state = AggregateState()
+        self.aggregates = state
+        self.aggregatesRef = Unmanaged.passUnretained(state)
         self.evaluating = nil
     }
 
@@ -66,7 +106,9 @@ public final class Env: @unchecked Sendable {
         self.context = parent.context
         self.row = row
         self.variables = variables
-        self.aggregates = aggregates ?? parent.aggregates
+        let state = aggregates ?? parent.aggregates
+        self.aggregates = state
+        self.aggregatesRef = Unmanaged.passUnretained(state)
         self.evaluating = evaluating
     }
 
@@ -88,7 +130,9 @@ public final class Env: @unchecked Sendable {
 
     /// Resolves a name; nil when nothing in the chain defines it.
     public func lookup(_ name: String) -> Value? {
-        var level: Env? = self
+        // Fast path: the current row (the common case on the per-row path).
+        if let row, let value = rowMember(row, name) { return value }
+        var level: Env? = variables.isEmpty ? parent : self
         while let env = level {
             if let row = env.row, let value = rowMember(row, name) {
                 return value

@@ -112,11 +112,14 @@ final class CompiledSelect: @unchecked Sendable {
 /// Caches SELECT column values for one row so WHERE, GROUP BY and the output share them:
 /// a column WHERE reads is evaluated once; one it never reads is evaluated only after WHERE passes.
 final class ProjectionFrame {
-    let evaluators: [Evaluator]
+    let evaluators: ContiguousArray<Evaluator>
+    /// The same evaluators unretained (kept alive by `evaluators`) for the per-row loop.
+    private let unretained: [Unmanaged<Evaluator>]
     var cache: [Value?]
 
     init(evaluators: [Evaluator]) {
-        self.evaluators = evaluators
+        self.evaluators = ContiguousArray(evaluators)
+        self.unretained = evaluators.map { Unmanaged.passUnretained($0) }
         self.cache = [Value?](repeating: nil, count: evaluators.count)
     }
 
@@ -125,13 +128,22 @@ final class ProjectionFrame {
         for i in 0..<cache.count { cache[i] = nil }
     }
 
+    /// Every column's value for the current row (cached ones reused) into `values`.
+    @inline(__always)
+    func fill(_ values: inout [Value], in env: Env) {
+        for k in 0..<evaluators.count {
+            if let v = cache[k] {
+                values[k] = v
+            } else {
+                values[k] = unretained[k]._withUnsafeGuaranteedRef { $0.evaluate(env) }.forOutput(in: env)
+            }
+        }
+    }
+
     @inline(__always)
     func value(_ k: Int, in env: Env) -> Value {
         if let v = cache[k] { return v }
-        let saved = env.projection
-        env.projection = nil
-        let v = evaluators[k](env).forOutput(in: env)
-        env.projection = saved
+        let v = unretained[k]._withUnsafeGuaranteedRef { $0.evaluate(env) }.forOutput(in: env)
         cache[k] = v
         return v
     }
@@ -242,23 +254,31 @@ final class ProjectCursor: RowCursor {
         self.source = source
         self.rowEnv = Env(parent: env)
         self.frame = ProjectionFrame(evaluators: select.columnEvaluators)
+        // Column evaluators never resolve aliases (they are compiled without them), so the frame
+        // can stay attached for the cursor's life; only WHERE and GROUP BY read through it.
+        self.rowEnv.projection = frame
         self.projector = Projector(columns: select.columns)
         self.cancellation = env.context.cancellation
     }
 
     func next() throws -> Value? {
+        try ProjectCursor.pull(
+            source: source, rowEnv: rowEnv, frame: frame, condition: select.whereClause ?? Self.always,
+            projector: projector, cancellation: cancellation)
+    }
+
+    private static let always = ConstantEvaluator(.bool(true))
+
+    /// One output row: everything arrives as an argument so the loop touches no reference counts.
+    private static func pull(
+        source: RowCursor, rowEnv: Env, frame: ProjectionFrame, condition: Evaluator, projector: Projector,
+        cancellation: CancellationFlag
+    ) throws -> Value? {
         while let row = try source.next() {
             try cancellation.check()
             rowEnv.row = row
             frame.reset()
-            if let whereClause = select.whereClause {
-                rowEnv.projection = frame
-                let keep = whereClause(rowEnv).isTruthy
-                rowEnv.projection = nil
-                if !keep { continue }
-            }
-            let frame = self.frame
-            let rowEnv = self.rowEnv
+            if !condition.test(rowEnv) { continue }
             return projector.build(row: row) { k in frame.value(k, in: rowEnv) }
         }
         return nil
@@ -296,27 +316,38 @@ final class GroupCursor: RowCursor {
         let scratch = AggregateState()
         var groups: [GroupKey: Group] = [:]
         var order: [Group] = []
-        // Fast path: a single constant key (GROUP BY 1) needs no hashing.
-        var single: Group?
-        while let row = try source.next() {
+        // Fast path: a constant key (GROUP BY 1) is one group known in advance; no hashing.
+        let constantGroup: Group? = isConstantKey ? Group(width: width) : nil
+        let rowEnv = self.rowEnv
+        let source = self.source
+        let whereClause = select.whereClause
+        let groupBy = select.groupBy
+        rowEnv.projection = frame
+        if let constantGroup {
+            rowEnv.aggregates = constantGroup.aggregates
+            if try GroupCursor.accumulate(
+                source: source, rowEnv: rowEnv, frame: frame, condition: whereClause ?? ConstantEvaluator(.bool(true)),
+                group: constantGroup, cancellation: cancellation)
+            {
+                order.append(constantGroup)
+            }
+        }
+        while constantGroup == nil, let row = try source.next() {
             try cancellation.check()
             rowEnv.row = row
             frame.reset()
-            rowEnv.aggregates = scratch
-            rowEnv.projection = frame
-            if let whereClause = select.whereClause, !whereClause(rowEnv).isTruthy {
-                rowEnv.projection = nil
-                continue
-            }
+            if constantGroup == nil && rowEnv.aggregates !== scratch { rowEnv.aggregates = scratch }
+            if let whereClause, !whereClause.test(rowEnv) { continue }
             let group: Group
-            if let single {
-                group = single
+            if let constantGroup {
+                group = constantGroup
+                if order.isEmpty { order.append(group) }
             } else {
                 let key: GroupKey
-                if select.groupBy.count == 1 {
-                    key = GroupKey(select.groupBy[0](rowEnv))
+                if groupBy.count == 1 {
+                    key = GroupKey(groupBy[0](rowEnv))
                 } else {
-                    key = GroupKey(.list(select.groupBy.map { $0(rowEnv).reduced() }))
+                    key = GroupKey(.list(groupBy.map { $0(rowEnv).reduced() }))
                 }
                 if let existing = groups[key] {
                     group = existing
@@ -324,20 +355,36 @@ final class GroupCursor: RowCursor {
                     group = Group(width: width)
                     groups[key] = group
                     order.append(group)
-                    if isConstantKey { single = group }
                 }
+                rowEnv.aggregates = group.aggregates
             }
-            rowEnv.projection = nil
-            rowEnv.aggregates = group.aggregates
-            for k in 0..<width {
-                group.values[k] = frame.value(k, in: rowEnv)
-            }
+            frame.fill(&group.values, in: rowEnv)
             group.lastRow = row
         }
         let projector = Projector(columns: select.columns)
         return order.map { group in
             projector.build(row: group.lastRow) { k in group.values[k] }
         }
+    }
+
+    /// The per-row loop for a single known group (GROUP BY a constant). Everything arrives as an
+    /// argument so the loop body touches no reference counts.
+    @inline(never)
+    private static func accumulate(
+        source: RowCursor, rowEnv: Env, frame: ProjectionFrame, condition: Evaluator, group: Group,
+        cancellation: CancellationFlag
+    ) throws -> Bool {
+        var any = false
+        while let row = try source.next() {
+            try cancellation.check()
+            rowEnv.row = row
+            frame.reset()
+            if !condition.test(rowEnv) { continue }
+            frame.fill(&group.values, in: rowEnv)
+            group.lastRow = row
+            any = true
+        }
+        return any
     }
 
     private var isConstantKey: Bool {
