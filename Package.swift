@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // PCRE2 (Debian's libpcre2-dev) gives RE2-compatible, JIT-compiled regular expressions.
@@ -21,14 +22,20 @@ let package = Package(
             name: "VQL", dependencies: ["CPCRE2"],
             // Release builds skip dynamic exclusivity checks: they cost a quarter of the per-row time.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
+        // Plugins over the live Linux host: /proc, files, sockets, hashes, users, system facts.
+        .target(
+            name: "QuarryHost",
+            dependencies: ["VQL", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(
             name: "quarry",
-            dependencies: ["VQL", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["VQL", "QuarryHost", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         // The fixture plugins of Velociraptor's VQL test corpus, and the runner that compares results.
         .target(name: "VQLConformance", dependencies: ["VQL"]),
         .executableTarget(name: "vql-conformance", dependencies: ["VQLConformance"]),
         .testTarget(name: "VQLTests", dependencies: ["VQL", "VQLConformance"]),
+        .testTarget(name: "QuarryHostTests", dependencies: ["QuarryHost", "VQL"]),
     ],
     swiftLanguageModes: [.v6]
 )

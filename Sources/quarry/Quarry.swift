@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuarryHost
 import VQL
 
 /// The one executable: ask the live host questions in VQL, collect artifacts, run a fleet.
@@ -15,7 +16,9 @@ struct Quarry: ParsableCommand {
 /// Everything `quarry` can call from VQL: the one explicit list of modules' declarations.
 enum QuarryRegistry {
     static func make() -> Registry {
-        CoreLibrary.registry()
+        let registry = CoreLibrary.registry()
+        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        return registry
     }
 }
 

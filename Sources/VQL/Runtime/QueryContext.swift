@@ -65,6 +65,9 @@ public final class QueryContext: @unchecked Sendable {
     public let registry: Registry
     public let logger: QueryLogger
     public let cancellation: CancellationFlag
+    /// What this session may do. Standalone `quarry query` holds all; a fleet collection holds
+    /// only what its artifact declares and its requester's role allows.
+    public var permissions: Set<Permission> = Set(Permission.allCases)
     /// Arbitrary per-session services that host modules attach (upload sink, root remapping, …).
     public let services = Mutex<[String: any Sendable]>([:])
     private let regexes = Mutex<[String: CompiledRegex]>([:])
@@ -97,6 +100,13 @@ public final class QueryContext: @unchecked Sendable {
             logOnce(.error, "regex: \(error)")
             return nil
         }
+    }
+
+    /// Logs and returns false when the session lacks a permission a plugin needs.
+    public func require(_ permission: Permission, for name: String) -> Bool {
+        if permissions.contains(permission) { return true }
+        logOnce(.error, "\(name): permission denied (needs \(permission.rawValue))")
+        return false
     }
 
     public func service<T: Sendable>(_ key: String, as type: T.Type) -> T? {
