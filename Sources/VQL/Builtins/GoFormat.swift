@@ -311,6 +311,7 @@ enum GoFormat {
         case .bytes(let b): return String(decoding: b, as: UTF8.self)
         case .timestamp(let t): return JSONWriter.rfc3339(t)
         case .lazy: return plain(v.reduced())
+        case .object(let o) where o.scalar != nil: return plain(o.scalar ?? .null)
         default: return JSONWriter.string(v.materialized())
         }
     }

@@ -110,6 +110,7 @@ public struct CallContext {
         case .double(let d): return JSONWriter.formatDouble(d)
         case .bool(let b): return b ? "true" : "false"
         case .timestamp(let t): return JSONWriter.rfc3339(t)
+        case .object(let o) where o.scalar != nil: return o.scalar?.stringValue
         default: return JSONWriter.string(v)
         }
     }

@@ -139,6 +139,7 @@ struct Compiler {
         case .timestamp(let t): return regex.matches(JSONWriter.rfc3339(t))
         case .lazy: return regexMatch(value.reduced(), regex)
         case .list, .query: return (value.listElements ?? []).contains { regexMatch($0, regex) }
+        case .object(let o) where o.scalar != nil: return regexMatch(o.scalar ?? .null, regex)
         case .dict, .object: return regex.matches(JSONWriter.string(value.materialized()))
         }
     }

@@ -19,7 +19,12 @@ public enum JSONWriter {
         case .bytes(let b): writeString(String(decoding: b, as: UTF8.self), into: &out)
         case .timestamp(let t): writeString(rfc3339(t), into: &out)
         case .lazy, .query: write(value.materialized(), into: &out, pretty: pretty, depth: depth)
-        case .object(let o): write(.dict(o.materialized()), into: &out, pretty: pretty, depth: depth)
+        case .object(let o):
+            if let scalar = o.scalar {
+                write(scalar, into: &out, pretty: pretty, depth: depth)
+            } else {
+                write(.dict(o.materialized()), into: &out, pretty: pretty, depth: depth)
+            }
         case .list(let items):
             if items.isEmpty {
                 out.append(contentsOf: "[]".utf8)

@@ -52,6 +52,7 @@ public enum Value: @unchecked Sendable {
         switch self {
         case .string(let s): return s
         case .bytes(let b): return String(decoding: b, as: UTF8.self)
+        case .object(let o): return o.scalar?.stringValue
         default: return nil
         }
     }
@@ -61,8 +62,16 @@ public enum Value: @unchecked Sendable {
         switch self {
         case .string(let s): return Array(s.utf8)
         case .bytes(let b): return b
+        case .object(let o): return o.scalar?.byteValue
         default: return nil
         }
+    }
+
+    /// A host object that stands for a scalar, as that scalar; everything else unchanged.
+    @inline(__always)
+    public var unwrappedScalar: Value {
+        if case .object(let o) = self, let s = o.scalar { return s }
+        return self
     }
 
     /// Numeric view (ints, floats, bools and timestamps as epoch seconds).
@@ -109,9 +118,17 @@ public protocol HostObject: AnyObject, Sendable {
     var memberNames: [String] { get }
     /// The member's value, or nil when there is no such member.
     func member(_ name: String) -> Value?
+    /// When the object stands for a scalar (a path stands for its string), that scalar: used by
+    /// comparisons, regex, `+`, format() and output. Nil for plain records.
+    var scalar: Value? { get }
+    /// `object[i]` (a path's components); nil when the object is not indexable.
+    func element(at index: Int) -> Value?
 }
 
 extension HostObject {
+    public var scalar: Value? { nil }
+    public func element(at index: Int) -> Value? { nil }
+
     /// All members in order, for output.
     public func materialized() -> Dict {
         var dict = Dict()

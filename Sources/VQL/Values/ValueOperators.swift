@@ -13,6 +13,8 @@ extension Value {
         case (.string(let x), .string(let y)): return .string(x + y)
         case (.lazy, _): return add(a.reduced(), b)
         case (_, .lazy): return add(a, b.reduced())
+        case (.object(let o), _) where o.scalar != nil: return add(o.scalar ?? .null, b)
+        case (_, .object(let o)) where o.scalar != nil: return add(a, o.scalar ?? .null)
         case (.string, .bytes), (.bytes, .string), (.bytes, .bytes):
             return .string(bytes: (a.byteValue ?? []) + (b.byteValue ?? []))
         case (.timestamp(let t), .int), (.timestamp(let t), .double):
@@ -75,6 +77,8 @@ extension Value {
         switch container {
         case .list(let items): return items.contains { vqlEqual($0, item) }
         case .query: return (container.listElements ?? []).contains { vqlEqual($0, item) }
+        case .object(let o) where o.scalar != nil:
+            return contains(o.scalar ?? .null, item)
         case .string(let s):
             guard let needle = item.reduced().stringValue else { return false }
             return needle.isEmpty || s.contains(needle)
@@ -141,6 +145,9 @@ extension Value {
             let j = i < 0 ? Int64(bytes.count) + i : i
             return j >= 0 && j < bytes.count ? .int(Int64(bytes[Int(j)])) : .null
         case (.dict, .string(let k)), (.object, .string(let k)): return member(k)
+        case (.object(let o), .int(let i)):
+            if let element = o.element(at: Int(i)) { return element }
+            return o.scalar.map { $0.index(key) } ?? .null
         case (_, .double(let d)): return index(.int(Int64(d)))
         default: return .null
         }
@@ -165,6 +172,17 @@ extension Value {
         case .string, .bytes:
             let bytes = byteValue ?? []
             return .string(bytes: Array(bytes[bounds(bytes.count)]))
+        case .object(let o):
+            if let first = o.element(at: 0) {
+                var items = [first]
+                var i = 1
+                while let next = o.element(at: i) {
+                    items.append(next)
+                    i += 1
+                }
+                return Value.list(items).slice(lower, upper)
+            }
+            return o.scalar?.slice(lower, upper) ?? .null
         default: return .null
         }
     }

@@ -22,7 +22,9 @@ extension Value {
         case .dict(let d):
             if d.values.allSatisfy({ $0.isScalar }) { return self }
             return .dict(Dict(schema: d.schema, values: d.values.map { $0.materialized() }))
-        case .object(let o): return Value.dict(o.materialized()).materialized()
+        case .object(let o):
+            if let scalar = o.scalar { return scalar }
+            return Value.dict(o.materialized()).materialized()
         }
     }
 
@@ -105,7 +107,9 @@ extension Value {
         case (.query, _), (_, .query):
             guard let x = a.listElements, let y = b.listElements else { return false }
             return vqlEqual(.list(x), .list(y))
-        case (.object(let x), .object(let y)): return x === y
+        case (.object(let x), .object(let y)) where x.scalar == nil || y.scalar == nil: return x === y
+        case (.object(let o), _) where o.scalar != nil: return vqlEqual(o.scalar ?? .null, b)
+        case (_, .object(let o)) where o.scalar != nil: return vqlEqual(a, o.scalar ?? .null)
         default: return false
         }
     }
@@ -125,6 +129,8 @@ extension Value {
         case (.string, .bytes), (.bytes, .string), (.bytes, .bytes):
             guard let x = a.byteValue, let y = b.byteValue else { return nil }
             return x == y ? 0 : (x.lexicographicallyPrecedes(y) ? -1 : 1)
+        case (.object(let o), _) where o.scalar != nil: return vqlCompare(o.scalar ?? .null, b)
+        case (_, .object(let o)) where o.scalar != nil: return vqlCompare(a, o.scalar ?? .null)
         default: return nil
         }
     }
