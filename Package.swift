@@ -34,8 +34,9 @@ let package = Package(
         // The fixture plugins of Velociraptor's VQL test corpus, and the runner that compares results.
         .target(name: "VQLConformance", dependencies: ["VQL"]),
         .executableTarget(name: "vql-conformance", dependencies: ["VQLConformance"]),
-        .testTarget(name: "VQLTests", dependencies: ["VQL", "VQLConformance"]),
+        .testTarget(name: "VQLTests", dependencies: ["VQL", "VQLConformance"], exclude: ["Golden"]),
         .testTarget(name: "QuarryHostTests", dependencies: ["QuarryHost", "VQL"]),
+        .testTarget(name: "QuarryCLITests"),
     ],
     swiftLanguageModes: [.v6]
 )

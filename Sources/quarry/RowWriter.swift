@@ -54,7 +54,17 @@ final class RowWriter {
             if tablePage.count >= pageSize { flushTable() }
         }
         rowsInStatement += 1
-        if buffer.count > 1 << 16 { flush() }
+        // Rows stream: flush when the buffer is large, or when rows arrive slowly (so a person
+        // watching a long query sees each row within ~50 ms of its production).
+        if buffer.count > 1 << 16 || RowWriter.monotonicMilliseconds() &- lastFlush > 50 { flush() }
+    }
+
+    private var lastFlush = RowWriter.monotonicMilliseconds()
+
+    static func monotonicMilliseconds() -> Int {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &now)
+        return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
     }
 
     /// Rows of one query share a schema: their keys are escaped once and reused.
@@ -96,6 +106,7 @@ final class RowWriter {
     }
 
     func flush() {
+        lastFlush = RowWriter.monotonicMilliseconds()
         guard !buffer.isEmpty else { return }
         handle.write(Data(buffer))
         buffer.removeAll(keepingCapacity: true)

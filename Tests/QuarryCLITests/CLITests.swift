@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+
+/// Runs the real `quarry` binary (built by `swift build` before the tests).
+enum CLI {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    static let binary = root + "/.build/debug/quarry"
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static func run(_ arguments: [String], stdin: String? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: stdoutData, as: UTF8.self),
+            stderr: String(decoding: stderrData, as: UTF8.self))
+    }
+}
+
+@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: CLI.binary), "run `swift build` first"))
+struct CLITests {
+    @Test func jsonPrintsOneArrayPerSelect() throws {
+        let r = try CLI.run(["query", "--format", "json", "LET X = 1 SELECT X AS A FROM scope() SELECT 2 AS B FROM range(end=2)"])
+        #expect(r.status == 0)
+        #expect(r.stdout == "[\n{\"A\":1}\n]\n[\n{\"B\":2},\n{\"B\":2}\n]\n")
+    }
+
+    @Test func formatsJsonlCsvAndTable() throws {
+        let jsonl = try CLI.run(["query", "--format", "jsonl", "SELECT _value AS N, 'a,b' AS S FROM range(end=2)"])
+        #expect(jsonl.stdout == "{\"N\":0,\"S\":\"a,b\"}\n{\"N\":1,\"S\":\"a,b\"}\n")
+        let csv = try CLI.run(["query", "--format", "csv", "SELECT _value AS N, 'a,b' AS S FROM range(end=2)"])
+        #expect(csv.stdout == "N,S\n0,\"a,b\"\n1,\"a,b\"\n")
+        let table = try CLI.run(["query", "--format", "table", "SELECT 'x' AS Name, dict(a=1) AS D FROM scope()"])
+        #expect(table.stdout.contains("| Name | D       |"))
+        #expect(table.stdout.contains("| x    | {\"a\":1} |"))
+    }
+
+    @Test func readsStdinAndFileAndEnv() throws {
+        let stdin = try CLI.run(["query", "--format", "jsonl"], stdin: "SELECT Who FROM scope()")
+        #expect(stdin.stdout == "{\"Who\":null}\n")
+        let env = try CLI.run(["query", "--format", "jsonl", "--env", "Who=me", "SELECT Who FROM scope()"])
+        #expect(env.stdout == "{\"Who\":\"me\"}\n")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("quarry-cli-\(getpid()).vql").path
+        try "SELECT 7 AS Seven FROM scope()".write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let fromFile = try CLI.run(["query", "--format", "jsonl", "--file", file])
+        #expect(fromFile.stdout == "{\"Seven\":7}\n")
+    }
+
+    @Test func errorsGoToStderrWithCaretAndNonZeroExit() throws {
+        let parse = try CLI.run(["query", "SELECT * FROM range(end=1"])
+        #expect(parse.status != 0)
+        #expect(parse.stderr.contains("query:1:26"))
+        #expect(parse.stderr.contains("^"))
+        let unknown = try CLI.run(["query", "SELECT * FROM rnage(end=1)"])
+        #expect(unknown.status != 0)
+        #expect(unknown.stderr.contains("did you mean 'range'"))
+        let badArg = try CLI.run(["query", "SELECT format(fromat='x') FROM scope()"])
+        #expect(badArg.stderr.contains("did you mean 'format='"))
+    }
+
+    @Test func queryLogGoesToStderrOrFile() throws {
+        let r = try CLI.run(["query", "--format", "jsonl", "SELECT log(message='hello') FROM scope()"])
+        #expect(r.stderr.contains("INFO: hello"))
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("quarry-log-\(getpid()).txt").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let f = try CLI.run(["query", "--format", "jsonl", "--log", log, "SELECT log(message='to file') FROM scope()"])
+        #expect(!f.stderr.contains("to file"))
+        #expect((try String(contentsOfFile: log, encoding: .utf8)).contains("INFO: to file"))
+    }
+
+    @Test func listsPluginsAndFunctions() throws {
+        let plugins = try CLI.run(["plugins", "range"])
+        #expect(plugins.stdout.contains("range(start, end, step)"))
+        #expect(plugins.stdout.contains("example: SELECT _value FROM range(start=0, end=3)"))
+        let functions = try CLI.run(["functions", "format"])
+        #expect(functions.stdout.contains("format(format, args)"))
+    }
+
+    @Test func rowsStreamBeforeTheQueryEnds() throws {
+        // A query that never ends by itself: the first row must arrive, then SIGINT cancels it.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = ["query", "--format", "jsonl", "SELECT _value FROM range(end=9223372036854775807)"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = Pipe()
+        try process.run()
+        let first = out.fileHandleForReading.availableData
+        #expect(String(decoding: first, as: UTF8.self).hasPrefix("{\"_value\":0}"))
+        let started = Date()
+        process.interrupt()
+        _ = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(Date().timeIntervalSince(started) < 2)
+        #expect(process.terminationStatus == 130)
+    }
+}
