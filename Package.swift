@@ -36,7 +36,7 @@ let package = Package(
         .executableTarget(name: "vql-conformance", dependencies: ["VQLConformance"]),
         .testTarget(name: "VQLTests", dependencies: ["VQL", "VQLConformance"], exclude: ["Golden"]),
         .testTarget(name: "QuarryHostTests", dependencies: ["QuarryHost", "VQL"]),
-        .testTarget(name: "QuarryCLITests"),
+        .testTarget(name: "QuarryCLITests", exclude: ["Support"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -51,7 +51,8 @@ final class RowWriter {
             writeCSV(row)
         case .table:
             tablePage.append(row)
-            if tablePage.count >= pageSize { flushTable() }
+            // Pages print when full, or after half a second, so slow queries show rows early.
+            if tablePage.count >= pageSize || RowWriter.monotonicMilliseconds() &- lastFlush > 500 { flushTable() }
         }
         rowsInStatement += 1
         // Rows stream: flush when the buffer is large, or when rows arrive slowly (so a person
