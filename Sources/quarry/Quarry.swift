@@ -9,7 +9,7 @@ struct Quarry: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quarry",
         abstract: "Forensic queries over the live host in VQL.",
-        subcommands: [ReplCommand.self, QueryCommand.self, PluginsCommand.self, FunctionsCommand.self],
+        subcommands: [ReplCommand.self, QueryCommand.self, PluginsCommand.self, FunctionsCommand.self, DocsCommand.self],
         defaultSubcommand: ReplCommand.self
     )
 }

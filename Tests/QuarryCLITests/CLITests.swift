@@ -114,3 +114,14 @@ struct CLITests {
         #expect(process.terminationStatus == 130)
     }
 }
+
+@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: CLI.binary), "run `swift build` first"))
+struct DocsTests {
+    /// docs/reference.md is generated (`make docs`); it must match the declarations.
+    @Test func referenceIsCurrent() throws {
+        let generated = try CLI.run(["docs"]).stdout
+        let committed = try String(contentsOfFile: CLI.root + "/docs/reference.md", encoding: .utf8)
+        #expect(generated == committed, "docs/reference.md is stale: run `make docs`")
+        #expect(generated.contains("### foreach"))
+    }
+}

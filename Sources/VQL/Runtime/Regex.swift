@@ -88,8 +88,16 @@ public final class CompiledRegex: @unchecked Sendable {
         return body(temporary)
     }
 
+    private static let emptySubject: [UInt8] = [0]
+
     private func rawMatch(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, _ data: OpaquePointer) -> Bool {
-        let base = bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!
+        guard let base = bytes.baseAddress else {
+            // PCRE2 wants a valid pointer even for an empty subject.
+            return CompiledRegex.emptySubject.withUnsafeBufferPointer { empty in
+                guard let pointer = empty.baseAddress else { return false }
+                return pcre2_match_8(code, pointer, 0, 0, 0, data, nil) >= 0
+            }
+        }
         return pcre2_match_8(code, base, bytes.count, start, 0, data, nil) >= 0
     }
 

@@ -195,7 +195,7 @@ final class Projector {
             return .dict(Dict(schema: fixedSchema, values: values))
         }
         let names = rowColumnNames(row)
-        if lastNames == nil || lastNames! != names { plan(for: names, row: row) }
+        if lastNames != names { plan(for: names, row: row) }
         var values: [Value] = []
         values.reserveCapacity(lastPlan.count)
         for slot in lastPlan {

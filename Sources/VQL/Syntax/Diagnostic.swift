@@ -56,7 +56,8 @@ public enum NameSuggester {
         var best: (String, Int)?
         for candidate in candidates {
             let distance = editDistance(target, Array(candidate.lowercased().utf8))
-            if best == nil || distance < best!.1 { best = (candidate, distance) }
+            if let current = best, distance >= current.1 { continue }
+            best = (candidate, distance)
         }
         guard let (candidate, distance) = best else { return nil }
         return distance <= max(2, target.count / 3) ? candidate : nil
