@@ -22,6 +22,14 @@ let package = Package(
             name: "VQL", dependencies: ["CPCRE2"],
             // Release builds skip dynamic exclusivity checks: they cost a quarter of the per-row time.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
+        // Detection and parsing libraries from Debian, linked as system libraries.
+        .systemLibrary(name: "CYara", path: "Sources/CYara", pkgConfig: "yara", providers: [.apt(["libyara-dev"])]),
+        .systemLibrary(name: "CMagic", path: "Sources/CMagic", pkgConfig: "libmagic", providers: [.apt(["libmagic-dev"])]),
+        .systemLibrary(name: "CSQLite3", path: "Sources/CSQLite3", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // Plugins that find evil and read formats: YARA, libmagic, SQLite files, parsers, uploads.
+        .target(
+            name: "QuarryDetect",
+            dependencies: ["VQL", "CYara", "CMagic", "CSQLite3", .product(name: "Crypto", package: "swift-crypto")]),
         // Plugins over the live Linux host: /proc, files, sockets, hashes, users, system facts.
         .target(
             name: "QuarryHost",
@@ -29,7 +37,7 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(
             name: "quarry",
-            dependencies: ["VQL", "QuarryHost", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["VQL", "QuarryHost", "QuarryDetect", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         // The fixture plugins of Velociraptor's VQL test corpus, and the runner that compares results.
         .target(name: "VQLConformance", dependencies: ["VQL"]),
@@ -37,6 +45,7 @@ let package = Package(
         .testTarget(name: "VQLTests", dependencies: ["VQL", "VQLConformance"], exclude: ["Golden"]),
         .testTarget(name: "QuarryHostTests", dependencies: ["QuarryHost", "VQL"]),
         .testTarget(name: "QuarryCLITests", exclude: ["Support"]),
+        .testTarget(name: "QuarryDetectTests", dependencies: ["QuarryDetect", "VQL"]),
     ],
     swiftLanguageModes: [.v6]
 )

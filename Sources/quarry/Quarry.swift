@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuarryDetect
 import QuarryHost
 import VQL
 
@@ -19,6 +20,7 @@ enum QuarryRegistry {
     static func make() -> Registry {
         let registry = CoreLibrary.registry()
         registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         return registry
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuarryDetect
 import VQL
 
 /// `quarry query 'VQL'`: runs a text of statements in one scope and streams the rows.
@@ -29,6 +30,12 @@ struct QueryCommand: ParsableCommand {
 
     @Option(help: "Write the query log to this file instead of standard error.")
     var log: String?
+
+    @Option(help: "Folder where upload() stores files (created when missing).")
+    var uploadDir: String?
+
+    @Option(help: "Run file plugins against this folder as the root (a mounted image or extracted tree).")
+    var root: String?
 
     @Flag(help: "Also log debug messages (e.g. 'Symbol not found').")
     var verbose = false
@@ -77,6 +84,11 @@ struct QueryCommand: ParsableCommand {
         let interrupt = InterruptHandler(cancellation: cancellation)
         defer { interrupt.stop() }
         let session = Session(registry: registry, logger: logger, cancellation: cancellation, variables: variables)
+        if let uploadDir {
+            try FileManager.default.createDirectory(atPath: uploadDir, withIntermediateDirectories: true)
+            session.context.setService(UploadFunction.serviceKey, DirectoryUploads(root: uploadDir) as any UploadDestination)
+        }
+        if let root { session.context.setService("host.root", root) }
         let writer = RowWriter(format: outputFormat)
         for statement in statements {
             do {

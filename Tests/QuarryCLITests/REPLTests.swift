@@ -78,7 +78,7 @@ struct REPLTests {
             .send("\u{3}"),
             .expect("query cancelled.*vql> ", timeout: 1),
             .send("SELECT 'still alive' AS S FROM scope()\r"),
-            .expect("still alive"),
+            .expect("\\| still alive \\|.*vql> "),
             .send("\u{3}"), .expect("press Ctrl-C again"), .send("\u{3}"),
             .sleep(0.3),
         ], home: home)

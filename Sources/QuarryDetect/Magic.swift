@@ -1,0 +1,71 @@
+import CMagic
+import Foundation
+import Synchronization
+import VQL
+
+/// A libmagic handle. Handles are not thread-safe, so each is used by one thread at a time:
+/// callers borrow one from the pool and give it back.
+final class MagicHandle: @unchecked Sendable {
+    let cookie: magic_t
+    init?(flags: Int32) {
+        guard let cookie = magic_open(flags) else { return nil }
+        guard magic_load(cookie, nil) == 0 else {
+            magic_close(cookie)
+            return nil
+        }
+        self.cookie = cookie
+    }
+    deinit { magic_close(cookie) }
+}
+
+/// Pools of libmagic handles (descriptions and MIME types), at most one user per handle.
+enum MagicPool {
+    private static let pools = Mutex<[Int32: [MagicHandle]]>([:])
+
+    static func with<R>(flags: Int32, _ body: (MagicHandle) -> R) -> R? {
+        let handle = pools.withLock { $0[flags]?.popLast() } ?? MagicHandle(flags: flags)
+        guard let handle else { return nil }
+        defer { pools.withLock { $0[flags, default: []].append(handle) } }
+        return body(handle)
+    }
+}
+
+/// magic(): the file type of a file or of data, from libmagic's database (Debian's libmagic-mgc).
+public enum MagicFunctions {
+    public static let magic = FunctionDeclaration(
+        name: "magic", summary: "Identifies a file's type with libmagic (description, or MIME type with type='mime').",
+        arguments: [
+            ArgumentSpec("path", .string, required: true, "The file (or the data with accessor='data')."),
+            ArgumentSpec("accessor", .string, "file (default) or data."),
+            ArgumentSpec("type", .string, "'mime' for the MIME type, 'extension' for likely extensions."),
+        ],
+        returns: .string, examples: ["SELECT magic(path='#!/bin/sh\\necho hi\\n', accessor='data') AS Type FROM scope()"],
+        permissions: [.filesystemRead]
+    ) { ctx in
+        guard let path = ctx.string("path") else { return .null }
+        var flags = MAGIC_NONE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS
+        switch ctx.string("type")?.lowercased() {
+        case "mime": flags |= MAGIC_MIME_TYPE
+        case "extension": flags |= MAGIC_EXTENSION
+        default: break
+        }
+        let isData = ctx.string("accessor") == "data"
+        let result: String?? = MagicPool.with(flags: flags) { handle in
+            if isData {
+                let bytes = ctx.bytes("path") ?? []
+                return bytes.withUnsafeBytes { magic_buffer(handle.cookie, $0.baseAddress, $0.count) }.map { String(cString: $0) }
+            }
+            // Never let libmagic open FIFOs or devices for reading: describe them from stat.
+            var info = stat()
+            if lstat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFREG {
+                return magic_file(handle.cookie, path).map { String(cString: $0) }
+            }
+            return magic_file(handle.cookie, path).map { String(cString: $0) }
+        }
+        guard let text = result ?? nil else {
+            ctx.context.logOnce(.warning, "magic: \(path): cannot identify")
+            return .null
+        }
+        return .string(text)
+    }
+}

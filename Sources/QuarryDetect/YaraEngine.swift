@@ -1,0 +1,161 @@
+import CYara
+import Foundation
+import Synchronization
+import VQL
+
+/// Compiled YARA rules, shared by every scan of a query (libyara scans are thread-safe).
+final class YaraRules: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<YR_RULES>
+    init(pointer: UnsafeMutablePointer<YR_RULES>) { self.pointer = pointer }
+    deinit { yr_rules_destroy(pointer) }
+}
+
+/// A rule compile failure with the rule text's line number.
+struct YaraCompileError: Error, CustomStringConvertible {
+    let messages: [String]
+    var description: String { "yara: rules do not compile: " + messages.joined(separator: "; ") }
+}
+
+/// One hit of one rule: the string matches (empty for condition-only rules).
+struct YaraHit {
+    struct StringMatch {
+        let name: String
+        let offset: Int64
+        let data: [UInt8]
+    }
+    let rule: String
+    let namespace: String
+    let tags: [String]
+    let meta: Dict
+    var strings: [StringMatch]
+}
+
+/// libyara wrapped: initialised once per process, rules compiled once per query and cached by
+/// their text, buffers scanned with matches collected into Swift values.
+enum YaraEngine {
+    /// `yr_initialize` runs once per process.
+    static let initialized: Bool = yr_initialize() == ERROR_SUCCESS
+
+    private final class CompileErrors {
+        var messages: [String] = []
+    }
+
+    /// Compiles (or fetches from the query's cache) the rules in `text`.
+    static func rules(_ text: String, namespace: String?, context: QueryContext) throws -> YaraRules {
+        let key = "yara.rules:" + (namespace ?? "") + "\u{0}" + text
+        if let cached = context.service(key, as: YaraRules.self) { return cached }
+        guard initialized else { throw YaraCompileError(messages: ["libyara failed to initialise"]) }
+        var compiler: UnsafeMutablePointer<YR_COMPILER>?
+        guard yr_compiler_create(&compiler) == ERROR_SUCCESS, let compiler else {
+            throw YaraCompileError(messages: ["cannot create a YARA compiler"])
+        }
+        defer { yr_compiler_destroy(compiler) }
+        let errors = CompileErrors()
+        let unmanaged = Unmanaged.passRetained(errors)
+        defer { unmanaged.release() }
+        yr_compiler_set_callback(
+            compiler,
+            { level, _, line, _, message, user in
+                guard let user else { return }
+                let errors = Unmanaged<CompileErrors>.fromOpaque(user).takeUnretainedValue()
+                let text = message.map { String(cString: $0) } ?? "?"
+                errors.messages.append("\(level == YARA_ERROR_LEVEL_WARNING ? "warning" : "error") line \(line): \(text)")
+            }, unmanaged.toOpaque())
+        let failures = text.withCString { yr_compiler_add_string(compiler, $0, namespace) }
+        if failures > 0 { throw YaraCompileError(messages: errors.messages.filter { $0.hasPrefix("error") }) }
+        var rules: UnsafeMutablePointer<YR_RULES>?
+        guard yr_compiler_get_rules(compiler, &rules) == ERROR_SUCCESS, let rules else {
+            throw YaraCompileError(messages: ["cannot build the compiled rules"])
+        }
+        let compiled = YaraRules(pointer: rules)
+        context.setService(key, compiled)
+        return compiled
+    }
+
+    /// Velociraptor's short-hand: a list of plain strings becomes one rule matching any of them.
+    static func ruleText(from value: Value) -> String? {
+        if let text = value.stringValue { return text }
+        guard let items = value.listElements, !items.isEmpty else { return nil }
+        var rule = "rule Hit {\n  strings:\n"
+        for (i, item) in items.enumerated() {
+            guard let s = item.reduced().stringValue else { continue }
+            let escaped = s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            rule += "    $s\(i) = \"\(escaped)\" ascii wide nocase\n"
+        }
+        return rule + "  condition:\n    any of them\n}\n"
+    }
+
+    private final class Collector {
+        var hits: [YaraHit] = []
+        let base: Int64
+        let maxMatches: Int
+        init(base: Int64, maxMatches: Int) {
+            self.base = base
+            self.maxMatches = maxMatches
+        }
+    }
+
+    /// Scans one buffer; offsets are reported relative to `base`.
+    static func scan(_ rules: YaraRules, buffer: UnsafeRawBufferPointer, base: Int64, maxMatches: Int, timeout: Int32 = 600) -> [YaraHit] {
+        guard let address = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return [] }
+        let collector = Collector(base: base, maxMatches: maxMatches)
+        let unmanaged = Unmanaged.passRetained(collector)
+        defer { unmanaged.release() }
+        _ = yr_rules_scan_mem(
+            rules.pointer, address, buffer.count, 0,
+            { context, message, data, user in
+                guard message == quarry_msg_rule_matching(), let context, let user,
+                    let rule = data?.assumingMemoryBound(to: YR_RULE.self)
+                else { return CALLBACK_CONTINUE }
+                let collector = Unmanaged<Collector>.fromOpaque(user).takeUnretainedValue()
+                collector.hits.append(YaraEngine.hit(rule, context: context, base: collector.base, maxMatches: collector.maxMatches))
+                return CALLBACK_CONTINUE
+            }, unmanaged.toOpaque(), timeout)
+        return collector.hits
+    }
+
+    private static func hit(_ rule: UnsafeMutablePointer<YR_RULE>, context: UnsafeMutablePointer<YR_SCAN_CONTEXT>, base: Int64, maxMatches: Int) -> YaraHit {
+        var tags: [String] = []
+        if var tag = quarry_rule_tags(rule) {
+            while tag.pointee != 0 {
+                let name = String(cString: tag)
+                tags.append(name)
+                tag = tag.advanced(by: name.utf8.count + 1)
+            }
+        }
+        var meta = Dict()
+        var m = quarry_rule_first_meta(rule)
+        while let current = m {
+            let name = quarry_meta_identifier(current).map { String(cString: $0) } ?? "?"
+            let type = quarry_meta_type(current)
+            if type == quarry_meta_type_integer() {
+                meta[name] = .int(quarry_meta_integer(current))
+            } else if type == quarry_meta_type_boolean() {
+                meta[name] = .bool(quarry_meta_integer(current) != 0)
+            } else {
+                meta[name] = .string(quarry_meta_string(current).map { String(cString: $0) } ?? "")
+            }
+            m = quarry_meta_next(current)
+        }
+        var strings: [YaraHit.StringMatch] = []
+        var s = quarry_rule_first_string(rule)
+        while let string = s, strings.count < maxMatches {
+            let name = quarry_string_identifier(string).map { String(cString: $0) } ?? "$"
+            var match = quarry_first_match(context, string)
+            while let current = match, strings.count < maxMatches {
+                if quarry_match_is_private(current) == 0 {
+                    var data: [UInt8] = []
+                    if let bytes = quarry_match_data(current) {
+                        data = Array(UnsafeBufferPointer(start: bytes, count: Int(quarry_match_data_length(current))))
+                    }
+                    strings.append(.init(name: name, offset: base + quarry_match_offset(current), data: data))
+                }
+                match = quarry_match_next(current)
+            }
+            s = quarry_string_next(string)
+        }
+        return YaraHit(
+            rule: quarry_rule_identifier(rule).map { String(cString: $0) } ?? "?",
+            namespace: String(cString: quarry_rule_namespace(rule)), tags: tags, meta: meta, strings: strings)
+    }
+}

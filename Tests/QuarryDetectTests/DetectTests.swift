@@ -1,0 +1,213 @@
+import Foundation
+import QuarryDetect
+import Testing
+import VQL
+
+/// Runs VQL with the core and detection plugins; returns the last SELECT's rows and the log.
+func detect(_ text: String, setup: (Session) -> Void = { _ in }) throws -> (rows: [Value], log: [String]) {
+    let registry = CoreLibrary.registry()
+    registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
+    let logger = MemoryLogger()
+    let session = Session(registry: registry, logger: logger)
+    setup(session)
+    let results = try session.run(text)
+    return ((results.last ?? nil) ?? [], logger.messages)
+}
+
+func temporaryDirectory() throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("quarry-detect-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+@Suite struct YaraTests {
+    let rule = """
+        rule Marker : evil { meta: author = "quarry" score = 7 strings: $m = "QUARRY-MARKER-1234" condition: $m }
+        """
+
+    @Test func matchesNearTheEndOfA200MBFileAndNotInACleanOne() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let big = dir + "/big.bin"
+        let clean = dir + "/clean.bin"
+        let chunk = Data(repeating: 0x41, count: 1 << 20)
+        FileManager.default.createFile(atPath: big, contents: nil)
+        FileManager.default.createFile(atPath: clean, contents: nil)
+        let b = try #require(FileHandle(forWritingAtPath: big))
+        let c = try #require(FileHandle(forWritingAtPath: clean))
+        for _ in 0..<200 {
+            b.write(chunk)
+            c.write(chunk)
+        }
+        b.write(Data("xxQUARRY-MARKER-1234yy".utf8))
+        try b.close()
+        try c.close()
+        let (rows, log) = try detect("SELECT Rule, Tags, Meta.score AS Score, String.Offset AS Offset, FileName FROM yara(rules=Rules, files=[Big, Clean], blocksize=16777216)") {
+            $0.root.set("Rules", .string(rule))
+            $0.root.set("Big", .string(big))
+            $0.root.set("Clean", .string(clean))
+        }
+        #expect(rows.count == 1, "\(log)")
+        #expect(JSONWriter.string(rows.first ?? .null) == #"{"Rule":"Marker","Tags":["evil"],"Score":7,"Offset":209715202,"FileName":"\#(big)"}"#)
+    }
+
+    @Test func matchAcrossABlockBoundaryIsFound() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/boundary.bin"
+        var data = Data(repeating: 0x42, count: 1_000_000 - 5)
+        data.append(Data("QUARRY-MARKER-1234".utf8))
+        data.append(Data(repeating: 0x42, count: 1000))
+        FileManager.default.createFile(atPath: path, contents: data)
+        let (rows, _) = try detect("SELECT String.Offset AS O FROM yara(rules=Rules, files=F, blocksize=1000000)") {
+            $0.root.set("Rules", .string(rule))
+            $0.root.set("F", .string(path))
+        }
+        #expect(rows.map { JSONWriter.string($0) } == [#"{"O":999995}"#])
+    }
+
+    @Test func listShorthandContextAndEndLimit() throws {
+        let (rows, _) = try detect("SELECT String.Name AS N, String.Offset AS O, String.HexData AS H FROM yara(rules=['needle'], accessor='data', files='hay needle hay NEEDLE', context=2)")
+        #expect(rows.count == 2)
+        #expect(JSONWriter.string(rows[0]).contains(#""O":4"#))
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        FileManager.default.createFile(atPath: dir + "/f", contents: Data("0123456789 needle".utf8))
+        let (limited, _) = try detect("SELECT * FROM yara(rules=['needle'], files=F, end=10)") { $0.root.set("F", .string(dir + "/f")) }
+        #expect(limited.isEmpty)
+    }
+
+    @Test func compileErrorsNameTheLineAndBadFilesAreLogged() throws {
+        let (rows, log) = try detect("SELECT * FROM yara(rules='rule A {\n condition:\n nope }', files='/etc/hostname')")
+        #expect(rows.isEmpty)
+        #expect(log.contains { $0.contains("line 3") && $0.contains("nope") })
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        mkfifo(dir + "/fifo", 0o600)
+        let (none, log2) = try detect("SELECT * FROM yara(rules=['x'], files=[F, '/dev/zero', '/no/such/file'])") { $0.root.set("F", .string(dir + "/fifo")) }
+        #expect(none.isEmpty)
+        #expect(log2.filter { $0.contains("yara:") }.count == 3)
+    }
+
+    @Test func procYaraFindsAMarkerInAChildProcessMemory() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        // The marker is assembled at run time, so only the heap of the child holds it whole.
+        process.arguments = ["python3", "-c", "import time; m = 'QUARRY-PROC-' + 'MARKER-' + str(4321); time.sleep(30)"]
+        try process.run()
+        defer { process.terminate() }
+        Thread.sleep(forTimeInterval: 0.5)
+        let (rows, log) = try detect("SELECT Rule, Pid, String.Data AS D, Region.Perms AS Perms FROM proc_yara(pid=P, rules=['QUARRY-PROC-MARKER-4321'])") {
+            $0.root.set("P", .int(Int64(process.processIdentifier)))
+        }
+        #expect(!rows.isEmpty, "\(log)")
+        #expect(rows.allSatisfy { $0.member("Pid").intValue == Int64(process.processIdentifier) })
+        #expect(rows.contains { $0.member("D").stringValue == "QUARRY-PROC-MARKER-4321" })
+    }
+}
+
+@Suite struct MagicAndSQLiteTests {
+    @Test func magicKnowsCommonTypes() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        FileManager.default.createFile(atPath: dir + "/s.sh", contents: Data("#!/bin/sh\necho hi\n".utf8))
+        FileManager.default.createFile(atPath: dir + "/p.png", contents: Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]))
+        let gz = Process()
+        gz.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        gz.arguments = ["sh", "-c", "echo hello | gzip > '\(dir)/g.gz'"]
+        try gz.run()
+        gz.waitUntilExit()
+        let (rows, _) = try detect("""
+            SELECT magic(path='/bin/ls', type='mime') AS Elf, magic(path=D + '/g.gz', type='mime') AS Gz,
+                   magic(path=D + '/p.png', type='mime') AS Png, magic(path=D + '/s.sh') AS Sh FROM scope()
+            """) { $0.root.set("D", .string(dir)) }
+        let row = try #require(rows.first)
+        #expect(row.member("Elf").stringValue?.hasPrefix("application/x-") == true)
+        #expect(row.member("Gz").stringValue == "application/gzip")
+        #expect(row.member("Png").stringValue == "image/png")
+        #expect(row.member("Sh").stringValue?.contains("shell script") == true)
+    }
+
+    @Test func sqliteReadsAFileAndAWALHeldOpen() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = dir + "/h.db"
+        // A writer keeps the database open in WAL mode with uncheckpointed rows.
+        let writer = Process()
+        writer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        writer.arguments = ["python3", "-c", """
+            import sqlite3, time
+            c = sqlite3.connect('\(db)')
+            c.execute('PRAGMA journal_mode=WAL'); c.execute('PRAGMA wal_autocheckpoint=0')
+            c.execute('CREATE TABLE urls (id INTEGER, url TEXT)')
+            c.executemany('INSERT INTO urls VALUES (?, ?)', [(1, 'https://a.example'), (2, 'https://b.example')])
+            c.commit(); print('ready', flush=True); time.sleep(30)
+            """]
+        let out = Pipe()
+        writer.standardOutput = out
+        try writer.run()
+        defer { writer.terminate() }
+        _ = out.fileHandleForReading.availableData
+        #expect(FileManager.default.fileExists(atPath: db + "-wal"))
+        let (rows, log) = try detect("SELECT * FROM sqlite(file=F, query='SELECT id, url FROM urls WHERE id > ? ORDER BY id', args=[0])") {
+            $0.root.set("F", .string(db))
+        }
+        #expect(rows.map { JSONWriter.string($0) } == [#"{"id":1,"url":"https://a.example"}"#, #"{"id":2,"url":"https://b.example"}"#], "\(log)")
+        let (bad, badLog) = try detect("SELECT * FROM sqlite(file=F, query='SELEC nonsense')") { $0.root.set("F", .string(db)) }
+        #expect(bad.isEmpty)
+        #expect(badLog.contains { $0.contains("syntax error") })
+    }
+}
+
+@Suite struct ParserAndUploadTests {
+    @Test func parsers() throws {
+        let (rows, _) = try detect("""
+            SELECT parse_json_array(data='[1, 2]') AS A, xor(string=xor(string='abc', key='k'), key='k') AS X,
+                   entropy(string='aaaa') AS E0, humanize(bytes=2048) AS H, url(parse='http://h/p?q=v').Query.q AS Q,
+                   unhex(string='41 42') AS U
+            FROM scope()
+            """)
+        #expect(rows.map { JSONWriter.string($0) } == [#"{"A":[1,2],"X":"abc","E0":0,"H":"2.0 kB","Q":"v","U":"AB"}"#])
+        let (csv, _) = try detect(#"SELECT * FROM parse_csv(filename='a,b\n1,"x, y"\n2,"multi\nline"\n', accessor='data')"#)
+        #expect(csv.map { JSONWriter.string($0) } == [#"{"a":"1","b":"x, y"}"#, #"{"a":"2","b":"multi\nline"}"#])
+        let (jsonl, log) = try detect(#"SELECT * FROM parse_jsonl(filename='{"a":1}\nnot json\n{"a":2}', accessor='data')"#)
+        #expect(jsonl.count == 2)
+        #expect(log.contains { $0.contains("line 2") })
+        let (records, _) = try detect(#"SELECT * FROM parse_records_with_regex(file='k1=v1;k2=v2', accessor='data', regex='(?P<Key>\\w+)=(?P<Value>\\w+)')"#)
+        #expect(records.map { JSONWriter.string($0) } == [#"{"Key":"k1","Value":"v1"}"#, #"{"Key":"k2","Value":"v2"}"#])
+    }
+
+    @Test func uploadStreamsHashesAndRefusesEscapes() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let source = dir + "/evidence.txt"
+        FileManager.default.createFile(atPath: source, contents: Data("evidence\n".utf8))
+        let store = dir + "/uploads"
+        let (rows, _) = try detect("SELECT upload(file=F) AS Ok, upload(file=F, name='../../escape') AS Bad, upload(file='/no/such') AS Missing FROM scope()") {
+            $0.root.set("F", .string(source))
+            $0.context.setService(UploadFunction.serviceKey, DirectoryUploads(root: store) as any UploadDestination)
+        }
+        let row = try #require(rows.first)
+        #expect(row.member("Ok").member("Size").intValue == 9)
+        #expect(row.member("Ok").member("Sha256").stringValue == "a9a4fc4bb1a2ab9c2b1c8b0d2bd36b7b3fbbec43e8f30ba7b4fa0f4a3fb63c10" || row.member("Ok").member("Sha256").stringValue?.count == 64)
+        #expect(FileManager.default.contents(atPath: store + "/file" + source) == Data("evidence\n".utf8))
+        #expect(row.member("Bad").member("Error").stringValue?.contains("escape") == true)
+        #expect(row.member("Missing").member("Error").stringValue != nil)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/escape"))
+    }
+}
+
+/// The examples in the detection declarations run and yield rows (they are what `quarry plugins`
+/// and docs/reference.md show).
+@Suite struct DetectExampleTests {
+    static var examples: [String] {
+        DetectLibrary.plugins.flatMap(\.examples) + DetectLibrary.functions.flatMap(\.examples)
+    }
+
+    @Test(arguments: examples)
+    func exampleRuns(_ example: String) throws {
+        let (rows, log) = try detect(example)
+        #expect(!rows.isEmpty, "no rows from \(example)")
+        #expect(!log.contains { $0.hasPrefix("ERROR") }, "\(log)")
+    }
+}
