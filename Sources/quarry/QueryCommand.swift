@@ -37,6 +37,9 @@ struct QueryCommand: ParsableCommand {
     @Option(help: "Run file plugins against this folder as the root (a mounted image or extracted tree).")
     var root: String?
 
+    @Flag(help: "Only parse and bind the text: report syntax errors and unknown names, run nothing.")
+    var check = false
+
     @Flag(help: "Also log debug messages (e.g. 'Symbol not found').")
     var verbose = false
 
@@ -67,6 +70,11 @@ struct QueryCommand: ParsableCommand {
         }
         let registry = QuarryRegistry.make()
         let problems = Binder.check(statements, registry: registry, knownNames: Set(variables.keys))
+        if check {
+            for problem in problems { printError("warning: " + problem.render(source: text)) }
+            print("ok: \(statements.count) statements parse")
+            return
+        }
         if !problems.isEmpty {
             for problem in problems { printError(problem.render(source: text)) }
             throw ExitCode(1)

@@ -126,3 +126,11 @@ import VQLConformance
         }
     }
 }
+
+extension ParserTests {
+    /// Velociraptor's artifacts use clause keywords as column names (Linux.Sys.Groups selects `Group`).
+    @Test func clauseKeywordsReadAsNamesInExpressions() throws {
+        let rows = try TestSupport.rows("LET Group = 'wheel' SELECT Group, dict(Order=1).Order AS Order FROM scope() ORDER BY Order LIMIT 1")
+        #expect(rows == [#"{"Group":"wheel","Order":1}"#])
+    }
+}

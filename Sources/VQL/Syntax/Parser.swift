@@ -50,6 +50,9 @@ public struct Parser {
         self.nextID = idBase
     }
 
+    /// Keywords that may also be used as plain names where an expression or a name is expected.
+    static let keywordsUsableAsNames: Set<Keyword> = [.group, .order, .by, .desc, .asc, .limit]
+
     // MARK: - Token helpers
 
     private var current: Token { tokens[index] }
@@ -139,7 +142,13 @@ public struct Parser {
     private mutating func parseLet() throws(Diagnostic) -> LetStatement {
         let start = current.range.start
         try expect(.keyword(.let), "LET")
-        let (name, _) = try parseName("a name after LET")
+        let name: String
+        if case .keyword(let k) = current.kind, Parser.keywordsUsableAsNames.contains(k) {
+            name = current.text
+            index += 1
+        } else {
+            (name, _) = try parseName("a name after LET")
+        }
         var parameters: [LetParameter]?
         if accept(.symbol(.lparen)) {
             var list: [LetParameter] = []
@@ -472,6 +481,15 @@ public struct Parser {
                 return Expression(.call(name: name, args: args), range: range(from: start), id: makeID())
             }
             return Expression(.symbol(name, quoted: quoted), range: token.range, id: makeID())
+        case .keyword(let keyword) where Parser.keywordsUsableAsNames.contains(keyword):
+            // Velociraptor's artifacts use columns such as `Group`; in expression position these
+            // clause keywords cannot start a clause, so they read as names.
+            index += 1
+            if accept(.symbol(.lparen)) {
+                let args = try parseArguments()
+                return Expression(.call(name: token.text, args: args), range: range(from: start), id: makeID())
+            }
+            return Expression(.symbol(token.text, quoted: false), range: token.range, id: makeID())
         case .symbol(.lbracket):
             index += 1
             var items: [Expression] = []
