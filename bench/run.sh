@@ -33,3 +33,15 @@ if selected groupcount; then
   echo "count over 10M rows: quarry $(mean bench/out/groupcount.json 0) s, sqlite3 $(mean bench/out/groupcount.json 1) s, ratio $(ratio bench/out/groupcount.json)x"
   /usr/bin/time -f "quarry max RSS: %M KB" $Q query --format jsonl "SELECT count() AS N FROM range(start=0, end=10000000) WHERE _value > 5000000 GROUP BY 1" >/dev/null
 fi
+
+if selected instructions; then
+  # Instruction counts (callgrind) are repeatable whatever else the machine does.
+  command -v valgrind >/dev/null || { echo "valgrind missing" >&2; exit 1; }
+  q="SELECT format(format='value %v', args=_value) AS Value FROM range(start=0, step=1, end=100000) WHERE Value =~ '.' AND 1 = 1 AND _value > 10"
+  # valgrind 3.19 cannot read some DWARF that swiftc emits: count instructions on a stripped copy.
+  strip -g -o bench/out/quarry-stripped $Q
+  Q=bench/out/quarry-stripped
+  base=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $Q query --format jsonl "SELECT 1 FROM scope()" 2>&1 >/dev/null | awk '/refs:/ {gsub(",","",$4); print $4}')
+  full=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $Q query --format jsonl "$q" 2>&1 >/dev/null | awk '/refs:/ {gsub(",","",$4); print $4}')
+  python3 -c "print('vfilter query: %.0f instructions per row (callgrind, start-up subtracted)' % (($full - $base) / 100000))"
+fi

@@ -39,7 +39,27 @@ enum GoFormat {
         let pieces: [Piece]
         /// `prefix %v suffix` with one plain conversion: rendered by string concatenation, which
         /// stays allocation-free for short results.
-        private let simple: (prefix: String, suffix: String, verb: UInt8)?
+        private let simple: (prefix: String, suffix: String, prefixBytes: [UInt8], suffixBytes: [UInt8], verb: UInt8)?
+
+        /// prefix + decimal n + suffix, written straight into the string's storage.
+        static func concatenate(_ prefix: [UInt8], _ n: Int64, _ suffix: [UInt8]) -> String {
+            String(unsafeUninitializedCapacity: prefix.count + 20 + suffix.count) { buffer in
+                var i = 0
+                for b in prefix { buffer[i] = b; i += 1 }
+                if n < 0 { buffer[i] = UInt8(ascii: "-"); i += 1 }
+                var v = n.magnitude
+                var divisor: UInt64 = 1
+                while divisor <= v / 10 { divisor *= 10 }
+                while divisor > 0 {
+                    buffer[i] = UInt8(48 + v / divisor)
+                    v %= divisor
+                    divisor /= 10
+                    i += 1
+                }
+                for b in suffix { buffer[i] = b; i += 1 }
+                return i
+            }
+        }
 
         init(_ template: [UInt8]) {
             self.init(pieces: Template.parse(template))
@@ -59,7 +79,7 @@ enum GoFormat {
                 }
             }
             if valid, let spec, let p = String(validating: prefix, as: UTF8.self), let q = String(validating: suffix, as: UTF8.self) {
-                simple = (p, q, spec.verb)
+                simple = (p, q, prefix, suffix, spec.verb)
             } else {
                 simple = nil
             }
@@ -125,7 +145,7 @@ enum GoFormat {
         func render(argument: Value?) -> String {
             if let simple, let argument {
                 switch argument {
-                case .int(let n): return simple.prefix + String(n) + simple.suffix
+                case .int(let n): return Template.concatenate(simple.prefixBytes, n, simple.suffixBytes)
                 case .string(let text) where simple.verb != UInt8(ascii: "d"): return simple.prefix + text + simple.suffix
                 default: break
                 }
