@@ -6,7 +6,7 @@ DEBIAN_PACKAGES := pkg-config libpcre2-dev libsqlite3-dev libyara-dev libmagic-d
 BIN := .build/release/quarry
 CORPUS := ../shared/conformance/vfilter/cases.json
 
-.PHONY: run test deps build release conformance bench docs clean
+.PHONY: run test deps build release conformance bench docs clean artifacts
 
 ## Install missing Debian packages (needs root or sudo; skipped when all are present).
 deps:
@@ -48,3 +48,7 @@ docs: build
 
 clean:
 	rm -rf .build
+
+## Embed artifacts/**/*.yaml into the binary (Sources/Artifacts/BuiltinArtifacts.swift).
+artifacts:
+	python3 scripts/embed_artifacts.py

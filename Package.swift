@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // PCRE2 (Debian's libpcre2-dev) gives RE2-compatible, JIT-compiled regular expressions.
@@ -30,6 +31,8 @@ let package = Package(
         .target(
             name: "QuarryDetect",
             dependencies: ["VQL", "CYara", "CMagic", "CSQLite3", .product(name: "Crypto", package: "swift-crypto")]),
+        // Artifacts: the YAML model, repository, compilation to VQL and the Artifact.NAME plugins.
+        .target(name: "Artifacts", dependencies: ["VQL", .product(name: "Yams", package: "Yams")]),
         // Plugins over the live Linux host: /proc, files, sockets, hashes, users, system facts.
         .target(
             name: "QuarryHost",
@@ -37,7 +40,10 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         .executableTarget(
             name: "quarry",
-            dependencies: ["VQL", "QuarryHost", "QuarryDetect", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "VQL", "QuarryHost", "QuarryDetect", "Artifacts",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         // The fixture plugins of Velociraptor's VQL test corpus, and the runner that compares results.
         .target(name: "VQLConformance", dependencies: ["VQL"]),
@@ -46,6 +52,7 @@ let package = Package(
         .testTarget(name: "QuarryHostTests", dependencies: ["QuarryHost", "VQL"]),
         .testTarget(name: "QuarryCLITests", exclude: ["Support"]),
         .testTarget(name: "QuarryDetectTests", dependencies: ["QuarryDetect", "VQL"]),
+        .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "VQL"]),
     ],
     swiftLanguageModes: [.v6]
 )

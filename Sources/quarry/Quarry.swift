@@ -1,4 +1,5 @@
 import ArgumentParser
+import Artifacts
 import Foundation
 import QuarryDetect
 import QuarryHost
@@ -10,15 +11,16 @@ struct Quarry: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quarry",
         abstract: "Forensic queries over the live host in VQL.",
-        subcommands: [ReplCommand.self, QueryCommand.self, PluginsCommand.self, FunctionsCommand.self, DocsCommand.self],
+        subcommands: [ReplCommand.self, QueryCommand.self, ArtifactsCommand.self, PluginsCommand.self, FunctionsCommand.self, DocsCommand.self],
         defaultSubcommand: ReplCommand.self
     )
 }
 
 /// Everything `quarry` can call from VQL: the one explicit list of modules' declarations.
 enum QuarryRegistry {
-    static func make() -> Registry {
+    static func make(repository: ArtifactRepository? = nil) -> Registry {
         let registry = CoreLibrary.registry()
+        (repository ?? ArtifactRepository.builtin()).install(into: registry)
         registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         return registry

@@ -31,8 +31,8 @@ func temporaryDirectory() throws -> String {
         let big = dir + "/big.bin"
         let clean = dir + "/clean.bin"
         let chunk = Data(repeating: 0x41, count: 1 << 20)
-        FileManager.default.createFile(atPath: big, contents: nil)
-        FileManager.default.createFile(atPath: clean, contents: nil)
+        _ = FileManager.default.createFile(atPath: big, contents: nil)
+        _ = FileManager.default.createFile(atPath: clean, contents: nil)
         let b = try #require(FileHandle(forWritingAtPath: big))
         let c = try #require(FileHandle(forWritingAtPath: clean))
         for _ in 0..<200 {
@@ -58,7 +58,7 @@ func temporaryDirectory() throws -> String {
         var data = Data(repeating: 0x42, count: 1_000_000 - 5)
         data.append(Data("QUARRY-MARKER-1234".utf8))
         data.append(Data(repeating: 0x42, count: 1000))
-        FileManager.default.createFile(atPath: path, contents: data)
+        _ = FileManager.default.createFile(atPath: path, contents: data)
         let (rows, _) = try detect("SELECT String.Offset AS O FROM yara(rules=Rules, files=F, blocksize=1000000)") {
             $0.root.set("Rules", .string(rule))
             $0.root.set("F", .string(path))
@@ -72,7 +72,7 @@ func temporaryDirectory() throws -> String {
         #expect(JSONWriter.string(rows[0]).contains(#""O":4"#))
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        FileManager.default.createFile(atPath: dir + "/f", contents: Data("0123456789 needle".utf8))
+        _ = FileManager.default.createFile(atPath: dir + "/f", contents: Data("0123456789 needle".utf8))
         let (limited, _) = try detect("SELECT * FROM yara(rules=['needle'], files=F, end=10)") { $0.root.set("F", .string(dir + "/f")) }
         #expect(limited.isEmpty)
     }
@@ -110,8 +110,8 @@ func temporaryDirectory() throws -> String {
     @Test func magicKnowsCommonTypes() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        FileManager.default.createFile(atPath: dir + "/s.sh", contents: Data("#!/bin/sh\necho hi\n".utf8))
-        FileManager.default.createFile(atPath: dir + "/p.png", contents: Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]))
+        _ = FileManager.default.createFile(atPath: dir + "/s.sh", contents: Data("#!/bin/sh\necho hi\n".utf8))
+        _ = FileManager.default.createFile(atPath: dir + "/p.png", contents: Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]))
         let gz = Process()
         gz.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         gz.arguments = ["sh", "-c", "echo hello | gzip > '\(dir)/g.gz'"]
@@ -181,7 +181,7 @@ func temporaryDirectory() throws -> String {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let source = dir + "/evidence.txt"
-        FileManager.default.createFile(atPath: source, contents: Data("evidence\n".utf8))
+        _ = FileManager.default.createFile(atPath: source, contents: Data("evidence\n".utf8))
         let store = dir + "/uploads"
         let (rows, _) = try detect("SELECT upload(file=F) AS Ok, upload(file=F, name='../../escape') AS Bad, upload(file='/no/such') AS Missing FROM scope()") {
             $0.root.set("F", .string(source))

@@ -1,0 +1,213 @@
+import Foundation
+import Synchronization
+import VQL
+
+/// The artifacts Quarry knows: the built-in set compiled into the binary plus `--definitions`
+/// folders (a later definition of a name overrides an earlier one). Every bad file is kept as a
+/// located problem instead of stopping the load.
+public final class ArtifactRepository: @unchecked Sendable {
+    private let state = Mutex<(byName: [String: Artifact], order: [String])>(([:], []))
+    public private(set) var problems: [ArtifactProblem] = []
+
+    public init() {}
+
+    /// The built-in library (artifacts/ at build time).
+    public static func builtin() -> ArtifactRepository {
+        let repository = ArtifactRepository()
+        var batch: [String: String] = [:]
+        for (file, text) in BuiltinArtifacts.files { repository.add(text: text, file: "builtin:" + file, batch: &batch) }
+        return repository
+    }
+
+    /// Adds one definition on its own (a later definition of the same name overrides).
+    @discardableResult
+    public func add(text: String, file: String) -> Bool {
+        var batch: [String: String] = [:]
+        return add(text: text, file: file, batch: &batch)
+    }
+
+    /// Adds one definition; returns false (and records the problem) when it does not load.
+    /// `batch` collects the names loaded by one `load(directory:)` call: a name defined twice in
+    /// one set of definitions is an error; a later set overrides an earlier one.
+    @discardableResult
+    public func add(text: String, file: String, batch: inout [String: String]) -> Bool {
+        do {
+            let (artifact, warnings) = try ArtifactLoader.load(text: text, file: file)
+            problems += warnings
+            if let first = batch[artifact.name] {
+                problems.append(ArtifactProblem(file: file, line: 1, column: 1, message: "duplicate artifact name \(artifact.name) (also in \(first))", isWarning: false))
+                return false
+            }
+            batch[artifact.name] = file
+            state.withLock { s in
+                if s.byName[artifact.name] == nil { s.order.append(artifact.name) }
+                s.byName[artifact.name] = artifact
+                for alias in artifact.aliases where s.byName[alias] == nil { s.byName[alias] = artifact }
+            }
+            return true
+        } catch let problem as ArtifactProblem {
+            problems.append(problem)
+            return false
+        } catch {
+            problems.append(ArtifactProblem(file: file, line: 1, column: 1, message: "\(error)", isWarning: false))
+            return false
+        }
+    }
+
+    /// Loads every *.yaml / *.yml below a folder (sorted, so results do not depend on the file system).
+    public func load(directory: String) {
+        guard let enumerator = FileManager.default.enumerator(atPath: directory) else {
+            problems.append(ArtifactProblem(file: directory, line: 1, column: 1, message: "cannot read the folder", isWarning: false))
+            return
+        }
+        var files: [String] = []
+        while let relative = enumerator.nextObject() as? String {
+            if relative.hasSuffix(".yaml") || relative.hasSuffix(".yml") { files.append(relative) }
+        }
+        var batch: [String: String] = [:]
+        for relative in files.sorted() {
+            let path = directory + "/" + relative
+            guard let data = FileManager.default.contents(atPath: path) else {
+                problems.append(ArtifactProblem(file: path, line: 1, column: 1, message: "cannot read", isWarning: false))
+                continue
+            }
+            add(text: String(decoding: data, as: UTF8.self), file: path, batch: &batch)
+        }
+    }
+
+    public func artifact(named name: String) -> Artifact? { state.withLock { $0.byName[name] } }
+
+    /// Names in load order.
+    public var names: [String] { state.withLock { $0.order } }
+
+    public var artifacts: [Artifact] { state.withLock { s in s.order.compactMap { s.byName[$0] } } }
+
+    /// Artifacts this one needs: imports and `Artifact.X(` calls in its queries.
+    public static func dependencies(of artifact: Artifact) -> [String] {
+        var names = artifact.imports
+        let texts = [artifact.export, artifact.precondition].compactMap { $0 } + artifact.sources.map(\.query)
+        for text in texts {
+            var rest = Substring(text)
+            while let range = rest.range(of: "Artifact.") {
+                let tail = rest[range.upperBound...]
+                let name = tail.prefix { $0.isLetter || $0.isNumber || $0 == "." || $0 == "_" }
+                if tail.dropFirst(name.count).first == "(", !name.isEmpty { names.append(String(name)) }
+                rest = tail
+            }
+        }
+        return names
+    }
+
+    /// Missing dependencies and dependency cycles, as located problems.
+    public func dependencyProblems() -> [ArtifactProblem] {
+        var found: [ArtifactProblem] = []
+        let all = artifacts
+        for artifact in all {
+            for dependency in Self.dependencies(of: artifact) where self.artifact(named: dependency) == nil {
+                found.append(ArtifactProblem(file: artifact.origin, line: 1, column: 1, message: "\(artifact.name) depends on missing artifact \(dependency)", isWarning: true))
+            }
+        }
+        var visiting = Set<String>()
+        var done = Set<String>()
+        func visit(_ name: String, _ path: [String]) {
+            if done.contains(name) { return }
+            if visiting.contains(name) {
+                let cycle = (path.drop { $0 != name } + [name]).joined(separator: " → ")
+                let origin = artifact(named: name)?.origin ?? name
+                found.append(ArtifactProblem(file: origin, line: 1, column: 1, message: "dependency cycle: \(cycle)", isWarning: false))
+                return
+            }
+            guard let a = artifact(named: name) else { return }
+            visiting.insert(name)
+            for d in Self.dependencies(of: a) where d != name { visit(d, path + [name]) }
+            visiting.remove(name)
+            done.insert(name)
+        }
+        for a in all { visit(a.name, []) }
+        return found
+    }
+
+    /// Makes `Artifact.NAME(param=…, source=…)` callable from VQL.
+    public func install(into registry: Registry) {
+        registry.addPluginResolver { [self] name in
+            guard name.hasPrefix("Artifact."), let artifact = artifact(named: String(name.dropFirst("Artifact.".count))) else { return nil }
+            return ArtifactPlugin.declaration(for: artifact, repository: self)
+        }
+    }
+}
+
+/// Runs an artifact as a plugin: parameters from the arguments, preconditions checked, sources
+/// run (sharing a scope unless some source has its own precondition), `_Source` on every row
+/// of a multi-source artifact.
+enum ArtifactPlugin {
+    static func declaration(for artifact: Artifact, repository: ArtifactRepository) -> PluginDeclaration {
+        PluginDeclaration(
+            name: "Artifact." + artifact.name, summary: artifact.description ?? "",
+            arguments: artifact.parameters.map { ArgumentSpec($0.name, .string, $0.description ?? "") }
+                + [ArgumentSpec("source", .string, "Run only this source.")],
+            strictArguments: true
+        ) { ctx in
+            var overrides: [String: String] = [:]
+            for name in ctx.argumentNames where name != "source" {
+                guard let value = ctx.value(name) else { continue }
+                overrides[name] = value.stringValue ?? (value.isNull ? "" : JSONWriter.string(value.materialized()))
+            }
+            let compiled = try ArtifactCompiler.compile(artifact, parameters: overrides, repository: repository)
+            return try run(compiled, only: ctx.string("source"), in: ctx.env.child())
+        }
+    }
+
+    static func holds(_ condition: String?, in env: Env) throws -> Bool {
+        guard let condition, !condition.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return true }
+        let cursor = try StatementRunner.open(try Parser.parse(condition), in: env.child())
+        defer { cursor.close() }
+        return try cursor.next() != nil
+    }
+
+    static func run(_ compiled: CompiledArtifact, only: String?, in env: Env) throws -> RowCursor {
+        let prelude = try Parser.parse(compiled.prelude)
+        guard try holds(compiled.precondition, in: env.child()) else { return ArrayCursor([]) }
+        let selected = compiled.sources.filter { only == nil || $0.name == only }
+        if let only, selected.isEmpty {
+            env.context.log(.error, "\(compiled.name): no source named \(only)")
+            return ArrayCursor([])
+        }
+        let tagSources = compiled.sources.count > 1
+        var index = 0
+        var current: RowCursor?
+        var label = ""
+        let shared = env.child()
+        var preludeBound = false
+        return GeneratorCursor(onClose: { current?.close() }) {
+            while true {
+                if let cursor = current {
+                    if let row = try cursor.next() {
+                        guard tagSources else { return row }
+                        if case .dict(var d) = row {
+                            d["_Source"] = .string(label)
+                            return .dict(d)
+                        }
+                        var d = Dict()
+                        if case .object(let o) = row { d = o.materialized() } else { d["_value"] = row }
+                        d["_Source"] = .string(label)
+                        return .dict(d)
+                    }
+                    cursor.close()
+                    current = nil
+                }
+                guard index < selected.count else { return nil }
+                let source = selected[index]
+                index += 1
+                let scope = compiled.sharedScope ? shared : env.child()
+                guard try holds(source.precondition, in: scope) else { continue }
+                var statements = try Parser.parse(source.query)
+                if !compiled.sharedScope || !preludeBound {
+                    statements = prelude + statements
+                    preludeBound = true
+                }
+                label = compiled.name + (source.name.map { "/" + $0 } ?? "")
+                current = try StatementRunner.open(statements, in: scope)
+            }
+        }
+    }
+}
