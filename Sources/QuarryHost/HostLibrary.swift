@@ -3,6 +3,10 @@ import VQL
 /// The host module's registry list: every plugin and function over the live Linux host,
 /// explicitly. `quarry` adds these after the language core.
 public enum HostLibrary {
-    public static var plugins: [PluginDeclaration] { [] }
-    public static var functions: [FunctionDeclaration] { [] }
+    public static var plugins: [PluginDeclaration] {
+        [GlobPlugin.plugin] + Processes.plugins + SystemInfo.plugins
+    }
+    public static var functions: [FunctionDeclaration] {
+        Processes.functions + SystemInfo.functions
+    }
 }

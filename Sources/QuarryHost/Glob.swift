@@ -1,0 +1,296 @@
+import Foundation
+import VQL
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `glob()`: walks the file system once for all glob expressions, as an NFA over path
+/// components, reading each directory at most once and stat-ing nothing unless a row asks.
+public enum GlobPlugin {
+    public static let plugin = PluginDeclaration(
+        name: "glob",
+        summary: "Finds files matching glob expressions (*, ?, […], {a,b}, ** and **N); rows are lazy file infos.",
+        arguments: [
+            ArgumentSpec("globs", .stringList, required: true, "One or more glob expressions."),
+            ArgumentSpec("root", .string, "Directory the globs are relative to."),
+            ArgumentSpec("accessor", .string, "Only 'file' (or 'auto') is supported."),
+            ArgumentSpec("nosymlink", .bool, "Do not follow symbolic links to directories."),
+            ArgumentSpec("one_filesystem", .bool, "Do not descend into other file systems."),
+            ArgumentSpec("recursion_callback", .lambda, "Lambda given a directory row; descend only when it is true."),
+        ],
+        columns: [
+            ColumnSpec("OSPath", .object, "The path (indexable; Components, Basename, Dirname)."),
+            ColumnSpec("Name", .string, "The file name."),
+            ColumnSpec("FullPath", .string, "The path as a string."),
+            ColumnSpec("Size", .int, "Size in bytes."),
+            ColumnSpec("Mode", .object, "The mode; .String is like -rw-r--r--."),
+            ColumnSpec("IsDir", .bool, "A directory (or a link to one)."),
+            ColumnSpec("IsLink", .bool, "A symbolic link."),
+            ColumnSpec("Mtime", .timestamp, "Modification time."),
+            ColumnSpec("Atime", .timestamp, "Access time."),
+            ColumnSpec("Ctime", .timestamp, "Inode change time."),
+            ColumnSpec("Btime", .timestamp, "Birth time; Ctime (statx is not exposed)."),
+            ColumnSpec("Uid", .int, "Owner user id."),
+            ColumnSpec("Gid", .int, "Owner group id."),
+            ColumnSpec("Data", .dict, "Link target, device numbers, file system type."),
+            ColumnSpec("Globs", .list, "The glob expressions this file matched."),
+        ],
+        examples: [
+            "SELECT FullPath, Size FROM glob(globs='/etc/host*')",
+            "SELECT OSPath.Basename AS Name FROM glob(globs='*', root='/etc') LIMIT 3",
+        ],
+        permissions: [.filesystemRead]
+    ) { ctx in
+        let accessor = ctx.string("accessor") ?? "file"
+        guard ["file", "auto", ""].contains(accessor) else {
+            ctx.log(.error, "glob: accessor '\(accessor)' is not supported")
+            return ArrayCursor([])
+        }
+        var rootArgument = ctx.raw("root").flatMap { HostFS.pathBytes($0) } ?? []
+        let globs = globArguments(ctx)
+        var patterns: [GlobPattern] = []
+        if !rootArgument.isEmpty && rootArgument.first != PathBytes.slash { rootArgument.insert(PathBytes.slash, at: 0) }
+        for glob in globs {
+            let absolute = rootArgument.isEmpty
+                ? (glob.first == PathBytes.slash ? glob : [PathBytes.slash] + glob)
+                : PathBytes.join(rootArgument, glob)
+            let source = String(decoding: glob, as: UTF8.self)
+            for expanded in GlobPattern.expandBraces(absolute) {
+                patterns.append(GlobPattern(expanded, source: source))
+            }
+        }
+        let walker = GlobWalker(
+            patterns: patterns, root: HostFS.root(ctx.context), ctx: ctx,
+            followLinks: !(ctx.bool("nosymlink") ?? false), oneFileSystem: ctx.bool("one_filesystem") ?? false,
+            callback: ctx.has("recursion_callback") ? ctx.lambda("recursion_callback") : nil)
+        return GeneratorCursor { try walker.next() }
+    }
+
+    /// The globs argument as byte strings (a string, a list, or path objects).
+    static func globArguments(_ ctx: CallContext) -> [[UInt8]] {
+        guard let value = ctx.value("globs") else { return [] }
+        switch value {
+        case .list, .query:
+            return (value.listElements ?? []).compactMap { HostFS.pathBytes($0) }.filter { !$0.isEmpty }
+        default:
+            return HostFS.pathBytes(value).map { [$0] } ?? []
+        }
+    }
+}
+
+/// The state of the walk: directories still to read, each with the glob positions reached there.
+final class GlobWalker {
+    struct State: Hashable {
+        var glob: Int
+        var index: Int
+        var depth: Int
+    }
+
+    struct Pending {
+        var logical: [UInt8]
+        var states: [State]
+        var ancestors: [DirectoryIdentity]
+    }
+
+    struct DirectoryIdentity: Equatable {
+        var device: UInt64
+        var inode: UInt64
+    }
+
+    let patterns: [GlobPattern]
+    let root: [UInt8]
+    let ctx: CallContext
+    let followLinks: Bool
+    let oneFileSystem: Bool
+    let callback: Lambda?
+    private var stack: [Pending] = []
+    private var ready: [Value] = []
+    private var readyIndex = 0
+    private var rootDevice: UInt64?
+
+    init(patterns: [GlobPattern], root: [UInt8], ctx: CallContext, followLinks: Bool, oneFileSystem: Bool, callback: Lambda?) {
+        self.patterns = patterns
+        self.root = root
+        self.ctx = ctx
+        self.followLinks = followLinks
+        self.oneFileSystem = oneFileSystem
+        self.callback = callback
+        var initial: [State] = []
+        for g in patterns.indices where !patterns[g].components.isEmpty {
+            addClosure(State(glob: g, index: 0, depth: startDepth(g, 0)), into: &initial)
+        }
+        if !initial.isEmpty { stack.append(Pending(logical: [PathBytes.slash], states: initial, ancestors: [])) }
+        if oneFileSystem, case .success(let st) = HostFS.stat(root, follow: true) { rootDevice = st.device }
+    }
+
+    private func startDepth(_ g: Int, _ i: Int) -> Int {
+        let components = patterns[g].components
+        guard i < components.count, case .recursive(let depth) = components[i] else { return 0 }
+        return depth
+    }
+
+    /// Adds a state and, for a recursive component, the states reached by it matching nothing.
+    private func addClosure(_ state: State, into states: inout [State]) {
+        let components = patterns[state.glob].components
+        if state.index < components.count, case .recursive = components[state.index] {
+            if state.depth > 0 && !states.contains(state) { states.append(state) }
+            addClosure(State(glob: state.glob, index: state.index + 1, depth: startDepth(state.glob, state.index + 1)), into: &states)
+            return
+        }
+        if !states.contains(state) { states.append(state) }
+    }
+
+    private func isFinal(_ state: State) -> Bool { state.index >= patterns[state.glob].components.count }
+
+    func next() throws -> Value? {
+        while true {
+            if readyIndex < ready.count {
+                defer { readyIndex += 1 }
+                return ready[readyIndex]
+            }
+            ready.removeAll(keepingCapacity: true)
+            readyIndex = 0
+            guard let pending = stack.popLast() else { return nil }
+            try ctx.checkCancelled()
+            try expand(pending)
+        }
+    }
+
+    /// The states an entry named `name` reaches from `states`.
+    private func advance(_ states: [State], name: [UInt8]) -> [State] {
+        var next: [State] = []
+        for state in states where !isFinal(state) {
+            switch patterns[state.glob].components[state.index] {
+            case .literal(let literal):
+                if literal == name {
+                    addClosure(State(glob: state.glob, index: state.index + 1, depth: startDepth(state.glob, state.index + 1)), into: &next)
+                }
+            case .pattern(let tokens):
+                if GlobPattern.matches(tokens, name) {
+                    addClosure(State(glob: state.glob, index: state.index + 1, depth: startDepth(state.glob, state.index + 1)), into: &next)
+                }
+            case .recursive:
+                addClosure(State(glob: state.glob, index: state.index, depth: state.depth - 1), into: &next)
+            }
+        }
+        return next
+    }
+
+    private func expand(_ pending: Pending) throws {
+        let live = pending.states.filter { !isFinal($0) }
+        guard !live.isEmpty else { return }
+        let host = HostFS.resolve(pending.logical, root: root)
+        var children: [Pending] = []
+        // Only literal names next: look them up directly, without reading the directory.
+        var literals: [[UInt8]] = []
+        let allLiteral = live.allSatisfy { state in
+            if case .literal(let name) = patterns[state.glob].components[state.index] {
+                if !literals.contains(name) { literals.append(name) }
+                return true
+            }
+            return false
+        }
+        var entries: [(name: [UInt8], type: UInt8, stat: FileStat?)] = []
+        var ancestors = pending.ancestors
+        if allLiteral {
+            for name in literals {
+                switch HostFS.stat(PathBytes.join(host, name)) {
+                case .success(let st): entries.append((name, GlobWalker.directoryType(st.kind), st))
+                case .failure(let e) where e.code == ENOENT || e.code == ENOTDIR: continue
+                case .failure(let e): logProblem(PathBytes.join(pending.logical, name), e)
+                }
+            }
+        } else {
+            guard let list = readDirectory(host, logical: pending.logical, ancestors: &ancestors) else { return }
+            entries = list.map { ($0.0, $0.1, nil) }
+        }
+        for entry in entries {
+            let next = advance(live, name: entry.name)
+            if next.isEmpty { continue }
+            let logical = PathBytes.join(pending.logical, entry.name)
+            let entryHost = root == [PathBytes.slash] ? logical : PathBytes.join(host, entry.name)
+            let matched = next.filter { isFinal($0) }
+            let descend = next.contains { !isFinal($0) }
+            var targetIsDirectory: Bool?
+            var isDirectory = entry.type == UInt8(DT_DIR)
+            if entry.type == UInt8(DT_LNK) {
+                if followLinks && descend, case .success(let st) = HostFS.stat(entryHost, follow: true) {
+                    targetIsDirectory = st.kind == .directory
+                    isDirectory = st.kind == .directory
+                } else if !followLinks {
+                    isDirectory = false
+                }
+            } else if entry.type == UInt8(DT_UNKNOWN), descend, case .success(let st) = HostFS.stat(entryHost) {
+                isDirectory = st.kind == .directory
+            }
+            var row: FileRow?
+            if !matched.isEmpty || (descend && isDirectory && callback != nil) {
+                var sources: [String] = []
+                for state in matched where !sources.contains(patterns[state.glob].source) {
+                    sources.append(patterns[state.glob].source)
+                }
+                row = FileRow(logical: logical, host: entryHost, directoryType: entry.type, globs: sources,
+                              stat: entry.stat, targetIsDirectory: targetIsDirectory, context: ctx.context)
+            }
+            if !matched.isEmpty, let row { ready.append(.object(row)) }
+            if descend && isDirectory {
+                if let callback, let row, !callback.call([.object(row)], in: ctx.env).isTruthy { continue }
+                children.append(Pending(logical: logical, states: next.filter { !isFinal($0) }, ancestors: ancestors))
+            }
+        }
+        stack.append(contentsOf: children.reversed())
+    }
+
+    static func directoryType(_ kind: FileStat.Kind) -> UInt8 {
+        switch kind {
+        case .directory: return UInt8(DT_DIR)
+        case .symlink: return UInt8(DT_LNK)
+        case .regular: return UInt8(DT_REG)
+        case .fifo: return UInt8(DT_FIFO)
+        case .socket: return UInt8(DT_SOCK)
+        case .characterDevice: return UInt8(DT_CHR)
+        case .blockDevice: return UInt8(DT_BLK)
+        case .unknown: return UInt8(DT_UNKNOWN)
+        }
+    }
+
+    private func logProblem(_ logical: [UInt8], _ error: Errno) {
+        ctx.context.logOnce(.warning, "glob: \(String(decoding: logical, as: UTF8.self)): \(error)")
+    }
+
+    /// Reads one directory's entries (name, d_type); nil when it cannot be read, is on another
+    /// file system (one_filesystem) or closes a symlink loop.
+    private func readDirectory(_ host: [UInt8], logical: [UInt8], ancestors: inout [DirectoryIdentity]) -> [([UInt8], UInt8)]? {
+        guard let dir = HostFS.withCPath(host, { opendir($0) }) else {
+            let code = errno
+            if code != ENOENT && code != ENOTDIR { logProblem(logical, Errno(code)) }
+            return nil
+        }
+        defer { closedir(dir) }
+        var st = stat()
+        if fstat(dirfd(dir), &st) == 0 {
+            let identity = DirectoryIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+            if ancestors.contains(identity) {
+                ctx.context.logOnce(.warning, "glob: \(String(decoding: logical, as: UTF8.self)): symlink loop, not descending")
+                return nil
+            }
+            if let rootDevice, identity.device != rootDevice { return nil }
+            ancestors.append(identity)
+        }
+        var entries: [([UInt8], UInt8)] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else { break }
+            let type = entry.pointee.d_type
+            let name: [UInt8] = withUnsafePointer(to: &entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: UInt8.self, capacity: 256) { bytes in
+                    let length = strnlen(UnsafeRawPointer(bytes).assumingMemoryBound(to: CChar.self), 256)
+                    return Array(UnsafeBufferPointer(start: bytes, count: length))
+                }
+            }
+            if name == [0x2e] || name == [0x2e, 0x2e] { continue }
+            entries.append((name, type))
+        }
+        return entries
+    }
+}
