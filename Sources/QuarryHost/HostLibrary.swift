@@ -4,9 +4,9 @@ import VQL
 /// explicitly. `quarry` adds these after the language core.
 public enum HostLibrary {
     public static var plugins: [PluginDeclaration] {
-        [GlobPlugin.plugin] + Processes.plugins + SystemInfo.plugins
+        [GlobPlugin.plugin] + FileFunctions.plugins + Processes.plugins + SystemInfo.plugins
     }
     public static var functions: [FunctionDeclaration] {
-        Processes.functions + SystemInfo.functions
+        FileFunctions.functions + Hashing.functions + Processes.functions + SystemInfo.functions
     }
 }
