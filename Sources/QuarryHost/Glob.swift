@@ -134,7 +134,10 @@ final class GlobWalker {
         let components = patterns[state.glob].components
         if state.index < components.count, case .recursive = components[state.index] {
             if state.depth > 0 && !states.contains(state) { states.append(state) }
-            addClosure(State(glob: state.glob, index: state.index + 1, depth: startDepth(state.glob, state.index + 1)), into: &states)
+            // `**` may match no directory before the next component; a final `**` must match at least one entry.
+            if state.index + 1 < components.count {
+                addClosure(State(glob: state.glob, index: state.index + 1, depth: startDepth(state.glob, state.index + 1)), into: &states)
+            }
             return
         }
         if !states.contains(state) { states.append(state) }
@@ -171,6 +174,8 @@ final class GlobWalker {
                 }
             case .recursive:
                 addClosure(State(glob: state.glob, index: state.index, depth: state.depth - 1), into: &next)
+                let final = State(glob: state.glob, index: state.index + 1, depth: 0)
+                if isFinal(final) && !next.contains(final) { next.append(final) }
             }
         }
         return next
@@ -280,7 +285,10 @@ final class GlobWalker {
         var entries: [([UInt8], UInt8)] = []
         while true {
             errno = 0
-            guard let entry = readdir(dir) else { break }
+            guard let entry = readdir(dir) else {
+                if errno != 0 { logProblem(logical, Errno(errno)) }
+                break
+            }
             let type = entry.pointee.d_type
             let name: [UInt8] = withUnsafePointer(to: &entry.pointee.d_name) { pointer in
                 pointer.withMemoryRebound(to: UInt8.self, capacity: 256) { bytes in

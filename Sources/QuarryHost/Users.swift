@@ -46,7 +46,7 @@ public enum Users {
     public static let groups = PluginDeclaration(
         name: "groups", summary: "Local groups from /etc/group.",
         columns: groupColumns,
-        examples: ["SELECT Group, Gid FROM groups() WHERE Gid = 0"],
+        examples: ["SELECT Gid, Members FROM groups() WHERE Gid = 0"],
         permissions: [.filesystemRead]
     ) { ctx in
         let schema = Schema(groupColumns.map(\.name), caseInsensitiveFallback: true)
