@@ -63,7 +63,8 @@ public enum GlobPlugin {
             patterns: patterns, root: HostFS.root(ctx.context), ctx: ctx,
             followLinks: !(ctx.bool("nosymlink") ?? false), oneFileSystem: ctx.bool("one_filesystem") ?? false,
             callback: ctx.has("recursion_callback") ? ctx.lambda("recursion_callback") : nil)
-        return GeneratorCursor { try walker.next() }
+        if walker.callback != nil { return GeneratorCursor { try walker.next() } }
+        return BackgroundGlobCursor(walker)
     }
 
     /// The globs argument as byte strings (a string, a list, or path objects).
@@ -100,6 +101,9 @@ final class GlobWalker {
     let patterns: [GlobPattern]
     let root: [UInt8]
     let ctx: CallContext
+    let context: QueryContext
+    /// The Globs column value per set of matched globs (one glob: shared, no per-row allocation).
+    private let singleSource: [String]?
     let followLinks: Bool
     let oneFileSystem: Bool
     let callback: Lambda?
@@ -112,6 +116,9 @@ final class GlobWalker {
         self.patterns = patterns
         self.root = root
         self.ctx = ctx
+        self.context = ctx.context
+        let sources = Set(patterns.map(\.source))
+        self.singleSource = sources.count == 1 ? Array(sources) : nil
         self.followLinks = followLinks
         self.oneFileSystem = oneFileSystem
         self.callback = callback
@@ -154,14 +161,28 @@ final class GlobWalker {
             ready.removeAll(keepingCapacity: true)
             readyIndex = 0
             guard let pending = stack.popLast() else { return nil }
-            try ctx.checkCancelled()
-            try expand(pending)
+            try context.cancellation.check()
+            expand(pending)
         }
     }
 
+    /// Walks everything on the current thread, handing rows over in batches; stops when `emit`
+    /// returns false (consumer gone) or the query is cancelled.
+    func walkAll(emit: ([Value]) -> Bool) {
+        while let pending = stack.popLast() {
+            if context.cancellation.isCancelled { return }
+            expand(pending)
+            if ready.count >= 256 {
+                if !emit(ready) { return }
+                ready.removeAll(keepingCapacity: true)
+            }
+        }
+        if !ready.isEmpty { _ = emit(ready) }
+    }
+
     /// The states an entry named `name` reaches from `states`.
-    private func advance(_ states: [State], name: [UInt8]) -> [State] {
-        var next: [State] = []
+    private func advance(_ states: [State], name: [UInt8], into next: inout [State]) {
+        next.removeAll(keepingCapacity: true)
         for state in states where !isFinal(state) {
             switch patterns[state.glob].components[state.index] {
             case .literal(let literal):
@@ -178,10 +199,9 @@ final class GlobWalker {
                 if isFinal(final) && !next.contains(final) { next.append(final) }
             }
         }
-        return next
     }
 
-    private func expand(_ pending: Pending) throws {
+    private func expand(_ pending: Pending) {
         let live = pending.states.filter { !isFinal($0) }
         guard !live.isEmpty else { return }
         let host = HostFS.resolve(pending.logical, root: root)
@@ -209,13 +229,19 @@ final class GlobWalker {
             guard let list = readDirectory(host, logical: pending.logical, ancestors: &ancestors) else { return }
             entries = list.map { ($0.0, $0.1, nil) }
         }
+        var next: [State] = []
+        next.reserveCapacity(8)
+        let identityRoot = root == [PathBytes.slash]
         for entry in entries {
-            let next = advance(live, name: entry.name)
+            advance(live, name: entry.name, into: &next)
             if next.isEmpty { continue }
             let logical = PathBytes.join(pending.logical, entry.name)
-            let entryHost = root == [PathBytes.slash] ? logical : PathBytes.join(host, entry.name)
-            let matched = next.filter { isFinal($0) }
-            let descend = next.contains { !isFinal($0) }
+            let entryHost = identityRoot ? logical : PathBytes.join(host, entry.name)
+            var anyMatched = false
+            var descend = false
+            for state in next {
+                if isFinal(state) { anyMatched = true } else { descend = true }
+            }
             var targetIsDirectory: Bool?
             var isDirectory = entry.type == UInt8(DT_DIR)
             if entry.type == UInt8(DT_LNK) {
@@ -229,15 +255,20 @@ final class GlobWalker {
                 isDirectory = st.kind == .directory
             }
             var row: FileRow?
-            if !matched.isEmpty || (descend && isDirectory && callback != nil) {
-                var sources: [String] = []
-                for state in matched where !sources.contains(patterns[state.glob].source) {
-                    sources.append(patterns[state.glob].source)
+            if anyMatched || (descend && isDirectory && callback != nil) {
+                var sources: [String]
+                if let singleSource {
+                    sources = anyMatched ? singleSource : []
+                } else {
+                    sources = []
+                    for state in next where isFinal(state) && !sources.contains(patterns[state.glob].source) {
+                        sources.append(patterns[state.glob].source)
+                    }
                 }
                 row = FileRow(logical: logical, host: entryHost, directoryType: entry.type, globs: sources,
-                              stat: entry.stat, targetIsDirectory: targetIsDirectory, context: ctx.context)
+                              stat: entry.stat, targetIsDirectory: targetIsDirectory, context: context)
             }
-            if !matched.isEmpty, let row { ready.append(.object(row)) }
+            if anyMatched, let row { ready.append(.object(row)) }
             if descend && isDirectory {
                 if let callback, let row, !callback.call([.object(row)], in: ctx.env).isTruthy { continue }
                 children.append(Pending(logical: logical, states: next.filter { !isFinal($0) }, ancestors: ancestors))
@@ -260,7 +291,7 @@ final class GlobWalker {
     }
 
     private func logProblem(_ logical: [UInt8], _ error: Errno) {
-        ctx.context.logOnce(.warning, "glob: \(String(decoding: logical, as: UTF8.self)): \(error)")
+        context.logOnce(.warning, "glob: \(String(decoding: logical, as: UTF8.self)): \(error)")
     }
 
     /// Reads one directory's entries (name, d_type); nil when it cannot be read, is on another
@@ -276,7 +307,7 @@ final class GlobWalker {
         if fstat(dirfd(dir), &st) == 0 {
             let identity = DirectoryIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
             if ancestors.contains(identity) {
-                ctx.context.logOnce(.warning, "glob: \(String(decoding: logical, as: UTF8.self)): symlink loop, not descending")
+                context.logOnce(.warning, "glob: \(String(decoding: logical, as: UTF8.self)): symlink loop, not descending")
                 return nil
             }
             if let rootDevice, identity.device != rootDevice { return nil }
@@ -301,4 +332,48 @@ final class GlobWalker {
         }
         return entries
     }
+}
+
+/// glob() rows produced by a walker on a background thread (directory reads and the engine's
+/// projection/output overlap on two cores). Closing the cursor stops the walker.
+final class BackgroundGlobCursor: RowCursor {
+    private let queue = BoundedQueue<[Value]>(capacity: 32)
+    private var batch: [Value] = []
+    private var position = 0
+    private let cancellation: CancellationFlag
+
+    init(_ walker: GlobWalker) {
+        cancellation = walker.context.cancellation
+        let queue = self.queue
+        let box = WalkerBox(walker)
+        let thread = Thread {
+            box.walker.walkAll { queue.put($0) }
+            queue.finish()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    func next() throws -> Value? {
+        while position >= batch.count {
+            guard let more = queue.take() else {
+                try cancellation.check()
+                return nil
+            }
+            batch = more
+            position = 0
+        }
+        defer { position += 1 }
+        return batch[position]
+    }
+
+    func close() { queue.close() }
+
+    deinit { queue.close() }
+}
+
+/// Hands a walker to exactly one background thread; nothing else touches it afterwards.
+private final class WalkerBox: @unchecked Sendable {
+    let walker: GlobWalker
+    init(_ walker: GlobWalker) { self.walker = walker }
 }

@@ -16,7 +16,8 @@ import Glibc
             for f in 0..<5 { Host.write("\(dir)/d\(d)/sub/f\(f)", "x") }
         }
         let (session, logger) = Host.session()
-        guard case .rows(let cursor, _)? = try Parser.parse("SELECT FullPath, Size FROM glob(globs=\(Host.quoted(dir + "/**")))").first.map({ try session.prepare($0) }) else {
+        // A recursion callback keeps the walk on the pulling thread, so the deletion lands mid-walk.
+        guard case .rows(let cursor, _)? = try Parser.parse("SELECT FullPath, Size FROM glob(globs=\(Host.quoted(dir + "/**")), recursion_callback='x => TRUE')").first.map({ try session.prepare($0) }) else {
             Issue.record("no cursor")
             return
         }
@@ -29,6 +30,20 @@ import Glibc
         #expect(seen >= 2)
         #expect(seen < 35)
         _ = logger.messages
+        // The background walker (no callback) copes the same way with a tree deleted under it.
+        for d in 0..<5 {
+            Host.mkdir("\(dir)/d\(d)/sub")
+            for f in 0..<5 { Host.write("\(dir)/d\(d)/sub/f\(f)", "x") }
+        }
+        guard case .rows(let background, _)? = try Parser.parse("SELECT FullPath, Size FROM glob(globs=\(Host.quoted(dir + "/**")))").first.map({ try session.prepare($0) }) else {
+            Issue.record("no cursor")
+            return
+        }
+        defer { background.close() }
+        Host.cleanup(dir)
+        var count = 0
+        while let _ = try background.next() { count += 1 }
+        #expect(count <= 35)
     }
 
     @Test func unreadableDirectoriesAreLoggedAndSkipped() throws {
