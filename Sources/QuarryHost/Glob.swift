@@ -91,6 +91,9 @@ final class GlobWalker {
         var logical: [UInt8]
         var states: [State]
         var ancestors: [DirectoryIdentity]
+        /// The open parent directory and this directory's name in it (openat, no path walk).
+        var parent: DirectoryHandle? = nil
+        var name: [UInt8] = []
     }
 
     struct DirectoryIdentity: Equatable {
@@ -217,6 +220,7 @@ final class GlobWalker {
         }
         var entries: [(name: [UInt8], type: UInt8, stat: FileStat?)] = []
         var ancestors = pending.ancestors
+        var handle: DirectoryHandle?
         if allLiteral {
             for name in literals {
                 switch HostFS.stat(PathBytes.join(host, name)) {
@@ -226,8 +230,9 @@ final class GlobWalker {
                 }
             }
         } else {
-            guard let list = readDirectory(host, logical: pending.logical, ancestors: &ancestors) else { return }
+            guard let (list, opened) = readDirectory(host, pending: pending, ancestors: &ancestors) else { return }
             entries = list.map { ($0.0, $0.1, nil) }
+            handle = opened
         }
         var next: [State] = []
         next.reserveCapacity(8)
@@ -245,14 +250,14 @@ final class GlobWalker {
             var targetIsDirectory: Bool?
             var isDirectory = entry.type == UInt8(DT_DIR)
             if entry.type == UInt8(DT_LNK) {
-                if followLinks && descend, case .success(let st) = HostFS.stat(entryHost, follow: true) {
-                    targetIsDirectory = st.kind == .directory
-                    isDirectory = st.kind == .directory
+                if followLinks && descend, let kind = kindAt(handle, entry.name, host: entryHost, follow: true) {
+                    targetIsDirectory = kind == .directory
+                    isDirectory = kind == .directory
                 } else if !followLinks {
                     isDirectory = false
                 }
-            } else if entry.type == UInt8(DT_UNKNOWN), descend, case .success(let st) = HostFS.stat(entryHost) {
-                isDirectory = st.kind == .directory
+            } else if entry.type == UInt8(DT_UNKNOWN), descend, let kind = kindAt(handle, entry.name, host: entryHost, follow: false) {
+                isDirectory = kind == .directory
             }
             var row: FileRow?
             if anyMatched || (descend && isDirectory && callback != nil) {
@@ -271,7 +276,8 @@ final class GlobWalker {
             if anyMatched, let row { ready.append(.object(row)) }
             if descend && isDirectory {
                 if let callback, let row, !callback.call([.object(row)], in: ctx.env).isTruthy { continue }
-                children.append(Pending(logical: logical, states: next.filter { !isFinal($0) }, ancestors: ancestors))
+                children.append(Pending(logical: logical, states: next.filter { !isFinal($0) }, ancestors: ancestors,
+                                        parent: handle, name: entry.name))
             }
         }
         stack.append(contentsOf: children.reversed())
@@ -294,25 +300,53 @@ final class GlobWalker {
         context.logOnce(.warning, "glob: \(String(decoding: logical, as: UTF8.self)): \(error)")
     }
 
-    /// Reads one directory's entries (name, d_type); nil when it cannot be read, is on another
-    /// file system (one_filesystem) or closes a symlink loop.
-    private func readDirectory(_ host: [UInt8], logical: [UInt8], ancestors: inout [DirectoryIdentity]) -> [([UInt8], UInt8)]? {
-        guard let dir = HostFS.withCPath(host, { opendir($0) }) else {
+    /// The file type of an entry, by fstatat on its open parent when there is one.
+    private func kindAt(_ parent: DirectoryHandle?, _ name: [UInt8], host: [UInt8], follow: Bool) -> FileStat.Kind? {
+        guard let parent else {
+            if case .success(let st) = HostFS.stat(host, follow: follow) { return st.kind }
+            return nil
+        }
+        var st = stat()
+        let rc = HostFS.withCPath(name) { fstatat(parent.descriptor, $0, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) }
+        return rc == 0 ? FileStat(st).kind : nil
+    }
+
+    /// Reads one directory's entries (name, d_type) and keeps it open for its children; nil when
+    /// it cannot be read, is on another file system (one_filesystem) or closes a symlink loop.
+    private func readDirectory(_ host: [UInt8], pending: Pending, ancestors: inout [DirectoryIdentity]) -> ([([UInt8], UInt8)], DirectoryHandle)? {
+        let logical = pending.logical
+        let flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK
+        let fd: Int32
+        if let parent = pending.parent {
+            fd = HostFS.withCPath(pending.name) { openat(parent.descriptor, $0, flags) }
+        } else {
+            fd = HostFS.withCPath(host) { open($0, flags) }
+        }
+        guard fd >= 0 else {
             let code = errno
             if code != ENOENT && code != ENOTDIR { logProblem(logical, Errno(code)) }
             return nil
         }
-        defer { closedir(dir) }
         var st = stat()
-        if fstat(dirfd(dir), &st) == 0 {
+        if fstat(fd, &st) == 0 {
             let identity = DirectoryIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
             if ancestors.contains(identity) {
+                close(fd)
                 context.logOnce(.warning, "glob: \(String(decoding: logical, as: UTF8.self)): symlink loop, not descending")
                 return nil
             }
-            if let rootDevice, identity.device != rootDevice { return nil }
+            if let rootDevice, identity.device != rootDevice {
+                close(fd)
+                return nil
+            }
             ancestors.append(identity)
         }
+        guard let dir = fdopendir(fd) else {
+            logProblem(logical, Errno(errno))
+            close(fd)
+            return nil
+        }
+        let handle = DirectoryHandle(dir)
         var entries: [([UInt8], UInt8)] = []
         while true {
             errno = 0
@@ -330,7 +364,7 @@ final class GlobWalker {
             if name == [0x2e] || name == [0x2e, 0x2e] { continue }
             entries.append((name, type))
         }
-        return entries
+        return (entries, handle)
     }
 }
 
@@ -376,4 +410,18 @@ final class BackgroundGlobCursor: RowCursor {
 private final class WalkerBox: @unchecked Sendable {
     let walker: GlobWalker
     init(_ walker: GlobWalker) { self.walker = walker }
+}
+
+/// An open directory kept while its subdirectories are pending, so they are opened with openat
+/// relative to it (no full-path lookups). At most one per level of the walk is open.
+final class DirectoryHandle {
+    private let dir: OpaquePointer
+    let descriptor: Int32
+
+    init(_ dir: OpaquePointer) {
+        self.dir = dir
+        self.descriptor = dirfd(dir)
+    }
+
+    deinit { closedir(dir) }
 }
