@@ -53,12 +53,11 @@ public enum Hashing {
         }
         defer { close(fd) }
         _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
-        var hashMD5 = md5 ? Insecure.MD5() : nil
-        var hashSHA1 = sha1 ? Insecure.SHA1() : nil
-        var hashSHA256 = sha256 ? SHA256() : nil
+        let state = Hashers(md5: md5, sha1: sha1, sha256: sha256)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
         defer { buffer.deallocate() }
         var remaining = limit
+        let parallel = md5 && (sha1 || sha256) && ProcessInfo.processInfo.activeProcessorCount > 1
         while remaining > 0 {
             if cancellation.isCancelled { return .failure(.system(Errno(ECANCELED))) }
             let want = Int(min(Int64(bufferSize), remaining))
@@ -68,17 +67,45 @@ public enum Hashing {
                 return .failure(.system(Errno(errno)))
             }
             if n == 0 { break }
-            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-            hashMD5?.update(bufferPointer: chunk)
-            hashSHA1?.update(bufferPointer: chunk)
-            hashSHA256?.update(bufferPointer: chunk)
+            state.chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            if parallel {
+                // MD5 on a second core while SHA1/SHA256 run here: same bytes, one read.
+                DispatchQueue.concurrentPerform(iterations: 2) { lane in
+                    if lane == 0 { state.updateMD5() } else { state.updateSHA() }
+                }
+            } else {
+                state.updateMD5()
+                state.updateSHA()
+            }
             remaining -= Int64(n)
         }
         return .success([
-            hashMD5.map { hex($0.finalize()) } ?? "",
-            hashSHA1.map { hex($0.finalize()) } ?? "",
-            hashSHA256.map { hex($0.finalize()) } ?? "",
+            state.md5.map { hex($0.finalize()) } ?? "",
+            state.sha1.map { hex($0.finalize()) } ?? "",
+            state.sha256.map { hex($0.finalize()) } ?? "",
         ])
+    }
+
+    /// The running digests and the chunk being hashed. Two lanes may update it at once, but
+    /// they touch disjoint digests (MD5 vs SHA1/SHA256) and only read the chunk.
+    final class Hashers: @unchecked Sendable {
+        var md5: Insecure.MD5?
+        var sha1: Insecure.SHA1?
+        var sha256: SHA256?
+        var chunk = UnsafeRawBufferPointer(start: nil, count: 0)
+
+        init(md5: Bool, sha1: Bool, sha256: Bool) {
+            self.md5 = md5 ? Insecure.MD5() : nil
+            self.sha1 = sha1 ? Insecure.SHA1() : nil
+            self.sha256 = sha256 ? SHA256() : nil
+        }
+
+        func updateMD5() { md5?.update(bufferPointer: chunk) }
+
+        func updateSHA() {
+            sha1?.update(bufferPointer: chunk)
+            sha256?.update(bufferPointer: chunk)
+        }
     }
 
     static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
