@@ -58,6 +58,8 @@ public enum Hashing {
         defer { buffer.deallocate() }
         var remaining = limit
         let parallel = md5 && (sha1 || sha256) && ProcessInfo.processInfo.activeProcessorCount > 1
+        let lane = parallel ? MD5Lane(state) : nil
+        defer { lane?.stop() }
         while remaining > 0 {
             if cancellation.isCancelled { return .failure(.system(Errno(ECANCELED))) }
             let want = Int(min(Int64(bufferSize), remaining))
@@ -68,11 +70,11 @@ public enum Hashing {
             }
             if n == 0 { break }
             state.chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-            if parallel {
+            if let lane {
                 // MD5 on a second core while SHA1/SHA256 run here: same bytes, one read.
-                DispatchQueue.concurrentPerform(iterations: 2) { lane in
-                    if lane == 0 { state.updateMD5() } else { state.updateSHA() }
-                }
+                lane.start.signal()
+                state.updateSHA()
+                lane.done.wait()
             } else {
                 state.updateMD5()
                 state.updateSHA()
@@ -84,6 +86,32 @@ public enum Hashing {
             state.sha1.map { hex($0.finalize()) } ?? "",
             state.sha256.map { hex($0.finalize()) } ?? "",
         ])
+    }
+
+    /// A helper thread that runs the MD5 update of each chunk when signalled.
+    final class MD5Lane: @unchecked Sendable {
+        let start = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        private let hashers: Hashers
+        private var stopping = false
+
+        init(_ hashers: Hashers) {
+            self.hashers = hashers
+            let thread = Thread { [self] in
+                while true {
+                    start.wait()
+                    if stopping { break }
+                    hashers.updateMD5()
+                    done.signal()
+                }
+            }
+            thread.start()
+        }
+
+        func stop() {
+            stopping = true
+            start.signal()
+        }
     }
 
     /// The running digests and the chunk being hashed. Two lanes may update it at once, but
