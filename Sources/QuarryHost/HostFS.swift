@@ -33,11 +33,9 @@ public enum HostFS {
     /// Calls `body` with a NUL-terminated C string for `path`.
     @inline(__always)
     static func withCPath<R>(_ path: [UInt8], _ body: (UnsafePointer<CChar>) -> R) -> R {
-        var buffer = path
-        buffer.append(0)
-        return buffer.withUnsafeBufferPointer { bytes in
-            bytes.baseAddress!.withMemoryRebound(to: CChar.self, capacity: bytes.count) { body($0) }
-        }
+        var buffer = [CChar](repeating: 0, count: path.count + 1)
+        for i in path.indices { buffer[i] = CChar(bitPattern: path[i]) }
+        return body(buffer)
     }
 
     /// `lstat` (or `stat` when `follow`), as a Sendable snapshot; the errno on failure.
@@ -52,10 +50,9 @@ public enum HostFS {
     static func readlink(_ path: [UInt8]) -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: 4096)
         let n = withCPath(path) { cPath in
-            buffer.withUnsafeMutableBufferPointer { out in
-                out.baseAddress!.withMemoryRebound(to: CChar.self, capacity: out.count) {
-                    Glibc.readlink(cPath, $0, out.count)
-                }
+            buffer.withUnsafeMutableBytes { out -> Int in
+                guard let base = out.baseAddress else { return -1 }
+                return Glibc.readlink(cPath, base.assumingMemoryBound(to: CChar.self), out.count)
             }
         }
         guard n >= 0 else { return nil }
@@ -143,7 +140,10 @@ public enum HostFS {
         var count = 0
         while count < limit {
             if count == result.count { result.append(contentsOf: repeatElement(0, count: result.count)) }
-            let n = result.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, min($0.count - count, limit - count)) }
+            let n = result.withUnsafeMutableBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return -1 }
+                return Glibc.read(fd, base + count, min(raw.count - count, limit - count))
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 return count == 0 ? nil : Array(result[0..<count])
