@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Host plugin benchmarks: each quarry query runs beside the classic tool doing the same job, in one
 # hyperfine invocation; the ratio is quarry's mean time / the tool's mean time (lower is better).
-# Usage: bench/host.sh [name…]   (names: glob, globstat, sha256, md5, pslist, netstat; default: all)
+# Usage: bench/host.sh [name…]   (names: glob, globstat, sha256, md5, pslist, pslist100, netstat,
+#        netstat100; default: all). The *100 variants list 100 times in one quarry process against
+#        the tool run 100 times in a shell loop, so process start-up does not dominate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Q=.build/release/quarry
@@ -55,4 +57,16 @@ fi
 if selected netstat; then
   run netstat 10 "SELECT * FROM netstat()" "ss -tunap"
   report netstat 1.5 "SELECT * FROM netstat() vs ss -tunap"
+fi
+
+if selected pslist100; then
+  run pslist100 3 "SELECT * FROM foreach(row={ SELECT * FROM range(end=100) }, query={ SELECT * FROM pslist() })" \
+    "for i in \$(seq 100); do ps -eo pid,ppid,user,rss,etimes,args; done"
+  report pslist100 1.0 "100 x pslist() in one query vs 100 x ps -eo …"
+fi
+
+if selected netstat100; then
+  run netstat100 3 "SELECT * FROM foreach(row={ SELECT * FROM range(end=100) }, query={ SELECT * FROM netstat() })" \
+    "for i in \$(seq 100); do ss -tunap; done"
+  report netstat100 1.5 "100 x netstat() in one query vs 100 x ss -tunap"
 fi
