@@ -6,10 +6,22 @@ import Glibc
 
 /// The state of the walk: directories still to read, each with the glob positions reached there.
 final class GlobWalker {
+    /// A position in one glob: a node of the flattened component table, plus the levels a `**`
+    /// there may still descend.
     struct State: Hashable {
-        var glob: Int
-        var index: Int
-        var depth: Int
+        var node: Int32
+        var depth: Int32
+    }
+
+    /// One component of one glob, flattened so the per-entry matching does no reference counting.
+    struct Node {
+        enum Kind: UInt8 { case literal, pattern, recursive, final }
+        var kind: Kind
+        /// Index into `literals`/`tokens`, or the depth of a `**`.
+        var payload: Int32
+        /// The node after this one (the same glob's next component).
+        var next: Int32
+        var glob: Int32
     }
 
     struct Pending {
@@ -39,6 +51,9 @@ final class GlobWalker {
     private var ready: [Value] = []
     private var readyIndex = 0
     private var rootDevice: UInt64?
+    private let nodes: UnsafeMutableBufferPointer<Node>
+    private let literals: [[UInt8]]
+    private let tokens: [[GlobPattern.Token]]
 
     init(patterns: [GlobPattern], root: [UInt8], ctx: CallContext, followLinks: Bool, oneFileSystem: Bool, callback: Lambda?) {
         self.patterns = patterns
@@ -50,35 +65,63 @@ final class GlobWalker {
         self.followLinks = followLinks
         self.oneFileSystem = oneFileSystem
         self.callback = callback
+        var table: [Node] = []
+        var literals: [[UInt8]] = []
+        var tokens: [[GlobPattern.Token]] = []
+        var starts: [Int32] = []
+        for (g, pattern) in patterns.enumerated() {
+            starts.append(Int32(table.count))
+            for component in pattern.components {
+                let next = Int32(table.count + 1)
+                switch component {
+                case .literal(let name):
+                    table.append(Node(kind: .literal, payload: Int32(literals.count), next: next, glob: Int32(g)))
+                    literals.append(name)
+                case .pattern(let t):
+                    table.append(Node(kind: .pattern, payload: Int32(tokens.count), next: next, glob: Int32(g)))
+                    tokens.append(t)
+                case .recursive(let depth):
+                    table.append(Node(kind: .recursive, payload: Int32(clamping: depth), next: next, glob: Int32(g)))
+                }
+            }
+            table.append(Node(kind: .final, payload: 0, next: Int32(table.count), glob: Int32(g)))
+        }
+        self.nodes = UnsafeMutableBufferPointer<Node>.allocate(capacity: max(1, table.count))
+        _ = self.nodes.initialize(from: table)
+        self.literals = literals
+        self.tokens = tokens
         var initial: [State] = []
         for g in patterns.indices where !patterns[g].components.isEmpty {
-            addClosure(State(glob: g, index: 0, depth: startDepth(g, 0)), into: &initial)
+            addClosure(State(node: starts[g], depth: startDepth(starts[g])), into: &initial)
         }
         if !initial.isEmpty { stack.append(Pending(logical: [PathBytes.slash], states: initial, ancestors: [])) }
         if oneFileSystem, case .success(let st) = HostFS.stat(root, follow: true) { rootDevice = st.device }
     }
 
-    private func startDepth(_ g: Int, _ i: Int) -> Int {
-        let components = patterns[g].components
-        guard i < components.count, case .recursive(let depth) = components[i] else { return 0 }
-        return depth
+    deinit { nodes.deallocate() }
+
+    @inline(__always)
+    private func startDepth(_ node: Int32) -> Int32 {
+        let n = nodes[Int(node)]
+        return n.kind == .recursive ? n.payload : 0
     }
 
     /// Adds a state and, for a recursive component, the states reached by it matching nothing.
     private func addClosure(_ state: State, into states: inout [State]) {
-        let components = patterns[state.glob].components
-        if state.index < components.count, case .recursive = components[state.index] {
+        let n = nodes[Int(state.node)]
+        if n.kind == .recursive {
             if state.depth > 0 && !states.contains(state) { states.append(state) }
             // `**` may match no directory before the next component; a final `**` must match at least one entry.
-            if state.index + 1 < components.count {
-                addClosure(State(glob: state.glob, index: state.index + 1, depth: startDepth(state.glob, state.index + 1)), into: &states)
+            if nodes[Int(n.next)].kind != .final {
+                addClosure(State(node: n.next, depth: startDepth(n.next)), into: &states)
             }
             return
         }
         if !states.contains(state) { states.append(state) }
     }
 
-    private func isFinal(_ state: State) -> Bool { state.index >= patterns[state.glob].components.count }
+    @inline(__always)
+    private func isFinal(_ state: State) -> Bool { nodes[Int(state.node)].kind == .final }
 
     func next() throws -> Value? {
         while true {
@@ -111,19 +154,21 @@ final class GlobWalker {
     /// The states an entry named `name` reaches from `states`.
     private func advance(_ states: [State], name: [UInt8], into next: inout [State]) {
         next.removeAll(keepingCapacity: true)
-        for state in states where !isFinal(state) {
-            switch patterns[state.glob].components[state.index] {
-            case .literal(let literal):
-                if literal == name {
-                    addClosure(State(glob: state.glob, index: state.index + 1, depth: startDepth(state.glob, state.index + 1)), into: &next)
+        for state in states {
+            let n = nodes[Int(state.node)]
+            switch n.kind {
+            case .final: continue
+            case .literal:
+                if literals[Int(n.payload)] == name {
+                    addClosure(State(node: n.next, depth: startDepth(n.next)), into: &next)
                 }
-            case .pattern(let tokens):
-                if GlobPattern.matches(tokens, name) {
-                    addClosure(State(glob: state.glob, index: state.index + 1, depth: startDepth(state.glob, state.index + 1)), into: &next)
+            case .pattern:
+                if GlobPattern.matches(tokens[Int(n.payload)], name) {
+                    addClosure(State(node: n.next, depth: startDepth(n.next)), into: &next)
                 }
             case .recursive:
-                addClosure(State(glob: state.glob, index: state.index, depth: state.depth - 1), into: &next)
-                let final = State(glob: state.glob, index: state.index + 1, depth: 0)
+                addClosure(State(node: state.node, depth: state.depth - 1), into: &next)
+                let final = State(node: n.next, depth: 0)
                 if isFinal(final) && !next.contains(final) { next.append(final) }
             }
         }
@@ -135,19 +180,19 @@ final class GlobWalker {
         let host = HostFS.resolve(pending.logical, root: root)
         var children: [Pending] = []
         // Only literal names next: look them up directly, without reading the directory.
-        var literals: [[UInt8]] = []
+        var literalNames: [[UInt8]] = []
         let allLiteral = live.allSatisfy { state in
-            if case .literal(let name) = patterns[state.glob].components[state.index] {
-                if !literals.contains(name) { literals.append(name) }
-                return true
-            }
-            return false
+            let n = nodes[Int(state.node)]
+            guard n.kind == .literal else { return false }
+            let name = literals[Int(n.payload)]
+            if !literalNames.contains(name) { literalNames.append(name) }
+            return true
         }
         var entries: [(name: [UInt8], type: UInt8, stat: FileStat?)] = []
         var ancestors = pending.ancestors
         var handle: DirectoryHandle?
         if allLiteral {
-            for name in literals {
+            for name in literalNames {
                 switch HostFS.stat(PathBytes.join(host, name)) {
                 case .success(let st): entries.append((name, GlobWalker.directoryType(st.kind), st))
                 case .failure(let e) where e.code == ENOENT || e.code == ENOTDIR: continue
@@ -191,8 +236,9 @@ final class GlobWalker {
                     sources = anyMatched ? singleSource : []
                 } else {
                     sources = []
-                    for state in next where isFinal(state) && !sources.contains(patterns[state.glob].source) {
-                        sources.append(patterns[state.glob].source)
+                    for state in next where isFinal(state) {
+                        let source = patterns[Int(nodes[Int(state.node)].glob)].source
+                        if !sources.contains(source) { sources.append(source) }
                     }
                 }
                 row = FileRow(logical: logical, host: entryHost, directoryType: entry.type, globs: sources,
