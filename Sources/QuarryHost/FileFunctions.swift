@@ -47,7 +47,7 @@ public enum FileFunctions {
         let root = HostFS.root(ctx.context)
         var rows: [Value] = []
         for logical in paths(ctx, "filename") {
-            let host = HostFS.resolve(logical, root: root)
+            let host = HostFS.resolve(logical, root: root, followLast: false)
             switch HostFS.stat(host) {
             case .success(let st):
                 rows.append(.object(FileRow(logical: logical, host: host, directoryType: GlobWalker.directoryType(st.kind),

@@ -220,7 +220,10 @@ final class GlobWalker {
             var targetIsDirectory: Bool?
             var isDirectory = entry.type == UInt8(DT_DIR)
             if entry.type == UInt8(DT_LNK) {
-                if followLinks && descend, let kind = kindAt(handle, entry.name, host: entryHost, follow: true) {
+                // Under a remapped root, link targets resolve inside the root (not via fstatat).
+                if followLinks && descend, let kind = identityRoot
+                    ? kindAt(handle, entry.name, host: entryHost, follow: true)
+                    : kindAt(nil, entry.name, host: HostFS.resolve(logical, root: root), follow: true) {
                     targetIsDirectory = kind == .directory
                     isDirectory = kind == .directory
                 } else if !followLinks {
@@ -248,7 +251,7 @@ final class GlobWalker {
             if descend && isDirectory {
                 if let callback, let row, !callback.call([.object(row)], in: ctx.env).isTruthy { continue }
                 children.append(Pending(logical: logical, states: next.filter { !isFinal($0) }, ancestors: ancestors,
-                                        parent: handle, name: entry.name))
+                                        parent: identityRoot ? handle : nil, name: entry.name))
             }
         }
         stack.append(contentsOf: children.reversed())

@@ -15,11 +15,43 @@ public enum HostFS {
         return root.isEmpty ? [UInt8(ascii: "/")] : root
     }
 
-    /// The host path for a logical (as-seen-by-the-query) path under `root`.
-    public static func resolve(_ path: [UInt8], root: [UInt8]) -> [UInt8] {
-        if root == [UInt8(ascii: "/")] { return path }
-        if path.first == UInt8(ascii: "/") { return root + path }
-        return root + [UInt8(ascii: "/")] + path
+    /// The host path for a logical (as-seen-by-the-query) path under `root`. Under a remapped
+    /// root, symbolic links met on the way are resolved inside the root (an image's absolute
+    /// `/usr/lib` link must not lead to the live /usr/lib); `followLast` decides for the last
+    /// component (false for lstat-style calls).
+    public static func resolve(_ path: [UInt8], root: [UInt8], followLast: Bool = true) -> [UInt8] {
+        let slash = UInt8(ascii: "/")
+        if root == [slash] { return path }
+        var pending = path.split(separator: slash).map(Array.init).reversed() as [[UInt8]]
+        var resolved: [[UInt8]] = []
+        var hops = 0
+        func join(_ parts: [[UInt8]]) -> [UInt8] {
+            var out = root
+            for part in parts {
+                out.append(slash)
+                out.append(contentsOf: part)
+            }
+            return parts.isEmpty ? out + [slash] : out
+        }
+        while let component = pending.popLast() {
+            if component == [UInt8(ascii: ".")] { continue }
+            if component == [UInt8(ascii: "."), UInt8(ascii: ".")] {
+                _ = resolved.popLast()
+                continue
+            }
+            if pending.isEmpty && !followLast {
+                resolved.append(component)
+                break
+            }
+            if hops < 40, let target = readlink(join(resolved + [component])) {
+                hops += 1
+                if target.first == slash { resolved.removeAll() }
+                pending.append(contentsOf: target.split(separator: slash).map(Array.init).reversed())
+                continue
+            }
+            resolved.append(component)
+        }
+        return join(resolved)
     }
 
     /// A path argument as bytes: strings, binary strings and path objects (their scalar).

@@ -111,6 +111,29 @@ import Glibc
         #expect(sizes.first.flatMap { Host.int($0, "Size") } == Int64("x/y.txt".utf8.count))
     }
 
+    @Test func absoluteLinksStayInsideTheRemappedRoot() throws {
+        let image = Host.temporaryDirectory("image")
+        defer { Host.cleanup(image) }
+        let marker = "quarry-image-\(UUID().uuidString)"
+        Host.mkdir(image + "/\(marker)/lib")
+        Host.write(image + "/\(marker)/lib/libx.so", "inside")
+        Host.write(image + "/\(marker)/target.txt", "inside-target")
+        // Absolute links as an image has them: they point at the image's own /MARKER/….
+        symlink("/\(marker)/lib", image + "/lib")
+        symlink("/\(marker)/target.txt", image + "/link.txt")
+        let files = try Self.paths("SELECT FullPath FROM glob(globs='/lib/*')", root: image)
+        #expect(files == ["/lib/libx.so"])
+        let content = try Host.rows("SELECT read_file(filename='/link.txt') AS C, hash(path='/lib/libx.so').MD5 AS H FROM scope()", root: image)
+        #expect(content.first.flatMap { Host.string($0, "C") } == "inside-target")
+        #expect(content.first.flatMap { Host.string($0, "H") } == (try Host.shell("printf inside | md5sum").split(separator: " ").first.map(String.init)))
+        let link = try Host.rows("SELECT IsLink, Data.Link AS Target FROM stat(filename='/link.txt')", root: image)
+        #expect(link.first.flatMap { Host.field($0, "IsLink") }?.isTruthy == true)
+        #expect(link.first.flatMap { Host.string($0, "Target") } == "/\(marker)/target.txt")
+        let recursive = try Self.paths("SELECT FullPath FROM glob(globs='/**')", root: image)
+        #expect(recursive.contains("/lib/libx.so"))
+        #expect(recursive.contains("/\(marker)/lib/libx.so"))
+    }
+
     @Test func procFdLinksShowSockets() throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
