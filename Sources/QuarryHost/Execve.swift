@@ -23,8 +23,9 @@ public enum Execve {
             ArgumentSpec("sep", .string, "Split stdout into one row per separator-terminated record."),
         ],
         columns: [
-            ColumnSpec("Stdout", .string), ColumnSpec("Stderr", .string),
-            ColumnSpec("ReturnCode", .int), ColumnSpec("Complete", .bool, "True on the last row."),
+            ColumnSpec("Stdout", .string, "Standard output (a chunk or record)."), ColumnSpec("Stderr", .string, "Standard error."),
+            ColumnSpec("ReturnCode", .int, "Exit status (negative signal number when killed); 0 before the end."),
+            ColumnSpec("Complete", .bool, "True on the last row."),
         ],
         examples: ["SELECT Stdout, ReturnCode FROM execve(argv=['echo', 'hello'])"],
         permissions: [.execve]

@@ -90,7 +90,10 @@ public enum FileFunctions {
             ArgumentSpec("chunk", .int, "Bytes per row (default 1 MiB)."),
             ArgumentSpec("max_length", .int, "Read at most this many bytes per file (default: all of a regular file, 10 MiB of anything else)."),
         ],
-        columns: [ColumnSpec("Data", .string), ColumnSpec("Offset", .int), ColumnSpec("Filename", .string)],
+        columns: [
+            ColumnSpec("Data", .string, "The chunk's bytes."), ColumnSpec("Offset", .int, "Where the chunk starts."),
+            ColumnSpec("Filename", .string, "The file read."),
+        ],
         examples: ["SELECT Data FROM read_file(filenames='/proc/self/status', chunk=100) LIMIT 1"],
         permissions: [.filesystemRead]
     ) { ctx in

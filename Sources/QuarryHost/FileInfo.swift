@@ -79,6 +79,8 @@ public final class FileRow: HostObject {
     private let cache = Mutex<FileStat?>(nil)
     private let targetIsDirectory: Bool?
     private let context: QueryContext?
+    /// The remapped root, when there is one (nil for the live "/").
+    private let root: [UInt8]?
 
     static let names = [
         "OSPath", "Name", "FullPath", "Size", "Mode", "IsDir", "IsLink",
@@ -93,6 +95,8 @@ public final class FileRow: HostObject {
         self.globs = globs
         self.targetIsDirectory = targetIsDirectory
         self.context = context
+        let remap = context.map { HostFS.root($0) }
+        self.root = remap == [PathBytes.slash] ? nil : remap
         if let stat { cache.withLock { $0 = stat } }
     }
 
@@ -122,7 +126,9 @@ public final class FileRow: HostObject {
         if let targetIsDirectory { return targetIsDirectory }
         if directoryType == UInt8(DT_DIR) { return true }
         if directoryType == UInt8(DT_LNK) {
-            if case .success(let st) = HostFS.stat(host, follow: true) { return st.kind == .directory }
+            // Follow the link inside the remapped root, never out of it.
+            let target = root.map { HostFS.resolve(logical, root: $0) } ?? host
+            if case .success(let st) = HostFS.stat(target, follow: true) { return st.kind == .directory }
             return false
         }
         if directoryType != UInt8(DT_UNKNOWN) { return false }

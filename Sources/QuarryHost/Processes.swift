@@ -140,10 +140,10 @@ public enum Processes {
         name: "proc_maps", summary: "Memory mappings of a process (/proc/PID/maps).",
         arguments: [ArgumentSpec("pid", .int, required: true, "The process id.")],
         columns: [
-            ColumnSpec("Pid", .int), ColumnSpec("Start", .int, "Start address."), ColumnSpec("End", .int, "End address."),
+            ColumnSpec("Pid", .int, "The process."), ColumnSpec("Start", .int, "Start address."), ColumnSpec("End", .int, "End address."),
             ColumnSpec("Size", .int, "End - Start."), ColumnSpec("Perms", .string, "e.g. r-xp."),
             ColumnSpec("Offset", .int, "File offset."), ColumnSpec("Dev", .string, "major:minor."),
-            ColumnSpec("Inode", .int), ColumnSpec("Filename", .string, "Mapped file or [heap], [stack], …"),
+            ColumnSpec("Inode", .int, "Inode of the mapped file."), ColumnSpec("Filename", .string, "Mapped file or [heap], [stack], …"),
         ],
         examples: ["SELECT Perms, Filename FROM proc_maps(pid=getpid()) LIMIT 3"],
         permissions: [.machineState]

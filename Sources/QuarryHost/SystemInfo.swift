@@ -91,9 +91,11 @@ public enum SystemInfo {
     public static let sysinfo = PluginDeclaration(
         name: "sysinfo", summary: "Memory and swap totals from /proc/meminfo (bytes).",
         columns: [
-            ColumnSpec("MemTotal", .int), ColumnSpec("MemFree", .int), ColumnSpec("MemAvailable", .int),
-            ColumnSpec("Buffers", .int), ColumnSpec("Cached", .int), ColumnSpec("SwapTotal", .int),
-            ColumnSpec("SwapFree", .int), ColumnSpec("NumCPU", .int), ColumnSpec("Uptime", .int),
+            ColumnSpec("MemTotal", .int, "Total RAM, bytes."), ColumnSpec("MemFree", .int, "Unused RAM, bytes."),
+            ColumnSpec("MemAvailable", .int, "RAM available without swapping, bytes."),
+            ColumnSpec("Buffers", .int, "Block-device buffers, bytes."), ColumnSpec("Cached", .int, "Page cache, bytes."),
+            ColumnSpec("SwapTotal", .int, "Total swap, bytes."), ColumnSpec("SwapFree", .int, "Unused swap, bytes."),
+            ColumnSpec("NumCPU", .int, "Online processors."), ColumnSpec("Uptime", .int, "Seconds since boot."),
         ],
         examples: ["SELECT MemTotal, SwapTotal FROM sysinfo()"],
         permissions: [.machineState]
@@ -125,7 +127,7 @@ public enum SystemInfo {
     public static let environPlugin = PluginDeclaration(
         name: "environ", summary: "This process's environment: one row per variable (Name, Value), or only `vars`.",
         arguments: [ArgumentSpec("vars", .stringList, "Only these variables.")],
-        columns: [ColumnSpec("Name", .string), ColumnSpec("Value", .string)],
+        columns: [ColumnSpec("Name", .string, "Variable name."), ColumnSpec("Value", .string, "Its value.")],
         examples: ["SELECT * FROM environ(vars='PATH')"]
     ) { ctx in
         let wanted = ctx.strings("vars").map(Set.init)
@@ -139,8 +141,9 @@ public enum SystemInfo {
     public static let kernelModules = PluginDeclaration(
         name: "kernel_modules", summary: "Loaded kernel modules from /proc/modules.",
         columns: [
-            ColumnSpec("Name", .string), ColumnSpec("Size", .int), ColumnSpec("UseCount", .int),
-            ColumnSpec("UsedBy", .list), ColumnSpec("Status", .string), ColumnSpec("Address", .string),
+            ColumnSpec("Name", .string, "Module name."), ColumnSpec("Size", .int, "Memory size, bytes."),
+            ColumnSpec("UseCount", .int, "Reference count."), ColumnSpec("UsedBy", .list, "Modules using it."),
+            ColumnSpec("Status", .string, "Live, Loading or Unloading."), ColumnSpec("Address", .string, "Load address."),
         ],
         examples: ["SELECT Name, Size FROM kernel_modules()"],
         permissions: [.machineState]
