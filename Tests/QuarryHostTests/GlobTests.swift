@@ -134,6 +134,29 @@ import Glibc
         #expect(recursive.contains("/\(marker)/lib/libx.so"))
     }
 
+    @Test func oneFilesystemStopsAtMountPoints() throws {
+        let crossing = try Host.rows("SELECT FullPath FROM glob(globs='/proc/self/stat*')")
+        #expect(!crossing.isEmpty)
+        let staying = try Host.rows("SELECT FullPath FROM glob(globs='/proc/self/stat*', one_filesystem=TRUE)")
+        #expect(staying.isEmpty)
+    }
+
+    @Test func cancellationStopsTheWalk() throws {
+        let (session, _) = Host.session()
+        guard case .rows(let cursor, _)? = try Parser.parse("SELECT FullPath FROM glob(globs='/usr/**')").first.map({ try session.prepare($0) }) else {
+            Issue.record("no cursor")
+            return
+        }
+        defer { cursor.close() }
+        _ = try cursor.next()
+        session.context.cancellation.cancel()
+        var rows = 0
+        #expect(throws: QueryCancelled.self) {
+            while try cursor.next() != nil { rows += 1 }
+        }
+        #expect(rows < 100_000)
+    }
+
     @Test func procFdLinksShowSockets() throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
