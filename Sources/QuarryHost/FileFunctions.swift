@@ -51,7 +51,7 @@ public enum FileFunctions {
             switch HostFS.stat(host) {
             case .success(let st):
                 rows.append(.object(FileRow(logical: logical, host: host, directoryType: GlobWalker.directoryType(st.kind),
-                                            globs: [], stat: st, context: ctx.context)))
+                                            globs: [], stat: st, root: root, context: ctx.context)))
             case .failure(let e):
                 ctx.context.logOnce(.warning, "stat: \(display(logical)): \(e)")
             }

@@ -88,15 +88,14 @@ public final class FileRow: HostObject {
     ]
 
     init(logical: [UInt8], host: [UInt8], directoryType: UInt8, globs: [String], stat: FileStat? = nil,
-         targetIsDirectory: Bool? = nil, context: QueryContext?) {
+         targetIsDirectory: Bool? = nil, root: [UInt8]? = nil, context: QueryContext?) {
         self.logical = logical
         self.host = host
         self.directoryType = directoryType
         self.globs = globs
         self.targetIsDirectory = targetIsDirectory
         self.context = context
-        let remap = context.map { HostFS.root($0) }
-        self.root = remap == [PathBytes.slash] ? nil : remap
+        self.root = root == [PathBytes.slash] ? nil : root
         if let stat { cache.withLock { $0 = stat } }
     }
 

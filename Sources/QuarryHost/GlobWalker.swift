@@ -207,6 +207,7 @@ final class GlobWalker {
         var next: [State] = []
         next.reserveCapacity(8)
         let identityRoot = root == [PathBytes.slash]
+        let remapRoot: [UInt8]? = identityRoot ? nil : root
         for entry in entries {
             advance(live, name: entry.name, into: &next)
             if next.isEmpty { continue }
@@ -245,7 +246,7 @@ final class GlobWalker {
                     }
                 }
                 row = FileRow(logical: logical, host: entryHost, directoryType: entry.type, globs: sources,
-                              stat: entry.stat, targetIsDirectory: targetIsDirectory, context: context)
+                              stat: entry.stat, targetIsDirectory: targetIsDirectory, root: remapRoot, context: context)
             }
             if anyMatched, let row { ready.append(.object(row)) }
             if descend && isDirectory {
