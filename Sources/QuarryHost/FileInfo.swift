@@ -110,7 +110,8 @@ public final class FileRow: HostObject {
             cache.withLock { $0 = st }
             return st
         case .failure(let e):
-            context?.logOnce(.warning, "glob: \(String(decoding: logical, as: UTF8.self)): \(e)")
+            // A file that vanished since it was listed is routine (/proc, temp files): debug only.
+            context?.logOnce(e.code == ENOENT ? .debug : .warning, "glob: \(String(decoding: logical, as: UTF8.self)): \(e)")
             return nil
         }
     }
