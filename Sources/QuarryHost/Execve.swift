@@ -97,27 +97,46 @@ public enum Execve {
             .dict(Dict(schema: Execve.schema, values: [.string(bytes: stdout), .string(bytes: stderr), .int(code), .bool(complete)]))
         }
 
-        /// A complete record (with `sep`) or a full chunk, if one is buffered.
+        /// Where unconsumed stdout starts in `out`, and where the separator search resumes.
+        var outStart = 0
+        var scanFrom = 0
+
+        /// A complete record (with `sep`) or a full chunk, if one is buffered. Consumed output is
+        /// dropped in bulk, so many small records stay linear.
         func bufferedRow() -> Value? {
-            if let separator, let end = firstIndex(of: separator, in: out) {
-                let record = Array(out[0..<end])
-                out.removeSubrange(0..<(end + separator.count))
-                return row(record, [], code: 0, complete: false)
+            if let separator {
+                if let end = firstIndex(of: separator, from: max(outStart, scanFrom)) {
+                    let record = Array(out[outStart..<end])
+                    outStart = end + separator.count
+                    scanFrom = outStart
+                    compact()
+                    return row(record, [], code: 0, complete: false)
+                }
+                scanFrom = max(outStart, out.count - separator.count + 1)
             }
-            if out.count >= length || err.count >= length {
-                let o = Array(out.prefix(length)), e = Array(err.prefix(length))
-                out.removeFirst(o.count)
+            if out.count - outStart >= length || err.count >= length {
+                let o = Array(out[outStart..<min(out.count, outStart + length)]), e = Array(err.prefix(length))
+                outStart += o.count
+                scanFrom = max(scanFrom, outStart)
                 err.removeFirst(e.count)
+                compact()
                 return row(o, e, code: 0, complete: false)
             }
             return nil
         }
 
-        func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
-            guard haystack.count >= needle.count, let first = needle.first else { return nil }
-            var i = 0
-            while i + needle.count <= haystack.count {
-                if haystack[i] == first && Array(haystack[i..<(i + needle.count)]) == needle { return i }
+        private func compact() {
+            guard outStart > 0 && (outStart == out.count || outStart > 1 << 16) else { return }
+            out.removeSubrange(0..<outStart)
+            scanFrom -= outStart
+            outStart = 0
+        }
+
+        func firstIndex(of needle: [UInt8], from start: Int) -> Int? {
+            guard let first = needle.first, out.count >= needle.count else { return nil }
+            var i = start
+            while i + needle.count <= out.count {
+                if out[i] == first && out[i..<(i + needle.count)].elementsEqual(needle) { return i }
                 i += 1
             }
             return nil
@@ -131,7 +150,7 @@ public enum Execve {
                     process.waitUntilExit()
                     finished = true
                     let code = Int64(process.terminationStatus)
-                    return row(out, err, code: process.terminationReason == .uncaughtSignal ? -code : code, complete: true)
+                    return row(Array(out[outStart...]), err, code: process.terminationReason == .uncaughtSignal ? -code : code, complete: true)
                 }
                 if cancellation.isCancelled {
                     stop()

@@ -46,6 +46,17 @@ import Glibc
         #expect(Host.field(row, "Complete")?.isTruthy == true)
         let records = try Host.rows("SELECT Stdout FROM execve(argv=['printf', 'a\\nb\\n'], sep='\\n') WHERE Stdout")
         #expect(records.compactMap { Host.string($0, "Stdout") } == ["a", "b"])
+        // Many records stay linear; a record split across reads is joined.
+        let many = try Host.rows("SELECT count() AS N, sum(item=int(int=Stdout)) AS S FROM execve(argv=['seq', '1', '50000'], sep='\\n') WHERE Stdout GROUP BY 1")
+        #expect(many.first.flatMap { Host.int($0, "N") } == 50000)
+        let sum: Int64? = many.first.flatMap { Host.int($0, "S") }
+        #expect(sum == Int64(1_250_025_000))
+        let chunks = try Host.rows("SELECT len(list=Stdout) AS L, Complete FROM execve(argv=['seq', '1', '1000'], length=1000)")
+        let total: Int64 = chunks.compactMap { Host.int($0, "L") }.reduce(0, +)
+        let expected = Int64(try Host.shell("seq 1 1000 | wc -c").trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(total == expected)
+        #expect(chunks.count >= 4)
+        #expect(chunks.last.flatMap { Host.field($0, "Complete") }?.isTruthy == true)
     }
 
     @Test func execveStopsEarlyAndNeverHangs() throws {
