@@ -54,6 +54,31 @@ import Glibc
         #expect(entry.first.flatMap { Host.string($0, "Parent") } == String(getpid()))
     }
 
+    @Test func deletedExecutableIsMarked() throws {
+        let dir = Host.temporaryDirectory("deleted")
+        defer { Host.cleanup(dir) }
+        let copy = dir + "/sleepcopy"
+        try FileManager.default.copyItem(atPath: "/bin/sleep", toPath: copy)
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: copy)
+        child.arguments = ["30.5151"]
+        child.standardInput = FileHandle.nullDevice
+        try child.run()
+        let pid = child.processIdentifier
+        defer {
+            kill(pid, SIGKILL)
+            child.waitUntilExit()
+        }
+        for _ in 0..<100 {
+            if let cmdline = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), cmdline.contains("30.5151") { break }
+            usleep(20_000)
+        }
+        unlink(copy)
+        let rows = try Host.rows("SELECT Exe, Exe =~ '\\\\(deleted\\\\)$' AS Deleted FROM pslist(pid=\(pid))")
+        #expect(rows.first.flatMap { Host.string($0, "Exe") } == copy + " (deleted)")
+        #expect(rows.first.flatMap { Host.field($0, "Deleted") }?.isTruthy == true)
+    }
+
     @Test func countIsCloseToPs() throws {
         let ps = try Host.shell("ps -e --no-headers | wc -l").trimmingCharacters(in: .whitespacesAndNewlines)
         let rows = try Host.rows("SELECT Pid FROM pslist()")
