@@ -158,7 +158,7 @@ import Glibc
     }
 
     @Test func procFdLinksShowSockets() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
         let rows = try Host.rows("SELECT Data.Link AS Link FROM glob(globs='/proc/self/fd/\(fd)')")
         #expect(rows.count == 1)

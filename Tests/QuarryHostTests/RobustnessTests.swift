@@ -98,7 +98,7 @@ import Glibc
         let dir = Host.temporaryDirectory("fifo")
         defer { Host.cleanup(dir) }
         #expect(mkfifo(dir + "/pipe", 0o644) == 0)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)

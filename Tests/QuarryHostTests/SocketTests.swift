@@ -9,7 +9,7 @@ import Glibc
 @Suite struct SocketTests {
     /// A listening TCP socket on 127.0.0.1 (kernel-chosen port).
     static func listen() -> (fd: Int32, port: Int) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -54,7 +54,7 @@ import Glibc
     @Test func establishedConnectionBothEnds() throws {
         let (server, port) = Self.listen()
         defer { close(server) }
-        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         defer { close(client) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
