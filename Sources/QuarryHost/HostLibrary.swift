@@ -4,10 +4,10 @@ import VQL
 /// explicitly. `quarry` adds these after the language core (`info()` replaces the core one).
 public enum HostLibrary {
     public static var plugins: [PluginDeclaration] {
-        [GlobPlugin.plugin] + FileFunctions.plugins + Processes.plugins + Sockets.plugins + Network.plugins
+        [GlobPlugin.plugin] + FileFunctions.plugins + Parsers.plugins + Processes.plugins + Sockets.plugins + Network.plugins
             + SystemInfo.plugins + Users.plugins + Execve.plugins
     }
     public static var functions: [FunctionDeclaration] {
-        FileFunctions.functions + Hashing.functions + Processes.functions + Network.functions + SystemInfo.functions
+        FileFunctions.functions + Parsers.functions + Hashing.functions + Processes.functions + Network.functions + SystemInfo.functions
     }
 }

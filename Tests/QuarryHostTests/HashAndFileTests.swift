@@ -86,6 +86,11 @@ import Glibc
         #expect(records.last.flatMap { Host.string($0, "Description") } == "Alice A,,,")
         let limited = try Host.rows("SELECT * FROM split_records(filenames='/etc/passwd', regex=':', count=2)", root: dir)
         #expect(limited.first.flatMap { Host.string($0, "Column2") } == "x:0:0:root:/root:/bin/bash")
+        let parsed = try Host.rows("""
+            SELECT * FROM parse_records_with_regex(file='/etc/passwd', regex='(?m)^(?P<User>[^:]+):x:(?P<Uid>\\\\d+):')
+            """, root: dir)
+        #expect(parsed.compactMap { Host.string($0, "User") } == ["root", "alice"])
+        #expect(parsed.compactMap { Host.string($0, "Uid") } == ["0", "1000"])
         let users = try Host.rows("SELECT User, Uid, Homedir, Shell FROM users()", root: dir)
         #expect(users.compactMap { Host.string($0, "User") } == ["root", "alice"])
         #expect(users.last.flatMap { Host.int($0, "Uid") } == 1000)
