@@ -1,8 +1,13 @@
 import VQL
 
 /// The host module's registry list: every plugin and function over the live Linux host,
-/// explicitly. `quarry` adds these after the language core.
+/// explicitly. `quarry` adds these after the language core (`info()` replaces the core one).
 public enum HostLibrary {
-    public static var plugins: [PluginDeclaration] { [] }
-    public static var functions: [FunctionDeclaration] { [] }
+    public static var plugins: [PluginDeclaration] {
+        [GlobPlugin.plugin] + FileFunctions.plugins + Parsers.plugins + Processes.plugins + Sockets.plugins + Network.plugins
+            + SystemInfo.plugins + Users.plugins + Execve.plugins
+    }
+    public static var functions: [FunctionDeclaration] {
+        FileFunctions.functions + Parsers.functions + Hashing.functions + Processes.functions + Network.functions + SystemInfo.functions
+    }
 }

@@ -128,14 +128,41 @@ public enum JSONWriter {
         var time = time_t(seconds)
         var parts = tm()
         gmtime_r(&time, &parts)
-        var text = String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
-        if nanos > 0 {
-            var fraction = String(format: "%09lld", nanos)
-            while fraction.hasSuffix("0") { fraction.removeLast() }
-            text += "." + fraction
+        let year = Int(parts.tm_year) + 1900
+        // Digits by hand: String(format:) dominated output of timestamp-heavy rows (glob Mtime).
+        var out: [UInt8] = []
+        out.reserveCapacity(30)
+        func digits(_ value: Int, _ width: Int) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            var v = value
+            for _ in 0..<width {
+                out.append(UInt8(ascii: "0") + UInt8(v / divisor % 10))
+                v %= divisor
+                divisor /= 10
+            }
         }
-        return text + "Z"
+        if year < 0 || year > 9999 {
+            out.append(contentsOf: Array(String(format: "%04d", year).utf8))
+        } else {
+            digits(year, 4)
+        }
+        out.append(UInt8(ascii: "-")); digits(Int(parts.tm_mon) + 1, 2)
+        out.append(UInt8(ascii: "-")); digits(Int(parts.tm_mday), 2)
+        out.append(UInt8(ascii: "T")); digits(Int(parts.tm_hour), 2)
+        out.append(UInt8(ascii: ":")); digits(Int(parts.tm_min), 2)
+        out.append(UInt8(ascii: ":")); digits(Int(parts.tm_sec), 2)
+        if nanos > 0 {
+            out.append(UInt8(ascii: "."))
+            var fraction = Int(nanos)
+            var width = 9
+            while fraction % 10 == 0 {
+                fraction /= 10
+                width -= 1
+            }
+            digits(fraction, width)
+        }
+        out.append(UInt8(ascii: "Z"))
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -1,0 +1,221 @@
+import Foundation
+import Synchronization
+import VQL
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file system path as VQL sees it: stands for its string (comparisons, regex, output), is
+/// indexable by component (`OSPath[1]`) and has Components, Basename and Dirname members.
+/// Bytes are kept exactly, so non-UTF-8 names survive.
+public final class OSPath: HostObject {
+    public let bytes: [UInt8]
+
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    public var typeName: String { "OSPath" }
+    public var memberNames: [String] { ["Components", "Basename", "Dirname", "Path"] }
+    public var scalar: Value? { .string(bytes: bytes) }
+
+    var components: [[UInt8]] {
+        bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map(Array.init)
+    }
+
+    public func member(_ name: String) -> Value? {
+        switch name.lowercased() {
+        case "components": return .list(components.map { .string(bytes: $0) })
+        case "basename": return .string(bytes: components.last ?? [])
+        case "dirname": return .object(OSPath(PathBytes.dirname(bytes)))
+        case "path", "string": return .string(bytes: bytes)
+        case "length": return .from(components.count)
+        default: return nil
+        }
+    }
+
+    public func element(at index: Int) -> Value? {
+        let parts = components
+        let i = index < 0 ? parts.count + index : index
+        guard i >= 0 && i < parts.count else { return nil }
+        return .string(bytes: parts[i])
+    }
+}
+
+/// Byte-level path helpers (no Foundation path normalisation, which would mangle raw names).
+enum PathBytes {
+    static let slash = UInt8(ascii: "/")
+
+    static func basename(_ path: [UInt8]) -> [UInt8] {
+        var end = path.count
+        while end > 1 && path[end - 1] == slash { end -= 1 }
+        let trimmed = path[0..<end]
+        guard let i = trimmed.lastIndex(of: slash) else { return Array(trimmed) }
+        if i == trimmed.count - 1 { return [slash] }
+        return Array(trimmed[(i + 1)...])
+    }
+
+    static func dirname(_ path: [UInt8]) -> [UInt8] {
+        var end = path.count
+        while end > 1 && path[end - 1] == slash { end -= 1 }
+        let trimmed = path[0..<end]
+        guard var i = trimmed.lastIndex(of: slash) else { return [UInt8(ascii: ".")] }
+        while i > 0 && path[i - 1] == slash { i -= 1 }
+        return i == 0 ? [slash] : Array(path[0..<i])
+    }
+
+    static func join(_ parent: [UInt8], _ name: [UInt8]) -> [UInt8] {
+        if parent.last == slash { return parent + name }
+        return parent + [slash] + name
+    }
+}
+
+/// A file row (glob, stat): members are computed when read, so `SELECT FullPath FROM glob()`
+/// never calls lstat; the stat result is cached once taken.
+public final class FileRow: HostObject {
+    let logical: [UInt8]
+    let host: [UInt8]
+    /// The d_type from readdir (DT_UNKNOWN when not known).
+    let directoryType: UInt8
+    let globs: [String]
+    private let cache = Mutex<FileStat?>(nil)
+    private let targetIsDirectory: Bool?
+    private let context: QueryContext?
+    /// The remapped root, when there is one (nil for the live "/").
+    private let root: [UInt8]?
+
+    static let names = [
+        "OSPath", "Name", "FullPath", "Size", "Mode", "IsDir", "IsLink",
+        "Mtime", "Atime", "Ctime", "Btime", "Uid", "Gid", "Data", "Globs",
+    ]
+
+    init(logical: [UInt8], host: [UInt8], directoryType: UInt8, globs: [String], stat: FileStat? = nil,
+         targetIsDirectory: Bool? = nil, root: [UInt8]? = nil, context: QueryContext?) {
+        self.logical = logical
+        self.host = host
+        self.directoryType = directoryType
+        self.globs = globs
+        self.targetIsDirectory = targetIsDirectory
+        self.context = context
+        self.root = root == [PathBytes.slash] ? nil : root
+        if let stat { cache.withLock { $0 = stat } }
+    }
+
+    public var typeName: String { "FileInfo" }
+    public var memberNames: [String] { FileRow.names }
+
+    /// The lstat snapshot, taken on first need; nil (logged once) when the file vanished.
+    var stat: FileStat? {
+        if let cached = cache.withLock({ $0 }) { return cached }
+        switch HostFS.stat(host) {
+        case .success(let st):
+            cache.withLock { $0 = st }
+            return st
+        case .failure(let e):
+            // A file that vanished since it was listed is routine (/proc, temp files): debug only.
+            context?.logOnce(e.code == ENOENT ? .debug : .warning, "glob: \(String(decoding: logical, as: UTF8.self)): \(e)")
+            return nil
+        }
+    }
+
+    var isLink: Bool {
+        if directoryType == UInt8(DT_LNK) { return true }
+        if directoryType != UInt8(DT_UNKNOWN) { return false }
+        return stat?.kind == .symlink
+    }
+
+    var isDirectory: Bool {
+        if let targetIsDirectory { return targetIsDirectory }
+        if directoryType == UInt8(DT_DIR) { return true }
+        if directoryType == UInt8(DT_LNK) {
+            // Follow the link inside the remapped root, never out of it.
+            let target = root.map { HostFS.resolve(logical, root: $0) } ?? host
+            if case .success(let st) = HostFS.stat(target, follow: true) { return st.kind == .directory }
+            return false
+        }
+        if directoryType != UInt8(DT_UNKNOWN) { return false }
+        return stat?.kind == .directory
+    }
+
+    public func member(_ name: String) -> Value? {
+        switch name {
+        case "OSPath": return .object(OSPath(logical))
+        case "Name": return .string(bytes: PathBytes.basename(logical))
+        case "FullPath": return .string(bytes: logical)
+        case "Size": return stat.map { .int($0.size) } ?? .null
+        case "Mode": return stat.map { .object(FileMode($0)) } ?? .null
+        case "IsDir": return .bool(isDirectory)
+        case "IsLink": return .bool(isLink)
+        case "Mtime": return stat.map { .timestamp($0.mtime) } ?? .null
+        case "Atime": return stat.map { .timestamp($0.atime) } ?? .null
+        case "Ctime": return stat.map { .timestamp($0.ctime) } ?? .null
+        case "Btime": return stat.map { .timestamp($0.ctime) } ?? .null
+        case "Uid": return stat.map { .int(Int64($0.uid)) } ?? .null
+        case "Gid": return stat.map { .int(Int64($0.gid)) } ?? .null
+        case "Data": return data
+        case "Globs": return .list(globs.map { .string($0) })
+        default:
+            let lowered = name.lowercased()
+            if let match = FileRow.names.first(where: { $0.lowercased() == lowered }) { return member(match) }
+            if lowered == "mtime" || lowered == "modtime" { return member("Mtime") }
+            return nil
+        }
+    }
+
+    private var data: Value {
+        var pairs: [(String, Value)] = []
+        if isLink, let target = HostFS.readlink(host) { pairs.append(("Link", .string(bytes: target))) }
+        if let st = stat {
+            if st.kind == .characterDevice || st.kind == .blockDevice {
+                pairs.append(("DevMajor", .int(Int64(st.devMajor))))
+                pairs.append(("DevMinor", .int(Int64(st.devMinor))))
+            }
+        }
+        if let fs = FileSystemType.name(of: host) { pairs.append(("FSType", .string(fs))) }
+        return .dict(Dict(pairs))
+    }
+}
+
+/// A file's mode: stands for its Go-style string ("-rw-r--r--") and has String, IsDir,
+/// IsRegular, IsLink and Perm members, as Velociraptor's os.FileMode does.
+public final class FileMode: HostObject {
+    let stat: FileStat
+    init(_ stat: FileStat) { self.stat = stat }
+    public var typeName: String { "FileMode" }
+    public var memberNames: [String] { ["String", "IsDir", "IsRegular", "IsLink", "Perm", "Bits"] }
+    public var scalar: Value? { .string(stat.modeString) }
+    public func member(_ name: String) -> Value? {
+        switch name {
+        case "String": return .string(stat.modeString)
+        case "IsDir": return .bool(stat.kind == .directory)
+        case "IsRegular": return .bool(stat.kind == .regular)
+        case "IsLink": return .bool(stat.kind == .symlink)
+        case "Perm": return .int(Int64(stat.mode & 0o7777))
+        case "Bits": return .int(Int64(stat.mode))
+        default: return nil
+        }
+    }
+}
+
+/// The file system a path lives on: the type of the longest mount point containing it, from
+/// /proc/self/mountinfo (read once per process; statfs is not exposed by the Glibc module).
+enum FileSystemType {
+    static let table: [(mountPoint: [UInt8], type: String)] = {
+        guard let bytes = HostFS.procFile("/proc/self/mountinfo") else { return [] }
+        var result: [([UInt8], String)] = []
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 6, let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count else { continue }
+            result.append((Array(MountsPlugin.unescape(String(fields[4])).utf8), String(fields[dash + 1])))
+        }
+        return result.sorted { $0.0.count > $1.0.count }
+    }()
+
+    static func name(of path: [UInt8]) -> String? {
+        for (mountPoint, type) in table {
+            if mountPoint == [PathBytes.slash] { return type }
+            if path.starts(with: mountPoint) && (path.count == mountPoint.count || path[mountPoint.count] == PathBytes.slash) {
+                return type
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,358 @@
+import Foundation
+import VQL
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The state of the walk: directories still to read, each with the glob positions reached there.
+final class GlobWalker {
+    /// A position in one glob: a node of the flattened component table, plus the levels a `**`
+    /// there may still descend.
+    struct State: Hashable {
+        var node: Int32
+        var depth: Int32
+    }
+
+    /// One component of one glob, flattened so the per-entry matching does no reference counting.
+    struct Node {
+        enum Kind: UInt8 { case literal, pattern, recursive, final }
+        var kind: Kind
+        /// Index into `literals`/`tokens`, or the depth of a `**`.
+        var payload: Int32
+        /// The node after this one (the same glob's next component).
+        var next: Int32
+        var glob: Int32
+    }
+
+    struct Pending {
+        var logical: [UInt8]
+        var states: [State]
+        var ancestors: [DirectoryIdentity]
+        /// The open parent directory and this directory's name in it (openat, no path walk).
+        var parent: DirectoryHandle? = nil
+        var name: [UInt8] = []
+    }
+
+    struct DirectoryIdentity: Equatable {
+        var device: UInt64
+        var inode: UInt64
+    }
+
+    let patterns: [GlobPattern]
+    let root: [UInt8]
+    let ctx: CallContext
+    let context: QueryContext
+    /// The Globs column value per set of matched globs (one glob: shared, no per-row allocation).
+    private let singleSource: [String]?
+    let followLinks: Bool
+    let oneFileSystem: Bool
+    let callback: Lambda?
+    private var stack: [Pending] = []
+    private var ready: [Value] = []
+    private var readyIndex = 0
+    private var rootDevice: UInt64?
+    private let nodes: UnsafeMutableBufferPointer<Node>
+    private let literals: [[UInt8]]
+    private let tokens: [[GlobPattern.Token]]
+
+    init(patterns: [GlobPattern], root: [UInt8], ctx: CallContext, followLinks: Bool, oneFileSystem: Bool, callback: Lambda?) {
+        self.patterns = patterns
+        self.root = root
+        self.ctx = ctx
+        self.context = ctx.context
+        let sources = Set(patterns.map(\.source))
+        self.singleSource = sources.count == 1 ? Array(sources) : nil
+        self.followLinks = followLinks
+        self.oneFileSystem = oneFileSystem
+        self.callback = callback
+        var table: [Node] = []
+        var literals: [[UInt8]] = []
+        var tokens: [[GlobPattern.Token]] = []
+        var starts: [Int32] = []
+        for (g, pattern) in patterns.enumerated() {
+            starts.append(Int32(table.count))
+            for component in pattern.components {
+                let next = Int32(table.count + 1)
+                switch component {
+                case .literal(let name):
+                    table.append(Node(kind: .literal, payload: Int32(literals.count), next: next, glob: Int32(g)))
+                    literals.append(name)
+                case .pattern(let t):
+                    table.append(Node(kind: .pattern, payload: Int32(tokens.count), next: next, glob: Int32(g)))
+                    tokens.append(t)
+                case .recursive(let depth):
+                    table.append(Node(kind: .recursive, payload: Int32(clamping: depth), next: next, glob: Int32(g)))
+                }
+            }
+            table.append(Node(kind: .final, payload: 0, next: Int32(table.count), glob: Int32(g)))
+        }
+        self.nodes = UnsafeMutableBufferPointer<Node>.allocate(capacity: max(1, table.count))
+        _ = self.nodes.initialize(from: table)
+        self.literals = literals
+        self.tokens = tokens
+        var initial: [State] = []
+        for g in patterns.indices where !patterns[g].components.isEmpty {
+            addClosure(State(node: starts[g], depth: startDepth(starts[g])), into: &initial)
+        }
+        if !initial.isEmpty { stack.append(Pending(logical: [PathBytes.slash], states: initial, ancestors: [])) }
+        if oneFileSystem, case .success(let st) = HostFS.stat(root, follow: true) { rootDevice = st.device }
+    }
+
+    deinit { nodes.deallocate() }
+
+    @inline(__always)
+    private func startDepth(_ node: Int32) -> Int32 {
+        let n = nodes[Int(node)]
+        return n.kind == .recursive ? n.payload : 0
+    }
+
+    /// Adds a state and, for a recursive component, the states reached by it matching nothing.
+    private func addClosure(_ state: State, into states: inout [State]) {
+        let n = nodes[Int(state.node)]
+        if n.kind == .recursive {
+            if state.depth > 0 && !states.contains(state) { states.append(state) }
+            // `**` may match no directory before the next component; a final `**` must match at least one entry.
+            if nodes[Int(n.next)].kind != .final {
+                addClosure(State(node: n.next, depth: startDepth(n.next)), into: &states)
+            }
+            return
+        }
+        if !states.contains(state) { states.append(state) }
+    }
+
+    @inline(__always)
+    private func isFinal(_ state: State) -> Bool { nodes[Int(state.node)].kind == .final }
+
+    func next() throws -> Value? {
+        while true {
+            if readyIndex < ready.count {
+                defer { readyIndex += 1 }
+                return ready[readyIndex]
+            }
+            ready.removeAll(keepingCapacity: true)
+            readyIndex = 0
+            guard let pending = stack.popLast() else { return nil }
+            try context.cancellation.check()
+            expand(pending)
+        }
+    }
+
+    /// Walks everything on the current thread, handing rows over in batches; stops when `emit`
+    /// returns false (consumer gone) or the query is cancelled.
+    func walkAll(emit: ([Value]) -> Bool) {
+        while let pending = stack.popLast() {
+            if context.cancellation.isCancelled { return }
+            expand(pending)
+            if ready.count >= 256 {
+                if !emit(ready) { return }
+                ready.removeAll(keepingCapacity: true)
+            }
+        }
+        if !ready.isEmpty { _ = emit(ready) }
+    }
+
+    /// The states an entry named `name` reaches from `states`.
+    private func advance(_ states: [State], name: [UInt8], into next: inout [State]) {
+        next.removeAll(keepingCapacity: true)
+        for state in states {
+            let n = nodes[Int(state.node)]
+            switch n.kind {
+            case .final: continue
+            case .literal:
+                if literals[Int(n.payload)] == name {
+                    addClosure(State(node: n.next, depth: startDepth(n.next)), into: &next)
+                }
+            case .pattern:
+                if GlobPattern.matches(tokens[Int(n.payload)], name) {
+                    addClosure(State(node: n.next, depth: startDepth(n.next)), into: &next)
+                }
+            case .recursive:
+                addClosure(State(node: state.node, depth: state.depth - 1), into: &next)
+                let final = State(node: n.next, depth: 0)
+                if isFinal(final) && !next.contains(final) { next.append(final) }
+            }
+        }
+    }
+
+    private func expand(_ pending: Pending) {
+        let live = pending.states.filter { !isFinal($0) }
+        guard !live.isEmpty else { return }
+        let host = HostFS.resolve(pending.logical, root: root)
+        var children: [Pending] = []
+        // Only literal names next: look them up directly, without reading the directory.
+        var literalNames: [[UInt8]] = []
+        let allLiteral = live.allSatisfy { state in
+            let n = nodes[Int(state.node)]
+            guard n.kind == .literal else { return false }
+            let name = literals[Int(n.payload)]
+            if !literalNames.contains(name) { literalNames.append(name) }
+            return true
+        }
+        var entries: [(name: [UInt8], type: UInt8, stat: FileStat?)] = []
+        var ancestors = pending.ancestors
+        var handle: DirectoryHandle?
+        if allLiteral {
+            for name in literalNames {
+                switch HostFS.stat(PathBytes.join(host, name)) {
+                case .success(let st): entries.append((name, GlobWalker.directoryType(st.kind), st))
+                case .failure(let e) where e.code == ENOENT || e.code == ENOTDIR: continue
+                case .failure(let e): logProblem(PathBytes.join(pending.logical, name), e)
+                }
+            }
+        } else {
+            guard let (list, opened) = readDirectory(host, pending: pending, ancestors: &ancestors) else { return }
+            entries = list.map { ($0.0, $0.1, nil) }
+            handle = opened
+        }
+        var next: [State] = []
+        next.reserveCapacity(8)
+        let identityRoot = root == [PathBytes.slash]
+        let remapRoot: [UInt8]? = identityRoot ? nil : root
+        for entry in entries {
+            advance(live, name: entry.name, into: &next)
+            if next.isEmpty { continue }
+            let logical = PathBytes.join(pending.logical, entry.name)
+            let entryHost = identityRoot ? logical : PathBytes.join(host, entry.name)
+            var anyMatched = false
+            var descend = false
+            for state in next {
+                if isFinal(state) { anyMatched = true } else { descend = true }
+            }
+            var targetIsDirectory: Bool?
+            var isDirectory = entry.type == UInt8(DT_DIR)
+            if entry.type == UInt8(DT_LNK) {
+                // Under a remapped root, link targets resolve inside the root (not via fstatat).
+                if followLinks && descend, let kind = identityRoot
+                    ? kindAt(handle, entry.name, host: entryHost, follow: true)
+                    : kindAt(nil, entry.name, host: HostFS.resolve(logical, root: root), follow: true) {
+                    targetIsDirectory = kind == .directory
+                    isDirectory = kind == .directory
+                } else if !followLinks {
+                    isDirectory = false
+                }
+            } else if entry.type == UInt8(DT_UNKNOWN), descend, let kind = kindAt(handle, entry.name, host: entryHost, follow: false) {
+                isDirectory = kind == .directory
+            }
+            var row: FileRow?
+            if anyMatched || (descend && isDirectory && callback != nil) {
+                var sources: [String]
+                if let singleSource {
+                    sources = anyMatched ? singleSource : []
+                } else {
+                    sources = []
+                    for state in next where isFinal(state) {
+                        let source = patterns[Int(nodes[Int(state.node)].glob)].source
+                        if !sources.contains(source) { sources.append(source) }
+                    }
+                }
+                row = FileRow(logical: logical, host: entryHost, directoryType: entry.type, globs: sources,
+                              stat: entry.stat, targetIsDirectory: targetIsDirectory, root: remapRoot, context: context)
+            }
+            if anyMatched, let row { ready.append(.object(row)) }
+            if descend && isDirectory {
+                if let callback, let row, !callback.call([.object(row)], in: ctx.env).isTruthy { continue }
+                children.append(Pending(logical: logical, states: next.filter { !isFinal($0) }, ancestors: ancestors,
+                                        parent: identityRoot ? handle : nil, name: entry.name))
+            }
+        }
+        stack.append(contentsOf: children.reversed())
+    }
+
+    static func directoryType(_ kind: FileStat.Kind) -> UInt8 {
+        switch kind {
+        case .directory: return UInt8(DT_DIR)
+        case .symlink: return UInt8(DT_LNK)
+        case .regular: return UInt8(DT_REG)
+        case .fifo: return UInt8(DT_FIFO)
+        case .socket: return UInt8(DT_SOCK)
+        case .characterDevice: return UInt8(DT_CHR)
+        case .blockDevice: return UInt8(DT_BLK)
+        case .unknown: return UInt8(DT_UNKNOWN)
+        }
+    }
+
+    private func logProblem(_ logical: [UInt8], _ error: Errno) {
+        context.logOnce(.warning, "glob: \(String(decoding: logical, as: UTF8.self)): \(error)")
+    }
+
+    /// The file type of an entry, by fstatat on its open parent when there is one.
+    private func kindAt(_ parent: DirectoryHandle?, _ name: [UInt8], host: [UInt8], follow: Bool) -> FileStat.Kind? {
+        guard let parent else {
+            if case .success(let st) = HostFS.stat(host, follow: follow) { return st.kind }
+            return nil
+        }
+        var st = stat()
+        let rc = HostFS.withCPath(name) { fstatat(parent.descriptor, $0, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) }
+        return rc == 0 ? FileStat(st).kind : nil
+    }
+
+    /// Reads one directory's entries (name, d_type) and keeps it open for its children; nil when
+    /// it cannot be read, is on another file system (one_filesystem) or closes a symlink loop.
+    private func readDirectory(_ host: [UInt8], pending: Pending, ancestors: inout [DirectoryIdentity]) -> ([([UInt8], UInt8)], DirectoryHandle)? {
+        let logical = pending.logical
+        let flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK
+        let fd: Int32
+        if let parent = pending.parent {
+            fd = HostFS.withCPath(pending.name) { openat(parent.descriptor, $0, flags) }
+        } else {
+            fd = HostFS.withCPath(host) { open($0, flags) }
+        }
+        guard fd >= 0 else {
+            let code = errno
+            if code != ENOENT && code != ENOTDIR { logProblem(logical, Errno(code)) }
+            return nil
+        }
+        var st = stat()
+        if fstat(fd, &st) == 0 {
+            let identity = DirectoryIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+            if ancestors.contains(identity) {
+                close(fd)
+                context.logOnce(.warning, "glob: \(String(decoding: logical, as: UTF8.self)): symlink loop, not descending")
+                return nil
+            }
+            if let rootDevice, identity.device != rootDevice {
+                close(fd)
+                return nil
+            }
+            ancestors.append(identity)
+        }
+        guard let dir = fdopendir(fd) else {
+            logProblem(logical, Errno(errno))
+            close(fd)
+            return nil
+        }
+        let handle = DirectoryHandle(dir)
+        var entries: [([UInt8], UInt8)] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 { logProblem(logical, Errno(errno)) }
+                break
+            }
+            let type = entry.pointee.d_type
+            let name: [UInt8] = withUnsafePointer(to: &entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: UInt8.self, capacity: 256) { bytes in
+                    let length = strnlen(UnsafeRawPointer(bytes).assumingMemoryBound(to: CChar.self), 256)
+                    return Array(UnsafeBufferPointer(start: bytes, count: length))
+                }
+            }
+            if name == [0x2e] || name == [0x2e, 0x2e] { continue }
+            entries.append((name, type))
+        }
+        return (entries, handle)
+    }
+}
+
+/// An open directory kept while its subdirectories are pending, so they are opened with openat
+/// relative to it (no full-path lookups). At most one per level of the walk is open.
+final class DirectoryHandle {
+    private let dir: OpaquePointer
+    let descriptor: Int32
+
+    init(_ dir: OpaquePointer) {
+        self.dir = dir
+        self.descriptor = dirfd(dir)
+    }
+
+    deinit { closedir(dir) }
+}

@@ -1,0 +1,148 @@
+import Crypto
+import Foundation
+import VQL
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `hash()`: MD5, SHA1 and SHA256 of a file in one streamed pass (1 MiB reads; the file is never
+/// held in memory). Only regular files are hashed, so FIFOs and devices cannot hang a query.
+public enum Hashing {
+    public static var functions: [FunctionDeclaration] { [hash] }
+
+    static let schema = Schema(["MD5", "SHA1", "SHA256"], caseInsensitiveFallback: true)
+    static let bufferSize = 1 << 20
+
+    public static let hash = FunctionDeclaration(
+        name: "hash", summary: "Hashes a file: {MD5, SHA1, SHA256}; digests not selected are empty strings.",
+        arguments: [
+            ArgumentSpec("path", .string, required: true, "The file to hash."),
+            ArgumentSpec("accessor", .string, "Only 'file' (or 'auto') is supported."),
+            ArgumentSpec("hashselect", .stringList, "Which digests to compute: MD5, SHA1, SHA256 (default all)."),
+            ArgumentSpec("max_size", .int, "Hash at most this many bytes."),
+        ],
+        returns: .dict,
+        examples: ["SELECT hash(path='/etc/hostname', hashselect='SHA256').SHA256 AS Digest FROM scope()"],
+        permissions: [.filesystemRead]
+    ) { ctx in
+        guard let logical = ctx.raw("path").flatMap({ HostFS.pathBytes($0) }), !logical.isEmpty else { return .null }
+        let accessor = ctx.string("accessor") ?? "file"
+        guard ["file", "auto", ""].contains(accessor) else {
+            ctx.context.logOnce(.error, "hash: accessor '\(accessor)' is not supported")
+            return .null
+        }
+        let selected = Set((ctx.strings("hashselect") ?? ["MD5", "SHA1", "SHA256"]).map { $0.uppercased() })
+        let limit = ctx.int("max_size").map { max(0, $0) } ?? Int64.max
+        let path = HostFS.resolve(logical, root: HostFS.root(ctx.context))
+        switch digest(path, md5: selected.contains("MD5"), sha1: selected.contains("SHA1"),
+                      sha256: selected.contains("SHA256"), limit: limit, cancellation: ctx.context.cancellation) {
+        case .success(let values): return .dict(Dict(schema: schema, values: values.map { .string($0) }))
+        case .failure(let error):
+            ctx.context.logOnce(.warning, "hash: \(String(decoding: logical, as: UTF8.self)): \(error)")
+            return .null
+        }
+    }
+
+    /// Streams the file through the selected digests; returns [MD5, SHA1, SHA256] as hex ("" if not selected).
+    static func digest(_ path: [UInt8], md5: Bool, sha1: Bool, sha256: Bool, limit: Int64,
+                       cancellation: CancellationFlag) -> Result<[String], ReadError> {
+        let fd: Int32
+        switch HostFS.openForReading(path, allowDevices: false) {
+        case .failure(let e): return .failure(e)
+        case .success(let (descriptor, _)): fd = descriptor
+        }
+        defer { close(fd) }
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+        let state = Hashers(md5: md5, sha1: sha1, sha256: sha256)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
+        defer { buffer.deallocate() }
+        var remaining = limit
+        let parallel = md5 && (sha1 || sha256) && ProcessInfo.processInfo.activeProcessorCount > 1
+        let lane = parallel ? MD5Lane(state) : nil
+        defer { lane?.stop() }
+        while remaining > 0 {
+            if cancellation.isCancelled { return .failure(.system(Errno(ECANCELED))) }
+            let want = Int(min(Int64(bufferSize), remaining))
+            let n = Glibc.read(fd, buffer.baseAddress, want)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return .failure(.system(Errno(errno)))
+            }
+            if n == 0 { break }
+            state.chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            if let lane {
+                // MD5 on a second core while SHA1/SHA256 run here: same bytes, one read.
+                lane.start.signal()
+                state.updateSHA()
+                lane.done.wait()
+            } else {
+                state.updateMD5()
+                state.updateSHA()
+            }
+            remaining -= Int64(n)
+        }
+        return .success([
+            state.md5.map { hex($0.finalize()) } ?? "",
+            state.sha1.map { hex($0.finalize()) } ?? "",
+            state.sha256.map { hex($0.finalize()) } ?? "",
+        ])
+    }
+
+    /// A helper thread that runs the MD5 update of each chunk when signalled.
+    final class MD5Lane: @unchecked Sendable {
+        let start = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        private let hashers: Hashers
+        private var stopping = false
+
+        init(_ hashers: Hashers) {
+            self.hashers = hashers
+            let thread = Thread { [self] in
+                while true {
+                    start.wait()
+                    if stopping { break }
+                    hashers.updateMD5()
+                    done.signal()
+                }
+            }
+            thread.start()
+        }
+
+        func stop() {
+            stopping = true
+            start.signal()
+        }
+    }
+
+    /// The running digests and the chunk being hashed. Two lanes may update it at once, but
+    /// they touch disjoint digests (MD5 vs SHA1/SHA256) and only read the chunk.
+    final class Hashers: @unchecked Sendable {
+        var md5: Insecure.MD5?
+        var sha1: Insecure.SHA1?
+        var sha256: SHA256?
+        var chunk = UnsafeRawBufferPointer(start: nil, count: 0)
+
+        init(md5: Bool, sha1: Bool, sha256: Bool) {
+            self.md5 = md5 ? Insecure.MD5() : nil
+            self.sha1 = sha1 ? Insecure.SHA1() : nil
+            self.sha256 = sha256 ? SHA256() : nil
+        }
+
+        func updateMD5() { md5?.update(bufferPointer: chunk) }
+
+        func updateSHA() {
+            sha1?.update(bufferPointer: chunk)
+            sha256?.update(bufferPointer: chunk)
+        }
+    }
+
+    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in digest {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0xf)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

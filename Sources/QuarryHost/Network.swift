@@ -1,0 +1,177 @@
+import Foundation
+import VQL
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Network addresses and interfaces: `ip()`, `cidr_contains()` and `interfaces()`.
+public enum Network {
+    public static var plugins: [PluginDeclaration] { [interfaces] }
+    public static var functions: [FunctionDeclaration] { [ip, cidrContains] }
+
+    public static let ip = FunctionDeclaration(
+        name: "ip", summary: "Parses an IPv4 or IPv6 address into its canonical string (NULL when invalid).",
+        arguments: [
+            ArgumentSpec("parse", .string, "An address in text form."),
+            ArgumentSpec("netaddr4_le", .int, "An IPv4 address as a little-endian integer."),
+            ArgumentSpec("netaddr4_be", .int, "An IPv4 address as a big-endian integer."),
+        ],
+        returns: .string,
+        examples: ["SELECT ip(parse='::ffff:127.0.0.1') AS IP FROM scope()"]
+    ) { ctx in
+        if let text = ctx.string("parse") {
+            return IPAddress.parse(text).flatMap { IPAddress.format($0) }.map { .string($0) } ?? .null
+        }
+        if let n = ctx.int("netaddr4_le") {
+            let v = UInt32(truncatingIfNeeded: n)
+            return .string(IPAddress.format([UInt8(v & 0xff), UInt8((v >> 8) & 0xff), UInt8((v >> 16) & 0xff), UInt8(v >> 24)]) ?? "")
+        }
+        if let n = ctx.int("netaddr4_be") {
+            let v = UInt32(truncatingIfNeeded: n)
+            return .string(IPAddress.format([UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)]) ?? "")
+        }
+        return .null
+    }
+
+    public static let cidrContains = FunctionDeclaration(
+        name: "cidr_contains", summary: "True when the address is inside any of the CIDR ranges.",
+        arguments: [
+            ArgumentSpec("ip", .string, required: true, "The address."),
+            ArgumentSpec("ranges", .stringList, required: true, "CIDR ranges such as 10.0.0.0/8 or fe80::/10."),
+        ],
+        returns: .bool,
+        examples: ["SELECT cidr_contains(ip='192.168.1.5', ranges=['192.168.0.0/16']) AS Private FROM scope()"]
+    ) { ctx in
+        guard let text = ctx.string("ip"), let address = IPAddress.parse(text) else { return .bool(false) }
+        for range in ctx.strings("ranges") ?? [] where IPAddress.contains(range: range, address) { return .bool(true) }
+        return .bool(false)
+    }
+
+    static let interfaceColumns: [ColumnSpec] = [
+        ColumnSpec("Index", .int, "Interface index."),
+        ColumnSpec("MTU", .int, "Maximum transmission unit."),
+        ColumnSpec("Name", .string, "Interface name."),
+        ColumnSpec("HardwareAddr", .string, "MAC address (empty when none)."),
+        ColumnSpec("Flags", .string, "up|broadcast|loopback|pointtopoint|multicast"),
+        ColumnSpec("Addrs", .list, "Addresses as {IP, Mask, CIDR}."),
+    ]
+
+    public static let interfaces = PluginDeclaration(
+        name: "interfaces", summary: "Network interfaces with their hardware and IP addresses (getifaddrs).",
+        columns: interfaceColumns,
+        examples: ["SELECT Name, HardwareAddr, Addrs FROM interfaces()"],
+        permissions: [.machineState]
+    ) { _ in
+        var first: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&first) == 0 else { return ArrayCursor([]) }
+        defer { freeifaddrs(first) }
+        var order: [String] = []
+        var flags: [String: UInt32] = [:]
+        var addresses: [String: [Value]] = [:]
+        let addressSchema = Schema(["IP", "Mask", "CIDR"], caseInsensitiveFallback: true)
+        var cursor = first
+        while let entry = cursor {
+            cursor = entry.pointee.ifa_next
+            guard let cName = entry.pointee.ifa_name else { continue }
+            let name = String(cString: cName)
+            if flags[name] == nil { order.append(name) }
+            flags[name] = entry.pointee.ifa_flags
+            guard let address = entry.pointee.ifa_addr.flatMap({ IPAddress.bytes(of: $0) }),
+                  let text = IPAddress.format(address) else { continue }
+            let mask = entry.pointee.ifa_netmask.flatMap { IPAddress.bytes(of: $0) } ?? []
+            let prefix = mask.reduce(0) { $0 + $1.nonzeroBitCount }
+            addresses[name, default: []].append(.dict(Dict(schema: addressSchema, values: [
+                .string(text), .string(IPAddress.format(mask) ?? ""), .string("\(text)/\(prefix)"),
+            ])))
+        }
+        let schema = Schema(interfaceColumns.map(\.name), caseInsensitiveFallback: true)
+        let rows: [Value] = order.map { name in
+            let sys = "/sys/class/net/\(name)/"
+            func text(_ file: String) -> String {
+                String(decoding: HostFS.readProc(sys + file) ?? [], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            let f = flags[name] ?? 0
+            var words: [String] = []
+            if f & UInt32(IFF_UP) != 0 { words.append("up") }
+            if f & UInt32(IFF_BROADCAST) != 0 { words.append("broadcast") }
+            if f & UInt32(IFF_LOOPBACK) != 0 { words.append("loopback") }
+            if f & UInt32(IFF_POINTOPOINT) != 0 { words.append("pointtopoint") }
+            if f & UInt32(IFF_MULTICAST) != 0 { words.append("multicast") }
+            var mac = text("address")
+            if mac == "00:00:00:00:00:00" { mac = "" }
+            return .dict(Dict(schema: schema, values: [
+                .int(Int64(text("ifindex")) ?? Int64(if_nametoindex(name))), .int(Int64(text("mtu")) ?? 0), .string(name),
+                .string(mac), .string(words.joined(separator: "|")), .list(addresses[name] ?? []),
+            ]))
+        }
+        return ArrayCursor(rows)
+    }
+}
+
+/// IPv4/IPv6 parsing, formatting and CIDR tests over raw address bytes (4 or 16).
+enum IPAddress {
+    static func parse(_ text: String) -> [UInt8]? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        var v4 = in_addr()
+        if inet_pton(AF_INET, trimmed, &v4) == 1 {
+            return withUnsafeBytes(of: &v4) { Array($0) }
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, trimmed, &v6) == 1 {
+            return withUnsafeBytes(of: &v6) { Array($0) }
+        }
+        return nil
+    }
+
+    /// Text form; IPv4-mapped IPv6 addresses print as IPv4 (as Go does).
+    static func format(_ bytes: [UInt8]) -> String? {
+        var bytes = bytes
+        if bytes.count == 16 && bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
+            bytes = Array(bytes[12...])
+        }
+        var buffer = [CChar](repeating: 0, count: 64)
+        let family = bytes.count == 4 ? AF_INET : AF_INET6
+        guard bytes.count == 4 || bytes.count == 16 else { return nil }
+        let ok = bytes.withUnsafeBytes { raw in inet_ntop(family, raw.baseAddress, &buffer, 64) } != nil
+        guard ok else { return nil }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func bytes(of address: UnsafeMutablePointer<sockaddr>) -> [UInt8]? {
+        switch Int32(address.pointee.sa_family) {
+        case AF_INET:
+            return address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { pointer in
+                var a = pointer.pointee.sin_addr
+                return withUnsafeBytes(of: &a) { Array($0) }
+            }
+        case AF_INET6:
+            return address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                var a = pointer.pointee.sin6_addr
+                return withUnsafeBytes(of: &a) { Array($0) }
+            }
+        default: return nil
+        }
+    }
+
+    static func contains(range: String, _ address: [UInt8]) -> Bool {
+        let parts = range.split(separator: "/", maxSplits: 1)
+        guard let first = parts.first, var network = parse(String(first)) else { return false }
+        var address = address
+        // Compare IPv4 with IPv4-mapped IPv6 in the IPv4 space.
+        func unmap(_ b: [UInt8]) -> [UInt8] {
+            b.count == 16 && b[0..<10].allSatisfy({ $0 == 0 }) && b[10] == 0xff && b[11] == 0xff ? Array(b[12...]) : b
+        }
+        network = unmap(network)
+        address = unmap(address)
+        guard network.count == address.count else { return false }
+        let bits = parts.count == 2 ? (Int(parts[1]) ?? -1) : network.count * 8
+        guard bits >= 0 && bits <= network.count * 8 else { return false }
+        for i in 0..<network.count {
+            let remaining = bits - i * 8
+            if remaining <= 0 { break }
+            let mask: UInt8 = remaining >= 8 ? 0xff : UInt8(0xff) << UInt8(8 - remaining)
+            if network[i] & mask != address[i] & mask { return false }
+        }
+        return true
+    }
+}

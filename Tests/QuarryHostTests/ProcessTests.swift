@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+import VQL
+@testable import QuarryHost
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct ProcessTests {
+    @Test func findsASpawnedChildByPid() throws {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        child.arguments = ["30.4242"]
+        child.standardInput = FileHandle.nullDevice
+        try child.run()
+        let pid = child.processIdentifier
+        defer {
+            kill(pid, SIGKILL)
+            child.waitUntilExit()
+        }
+        // Wait until the exec has happened (the command line is in place).
+        for _ in 0..<100 {
+            if let cmdline = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), cmdline.contains("30.4242") { break }
+            usleep(20_000)
+        }
+        let rows = try Host.rows("SELECT * FROM pslist(pid=\(pid))")
+        #expect(rows.count == 1)
+        guard let row = rows.first else { return }
+        #expect(Host.int(row, "Pid") == Int64(pid))
+        #expect(Host.int(row, "Ppid") == Int64(getpid()))
+        #expect(Host.string(row, "CommandLine") == "/bin/sleep 30.4242")
+        #expect(Host.string(row, "Name") == "sleep")
+        #expect(Host.string(row, "Exe")?.hasSuffix("sleep") == true)
+        #expect(Host.int(row, "Uid") == Int64(getuid()))
+        for column in Processes.columns {
+            #expect(Host.field(row, column.name) != nil, "missing column \(column.name)")
+        }
+        // CreateTime is a timestamp close to now.
+        if case .timestamp(let t)? = Host.field(row, "CreateTime") {
+            #expect(abs(t.seconds - Date().timeIntervalSince1970) < 120)
+        } else {
+            Issue.record("CreateTime should be a timestamp")
+        }
+        // The full listing finds it too, by its distinctive argument.
+        let listed = try Host.rows("SELECT Pid FROM pslist() WHERE CommandLine =~ '30\\\\.4242'")
+        #expect(listed.compactMap { Host.int($0, "Pid") }.contains(Int64(pid)))
+        // The call chain goes from the child up through this test process.
+        let chain = try Host.rows("SELECT process_tracker_callchain(id=\(pid)).Pid AS Chain FROM scope()")
+        let pids = chain.first.flatMap { Host.field($0, "Chain")?.listElements?.compactMap(\.intValue) } ?? []
+        #expect(pids.first == Int64(pid))
+        #expect(pids.dropFirst().first == Int64(getpid()))
+        let entry = try Host.rows("SELECT process_tracker_get(id=\(pid)).Data.Name AS Name, process_tracker_get(id=\(pid)).ParentId AS Parent FROM scope()")
+        #expect(entry.first.flatMap { Host.string($0, "Name") } == "sleep")
+        #expect(entry.first.flatMap { Host.string($0, "Parent") } == String(getpid()))
+    }
+
+    @Test func deletedExecutableIsMarked() throws {
+        let dir = Host.temporaryDirectory("deleted")
+        defer { Host.cleanup(dir) }
+        let copy = dir + "/sleepcopy"
+        try FileManager.default.copyItem(atPath: "/bin/sleep", toPath: copy)
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: copy)
+        child.arguments = ["30.5151"]
+        child.standardInput = FileHandle.nullDevice
+        try child.run()
+        let pid = child.processIdentifier
+        defer {
+            kill(pid, SIGKILL)
+            child.waitUntilExit()
+        }
+        for _ in 0..<100 {
+            if let cmdline = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), cmdline.contains("30.5151") { break }
+            usleep(20_000)
+        }
+        unlink(copy)
+        let rows = try Host.rows("SELECT Exe, Exe =~ '\\\\(deleted\\\\)$' AS Deleted FROM pslist(pid=\(pid))")
+        #expect(rows.first.flatMap { Host.string($0, "Exe") } == copy + " (deleted)")
+        #expect(rows.first.flatMap { Host.field($0, "Deleted") }?.isTruthy == true)
+    }
+
+    @Test func countIsCloseToPs() throws {
+        let ps = try Host.shell("ps -e --no-headers | wc -l").trimmingCharacters(in: .whitespacesAndNewlines)
+        let rows = try Host.rows("SELECT Pid FROM pslist()")
+        guard let expected = Int(ps) else {
+            Issue.record("ps gave \(ps)")
+            return
+        }
+        #expect(abs(rows.count - expected) <= max(10, expected / 10))
+    }
+
+    @Test func memoryInfoIsCaseInsensitive() throws {
+        let rows = try Host.rows("SELECT MemoryInfo.rss AS RSS, MemoryInfo.RSS AS Rss2, Times.User AS U FROM pslist(pid=getpid())")
+        #expect((rows.first.flatMap { Host.int($0, "RSS") } ?? 0) > 0)
+        #expect(rows.first.flatMap { Host.int($0, "RSS") } != nil)
+        #expect(rows.first.flatMap { Host.field($0, "U") }?.doubleValue != nil)
+    }
+
+    @Test func missingProcessGivesNoRows() throws {
+        #expect(try Host.rows("SELECT * FROM pslist(pid=999999999)").isEmpty)
+        let rows = try Host.rows("SELECT process_tracker_get(id=999999999) AS P FROM scope()")
+        #expect(rows.first.flatMap { Host.field($0, "P") }?.isNull == true)
+    }
+
+    @Test func procMapsOfThisProcess() throws {
+        let rows = try Host.rows("SELECT * FROM proc_maps(pid=getpid())")
+        #expect(rows.count > 5)
+        #expect(rows.contains { Host.string($0, "Filename") == "[stack]" })
+        #expect(rows.allSatisfy { (Host.int($0, "Size") ?? 0) > 0 })
+    }
+}
