@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "VQLTests", dependencies: ["VQL", "VQLConformance"], exclude: ["Golden"]),
         .testTarget(name: "QuarryHostTests", dependencies: ["QuarryHost", "VQL"]),
         .testTarget(name: "QuarryCLITests", exclude: ["Support"]),
-        .testTarget(name: "QuarryDetectTests", dependencies: ["QuarryDetect", "VQL"]),
+        .testTarget(name: "QuarryDetectTests", dependencies: ["QuarryDetect", "QuarryHost", "VQL"]),
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "VQL"]),
     ],
     swiftLanguageModes: [.v6]

@@ -4,7 +4,8 @@ import VQL
 /// Structured parsers: JSON arrays and lines, CSV, regex records, and small data helpers
 /// (unhex, xor, entropy, humanize, url).
 public enum ParserLibrary {
-    public static let plugins: [PluginDeclaration] = [parseJSONL, parseCSV, parseRecordsWithRegex]
+    /// (parse_records_with_regex, parse_lines and split_records live with the file plugins in QuarryHost.)
+    public static let plugins: [PluginDeclaration] = [parseJSONL, parseCSV]
     public static let functions: [FunctionDeclaration] = [parseJSONArray, unhex, xor, entropy, humanize, url]
 
     /// Reads a whole (bounded) file, or the argument itself with accessor='data'.
@@ -67,32 +68,6 @@ public enum ParserLibrary {
         return ArrayCursor(records.dropFirst().map { fields in
             .dict(Dict(schema: schema, values: header.indices.map { $0 < fields.count ? .string(fields[$0]) : .null }))
         })
-    }
-
-    public static let parseRecordsWithRegex = PluginDeclaration(
-        name: "parse_records_with_regex", summary: "One row per regex match in a file; named groups become columns.",
-        arguments: [
-            ArgumentSpec("file", .string, required: true, "The file."),
-            ArgumentSpec("regex", .stringList, required: true, "Regular expressions with named groups."),
-            ArgumentSpec("accessor", .string, "file (default) or data."),
-        ],
-        examples: ["SELECT * FROM parse_records_with_regex(file='a=1 b=2', accessor='data', regex='(?P<Key>\\\\w+)=(?P<Value>\\\\d+)')"],
-        permissions: [.filesystemRead]
-    ) { ctx in
-        let bytes = content(ctx, "file") ?? []
-        var rows: [Value] = []
-        for pattern in ctx.strings("regex") ?? [] {
-            guard let regex = ctx.context.regex(pattern, caseInsensitive: false) else { continue }
-            let names = regex.captureNames
-            let named = names.indices.filter { names[$0] != nil }
-            let schema = Schema(named.compactMap { names[$0] })
-            for groups in regex.allMatches(in: bytes) {
-                rows.append(.dict(Dict(schema: schema, values: named.map { g in
-                    g < groups.count ? groups[g].map { .string(bytes: Array(bytes[$0])) } ?? .null : .null
-                })))
-            }
-        }
-        return ArrayCursor(rows)
     }
 
     public static let unhex = FunctionDeclaration(

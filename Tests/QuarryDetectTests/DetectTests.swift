@@ -1,11 +1,13 @@
 import Foundation
 import QuarryDetect
+import QuarryHost
 import Testing
 import VQL
 
 /// Runs VQL with the core and detection plugins; returns the last SELECT's rows and the log.
 func detect(_ text: String, setup: (Session) -> Void = { _ in }) throws -> (rows: [Value], log: [String]) {
     let registry = CoreLibrary.registry()
+    registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
     registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
     let logger = MemoryLogger()
     let session = Session(registry: registry, logger: logger)
@@ -173,7 +175,12 @@ func temporaryDirectory() throws -> String {
         let (jsonl, log) = try detect(#"SELECT * FROM parse_jsonl(filename='{"a":1}\nnot json\n{"a":2}', accessor='data')"#)
         #expect(jsonl.count == 2)
         #expect(log.contains { $0.contains("line 2") })
-        let (records, _) = try detect(#"SELECT * FROM parse_records_with_regex(file='k1=v1;k2=v2', accessor='data', regex='(?P<Key>\\w+)=(?P<Value>\\w+)')"#)
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = FileManager.default.createFile(atPath: dir + "/kv", contents: Data("k1=v1;k2=v2".utf8))
+        let (records, _) = try detect(#"SELECT * FROM parse_records_with_regex(file=F, regex='(?P<Key>\\w+)=(?P<Value>\\w+)')"#) {
+            $0.root.set("F", .string(dir + "/kv"))
+        }
         #expect(records.map { JSONWriter.string($0) } == [#"{"Key":"k1","Value":"v1"}"#, #"{"Key":"k2","Value":"v2"}"#])
     }
 
