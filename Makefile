@@ -27,8 +27,10 @@ release: deps
 
 ## The main job: build, then ask this host a few questions.
 run: release
-	$(BIN) query --format table "SELECT * FROM info()"
-	$(BIN) query --format table "SELECT format(format='%d rows streamed', args=count()) AS Demo FROM range(end=1000000) GROUP BY 1"
+	$(BIN) query --format table "SELECT Hostname, OS, Platform, PlatformVersion, KernelVersion, Architecture FROM info()"
+	$(BIN) query --format table "SELECT Pid, Name, Username, MemoryInfo.RSS AS RSS FROM pslist() ORDER BY RSS DESC LIMIT 5"
+	$(BIN) query --format table "SELECT Laddr.Port AS Port, Status, Pid, Name FROM netstat() WHERE Status = 'LISTEN'"
+	$(BIN) query --format table "SELECT User, Uid, Shell FROM Artifact.Linux.Sys.Users() WHERE Shell =~ 'sh$$'"
 
 ## Every test: unit, golden, conformance (when ../shared is present), CLI.
 test: deps

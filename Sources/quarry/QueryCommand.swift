@@ -28,6 +28,8 @@ struct QueryCommand: ParsableCommand {
     @Option(name: .customLong("env"), help: "Preset a scope variable, NAME=VALUE (repeatable).")
     var environment: [String] = []
 
+    @OptionGroup var definitions: DefinitionOptions
+
     @Option(help: "Write the query log to this file instead of standard error.")
     var log: String?
 
@@ -68,7 +70,7 @@ struct QueryCommand: ParsableCommand {
             printError(error.render(source: text))
             throw ExitCode(1)
         }
-        let registry = QuarryRegistry.make()
+        let registry = QuarryRegistry.make(repository: definitions.repository())
         let problems = Binder.check(statements, registry: registry, knownNames: Set(variables.keys))
         if check {
             for problem in problems { printError("warning: " + problem.render(source: text)) }

@@ -73,7 +73,7 @@ struct REPLTests {
         let home = try PTY.temporaryHome()
         let outcome = try PTY.run([
             .expect("vql> "),
-            .send("SELECT * FROM range(end=9223372036854775807) WHERE _value < 0\r"),
+            .send("SELECT * FROM glob(globs='/**') WHERE Size < 0\r"),
             .sleep(0.5),
             .send("\u{3}"),
             .expect("query cancelled.*vql> ", timeout: 1),
@@ -111,6 +111,20 @@ struct REPLTests {
             .send(".quit\r"), .sleep(0.2),
         ], home: home)
         #expect(outcome.ok, "\(outcome.transcript)")
+    }
+
+    @Test func artifactsAreListedCompletedAndCollected() throws {
+        let home = try PTY.temporaryHome()
+        let outcome = try PTY.run([
+            .expect("vql> "),
+            .send(".artifacts Sys\r"), .expect("Linux.Sys.Users"),
+            .send("SELECT User FROM Artifact.Linux.Sys.Us\t"), .sleep(0.2), .send(") WHERE User = 'root'\r"),
+            .expect("\\| root +\\|"),
+            .send(".mode jsonl\r"), .send(".collect Linux.Sys.Groups\r"), .expect("\\{\"Group\":\"root\""),
+            .send("\u{4}"),
+        ], home: home)
+        #expect(outcome.ok, "\(outcome.transcript)")
+        #expect(outcome.transcript.contains("Artifact.Linux.Sys.Users()"))
     }
 
     @Test func pipedStdinRunsWithoutPrompts() throws {

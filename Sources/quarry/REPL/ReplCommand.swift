@@ -1,4 +1,5 @@
 import ArgumentParser
+import Artifacts
 import Foundation
 import VQL
 
@@ -11,13 +12,15 @@ struct ReplCommand: ParsableCommand {
     @Option(name: .customLong("env"), help: "Preset a scope variable, NAME=VALUE (repeatable).")
     var environment: [String] = []
 
+    @OptionGroup var definitions: DefinitionOptions
+
     func run() throws {
         var variables: [String: Value] = [:]
         for assignment in environment {
             guard let eq = assignment.firstIndex(of: "=") else { throw ValidationError("--env takes NAME=VALUE") }
             variables[String(assignment[..<eq])] = .string(String(assignment[assignment.index(after: eq)...]))
         }
-        let shell = Shell(variables: variables, interactive: isatty(STDIN_FILENO) != 0)
+        let shell = Shell(variables: variables, interactive: isatty(STDIN_FILENO) != 0, repository: definitions.repository())
         shell.run()
     }
 }
@@ -36,12 +39,15 @@ final class Shell {
     /// instead; while a query runs it arrives as SIGINT and cancels the query.
     private var interrupt: QueryInterrupt?
 
-    init(variables: [String: Value], interactive: Bool) {
+    let repository: ArtifactRepository
+
+    init(variables: [String: Value], interactive: Bool, repository: ArtifactRepository) {
         self.interactive = interactive
+        self.repository = repository
         if interactive { interrupt = QueryInterrupt(cancellation: cancellation) }
         self.mode = interactive ? .table : .json
         session = Session(
-            registry: QuarryRegistry.make(), logger: StreamLogger(minimum: .info), cancellation: cancellation,
+            registry: QuarryRegistry.make(repository: repository), logger: StreamLogger(minimum: .info), cancellation: cancellation,
             variables: variables)
     }
 
@@ -74,10 +80,10 @@ final class Shell {
         editor.completer = { [unowned self] before in
             Completion(
                 registry: session.context.registry, variables: session.root.visibleNames, lastColumns: lastColumns,
-                artifactNames: []
+                artifactNames: repository.names
             ).complete(before)
         }
-        print("Quarry VQL shell — .help for commands, Ctrl-D to quit.")
+        say("Quarry VQL shell — .help for commands, Ctrl-D to quit.")
         var pending = ""
         var interruptedOnEmpty = false
         while true {
@@ -89,7 +95,7 @@ final class Shell {
                 if pending.isEmpty {
                     if interruptedOnEmpty { return }
                     interruptedOnEmpty = true
-                    print("(press Ctrl-C again or Ctrl-D to quit)")
+                    say("(press Ctrl-C again or Ctrl-D to quit)")
                 }
                 pending = ""
                 continue
@@ -145,7 +151,7 @@ final class Shell {
                     }
                     writer.endStatement()
                     if !columns.isEmpty { lastColumns = columns }
-                    if rows == 0 && mode == .table { print("(no rows)") }
+                    if rows == 0 && mode == .table { say("(no rows)") }
                 }
             } catch is QueryCancelled {
                 writer.endStatement()
@@ -157,7 +163,7 @@ final class Shell {
                 return
             }
             if timer {
-                print(String(format: "Run time: %.3f s, %d rows", Date().timeIntervalSince(started), rows))
+                say(String(format: "Run time: %.3f s, %d rows", Date().timeIntervalSince(started), rows))
             }
         }
     }
@@ -171,7 +177,7 @@ final class Shell {
         case ".quit", ".exit", ".q":
             return false
         case ".help":
-            print("""
+            say("""
                 Statements end when brackets and quotes balance and the text parses (a SELECT without
                 FROM waits for more unless it ends with ';'). LET definitions persist.
                 .mode table|json|jsonl|csv   output format          .timer on|off   time each query
@@ -196,24 +202,33 @@ final class Shell {
         case ".plugins":
             for p in registry.plugins.values.sorted(by: { $0.name < $1.name })
             where argument.isEmpty || p.name.localizedCaseInsensitiveContains(argument) {
-                print("\(p.name)(\(p.arguments.map(\.name).joined(separator: ", ")))  — \(p.summary)")
+                say("\(p.name)(\(p.arguments.map(\.name).joined(separator: ", ")))  — \(p.summary)")
             }
         case ".functions":
             for f in registry.functions.values.sorted(by: { $0.name < $1.name })
             where argument.isEmpty || f.name.localizedCaseInsensitiveContains(argument) {
-                print("\(f.name)(\(f.arguments.map(\.name).joined(separator: ", ")))  — \(f.summary)")
+                say("\(f.name)(\(f.arguments.map(\.name).joined(separator: ", ")))  — \(f.summary)")
             }
         case ".describe":
             if let p = registry.plugin(argument) {
-                print(Describe.plugin(p))
+                say(Describe.plugin(p))
             } else if let f = registry.function(argument) {
-                print(Describe.function(f))
+                say(Describe.function(f))
             } else {
                 let all = Array(registry.plugins.keys) + Array(registry.functions.keys)
                 printError("no plugin or function '\(argument)'" + (NameSuggester.closest(to: argument, in: all).map { " (did you mean '\($0)'?)" } ?? ""))
             }
-        case ".artifacts", ".collect":
-            printError("no artifact repository is available in this build yet")
+        case ".artifacts":
+            let regex = argument.isEmpty ? nil : try? CompiledRegex(argument, caseInsensitive: true)
+            for artifact in repository.artifacts where regex?.matches(artifact.name) ?? true {
+                say("\(artifact.name)  — \((artifact.description ?? "").split(separator: "\n").first.map(String.init) ?? "")")
+            }
+        case ".collect":
+            guard repository.artifact(named: argument) != nil else {
+                printError("no artifact \(argument)" + (NameSuggester.closest(to: argument, in: repository.names).map { " (did you mean \($0)?)" } ?? ""))
+                return true
+            }
+            execute("SELECT * FROM Artifact.\(argument)()")
         default:
             printError("unknown command \(parts[0]) (try .help)")
         }
@@ -235,4 +250,10 @@ final class QueryInterrupt: @unchecked Sendable {
     deinit {
         source.cancel()
     }
+}
+
+/// Writes a line to standard output unbuffered, so messages stay in order with the rows (which
+/// RowWriter writes through the same file handle).
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
