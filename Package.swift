@@ -32,7 +32,9 @@ let package = Package(
             name: "QuarryDetect",
             dependencies: ["VQL", "CYara", "CMagic", "CSQLite3", .product(name: "Crypto", package: "swift-crypto")]),
         // Artifacts: the YAML model, repository, compilation to VQL and the Artifact.NAME plugins.
-        .target(name: "Artifacts", dependencies: ["VQL", .product(name: "Yams", package: "Yams")]),
+        .target(
+            name: "Artifacts",
+            dependencies: ["VQL", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")]),
         // Plugins over the live Linux host: /proc, files, sockets, hashes, users, system facts.
         .target(
             name: "QuarryHost",

@@ -2,13 +2,6 @@ import Crypto
 import Foundation
 import VQL
 
-/// Where upload() puts files: a folder for standalone `quarry query --upload-dir`, the collection
-/// container for `quarry artifacts collect`. Implementations must keep names inside themselves.
-public protocol UploadDestination: AnyObject, Sendable {
-    /// Stores `size` bytes read from `reader` under `name`; returns the stored relative path.
-    func store(name: String, reader: (inout [UInt8]) throws -> Int) throws -> (path: String, size: Int64, sha256: String, md5: String)
-}
-
 /// Sanitises an upload name into relative path components: no "..", no ".", no absolute root,
 /// no empty parts; nil when nothing safe is left.
 public enum UploadNames {
@@ -66,7 +59,7 @@ public struct UploadError: Error, CustomStringConvertible {
 /// upload(): copies a file into the current collection (or --upload-dir), streaming, with size
 /// and hashes in the result; a file it cannot read is recorded in the result, not fatal.
 public enum UploadFunction {
-    public static let serviceKey = "upload.destination"
+    public static let serviceKey = UploadService.key
 
     public static let upload = FunctionDeclaration(
         name: "upload", summary: "Copies a file into the collection's uploads (or --upload-dir); returns Path, Size, Sha256, Md5 or Error.",
