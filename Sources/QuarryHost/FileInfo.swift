@@ -257,7 +257,7 @@ enum BirthTime {
             guard mask & birthMask != 0 else { return nil }
             let seconds = raw.loadUnaligned(fromByteOffset: 80, as: Int64.self)
             let nanos = raw.loadUnaligned(fromByteOffset: 88, as: UInt32.self)
-            return Timestamp(nanoseconds: seconds * 1_000_000_000 + Int64(nanos))
+            return FileStat.timestamp(seconds, Int64(nanos))
         }
     }
 }

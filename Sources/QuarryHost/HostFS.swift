@@ -241,9 +241,18 @@ public struct FileStat: Sendable {
         inode = UInt64(st.st_ino)
         rdev = UInt64(st.st_rdev)
         nlink = UInt64(st.st_nlink)
-        atime = Timestamp(nanoseconds: Int64(st.st_atim.tv_sec) * 1_000_000_000 + Int64(st.st_atim.tv_nsec))
-        mtime = Timestamp(nanoseconds: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
-        ctime = Timestamp(nanoseconds: Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
+        atime = FileStat.timestamp(Int64(st.st_atim.tv_sec), Int64(st.st_atim.tv_nsec))
+        mtime = FileStat.timestamp(Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec))
+        ctime = FileStat.timestamp(Int64(st.st_ctim.tv_sec), Int64(st.st_ctim.tv_nsec))
+    }
+
+    /// Seconds and nanoseconds as a Timestamp, clamped (a crafted or corrupt time before 1677 or
+    /// after 2262 would overflow 64-bit nanoseconds).
+    static func timestamp(_ seconds: Int64, _ nanos: Int64) -> Timestamp {
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return Timestamp(nanoseconds: seconds < 0 ? Int64.min : Int64.max) }
+        let (total, overflow2) = scaled.addingReportingOverflow(nanos)
+        return Timestamp(nanoseconds: overflow2 ? Int64.max : total)
     }
 
     public var kind: Kind {
