@@ -249,10 +249,13 @@ public struct FileStat: Sendable {
     /// Seconds and nanoseconds as a Timestamp, clamped (a crafted or corrupt time before 1677 or
     /// after 2262 would overflow 64-bit nanoseconds).
     static func timestamp(_ seconds: Int64, _ nanos: Int64) -> Timestamp {
+        // A second of headroom each way: formatting subtracts up to 999,999,999 ns.
+        let limit = Int64.max - 1_000_000_000
         let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return Timestamp(nanoseconds: seconds < 0 ? Int64.min : Int64.max) }
+        if overflow { return Timestamp(nanoseconds: seconds < 0 ? -limit : limit) }
         let (total, overflow2) = scaled.addingReportingOverflow(nanos)
-        return Timestamp(nanoseconds: overflow2 ? Int64.max : total)
+        if overflow2 || total > limit { return Timestamp(nanoseconds: limit) }
+        return Timestamp(nanoseconds: max(-limit, total))
     }
 
     public var kind: Kind {
