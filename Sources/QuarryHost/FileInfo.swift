@@ -147,7 +147,9 @@ public final class FileRow: HostObject {
         case "Mtime": return stat.map { .timestamp($0.mtime) } ?? .null
         case "Atime": return stat.map { .timestamp($0.atime) } ?? .null
         case "Ctime": return stat.map { .timestamp($0.ctime) } ?? .null
-        case "Btime": return stat.map { .timestamp($0.ctime) } ?? .null
+        case "Btime":
+            if let birth = BirthTime.of(host) { return .timestamp(birth) }
+            return stat.map { .timestamp($0.ctime) } ?? .null
         case "Uid": return stat.map { .int(Int64($0.uid)) } ?? .null
         case "Gid": return stat.map { .int(Int64($0.gid)) } ?? .null
         case "Data": return data
@@ -217,5 +219,45 @@ enum FileSystemType {
             }
         }
         return nil
+    }
+}
+
+/// Birth time through statx(2). Swift's Glibc module does not import `statx`, so the C function
+/// is looked up once with dlsym and its 256-byte result read at the kernel ABI's fixed offsets.
+enum BirthTime {
+    typealias Function = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UInt32, UnsafeMutableRawPointer) -> Int32
+
+    private struct Loaded: @unchecked Sendable {
+        let function: Function?
+    }
+
+    private static let loaded: Loaded = {
+        guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "statx") else { return Loaded(function: nil) }
+        return Loaded(function: unsafeBitCast(symbol, to: Function.self))
+    }()
+
+    static let atFileDescriptorCwd: Int32 = -100
+    static let noFollow: Int32 = 0x100
+    static let birthMask: UInt32 = 0x800
+
+    /// The birth time of `path` (not following a final link); nil when the file system has none.
+    static func of(_ path: [UInt8]) -> Timestamp? {
+        guard let statx = loaded.function else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let rc = HostFS.withCPath(path) { cPath in
+            buffer.withUnsafeMutableBytes { raw -> Int32 in
+                guard let base = raw.baseAddress else { return -1 }
+                return statx(atFileDescriptorCwd, cPath, noFollow, birthMask, base)
+            }
+        }
+        guard rc == 0 else { return nil }
+        return buffer.withUnsafeBytes { raw -> Timestamp? in
+            // struct statx: stx_mask at 0, stx_btime {tv_sec: i64, tv_nsec: u32} at 80.
+            let mask = raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)
+            guard mask & birthMask != 0 else { return nil }
+            let seconds = raw.loadUnaligned(fromByteOffset: 80, as: Int64.self)
+            let nanos = raw.loadUnaligned(fromByteOffset: 88, as: UInt32.self)
+            return FileStat.timestamp(seconds, Int64(nanos))
+        }
     }
 }

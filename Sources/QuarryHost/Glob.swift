@@ -29,7 +29,7 @@ public enum GlobPlugin {
             ColumnSpec("Mtime", .timestamp, "Modification time."),
             ColumnSpec("Atime", .timestamp, "Access time."),
             ColumnSpec("Ctime", .timestamp, "Inode change time."),
-            ColumnSpec("Btime", .timestamp, "Birth time; Ctime (statx is not exposed)."),
+            ColumnSpec("Btime", .timestamp, "Birth time (statx), else Ctime."),
             ColumnSpec("Uid", .int, "Owner user id."),
             ColumnSpec("Gid", .int, "Owner group id."),
             ColumnSpec("Data", .dict, "Link target, device numbers, file system type."),

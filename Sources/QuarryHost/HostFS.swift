@@ -241,9 +241,21 @@ public struct FileStat: Sendable {
         inode = UInt64(st.st_ino)
         rdev = UInt64(st.st_rdev)
         nlink = UInt64(st.st_nlink)
-        atime = Timestamp(nanoseconds: Int64(st.st_atim.tv_sec) * 1_000_000_000 + Int64(st.st_atim.tv_nsec))
-        mtime = Timestamp(nanoseconds: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
-        ctime = Timestamp(nanoseconds: Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
+        atime = FileStat.timestamp(Int64(st.st_atim.tv_sec), Int64(st.st_atim.tv_nsec))
+        mtime = FileStat.timestamp(Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec))
+        ctime = FileStat.timestamp(Int64(st.st_ctim.tv_sec), Int64(st.st_ctim.tv_nsec))
+    }
+
+    /// Seconds and nanoseconds as a Timestamp, clamped (a crafted or corrupt time before 1677 or
+    /// after 2262 would overflow 64-bit nanoseconds).
+    static func timestamp(_ seconds: Int64, _ nanos: Int64) -> Timestamp {
+        // A second of headroom each way: formatting subtracts up to 999,999,999 ns.
+        let limit = Int64.max - 1_000_000_000
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return Timestamp(nanoseconds: seconds < 0 ? -limit : limit) }
+        let (total, overflow2) = scaled.addingReportingOverflow(nanos)
+        if overflow2 || total > limit { return Timestamp(nanoseconds: limit) }
+        return Timestamp(nanoseconds: max(-limit, total))
     }
 
     public var kind: Kind {

@@ -221,13 +221,14 @@ public final class ProcessRow: HostObject {
         let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " "))
         guard fields.count > 21 else { return nil }
         func number(_ i: Int) -> Double { Double(String(decoding: fields[i], as: UTF8.self)) ?? 0 }
+        func integer(_ i: Int) -> Int64 { Int64(String(decoding: fields[i], as: UTF8.self)) ?? 0 }
         self.pid = pid
-        self.ppid = Int32(number(1))
+        self.ppid = Int32(clamping: integer(1))
         self.name = Array(stat[(open + 1)..<close])
         self.state = fields[0].first ?? UInt8(ascii: "?")
         self.userTicks = number(11)
         self.systemTicks = number(12)
-        self.threads = Int64(number(17))
+        self.threads = integer(17)
         self.startTicks = number(19)
         self.users = users
     }

@@ -121,6 +121,28 @@ import Glibc
         }
     }
 
+    @Test func birthTimeMatchesCoreutils() throws {
+        let dir = Host.temporaryDirectory("btime")
+        defer { Host.cleanup(dir) }
+        let path = dir + "/born.txt"
+        Host.write(path, "x")
+        usleep(1_100_000)
+        chmod(path, 0o600)
+        let rows = try Host.rows("SELECT Btime, Ctime FROM stat(filename=\(Host.quoted(path)))")
+        guard let row = rows.first, case .timestamp(let birth)? = Host.field(row, "Btime"),
+              case .timestamp(let change)? = Host.field(row, "Ctime") else {
+            Issue.record("no timestamps")
+            return
+        }
+        let expected = try Host.shell("stat -c %W \(path)").trimmingCharacters(in: .whitespacesAndNewlines)
+        if let seconds = Int64(expected), seconds > 0 {
+            #expect(birth.nanoseconds / 1_000_000_000 == seconds)
+            #expect(birth < change)
+        } else {
+            #expect(birth == change)  // no birth time on this file system: Ctime stands in
+        }
+    }
+
     @Test func statPlugin() throws {
         let rows = try Host.rows("SELECT * FROM stat(filename=['/etc/passwd', '/does/not/exist'])")
         #expect(rows.count == 1)

@@ -183,6 +183,26 @@ import Glibc
         #expect(direct.first.flatMap { Host.int($0, "Size") } == 2)
     }
 
+    @Test func timestampsBeyondTheNanosecondRange() throws {
+        let dir = Host.temporaryDirectory("times")
+        defer { Host.cleanup(dir) }
+        Host.write(dir + "/far", "x")
+        // 2400-01-01: seconds * 1e9 overflows 64 bits (this used to trap).
+        var times = [timespec(tv_sec: 13_569_465_600, tv_nsec: 0), timespec(tv_sec: 13_569_465_600, tv_nsec: 0)]
+        let set = utimensat(AT_FDCWD, dir + "/far", &times, 0)
+        let rows = try Host.rows("SELECT Mtime, Atime FROM glob(globs=\(Host.quoted(dir + "/*")))")
+        #expect(rows.count == 1)
+        if set == 0, case .timestamp(let t)? = rows.first.flatMap({ Host.field($0, "Mtime") }) {
+            #expect(t.nanoseconds == Int64.max - 1_000_000_000)
+        }
+        // And far in the past (1000-01-01), if the file system can store it: JSON output must not trap.
+        var past = [timespec(tv_sec: -30_610_224_000, tv_nsec: 0), timespec(tv_sec: -30_610_224_000, tv_nsec: 0)]
+        if utimensat(AT_FDCWD, dir + "/far", &past, 0) == 0 {
+            let old = try Host.rows("SELECT Mtime FROM glob(globs=\(Host.quoted(dir + "/*")))")
+            #expect(old.first.map { JSONWriter.string($0) }?.contains("Mtime") == true)
+        }
+    }
+
     @Test func pathsWithNewlines() throws {
         let dir = Host.temporaryDirectory("newline")
         defer { Host.cleanup(dir) }
