@@ -7,7 +7,7 @@ import VQL
 struct ArtifactsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "artifacts", abstract: "List, show and verify artifacts.",
-        subcommands: [ListArtifacts.self, ShowArtifact.self, VerifyArtifacts.self])
+        subcommands: [ListArtifacts.self, ShowArtifact.self, VerifyArtifacts.self, CollectArtifacts.self])
 }
 
 /// Options shared by the artifact commands.

@@ -11,7 +11,7 @@ struct Quarry: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quarry",
         abstract: "Forensic queries over the live host in VQL.",
-        subcommands: [ReplCommand.self, QueryCommand.self, ArtifactsCommand.self, PluginsCommand.self, FunctionsCommand.self, DocsCommand.self],
+        subcommands: [ReplCommand.self, QueryCommand.self, ArtifactsCommand.self, CollectionCommand.self, PluginsCommand.self, FunctionsCommand.self, DocsCommand.self],
         defaultSubcommand: ReplCommand.self
     )
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Artifacts
 import QuarryDetect
 import VQL
 
@@ -39,6 +40,9 @@ struct QueryCommand: ParsableCommand {
     @Option(help: "Run file plugins against this folder as the root (a mounted image or extracted tree).")
     var root: String?
 
+    @Option(help: "Query the results in this collection container with source(artifact=, source=).")
+    var collection: String?
+
     @Flag(help: "Only parse and bind the text: report syntax errors and unknown names, run nothing.")
     var check = false
 
@@ -71,6 +75,9 @@ struct QueryCommand: ParsableCommand {
             throw ExitCode(1)
         }
         let registry = QuarryRegistry.make(repository: definitions.repository())
+        if let collection {
+            registry.add(plugins: [CollectionSource.plugin(reader: try ZipReader(path: collection))])
+        }
         let problems = Binder.check(statements, registry: registry, knownNames: Set(variables.keys))
         if check {
             for problem in problems { printError("warning: " + problem.render(source: text)) }

@@ -1,0 +1,76 @@
+import Foundation
+import QuarryDetect
+import Testing
+import VQL
+@testable import Artifacts
+
+@Suite struct CollectorTests {
+    func repository() -> ArtifactRepository {
+        let repository = ArtifactRepository()
+        repository.add(text: """
+            name: Test.Collect
+            parameters:
+              - name: N
+                type: int
+                default: "3"
+            sources:
+              - name: Rows
+                query: SELECT _value AS I, format(format='row %d', args=_value) AS Text FROM range(end=N)
+              - name: Upload
+                query: SELECT upload(file='hello upload', accessor='data', name='greeting.txt') AS U FROM scope()
+            """, file: "c.yaml")
+        repository.add(text: "name: Test.Endless\nsources:\n  - query: SELECT _value FROM range(end=9223372036854775807)\n", file: "e.yaml")
+        return repository
+    }
+
+    func collect(_ names: [String], options: CollectionOptions = CollectionOptions()) throws -> (CollectionSummary, ZipReader) {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("quarry-\(UUID().uuidString).zip").path
+        let repository = repository()
+        let registry = CoreLibrary.registry()
+        repository.install(into: registry)
+        registry.add(functions: [UploadFunction.upload])
+        let collector = try Collector(repository: repository, registry: registry, output: path, options: options, cancellation: CancellationFlag())
+        let summary = try collector.collect(names)
+        return (summary, try ZipReader(path: path))
+    }
+
+    @Test func writesResultsIndexUploadsAndManifest() throws {
+        var options = CollectionOptions()
+        options.parameters = ["N": "4"]
+        options.csv = true
+        let (summary, zip) = try collect(["Test.Collect"], options: options)
+        #expect(summary.state == "finished")
+        let rows = String(decoding: try zip.read("results/Test.Collect%2FRows.json"), as: UTF8.self)
+        #expect(rows == #"{"I":0,"Text":"row 0"}\#n{"I":1,"Text":"row 1"}\#n{"I":2,"Text":"row 2"}\#n{"I":3,"Text":"row 3"}\#n"#)
+        let index = [UInt8](try zip.read("results/Test.Collect%2FRows.json.index"))
+        #expect(index.count == 32)
+        #expect(index[8] == 23)
+        #expect(String(decoding: try zip.read("results/Test.Collect%2FRows.csv"), as: UTF8.self).hasPrefix("I,Text\n0,row 0\n"))
+        #expect(String(decoding: try zip.read("uploads/data/greeting.txt"), as: UTF8.self) == "hello upload")
+        let manifest = try JSONParser.parse(bytes: [UInt8](zip.read("quarry_manifest.json")))
+        #expect(manifest.member("complete").isTruthy)
+        let names = Set((manifest.member("members").listElements ?? []).compactMap { $0.member("name").stringValue })
+        #expect(names.isSuperset(of: ["results/Test.Collect%2FRows.json", "uploads/data/greeting.txt", "log.json", "collection_context.json", "requests.json"]))
+        let context = try JSONParser.parse(bytes: [UInt8](zip.read("collection_context.json")))
+        #expect(context.member("rows").member("Test.Collect/Rows").intValue == 4)
+        #expect(context.member("uploaded_files").intValue == 1)
+    }
+
+    @Test func maxRowsTruncatesAndTimeoutCancelsAndBothAreRecorded() throws {
+        var options = CollectionOptions()
+        options.maxRows = 2
+        let (truncated, zip) = try collect(["Test.Collect"], options: options)
+        #expect(truncated.errors.contains { $0.contains("truncated at max rows 2") })
+        #expect(try zip.read("results/Test.Collect%2FRows.json").split(separator: 0x0A).count == 2)
+        var timed = CollectionOptions()
+        timed.timeout = 0.5
+        let started = Date()
+        let (summary, zip2) = try collect(["Test.Endless"], options: timed)
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(summary.state == "timed out" || summary.state == "cancelled")
+        let manifest = try JSONParser.parse(bytes: [UInt8](zip2.read("quarry_manifest.json")))
+        #expect(!manifest.member("complete").isTruthy)
+        #expect(String(decoding: try zip2.read("log.json"), as: UTF8.self).contains("timed out"))
+    }
+}
+
