@@ -43,7 +43,14 @@ enum GoFormat {
 
         /// prefix + decimal n + suffix, written straight into the string's storage.
         static func concatenate(_ prefix: [UInt8], _ n: Int64, _ suffix: [UInt8]) -> String {
-            String(unsafeUninitializedCapacity: prefix.count + 20 + suffix.count) { buffer in
+            // The exact length keeps short results in Swift's inline small-string form (no allocation).
+            var digits = 1
+            var rest = n.magnitude
+            while rest >= 10 {
+                rest /= 10
+                digits += 1
+            }
+            return String(unsafeUninitializedCapacity: prefix.count + digits + (n < 0 ? 1 : 0) + suffix.count) { buffer in
                 var i = 0
                 for b in prefix { buffer[i] = b; i += 1 }
                 if n < 0 { buffer[i] = UInt8(ascii: "-"); i += 1 }

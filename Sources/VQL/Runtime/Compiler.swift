@@ -75,10 +75,19 @@ struct Compiler {
     }
 
     private func compileBinary(_ op: BinaryOperator, _ l: Evaluator, _ rightExpr: Expression) -> Evaluator {
+        let folded = foldConstants(op, l, rightExpr)
+        if let folded { return folded }
         let r = compile(rightExpr)
         switch op {
-        case .and: return LogicEvaluator(isAnd: true, l, r)
-        case .or: return LogicEvaluator(isAnd: false, l, r)
+        case .and, .or:
+            // A constant side of AND/OR drops out at bind time when that keeps every evaluation
+            // the unfolded form would do (the left side always runs first).
+            let isAnd = op == .and
+            if let c = l.constant {
+                return c.isTruthy == isAnd ? TruthEvaluator(r) : ConstantEvaluator(.bool(!isAnd))
+            }
+            if let c = r.constant, c.isTruthy == isAnd { return TruthEvaluator(l) }
+            return LogicEvaluator(isAnd: isAnd, l, r)
         case .valueOr:
             return ClosureEvaluator { env in
                 let a = l(env).reduced()
@@ -124,6 +133,25 @@ struct Compiler {
                 }
                 return .bool(Compiler.regexMatch(l(env), regex))
             }
+        }
+    }
+
+    /// Folds comparisons of two constants, and `=~ '.'` (which matches anything), at bind time.
+    private func foldConstants(_ op: BinaryOperator, _ l: Evaluator, _ rightExpr: Expression) -> Evaluator? {
+        if op == .regexMatch, case .string(let bytes, _) = rightExpr.kind, bytes == [UInt8(ascii: ".")] {
+            return ConstantEvaluator(.bool(true))
+        }
+        guard let a = l.constant, a.isScalar else { return nil }
+        let r = compile(rightExpr)
+        guard let b = r.constant, b.isScalar else { return nil }
+        switch op {
+        case .equal: return ConstantEvaluator(.bool(Value.vqlEqual(a, b)))
+        case .notEqual: return ConstantEvaluator(.bool(!Value.vqlEqual(a, b)))
+        case .less: return ConstantEvaluator(.bool((Value.vqlCompare(a, b) ?? 0) < 0))
+        case .greater: return ConstantEvaluator(.bool((Value.vqlCompare(a, b) ?? 0) > 0))
+        case .add: return ConstantEvaluator(Value.add(a, b))
+        case .subtract, .multiply, .divide, .modulo: return ConstantEvaluator(Value.arithmetic(op, a, b))
+        default: return nil
         }
     }
 

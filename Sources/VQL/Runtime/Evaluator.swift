@@ -35,8 +35,19 @@ final class ConstantEvaluator: Evaluator, @unchecked Sendable {
 /// A name: the row's column, then variables up the scope chain; NULL (logged) when missing.
 final class SymbolEvaluator: Evaluator, @unchecked Sendable {
     let name: String
-    init(_ name: String) { self.name = name }
+    /// `_value` on a scalar row (range(), foreach over a list) is the row itself.
+    private let isValueColumn: Bool
+    init(_ name: String) {
+        self.name = name
+        self.isValueColumn = name == "_value"
+    }
     override func evaluate(_ env: Env) -> Value {
+        if isValueColumn, let row = env.row {
+            switch row {
+            case .dict, .object, .null: break
+            default: return row
+            }
+        }
         if let v = env.lookup(name) { return v }
         env.context.logOnce(.debug, "Symbol \(name) not found")
         return .null
@@ -173,4 +184,12 @@ final class CountEvaluator: Evaluator, @unchecked Sendable {
         let id = self.id
         return .int(env.aggregatesRef._withUnsafeGuaranteedRef { $0.increment(id) })
     }
+}
+
+/// `x AND TRUE` after folding: the truthiness of the other side, as a bool.
+final class TruthEvaluator: Evaluator, @unchecked Sendable {
+    let inner: Evaluator
+    init(_ inner: Evaluator) { self.inner = inner }
+    override func test(_ env: Env) -> Bool { inner.test(env) }
+    override func evaluate(_ env: Env) -> Value { .bool(inner.test(env)) }
 }

@@ -123,9 +123,14 @@ final class ProjectionFrame {
         self.cache = [Value?](repeating: nil, count: evaluators.count)
     }
 
+    /// True once a value was cached for the current row (only aliases read by WHERE/GROUP BY do).
+    private var dirty = false
+
     @inline(__always)
     func reset() {
+        guard dirty else { return }
         for i in 0..<cache.count { cache[i] = nil }
+        dirty = false
     }
 
     /// Every column's value for the current row (cached ones reused) into `values`.
@@ -145,6 +150,7 @@ final class ProjectionFrame {
         if let v = cache[k] { return v }
         let v = unretained[k]._withUnsafeGuaranteedRef { $0.evaluate(env) }.forOutput(in: env)
         cache[k] = v
+        dirty = true
         return v
     }
 }
