@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 Q=.build/release/quarry
 command -v hyperfine >/dev/null || { echo "hyperfine missing: apt-get install hyperfine" >&2; exit 1; }
-[ -x "$Q" ] || swift build -c release --product quarry
+[ -x "$Q" ] || swift build -c release --product quarry --static-swift-stdlib
 mkdir -p bench/out
 want() { [ $# -eq 0 ] || [[ " $* " == *" $1 "* ]]; }
 names=("$@")

@@ -7,16 +7,34 @@ import VQL
 /// located problem instead of stopping the load.
 public final class ArtifactRepository: @unchecked Sendable {
     private let state = Mutex<(byName: [String: Artifact], order: [String])>(([:], []))
-    public private(set) var problems: [ArtifactProblem] = []
+    private var recordedProblems: [ArtifactProblem] = []
+    /// The built-in set is parsed on first use, so commands that never touch an artifact do not
+    /// pay for YAML parsing at start-up.
+    private let pendingBuiltins = Mutex<Bool>(false)
 
     public init() {}
 
-    /// The built-in library (artifacts/ at build time).
+    /// Located problems found while loading (errors and warnings).
+    public var problems: [ArtifactProblem] {
+        loadBuiltinsIfNeeded()
+        return recordedProblems
+    }
+
+    /// The built-in library (artifacts/ at build time), parsed lazily.
     public static func builtin() -> ArtifactRepository {
         let repository = ArtifactRepository()
-        var batch: [String: String] = [:]
-        for (file, text) in BuiltinArtifacts.files { repository.add(text: text, file: "builtin:" + file, batch: &batch) }
+        repository.pendingBuiltins.withLock { $0 = true }
         return repository
+    }
+
+    private func loadBuiltinsIfNeeded() {
+        let pending = pendingBuiltins.withLock { p -> Bool in
+            defer { p = false }
+            return p
+        }
+        guard pending else { return }
+        var batch: [String: String] = [:]
+        for (file, text) in BuiltinArtifacts.files { addParsed(text: text, file: "builtin:" + file, batch: &batch) }
     }
 
     /// Adds one definition on its own (a later definition of the same name overrides).
@@ -31,11 +49,17 @@ public final class ArtifactRepository: @unchecked Sendable {
     /// one set of definitions is an error; a later set overrides an earlier one.
     @discardableResult
     public func add(text: String, file: String, batch: inout [String: String]) -> Bool {
+        loadBuiltinsIfNeeded()
+        return addParsed(text: text, file: file, batch: &batch)
+    }
+
+    @discardableResult
+    private func addParsed(text: String, file: String, batch: inout [String: String]) -> Bool {
         do {
             let (artifact, warnings) = try ArtifactLoader.load(text: text, file: file)
-            problems += warnings
+            recordedProblems += warnings
             if let first = batch[artifact.name] {
-                problems.append(ArtifactProblem(file: file, line: 1, column: 1, message: "duplicate artifact name \(artifact.name) (also in \(first))", isWarning: false))
+                recordedProblems.append(ArtifactProblem(file: file, line: 1, column: 1, message: "duplicate artifact name \(artifact.name) (also in \(first))", isWarning: false))
                 return false
             }
             batch[artifact.name] = file
@@ -46,18 +70,19 @@ public final class ArtifactRepository: @unchecked Sendable {
             }
             return true
         } catch let problem as ArtifactProblem {
-            problems.append(problem)
+            recordedProblems.append(problem)
             return false
         } catch {
-            problems.append(ArtifactProblem(file: file, line: 1, column: 1, message: "\(error)", isWarning: false))
+            recordedProblems.append(ArtifactProblem(file: file, line: 1, column: 1, message: "\(error)", isWarning: false))
             return false
         }
     }
 
     /// Loads every *.yaml / *.yml below a folder (sorted, so results do not depend on the file system).
     public func load(directory: String) {
+        loadBuiltinsIfNeeded()
         guard let enumerator = FileManager.default.enumerator(atPath: directory) else {
-            problems.append(ArtifactProblem(file: directory, line: 1, column: 1, message: "cannot read the folder", isWarning: false))
+            recordedProblems.append(ArtifactProblem(file: directory, line: 1, column: 1, message: "cannot read the folder", isWarning: false))
             return
         }
         var files: [String] = []
@@ -68,19 +93,28 @@ public final class ArtifactRepository: @unchecked Sendable {
         for relative in files.sorted() {
             let path = directory + "/" + relative
             guard let data = FileManager.default.contents(atPath: path) else {
-                problems.append(ArtifactProblem(file: path, line: 1, column: 1, message: "cannot read", isWarning: false))
+                recordedProblems.append(ArtifactProblem(file: path, line: 1, column: 1, message: "cannot read", isWarning: false))
                 continue
             }
             add(text: String(decoding: data, as: UTF8.self), file: path, batch: &batch)
         }
     }
 
-    public func artifact(named name: String) -> Artifact? { state.withLock { $0.byName[name] } }
+    public func artifact(named name: String) -> Artifact? {
+        loadBuiltinsIfNeeded()
+        return state.withLock { $0.byName[name] }
+    }
 
     /// Names in load order.
-    public var names: [String] { state.withLock { $0.order } }
+    public var names: [String] {
+        loadBuiltinsIfNeeded()
+        return state.withLock { $0.order }
+    }
 
-    public var artifacts: [Artifact] { state.withLock { s in s.order.compactMap { s.byName[$0] } } }
+    public var artifacts: [Artifact] {
+        loadBuiltinsIfNeeded()
+        return state.withLock { s in s.order.compactMap { s.byName[$0] } }
+    }
 
     /// Artifacts this one needs: imports and `Artifact.X(` calls in its queries.
     public static func dependencies(of artifact: Artifact) -> [String] {
