@@ -31,6 +31,8 @@ run: release
 	$(BIN) query --format table "SELECT Pid, Name, Username, MemoryInfo.RSS AS RSS FROM pslist() ORDER BY RSS DESC LIMIT 5"
 	$(BIN) query --format table "SELECT Laddr.Port AS Port, Status, Pid, Name FROM netstat() WHERE Status = 'LISTEN'"
 	$(BIN) query --format table "SELECT User, Uid, Shell FROM Artifact.Linux.Sys.Users() WHERE Shell =~ 'sh$$'"
+	$(BIN) artifacts collect Linux.Triage.Basic --output triage.zip
+	$(BIN) collection show triage.zip --rows 3 | head -n 60
 
 ## Every test: unit, golden, conformance (when ../shared is present), CLI.
 test: deps

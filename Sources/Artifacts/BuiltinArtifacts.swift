@@ -231,6 +231,31 @@ sources:
 """#,
         ),
         (
+            "Linux/Sys/LastUserLogin.yaml",
+            #"""
+name: Linux.Sys.LastUserLogin
+description: |
+  Logins (and logouts) recorded in wtmp: who logged in, from where, on which terminal, when.
+parameters:
+  - name: wtmpGlobs
+    description: The login record files.
+    default: /var/log/wtmp*
+  - name: recordTypes
+    description: Which record types to keep (a regex; USER_PROCESS is a login).
+    default: USER_PROCESS|DEAD_PROCESS|BOOT_TIME
+    type: regex
+sources:
+  - query: |
+      LET files = SELECT OSPath FROM glob(globs=split(string=wtmpGlobs, sep=','))
+      SELECT * FROM foreach(row=files, query={
+          SELECT OSPath AS Source, Type, User, Line, Host, Address, Pid, Time
+          FROM utmp(filename=OSPath)
+          WHERE Type =~ recordTypes
+      })
+
+"""#,
+        ),
+        (
             "Linux/Sys/Pslist.yaml",
             #"""
 name: Linux.Sys.Pslist

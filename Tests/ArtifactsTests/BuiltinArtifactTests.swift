@@ -142,3 +142,65 @@ import VQL
         #expect(zip.members.contains { $0.name == "client_info.json" })
     }
 }
+
+extension BuiltinArtifactTests {
+    /// Builds glibc `struct utmp` records (384 bytes) the way login(1) writes them.
+    static func utmpRecord(type: Int16, pid: Int32, line: String, user: String, host: String, seconds: Int32, ip: [UInt8]) -> Data {
+        var b = [UInt8](repeating: 0, count: 384)
+        func put(_ value: Int32, at o: Int) { for i in 0..<4 { b[o + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) } }
+        func text(_ s: String, at o: Int, max: Int) { for (i, c) in s.utf8.prefix(max).enumerated() { b[o + i] = c } }
+        b[0] = UInt8(truncatingIfNeeded: type)
+        put(pid, at: 4)
+        text(line, at: 8, max: 32)
+        text(user, at: 44, max: 32)
+        text(host, at: 76, max: 256)
+        put(seconds, at: 340)
+        for (i, v) in ip.enumerated() { b[348 + i] = v }
+        return Data(b)
+    }
+
+    @Test func lastUserLoginReadsWtmpRecords() throws {
+        let dir = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var data = Self.utmpRecord(type: 7, pid: 4242, line: "pts/3", user: "mallory", host: "203.0.113.9", seconds: 1_700_000_000, ip: [203, 0, 113, 9])
+        data += Self.utmpRecord(type: 8, pid: 4242, line: "pts/3", user: "", host: "", seconds: 1_700_000_600, ip: [])
+        data += Data([1, 2, 3])
+        _ = FileManager.default.createFile(atPath: dir + "/wtmp", contents: data)
+        let (rows, log) = try Self.host("SELECT * FROM Artifact.Linux.Sys.LastUserLogin(wtmpGlobs=D + '/wtmp')") { $0.root.set("D", .string(dir)) }
+        #expect(rows.count == 2)
+        #expect(rows.first?.member("User").stringValue == "mallory")
+        #expect(rows.first?.member("Address").stringValue == "203.0.113.9")
+        #expect(rows.first?.member("Type").stringValue == "USER_PROCESS")
+        #expect(JSONWriter.string(rows.first?.member("Time") ?? .null) == "\"2023-11-14T22:13:20Z\"")
+        #expect(log.contains { $0.contains("truncated last record") })
+    }
+}
+
+extension BuiltinArtifactTests {
+    /// Velociraptor's own Linux artifacts whose plugins Quarry has run here without errors
+    /// (the first rows of each; the accessors Quarry lacks are the only tolerated failure).
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: packageRoot + "/../shared/conformance/velociraptor-artifacts")))
+    func velociraptorLinuxArtifactsRun() throws {
+        let repository = ArtifactRepository()
+        repository.load(directory: packageRoot + "/../shared/conformance/velociraptor-artifacts")
+        let registry = CoreLibrary.registry()
+        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
+        repository.install(into: registry)
+        var ran = 0
+        for artifact in repository.artifacts where artifact.name.hasPrefix("Linux.") && artifact.type == .client {
+            let texts = [artifact.export, artifact.precondition].compactMap { $0 } + artifact.sources.map(\.query)
+            let statements = texts.compactMap { try? Parser.parse($0) }.flatMap { $0 }
+            let missing = Binder.check(statements, registry: registry, knownNames: Set(artifact.parameters.map(\.name)))
+                .filter { $0.kind == .unknownPlugin || $0.kind == .unknownFunction }
+            guard missing.isEmpty else { continue }
+            let logger = MemoryLogger()
+            let session = Session(registry: registry, logger: logger)
+            _ = try session.run("SELECT * FROM Artifact.\(artifact.name)() LIMIT 5")
+            let errors = logger.messages.filter { $0.hasPrefix("ERROR") && !$0.contains("accessor") }
+            #expect(errors.isEmpty, "\(artifact.name): \(errors)")
+            ran += 1
+        }
+        #expect(ran >= 12)
+    }
+}
