@@ -14,6 +14,8 @@ public struct CollectionOptions: Sendable {
     public var maxUploadBytes: Int64?
     /// Also write CSV beside each JSON result.
     public var csv = false
+    /// Percent of one core the collection may use (plugins that walk the disk or read content pace themselves).
+    public var cpuLimit: Double?
     public init() {}
 }
 
@@ -90,6 +92,7 @@ public final class Collector: @unchecked Sendable {
     /// Runs every artifact; the container is finished (or marked cancelled/incomplete) on return.
     public func collect(_ names: [String]) throws -> CollectionSummary {
         let session = Session(registry: registry, logger: log, cancellation: cancellation)
+        if let limit = options.cpuLimit { session.context.throttle = CPUThrottle(percent: limit) }
         let uploads = ContainerUploads(collector: self, limit: options.maxUploadBytes)
         session.context.setService(UploadService.key, uploads as any UploadDestination)
         var timer: DispatchSourceTimer?

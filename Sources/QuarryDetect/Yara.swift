@@ -129,6 +129,7 @@ public enum YaraPlugins {
         var seen = Set<String>()
         var offset = options.start
         while offset < end && !ctx.context.cancellation.isCancelled {
+            ctx.context.throttle?.pace()
             let want = Int(min(blocksize, end - offset))
             let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
             if got < want {

@@ -133,6 +133,7 @@ final class GlobWalker {
             readyIndex = 0
             guard let pending = stack.popLast() else { return nil }
             try context.cancellation.check()
+            context.throttle?.pace()
             expand(pending)
         }
     }
@@ -142,6 +143,7 @@ final class GlobWalker {
     func walkAll(emit: ([Value]) -> Bool) {
         while let pending = stack.popLast() {
             if context.cancellation.isCancelled { return }
+            context.throttle?.pace()
             expand(pending)
             if ready.count >= 256 {
                 if !emit(ready) { return }

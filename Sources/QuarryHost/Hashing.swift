@@ -35,7 +35,8 @@ public enum Hashing {
         let limit = ctx.int("max_size").map { max(0, $0) } ?? Int64.max
         let path = HostFS.resolve(logical, root: HostFS.root(ctx.context))
         switch digest(path, md5: selected.contains("MD5"), sha1: selected.contains("SHA1"),
-                      sha256: selected.contains("SHA256"), limit: limit, cancellation: ctx.context.cancellation) {
+                      sha256: selected.contains("SHA256"), limit: limit, cancellation: ctx.context.cancellation,
+                           throttle: ctx.context.throttle) {
         case .success(let values): return .dict(Dict(schema: schema, values: values.map { .string($0) }))
         case .failure(let error):
             ctx.context.logOnce(.warning, "hash: \(String(decoding: logical, as: UTF8.self)): \(error)")
@@ -45,7 +46,7 @@ public enum Hashing {
 
     /// Streams the file through the selected digests; returns [MD5, SHA1, SHA256] as hex ("" if not selected).
     static func digest(_ path: [UInt8], md5: Bool, sha1: Bool, sha256: Bool, limit: Int64,
-                       cancellation: CancellationFlag) -> Result<[String], ReadError> {
+                       cancellation: CancellationFlag, throttle: CPUThrottle? = nil) -> Result<[String], ReadError> {
         let fd: Int32
         switch HostFS.openForReading(path, allowDevices: false) {
         case .failure(let e): return .failure(e)
@@ -62,6 +63,7 @@ public enum Hashing {
         defer { lane?.stop() }
         while remaining > 0 {
             if cancellation.isCancelled { return .failure(.system(Errno(ECANCELED))) }
+            throttle?.pace()
             let want = Int(min(Int64(bufferSize), remaining))
             let n = Glibc.read(fd, buffer.baseAddress, want)
             if n < 0 {

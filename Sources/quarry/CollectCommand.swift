@@ -16,7 +16,7 @@ struct CollectArtifacts: ParsableCommand {
     @Option(help: "Cancel the collection after this many seconds.") var timeout: Double?
     @Option(help: "At most this many rows per source.") var maxRows: Int?
     @Option(help: "At most this many bytes of uploads.") var maxUploadBytes: Int64?
-    @Option(help: "Accepted; CPU throttling is not implemented yet (the collection runs at full speed).") var cpuLimit: Double?
+    @Option(help: "Percent of one CPU core the collection may use (glob, hash, yara pace themselves).") var cpuLimit: Double?
     @OptionGroup var definitions: DefinitionOptions
 
     func run() throws {
@@ -38,7 +38,7 @@ struct CollectArtifacts: ParsableCommand {
         options.maxRows = maxRows
         options.maxUploadBytes = maxUploadBytes
         options.csv = format == "csv"
-        if cpuLimit != nil { printError("warning: --cpu-limit is not enforced yet") }
+        options.cpuLimit = cpuLimit
         let cancellation = CancellationFlag()
         let interrupt = InterruptHandler(cancellation: cancellation)
         defer { interrupt.stop() }

@@ -184,3 +184,21 @@ final class ProducedCounter: Sendable {
         #expect(defined.isEmpty)
     }
 }
+
+@Suite struct ThrottleTests {
+    /// A busy loop that paces itself stays near its CPU budget (30% of a core here).
+    @Test func cpuThrottleKeepsTheBudget() {
+        let throttle = CPUThrottle(percent: 30)
+        let startWall = Date()
+        let startCPU = Double(clock()) / Double(CLOCKS_PER_SEC)
+        var sink = 0
+        while Date().timeIntervalSince(startWall) < 1.5 {
+            for i in 0..<20_000 { sink &+= i &* i }
+            throttle.pace()
+        }
+        let cpu = Double(clock()) / Double(CLOCKS_PER_SEC) - startCPU
+        let wall = Date().timeIntervalSince(startWall)
+        #expect(cpu / wall < 0.5, "used \(cpu) s of CPU in \(wall) s (sink \(sink))")
+        #expect(cpu / wall > 0.1)
+    }
+}

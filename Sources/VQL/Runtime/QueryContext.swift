@@ -68,6 +68,8 @@ public final class QueryContext: @unchecked Sendable {
     /// What this session may do. Standalone `quarry query` holds all; a fleet collection holds
     /// only what its artifact declares and its requester's role allows.
     public var permissions: Set<Permission> = Set(Permission.allCases)
+    /// When set, long-running plugins pace themselves to this CPU budget.
+    public var throttle: CPUThrottle?
     /// Arbitrary per-session services that host modules attach (upload sink, root remapping, …).
     public let services = Mutex<[String: any Sendable]>([:])
     private let regexes = Mutex<[String: CompiledRegex]>([:])

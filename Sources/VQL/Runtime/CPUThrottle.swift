@@ -1,0 +1,37 @@
+import Foundation
+import Synchronization
+
+/// Keeps a collection under a CPU budget (`--cpu-limit PCT`, percent of one core): plugins that
+/// walk the disk or read file content call `pace()` in their loops, and it sleeps whenever the
+/// process has used more CPU than the budget since the last check.
+public final class CPUThrottle: Sendable {
+    private let fraction: Double
+    private let state: Mutex<(wall: Double, cpu: Double, calls: Int)>
+
+    public init(percent: Double) {
+        self.fraction = max(0.01, percent / 100)
+        self.state = Mutex((CPUThrottle.wallSeconds(), CPUThrottle.cpuSeconds(), 0))
+    }
+
+    static func wallSeconds() -> Double { Date().timeIntervalSince1970 }
+    /// CPU time of the whole process (ISO C clock()).
+    static func cpuSeconds() -> Double { Double(clock()) / Double(CLOCKS_PER_SEC) }
+
+    public func pace() {
+        let delay: Double = state.withLock { s in
+            s.calls += 1
+            guard s.calls % 16 == 0 else { return 0 }
+            let wall = CPUThrottle.wallSeconds()
+            let cpu = CPUThrottle.cpuSeconds()
+            let usedWall = wall - s.wall
+            let usedCPU = cpu - s.cpu
+            guard usedWall >= 0.05 else { return 0 }
+            // Sleep long enough that usedCPU / elapsed falls back to the budget.
+            let needed = usedCPU / fraction - usedWall
+            s.wall = wall + max(0, needed)
+            s.cpu = cpu
+            return max(0, min(needed, 2))
+        }
+        if delay > 0 { Thread.sleep(forTimeInterval: delay) }
+    }
+}
