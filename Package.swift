@@ -26,6 +26,7 @@ let package = Package(
         // Detection and parsing libraries from Debian, linked as system libraries.
         .systemLibrary(name: "CYara", path: "Sources/CYara", pkgConfig: "yara", providers: [.apt(["libyara-dev"])]),
         .systemLibrary(name: "CMagic", path: "Sources/CMagic", pkgConfig: "libmagic", providers: [.apt(["libmagic-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CSQLite3", path: "Sources/CSQLite3", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // Plugins that find evil and read formats: YARA, libmagic, SQLite files, parsers, uploads.
         .target(
@@ -34,7 +35,7 @@ let package = Package(
         // Artifacts: the YAML model, repository, compilation to VQL and the Artifact.NAME plugins.
         .target(
             name: "Artifacts",
-            dependencies: ["VQL", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: ["VQL", "CZlib", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")]),
         // Plugins over the live Linux host: /proc, files, sockets, hashes, users, system facts.
         .target(
             name: "QuarryHost",

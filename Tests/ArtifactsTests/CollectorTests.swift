@@ -74,3 +74,36 @@ import VQL
     }
 }
 
+
+extension CollectorTests {
+    /// Containers written by other tools (deflated members, as Velociraptor writes them) read too;
+    /// our own containers open in Python's zipfile with every CRC correct.
+    @Test func deflatedContainersReadAndOursAreValidZips() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quarry-zip-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+            import zipfile, sys
+            z = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED)
+            z.writestr('results/Linux.Sys.Users.json', '{"User":"alice"}\\n' * 1000)
+            z.close()
+            """
+        func python(_ args: [String]) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["python3"] + args
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        #expect(try python(["-c", script, dir + "/vr.zip"]).0 == 0)
+        let data = try ZipReader(path: dir + "/vr.zip").read("results/Linux.Sys.Users.json")
+        #expect(data.count == 17_000)
+        let (summary, _) = try collect(["Test.Collect"])
+        let check = try python(["-c", "import zipfile, sys; z = zipfile.ZipFile(sys.argv[1]); print(z.testzip(), len(z.namelist()))", summary.output])
+        #expect(check.1.hasPrefix("None "))
+    }
+}

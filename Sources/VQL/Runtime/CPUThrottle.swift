@@ -7,22 +7,25 @@ import Synchronization
 public final class CPUThrottle: Sendable {
     private let fraction: Double
     private let state: Mutex<(wall: Double, cpu: Double, calls: Int)>
+    private let cpuClock: @Sendable () -> Double
 
-    public init(percent: Double) {
+    /// `cpuClock` measures the CPU to budget: the whole process by default.
+    public init(percent: Double, cpuClock: @escaping @Sendable () -> Double = CPUThrottle.cpuSeconds) {
         self.fraction = max(0.01, percent / 100)
-        self.state = Mutex((CPUThrottle.wallSeconds(), CPUThrottle.cpuSeconds(), 0))
+        self.cpuClock = cpuClock
+        self.state = Mutex((CPUThrottle.wallSeconds(), cpuClock(), 0))
     }
 
     static func wallSeconds() -> Double { Date().timeIntervalSince1970 }
     /// CPU time of the whole process (ISO C clock()).
-    static func cpuSeconds() -> Double { Double(clock()) / Double(CLOCKS_PER_SEC) }
+    public static func cpuSeconds() -> Double { Double(clock()) / Double(CLOCKS_PER_SEC) }
 
     public func pace() {
         let delay: Double = state.withLock { s in
             s.calls += 1
             guard s.calls % 16 == 0 else { return 0 }
             let wall = CPUThrottle.wallSeconds()
-            let cpu = CPUThrottle.cpuSeconds()
+            let cpu = cpuClock()
             let usedWall = wall - s.wall
             let usedCPU = cpu - s.cpu
             guard usedWall >= 0.05 else { return 0 }
