@@ -31,17 +31,7 @@ public enum YaraPlugins {
         examples: ["SELECT Rule, String.Offset FROM yara(rules=['quarry'], accessor='data', files='hello quarry')"],
         permissions: [.filesystemRead]
     ) { ctx in
-        guard let ruleValue = ctx.value("rules"), let text = YaraEngine.ruleText(from: ruleValue) else {
-            ctx.log(.error, "yara: rules= must be rule text or a list of strings")
-            return ArrayCursor([])
-        }
-        let rules: YaraRules
-        do {
-            rules = try YaraEngine.rules(text, namespace: ctx.string("namespace"), context: ctx.context)
-        } catch {
-            ctx.log(.error, "\(error)")
-            return ArrayCursor([])
-        }
+        guard let rules = compiledRules(ctx) else { return ArrayCursor([]) }
         let files = ctx.strings("files") ?? []
         let isData = ctx.string("accessor") == "data"
         let options = ScanOptions(
@@ -62,6 +52,20 @@ public enum YaraPlugins {
                 }
             }
             return pending.removeFirst()
+        }
+    }
+
+    /// The call's rules= compiled (cached per query by their text); nil, logged, when they do not compile.
+    static func compiledRules(_ ctx: CallContext) -> YaraRules? {
+        guard let ruleValue = ctx.value("rules"), let text = YaraEngine.ruleText(from: ruleValue) else {
+            ctx.log(.error, "\(ctx.name): rules= must be rule text or a list of strings")
+            return nil
+        }
+        do {
+            return try YaraEngine.rules(text, namespace: ctx.string("namespace"), context: ctx.context)
+        } catch {
+            ctx.log(.error, "\(error)")
+            return nil
         }
     }
 
@@ -176,17 +180,11 @@ public enum YaraPlugins {
         examples: ["SELECT Rule FROM proc_yara(pid=getpid(), rules=['proc_yara example marker'])"],
         permissions: [.machineState]
     ) { ctx in
-        guard let pid = ctx.int("pid"), let ruleValue = ctx.value("rules"), let text = YaraEngine.ruleText(from: ruleValue) else {
-            ctx.log(.error, "proc_yara: needs pid= and rules=")
+        guard let pid = ctx.int("pid") else {
+            ctx.log(.error, "proc_yara: needs pid=")
             return ArrayCursor([])
         }
-        let rules: YaraRules
-        do {
-            rules = try YaraEngine.rules(text, namespace: ctx.string("namespace"), context: ctx.context)
-        } catch {
-            ctx.log(.error, "\(error)")
-            return ArrayCursor([])
-        }
+        guard let rules = compiledRules(ctx) else { return ArrayCursor([]) }
         let options = ScanOptions(context: Int(ctx.int("context") ?? 0), number: Int(ctx.int("number") ?? 100), blocksize: 64 << 20, start: 0, end: nil)
         return ArrayCursor(processRows(pid: pid, rules: rules, options: options, ctx: ctx))
     }
