@@ -218,3 +218,35 @@ func temporaryDirectory() throws -> String {
         #expect(!log.contains { $0.hasPrefix("ERROR") }, "\(log)")
     }
 }
+
+@Suite struct GrokTests {
+    @Test func parsesSSHAuthLinesAsVelociraptorsArtifactsExpect() throws {
+        let expression = "%{SYSLOGTIMESTAMP:Timestamp} (?:%{SYSLOGFACILITY} )?%{SYSLOGHOST:logsource} %{SYSLOGPROG}: %{DATA:event} %{DATA:method} for (invalid user )?%{DATA:user} from %{IPORHOST:ip} port %{NUMBER:port:int} ssh2(: %{GREEDYDATA:system.auth.ssh.signature})?"
+        let (rows, log) = try detect("SELECT grok(grok=G, data=L) AS E FROM scope()") {
+            $0.root.set("G", .string(expression))
+            $0.root.set("L", .string("Nov 29 05:40:01 myhost sshd[4242]: Accepted publickey for root from 2001:db8::7 port 52144 ssh2: ED25519 SHA256:abc"))
+        }
+        let e = try #require(rows.first?.member("E"))
+        #expect(e.member("program").stringValue == "sshd", "\(log)")
+        #expect(e.member("pid").stringValue == "4242")
+        #expect(e.member("event").stringValue == "Accepted")
+        #expect(e.member("method").stringValue == "publickey")
+        #expect(e.member("user").stringValue == "root")
+        #expect(e.member("ip").stringValue == "2001:db8::7")
+        #expect(e.member("port").intValue == 52144)
+        #expect(e.member("system.auth.ssh.signature").stringValue == "ED25519 SHA256:abc")
+    }
+
+    @Test func listsCustomPatternsAndErrors() throws {
+        let (rows, log) = try detect("""
+            SELECT grok(grok=['%{NOPE:x}'], data='a') AS Bad,
+                   grok(grok=['%{INT:n:int} apples', '%{WORD:fruit}=%{TICKET:t}'], data='pear=AB-12', patterns=dict(TICKET='[A-Z]+-[0-9]+')) AS Second,
+                   grok(grok='%{IPV4:ip}', data='no address here') AS Miss
+            FROM scope()
+            """)
+        #expect(rows.first?.member("Bad").isNull == true)
+        #expect(log.contains { $0.contains("unknown pattern %{NOPE:x}") })
+        #expect(JSONWriter.string(rows.first?.member("Second") ?? .null) == #"{"fruit":"pear","t":"AB-12"}"#)
+        #expect(rows.first?.member("Miss").isNull == true)
+    }
+}
