@@ -9,7 +9,7 @@ import Glibc
 /// refused and devices are only read up to a bound.
 public enum FileFunctions {
     public static var plugins: [PluginDeclaration] { [stat, readFilePlugin] }
-    public static var functions: [FunctionDeclaration] { [readFile, basename, dirname, pathJoin, pathspec] }
+    public static var functions: [FunctionDeclaration] { [readFile, basename, dirname, pathJoin, pathspec, statFunction] }
 
     /// The default bound on reads of one file (files that report size 0, devices).
     static let defaultLength = 10 << 20
@@ -30,6 +30,21 @@ public enum FileFunctions {
         if ["file", "auto", ""].contains(accessor) { return true }
         ctx.context.logOnce(.error, "\(ctx.name): accessor '\(accessor)' is not supported")
         return false
+    }
+
+    /// stat() as a function (Velociraptor artifacts use both forms): the file-info row of one file, or NULL.
+    public static let statFunction = FunctionDeclaration(
+        name: "stat", summary: "The file-info row (as glob's) of one file, or NULL when it does not exist.",
+        arguments: [
+            ArgumentSpec("filename", .string, required: true, "The path."),
+            ArgumentSpec("accessor", .string, "Only 'file' (or 'auto') is supported."),
+        ],
+        returns: .object, examples: ["SELECT stat(filename='/etc/passwd').Size > 0 AS HasPasswd FROM scope()"],
+        permissions: [.filesystemRead]
+    ) { ctx in
+        guard let cursor = try? stat.open(ctx) else { return .null }
+        defer { cursor.close() }
+        return ((try? cursor.next()) ?? nil) ?? .null
     }
 
     public static let stat = PluginDeclaration(
