@@ -23,7 +23,7 @@ build: deps
 	$(SWIFT) build
 
 release: deps
-	$(SWIFT) build -c release --product quarry --static-swift-stdlib
+	$(SWIFT) build -c release --product quarry
 
 ## The main job: build, then ask this host a few questions.
 run: release

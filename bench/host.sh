@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 Q=.build/release/quarry
 command -v hyperfine >/dev/null || { echo "hyperfine missing: apt-get install hyperfine" >&2; exit 1; }
-[ -x "$Q" ] || swift build -c release --product quarry --static-swift-stdlib
+[ -x "$Q" ] || swift build -c release --product quarry
 mkdir -p bench/out
 names=("$@")
 selected() { [ ${#names[@]} -eq 0 ] && return 0; for n in "${names[@]}"; do [ "$n" = "$1" ] && return 0; done; return 1; }

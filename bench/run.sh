@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 Q=.build/release/quarry
 command -v hyperfine >/dev/null || { echo "hyperfine missing: apt-get install hyperfine" >&2; exit 1; }
-[ -x "$Q" ] || swift build -c release --product quarry --static-swift-stdlib
+[ -x "$Q" ] || swift build -c release --product quarry
 mkdir -p bench/out
 want() { [ $# -eq 0 ] || [[ " $* " == *" $1 "* ]]; }
 names=("$@")
@@ -46,4 +46,14 @@ if selected instructions; then
   base=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $Q query --format jsonl "SELECT 1 FROM scope()" 2>&1 >/dev/null | awk '/refs:/ {gsub(",","",$4); print $4}')
   full=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $Q query --format jsonl "$q" 2>&1 >/dev/null | awk '/refs:/ {gsub(",","",$4); print $4}')
   python3 -c "print('vfilter query: %.0f instructions per row (callgrind, start-up subtracted)' % (($full - $base) / 100000))"
+fi
+
+if selected yara; then
+  # yara() over every file under /usr/bin against the yara CLI scanning the same tree.
+  rule=bench/out/bench.yar
+  printf 'rule Bench { strings: $a = "QUARRY-NEVER-THERE" $b = { 7F 45 4C 46 02 01 01 00 00 00 00 00 00 00 00 00 03 00 3E 00 } condition: any of them }\n' > $rule
+  hyperfine -N -w 1 -r 5 --export-json bench/out/yara.json \
+    "$Q query --format jsonl \"SELECT FileName FROM yara(rules=read_file(filename='$rule'), files={ SELECT OSPath FROM glob(globs='/usr/bin/*', nosymlink=TRUE) WHERE NOT IsDir AND NOT IsLink }, number=1)\" --log /dev/null" \
+    "yara -r -N $rule /usr/bin" >/dev/null
+  echo "yara over /usr/bin: quarry $(mean bench/out/yara.json 0) s, yara CLI $(mean bench/out/yara.json 1) s, ratio $(ratio bench/out/yara.json)x"
 fi

@@ -39,6 +39,8 @@ public enum YaraPlugins {
             blocksize: Int(ctx.int("blocksize") ?? 100 << 20), start: ctx.int("start") ?? 0, end: ctx.int("end"))
         var index = 0
         var pending: [Value] = []
+        // One read buffer for the whole query: a fresh one per file costs page faults on every file.
+        var buffer: [UInt8] = []
         return GeneratorCursor {
             while pending.isEmpty {
                 guard index < files.count else { return nil }
@@ -48,7 +50,7 @@ public enum YaraPlugins {
                 if isData {
                     pending = dataRows(Array(file.utf8), rules: rules, options: options)
                 } else {
-                    pending = fileRows(file, rules: rules, options: options, ctx: ctx)
+                    pending = fileRows(file, rules: rules, options: options, ctx: ctx, buffer: &buffer)
                 }
             }
             return pending.removeFirst()
@@ -112,7 +114,7 @@ public enum YaraPlugins {
 
     /// Scans a regular file in blocks (overlapping so strings across a boundary still match);
     /// FIFOs, devices and directories are skipped; a file that shrinks mid-scan is reported.
-    static func fileRows(_ path: String, rules: YaraRules, options: ScanOptions, ctx: CallContext) -> [Value] {
+    static func fileRows(_ path: String, rules: YaraRules, options: ScanOptions, ctx: CallContext, buffer: inout [UInt8]) -> [Value] {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             ctx.context.logOnce(.warning, "yara: \(path): \(String(cString: strerror(errno)))")
@@ -128,7 +130,11 @@ public enum YaraPlugins {
         let end = min(size, options.end ?? size)
         let overlap = Int64(min(64 << 10, options.blocksize / 2))
         let blocksize = max(Int64(options.blocksize), overlap * 2)
-        var buffer = [UInt8](repeating: 0, count: Int(min(blocksize, max(0, end - options.start))))
+        let capacity = Int(min(blocksize, max(0, end - options.start)))
+        if buffer.count < capacity {
+            // Uninitialised: pread fills it.
+            buffer = [UInt8](unsafeUninitializedCapacity: capacity) { _, count in count = capacity }
+        }
         var hits: [YaraHit] = []
         var seen = Set<String>()
         var offset = options.start
