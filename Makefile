@@ -2,15 +2,20 @@
 # Both install the Debian packages they need when missing, then build.
 
 SWIFT ?= swift
-DEBIAN_PACKAGES := pkg-config libpcre2-dev libsqlite3-dev libyara-dev libmagic-dev libmagic-mgc zlib1g-dev sqlite3 python3
+DEBIAN_PACKAGES := pkg-config libpcre2-dev libsqlite3-dev libyara-dev libmagic-dev libmagic-mgc zlib1g-dev sqlite3 python3 procps
 BIN := .build/release/quarry
 CORPUS := ../shared/conformance/vfilter/cases.json
 
-.PHONY: run test deps build release conformance bench docs clean artifacts
+.PHONY: run test deps install-packages build release conformance bench docs clean artifacts
+
+BENCH_PACKAGES := hyperfine valgrind yara openssl iproute2
 
 ## Install missing Debian packages (needs root or sudo; skipped when all are present).
 deps:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(DEBIAN_PACKAGES)"
+
+install-packages:
+	@missing=""; for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -44,8 +49,9 @@ conformance: build
 	.build/debug/vql-conformance $(CORPUS)
 
 bench: release
-	$(SWIFT) build -c release --product vql-conformance
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(BENCH_PACKAGES)"
 	bench/run.sh
+	bench/host.sh
 
 docs: build
 	.build/debug/quarry docs > docs/reference.md
