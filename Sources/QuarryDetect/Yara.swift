@@ -32,29 +32,42 @@ public enum YaraPlugins {
         permissions: [.filesystemRead]
     ) { ctx in
         guard let rules = compiledRules(ctx) else { return ArrayCursor([]) }
-        let files = ctx.strings("files") ?? []
         let isData = ctx.string("accessor") == "data"
         let options = ScanOptions(
             context: Int(ctx.int("context") ?? 0), number: Int(ctx.int("number") ?? 100),
             blocksize: Int(ctx.int("blocksize") ?? 100 << 20), start: ctx.int("start") ?? 0, end: ctx.int("end"))
-        var index = 0
-        var pending: [Value] = []
-        // One read buffer for the whole query: a fresh one per file costs page faults on every file.
+        // files= streams (a query's rows are pulled as needed, so LIMIT stops the walk early).
+        let source = (try? ctx.rows("files")) ?? ArrayCursor([])
         var buffer: [UInt8] = []
-        return GeneratorCursor {
+        var pending: [Value] = []
+        // Files are scanned one after another: libyara scans of one rule set from two threads
+        // measured slower here (1.26 s against 0.68 s over /usr/bin).
+        return GeneratorCursor(onClose: { source.close() }) {
             while pending.isEmpty {
-                guard index < files.count else { return nil }
                 try ctx.checkCancelled()
-                let file = files[index]
-                index += 1
+                guard let row = try source.next() else { return nil }
+                guard let path = pathString(row) else { continue }
                 if isData {
-                    pending = dataRows(Array(file.utf8), rules: rules, options: options)
+                    pending = dataRows(Array(path.utf8), rules: rules, options: options)
                 } else {
-                    pending = fileRows(file, rules: rules, options: options, ctx: ctx, buffer: &buffer)
+                    pending = fileRows(path, rules: rules, options: options, context: ctx.context, buffer: &buffer)
                 }
             }
             return pending.removeFirst()
         }
+    }
+
+    /// A path from one item of files=: a string, an OSPath, or a row whose one column (or
+    /// OSPath/FullPath column) is the path.
+    static func pathString(_ value: Value) -> String? {
+        let v = value.reduced()
+        if let s = v.stringValue { return s }
+        if case .dict(let d) = v {
+            if d.count == 1 { return d.values[0].stringValue }
+            return (d["OSPath"] ?? d["FullPath"])?.stringValue
+        }
+        if case .object(let o) = v { return (o.member("OSPath") ?? o.member("FullPath"))?.stringValue }
+        return nil
     }
 
     /// The call's rules= compiled (cached per query by their text); nil, logged, when they do not compile.
@@ -114,16 +127,17 @@ public enum YaraPlugins {
 
     /// Scans a regular file in blocks (overlapping so strings across a boundary still match);
     /// FIFOs, devices and directories are skipped; a file that shrinks mid-scan is reported.
-    static func fileRows(_ path: String, rules: YaraRules, options: ScanOptions, ctx: CallContext, buffer: inout [UInt8]) -> [Value] {
+    static func fileRows(_ path: String, rules: YaraRules, options: ScanOptions, context: QueryContext, buffer: inout [UInt8]) -> [Value] {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
-            ctx.context.logOnce(.warning, "yara: \(path): \(String(cString: strerror(errno)))")
+            context.logOnce(.warning, "yara: \(path): \(String(cString: strerror(errno)))")
             return []
         }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            ctx.context.logOnce(.warning, "yara: \(path): not a regular file, skipped")
+            // Directories (common in glob output) are skipped quietly; FIFOs and devices are reported.
+            if (info.st_mode & S_IFMT) != S_IFDIR { context.logOnce(.warning, "yara: \(path): not a regular file, skipped") }
             return []
         }
         let size = Int64(info.st_size)
@@ -138,12 +152,12 @@ public enum YaraPlugins {
         var hits: [YaraHit] = []
         var seen = Set<String>()
         var offset = options.start
-        while offset < end && !ctx.context.cancellation.isCancelled {
-            ctx.context.throttle?.pace()
+        while offset < end && !context.cancellation.isCancelled {
+            context.throttle?.pace()
             let want = Int(min(blocksize, end - offset))
             let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
             if got < want {
-                ctx.context.logOnce(.warning, "yara: \(path) changed during the scan (short read at \(offset))")
+                context.logOnce(.warning, "yara: \(path) changed during the scan (short read at \(offset))")
             }
             guard got > 0 else { break }
             let blockHits = buffer.withUnsafeBytes {
