@@ -52,11 +52,7 @@ struct ShowArtifact: ParsableCommand {
             throw ValidationError("no artifact named \(name)\(hint)")
         }
         if compiled {
-            var overrides: [String: String] = [:]
-            for a in arguments {
-                guard let eq = a.firstIndex(of: "=") else { throw ValidationError("--args takes Name=Value") }
-                overrides[String(a[..<eq])] = String(a[a.index(after: eq)...])
-            }
+            let overrides = try keyValues(arguments, option: "--args")
             let result = try ArtifactCompiler.compile(artifact, parameters: overrides, repository: repository)
             for source in result.sources {
                 print("-- \(artifact.name)\(source.name.map { "/" + $0 } ?? "")")

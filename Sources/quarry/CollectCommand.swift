@@ -26,13 +26,11 @@ struct CollectArtifacts: ParsableCommand {
             throw ValidationError("no artifact named \(name)\(hint)")
         }
         var options = CollectionOptions()
-        for a in arguments {
-            guard let eq = a.firstIndex(of: "=") else { throw ValidationError("--args takes Name=Value") }
-            let key = String(a[..<eq])
+        for (key, value) in try keyValues(arguments, option: "--args") {
             guard names.contains(where: { repository.artifact(named: $0)?.parameters.contains { $0.name == key } ?? false }) else {
                 throw ValidationError("no artifact being collected has a parameter \(key)")
             }
-            options.parameters[key] = String(a[a.index(after: eq)...])
+            options.parameters[key] = value
         }
         options.timeout = timeout
         options.maxRows = maxRows

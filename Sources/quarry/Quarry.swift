@@ -31,3 +31,13 @@ enum QuarryRegistry {
 func printError(_ message: String) {
     FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
 }
+
+/// NAME=VALUE options (`--env`, `--args`) as a dictionary; the last one of a name wins.
+func keyValues(_ assignments: [String], option: String) throws -> [String: String] {
+    var result: [String: String] = [:]
+    for assignment in assignments {
+        guard let eq = assignment.firstIndex(of: "=") else { throw ValidationError("\(option) takes NAME=VALUE, got '\(assignment)'") }
+        result[String(assignment[..<eq])] = String(assignment[assignment.index(after: eq)...])
+    }
+    return result
+}

@@ -60,13 +60,7 @@ struct QueryCommand: ParsableCommand {
         } else {
             outputFormat = isatty(STDOUT_FILENO) != 0 ? .table : .json
         }
-        var variables: [String: Value] = [:]
-        for assignment in environment {
-            guard let eq = assignment.firstIndex(of: "=") else {
-                throw ValidationError("--env takes NAME=VALUE, got '\(assignment)'")
-            }
-            variables[String(assignment[..<eq])] = .string(String(assignment[assignment.index(after: eq)...]))
-        }
+        let variables = try keyValues(environment, option: "--env").mapValues { Value.string($0) }
         let statements: [Statement]
         do {
             statements = try Parser.parse(text)

@@ -15,11 +15,7 @@ struct ReplCommand: ParsableCommand {
     @OptionGroup var definitions: DefinitionOptions
 
     func run() throws {
-        var variables: [String: Value] = [:]
-        for assignment in environment {
-            guard let eq = assignment.firstIndex(of: "=") else { throw ValidationError("--env takes NAME=VALUE") }
-            variables[String(assignment[..<eq])] = .string(String(assignment[assignment.index(after: eq)...]))
-        }
+        let variables = try keyValues(environment, option: "--env").mapValues { Value.string($0) }
         let shell = Shell(variables: variables, interactive: isatty(STDIN_FILENO) != 0, repository: definitions.repository())
         shell.run()
     }
