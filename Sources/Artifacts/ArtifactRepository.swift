@@ -199,7 +199,6 @@ enum ArtifactPlugin {
     }
 
     static func run(_ compiled: CompiledArtifact, only: String?, in env: Env) throws -> RowCursor {
-        let prelude = try Parser.parse(compiled.prelude)
         guard try holds(compiled.precondition, in: env.child()) else { return ArrayCursor([]) }
         let selected = compiled.sources.filter { only == nil || $0.name == only }
         if let only, selected.isEmpty {
@@ -210,8 +209,7 @@ enum ArtifactPlugin {
         var index = 0
         var current: RowCursor?
         var label = ""
-        let shared = env.child()
-        var preludeBound = false
+        let plan = try SourcePlan(compiled, in: env)
         return GeneratorCursor(onClose: { current?.close() }) {
             while true {
                 if let cursor = current {
@@ -232,16 +230,46 @@ enum ArtifactPlugin {
                 guard index < selected.count else { return nil }
                 let source = selected[index]
                 index += 1
-                let scope = compiled.sharedScope ? shared : env.child()
-                guard try holds(source.precondition, in: scope) else { continue }
-                var statements = try Parser.parse(source.query)
-                if !compiled.sharedScope || !preludeBound {
-                    statements = prelude + statements
-                    preludeBound = true
-                }
-                label = compiled.name + (source.name.map { "/" + $0 } ?? "")
-                current = try StatementRunner.open(statements, in: scope)
+                guard let step = try plan.prepare(source) else { continue }
+                label = step.label
+                current = try StatementRunner.open(step.statements, in: step.scope)
             }
         }
+    }
+}
+
+/// How an artifact's sources run, one after another: in one shared scope (the prelude bound
+/// once) when no source has its own precondition, otherwise each in a fresh scope with the
+/// prelude. Used by `Artifact.NAME()` and by the collector, so both run sources the same way.
+final class SourcePlan {
+    struct Step {
+        let label: String
+        let statements: [Statement]
+        let scope: Env
+    }
+
+    private let compiled: CompiledArtifact
+    private let env: Env
+    private let prelude: [Statement]
+    private let shared: Env
+    private var preludeBound = false
+
+    init(_ compiled: CompiledArtifact, in env: Env) throws {
+        self.compiled = compiled
+        self.env = env
+        self.prelude = try Parser.parse(compiled.prelude)
+        self.shared = env.child()
+    }
+
+    /// The statements and scope for a source, or nil when its precondition does not hold.
+    func prepare(_ source: CompiledArtifact.Source) throws -> Step? {
+        let scope = compiled.sharedScope ? shared : env.child()
+        guard try ArtifactPlugin.holds(source.precondition, in: scope) else { return nil }
+        var statements = try Parser.parse(source.query)
+        if !compiled.sharedScope || !preludeBound {
+            statements = prelude + statements
+            preludeBound = true
+        }
+        return Step(label: compiled.name + (source.name.map { "/" + $0 } ?? ""), statements: statements, scope: scope)
     }
 }

@@ -144,26 +144,17 @@ public final class Collector: @unchecked Sendable {
             log.log(.info, "\(compiled.name): precondition false, not collected")
             return
         }
-        let prelude = try Parser.parse(compiled.prelude)
-        let shared = env.child()
-        var preludeBound = false
+        let plan = try SourcePlan(compiled, in: env)
         for source in compiled.sources {
             if cancellation.isCancelled {
                 summary.errors.append("\(compiled.name): cancelled before source \(source.name ?? "")")
                 break
             }
-            let label = compiled.name + (source.name.map { "/" + $0 } ?? "")
-            let scope = compiled.sharedScope ? shared : env.child()
-            guard try ArtifactPlugin.holds(source.precondition, in: scope) else {
-                log.log(.info, "\(label): source precondition false, not collected")
+            guard let step = try plan.prepare(source) else {
+                log.log(.info, "\(compiled.name)/\(source.name ?? ""): source precondition false, not collected")
                 continue
             }
-            var statements = try Parser.parse(source.query)
-            if !compiled.sharedScope || !preludeBound {
-                statements = prelude + statements
-                preludeBound = true
-            }
-            try runSource(label: label, statements: statements, scope: scope)
+            try runSource(label: step.label, statements: step.statements, scope: step.scope)
         }
     }
 
@@ -198,9 +189,9 @@ public final class Collector: @unchecked Sendable {
                 if options.csv, case .dict(let d) = value {
                     if csvColumns == nil {
                         csvColumns = d.keys
-                        csv.append(Data((d.keys.map(Collector.csvField).joined(separator: ",") + "\n").utf8))
+                        csv.append(Data((d.keys.map(CellText.csvField).joined(separator: ",") + "\n").utf8))
                     }
-                    csv.append(Data(((csvColumns ?? []).map { Collector.csvField(Collector.cellText(d[$0] ?? .null)) }.joined(separator: ",") + "\n").utf8))
+                    csv.append(Data(((csvColumns ?? []).map { CellText.csvField(CellText.text(d[$0] ?? .null)) }.joined(separator: ",") + "\n").utf8))
                 }
                 count += 1
                 progress?(label, count)
@@ -226,18 +217,6 @@ public final class Collector: @unchecked Sendable {
         summary.rows.append((label, count))
     }
 
-    static func cellText(_ v: Value) -> String {
-        switch v {
-        case .null: return ""
-        case .string(let s): return s
-        default: return GoFormatting.plain(v)
-        }
-    }
-
-    static func csvField(_ s: String) -> String {
-        s.contains(",") || s.contains("\"") || s.contains("\n") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
-    }
-
     private func finish(requests: [Value], uploads: ContainerUploads) throws {
         try addMember("requests.json", data: Data(JSONWriter.string(.list(requests), pretty: true).utf8))
         try addMember("uploads.json", data: Data(uploads.records.withLock { $0 }.map { JSONWriter.string($0) + "\n" }.joined().utf8))
@@ -255,20 +234,6 @@ public final class Collector: @unchecked Sendable {
         ]))
         try addMember("collection_context.json", data: Data(JSONWriter.string(context, pretty: true).utf8))
         try writeManifest(complete: summary.state == "finished" || summary.state == "finished with errors")
-    }
-}
-
-/// Plain text of a value (format()'s %v), for CSV cells.
-enum GoFormatting {
-    static func plain(_ v: Value) -> String {
-        switch v {
-        case .int(let i): return String(i)
-        case .double(let d): return JSONWriter.formatDouble(d)
-        case .bool(let b): return b ? "true" : "false"
-        case .timestamp(let t): return JSONWriter.rfc3339(t)
-        case .bytes(let b): return String(decoding: b, as: UTF8.self)
-        default: return JSONWriter.string(v.materialized())
-        }
     }
 }
 
