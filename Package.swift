@@ -48,6 +48,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
+        // The fleet's core without networking: records, the datastore interface and its SQLite engine,
+        // the hunt planner (a pure state machine) and cron schedules.
+        .target(name: "FleetCore", dependencies: ["CSQLite3"]),
         // The fixture plugins of Velociraptor's VQL test corpus, and the runner that compares results.
         .target(name: "VQLConformance", dependencies: ["VQL"]),
         .executableTarget(name: "vql-conformance", dependencies: ["VQLConformance"]),
@@ -55,6 +58,7 @@ let package = Package(
         .testTarget(name: "QuarryHostTests", dependencies: ["QuarryHost", "VQL"]),
         .testTarget(name: "QuarryCLITests", exclude: ["Support"]),
         .testTarget(name: "QuarryDetectTests", dependencies: ["QuarryDetect", "QuarryHost", "VQL"]),
+        .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "QuarryDetect", "QuarryHost", "VQL"]),
     ],
     swiftLanguageModes: [.v6]

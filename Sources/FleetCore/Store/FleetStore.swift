@@ -1,0 +1,73 @@
+import Foundation
+
+/// The server's datastore. One interface, several engines: SQLite (embedded, the default) and, for
+/// several frontends, PostgreSQL. Every method is safe to call from many tasks at once; each call is
+/// one transaction. Errors are `StoreError`s whose text says what failed.
+public protocol FleetStore: Sendable {
+    /// Creates or upgrades the schema to the newest version; safe to call on every start.
+    func migrate() async throws
+    /// The schema version now in the database.
+    func schemaVersion() async throws -> Int
+
+    // MARK: users
+    func addUser(_ user: UserRecord) async throws
+    func user(apiKeySHA256: String) async throws -> UserRecord?
+    func users() async throws -> [UserRecord]
+
+    // MARK: clients
+    /// Records a newly enrolled client. Fails if the ID exists.
+    func addClient(_ client: ClientRecord) async throws
+    func client(_ clientId: String) async throws -> ClientRecord?
+    func clients() async throws -> [ClientRecord]
+    func setClientFacts(_ clientId: String, _ facts: ClientFacts) async throws
+    func touchClient(_ clientId: String, lastSeen: Double) async throws
+    /// Adds and removes labels; returns the labels afterwards (sorted, unique).
+    @discardableResult
+    func labelClient(_ clientId: String, add: [String], remove: [String]) async throws -> [String]
+    func revokeClient(_ clientId: String) async throws
+
+    // MARK: flows
+    func addFlow(_ flow: FlowRecord) async throws
+    func flow(_ flowId: String) async throws -> FlowRecord?
+    /// Flows of one client and/or one hunt (nil = any), newest first.
+    func flows(clientId: String?, huntId: String?) async throws -> [FlowRecord]
+    /// Flows of this client still to be delivered (state scheduled), oldest first.
+    func scheduledFlows(clientId: String) async throws -> [FlowRecord]
+    /// Running flows started before `startedBefore` (for the server to time them out).
+    func runningFlows(startedBefore: Double) async throws -> [FlowRecord]
+    /// Sets a flow's state and, when given, its start or end time and errors (appended).
+    func updateFlow(_ flowId: String, state: FlowState, startedAt: Double?, endedAt: Double?, errors: [String]) async throws
+    func requestCancel(_ flowId: String) async throws
+
+    // MARK: ingestion
+    /// Stores one batch in one transaction: rejected unless the flow exists and belongs to
+    /// `batch.clientId`; a duplicate (same flow and seq) stores nothing. Rows add to the flow's row
+    /// count; an upload record adds to its uploaded bytes; a final status sets the flow's state,
+    /// end time and errors (a status never moves a flow back from a final state to running).
+    func ingest(_ batch: IngestBatch) async throws -> IngestOutcome
+    /// Many batches in one transaction (same rules, one outcome each, in order).
+    func ingest(_ batches: [IngestBatch]) async throws -> [IngestOutcome]
+    func results(_ query: ResultQuery) async throws -> [ResultRow]
+    /// Sources that have rows for a hunt or flow: (artifact, source, rows).
+    func resultSources(huntId: String?, flowId: String?) async throws -> [(artifact: String, source: String, rows: Int)]
+    func uploads(flowId: String) async throws -> [UploadRecord]
+    func logs(flowId: String) async throws -> [String]
+
+    // MARK: hunts
+    func addHunt(_ hunt: HuntRecord) async throws
+    func hunt(_ huntId: String) async throws -> HuntRecord?
+    /// All hunts, newest first (archived ones too).
+    func hunts() async throws -> [HuntRecord]
+    func updateHunt(_ hunt: HuntRecord) async throws
+
+    // MARK: audit
+    func audit(_ entry: AuditEntry) async throws
+    func auditLog(limit: Int) async throws -> [AuditEntry]
+}
+
+/// A datastore failure with the engine's own message.
+public struct StoreError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
