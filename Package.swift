@@ -12,6 +12,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // The fleet: TCP/HTTP/WebSocket (swift-nio), TLS 1.3 with mutual authentication (swift-nio-ssl),
+        // the CA and certificate signing (swift-certificates), Prometheus metrics (swift-prometheus).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // PCRE2 (Debian's libpcre2-dev) gives RE2-compatible, JIT-compiled regular expressions.
@@ -44,13 +51,25 @@ let package = Package(
         .executableTarget(
             name: "quarry",
             dependencies: [
-                "VQL", "QuarryHost", "QuarryDetect", "Artifacts",
+                "VQL", "QuarryHost", "QuarryDetect", "Artifacts", "FleetCore", "Fleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         // The fleet's core without networking: records, the datastore interface and its SQLite engine,
         // the hunt planner (a pure state machine) and cron schedules.
         .target(name: "FleetCore", dependencies: ["CSQLite3"]),
+        // The fleet over the network: PKI, configs, server (agent channel + analyst API + metrics),
+        // agent (enrolment, on-disk result queue), API client and the server-side VQL plugins.
+        .target(
+            name: "Fleet",
+            dependencies: [
+                "FleetCore", "VQL", "Artifacts",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Yams", package: "Yams"),
+            ]),
         // The fixture plugins of Velociraptor's VQL test corpus, and the runner that compares results.
         .target(name: "VQLConformance", dependencies: ["VQL"]),
         .executableTarget(name: "vql-conformance", dependencies: ["VQLConformance"]),

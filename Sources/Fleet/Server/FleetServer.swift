@@ -1,0 +1,212 @@
+import Artifacts
+import FleetCore
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// The fleet server: one TLS listener for agents (WebSocket at /agent) and analysts (JSON API),
+/// the datastore, the upload store, the hunt scheduler and the metrics. The server keeps no state
+/// that matters in memory: flows, hunts and results are in the datastore, so a restart (or, later,
+/// another frontend on the same PostgreSQL) picks up where it was.
+public final class FleetServer: Sendable {
+    public let config: ServerConfig
+    public let store: any FleetStore
+    public let repository: ArtifactRepository
+    let ca: CertificateAuthority
+    let blobs: BlobStore
+    public let metrics = FleetMetrics()
+    let links = NIOLockedValueBox<[String: AgentSocket]>([:])
+    let users = NIOLockedValueBox<[String: UserRecord]>([:])
+    let wake: AsyncStream<Void>.Continuation
+    let wakeEvents: AsyncStream<Void>
+    let listener = NIOLockedValueBox<FleetListener?>(nil)
+    let log: @Sendable (String) -> Void
+
+    public init(config: ServerConfig, store: any FleetStore, repository: ArtifactRepository, log: @escaping @Sendable (String) -> Void) throws {
+        self.config = config
+        self.store = store
+        self.repository = repository
+        self.ca = try CertificateAuthority(config.ca)
+        self.blobs = try BlobStore(root: config.dataDir + "/uploads")
+        self.log = log
+        (wakeEvents, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Binds the listener and starts the scheduler; returns the port bound (useful with port 0).
+    public func start(group: EventLoopGroup) async throws -> Int {
+        try await store.migrate()
+        let tls = try TLSSetup.serverContext(identity: config.server, caCertificate: config.ca.certificate)
+        let listener = try await FleetListener.start(
+            host: config.bindAddress, port: config.port, tls: tls, group: group,
+            api: { [self] request in await self.handleAPI(request) },
+            agent: { [self] socket in Task { await self.serve(socket) } })
+        self.listener.withLockedValue { $0 = listener }
+        Task { await self.schedulerLoop() }
+        log("listening on \(config.bindAddress):\(listener.port) (datastore \(config.datastore))")
+        return listener.port
+    }
+
+    public func stop() async {
+        let listener = self.listener.withLockedValue { $0 }
+        await listener?.close()
+        for socket in links.withLockedValue({ Array($0.values) }) { socket.close() }
+        wake.finish()
+    }
+
+    /// Asks the scheduler to run now (a hunt was created, a client connected, …).
+    func poke() { wake.yield() }
+
+    var connectedClientIds: Set<String> { links.withLockedValue { Set($0.keys) } }
+
+    // MARK: agent channel
+
+    func serve(_ socket: AgentSocket) async {
+        guard let clientId = socket.certificateName else {
+            await enrol(socket)
+            return
+        }
+        do {
+            guard let client = try await store.client(clientId) else {
+                socket.send(ServerMessage.refused(reason: "unknown client \(clientId)"))
+                socket.close()
+                return
+            }
+            if client.revoked {
+                log("refused revoked client \(clientId) from \(socket.remote)")
+                socket.send(ServerMessage.refused(reason: "client \(clientId) is revoked"))
+                socket.close()
+                return
+            }
+            try await store.touchClient(clientId, lastSeen: Date().timeIntervalSince1970)
+        } catch {
+            log("agent \(clientId): \(error)")
+            socket.close()
+            return
+        }
+        let previous = links.withLockedValue { links -> AgentSocket? in
+            let old = links[clientId]
+            links[clientId] = socket
+            return old
+        }
+        previous?.close()
+        metrics.connectedClients.set(Double(links.withLockedValue { $0.count }))
+        log("agent \(clientId) connected from \(socket.remote)")
+        await deliverScheduled(to: clientId, socket: socket)
+        poke()
+        while let messages = await socket.receive() {
+            var batches: [WireBatch] = []
+            for data in messages {
+                guard let message = try? Wire.decode(AgentMessage.self, from: data) else {
+                    log("agent \(clientId): undecodable message (\(data.count) bytes)")
+                    continue
+                }
+                switch message {
+                case .batch(let batch): batches.append(batch)
+                case .hello(let version, let queued, let dropped):
+                    log("agent \(clientId): \(version), \(queued) batches queued\(dropped > 0 ? ", \(dropped) dropped past the queue bound" : "")")
+                case .enroll:
+                    socket.send(ServerMessage.refused(reason: "already enrolled as \(clientId)"))
+                }
+            }
+            if !batches.isEmpty { await ingest(batches, from: clientId, socket: socket) }
+        }
+        let removed = links.withLockedValue { links -> Bool in
+            guard links[clientId] === socket else { return false }
+            links[clientId] = nil
+            return true
+        }
+        if removed {
+            try? await store.touchClient(clientId, lastSeen: Date().timeIntervalSince1970)
+            log("agent \(clientId) disconnected")
+        }
+        metrics.connectedClients.set(Double(links.withLockedValue { $0.count }))
+    }
+
+    /// A connection without a certificate may only enrol: check the secret, sign the CSR with a new
+    /// client ID, record the client and schedule Generic.Client.Info for its first connection.
+    private func enrol(_ socket: AgentSocket) async {
+        defer { socket.close() }
+        guard let first = await socket.receive(max: 1)?.first, let message = try? Wire.decode(AgentMessage.self, from: first),
+            case .enroll(let secret, let csr, let hostname, let labels) = message
+        else {
+            socket.send(ServerMessage.refused(reason: "a connection without a client certificate may only enrol"))
+            return
+        }
+        guard constantTimeEqual(secret, config.enrollmentSecret) else {
+            log("enrolment refused from \(socket.remote): wrong secret")
+            try? await store.audit(AuditEntry(time: Date().timeIntervalSince1970, user: "-", action: "enrol-refused", target: hostname, details: "{}", remote: socket.remote))
+            _ = try? await socket.send(ServerMessage.refused(reason: "wrong enrolment secret")).get()
+            return
+        }
+        do {
+            let clientId = Identifiers.client()
+            let certificate = try ca.signClientRequest(csr, clientId: clientId)
+            let now = Date().timeIntervalSince1970
+            var record = ClientRecord(clientId: clientId, enrolledAt: now, certificateSerial: try CertificateTools.serial(pem: certificate))
+            record.hostname = hostname
+            try await store.addClient(record)
+            if !labels.isEmpty { try await store.labelClient(clientId, add: labels, remove: []) }
+            let flow = FlowRecord(
+                flowId: Identifiers.flow(), clientId: clientId, request: CollectionRequest(artifacts: ["Generic.Client.Info"], timeout: 120),
+                creator: "server", createdAt: now)
+            try await store.addFlow(flow)
+            metrics.enrolments.increment()
+            log("enrolled \(clientId) (\(hostname)) from \(socket.remote)")
+            _ = try? await socket.send(ServerMessage.enrolled(clientId: clientId, certificate: certificate)).get()
+        } catch {
+            log("enrolment from \(socket.remote) failed: \(error)")
+            _ = try? await socket.send(ServerMessage.refused(reason: "enrolment failed: \(error)")).get()
+        }
+    }
+
+    /// Sends every flow still waiting for this client (again, after a reconnect; the agent ignores
+    /// flows it already has).
+    func deliverScheduled(to clientId: String, socket: AgentSocket) async {
+        guard let flows = try? await store.scheduledFlows(clientId: clientId) else { return }
+        for flow in flows where !flow.cancelRequested { deliver(flow, to: socket) }
+    }
+
+    func deliver(_ flow: FlowRecord, to socket: AgentSocket? = nil) {
+        guard let socket = socket ?? links.withLockedValue({ $0[flow.clientId] }) else { return }
+        var request = flow.request
+        if request.timeout == nil { request.timeout = config.defaultTimeoutSeconds }
+        socket.send(ServerMessage.collect(flowId: flow.flowId, request: request, definitions: definitions(for: request.artifacts)))
+    }
+
+    /// YAML of requested artifacts (and what they call) that agents may not have built in.
+    func definitions(for names: [String]) -> [String] {
+        var texts: [String] = []
+        var seen = Set<String>()
+        var pending = names
+        while let name = pending.popLast() {
+            guard seen.insert(name).inserted, let artifact = repository.artifact(named: name) else { continue }
+            if !artifact.origin.hasPrefix("builtin") { texts.append(artifact.text) }
+            pending.append(contentsOf: ArtifactRepository.dependencies(of: artifact))
+        }
+        return texts
+    }
+
+    func sendCancel(_ flow: FlowRecord) {
+        links.withLockedValue { $0[flow.clientId] }?.send(ServerMessage.cancel(flowId: flow.flowId))
+    }
+}
+
+/// New identifiers in Velociraptor's style: C.<16 hex> for clients, F.<16 hex> for flows, H.<8 hex> for hunts.
+public enum Identifiers {
+    static func hex(_ bytes: Int) -> String {
+        (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+    public static func client() -> String { "C." + hex(8) }
+    public static func flow() -> String { "F." + hex(8) }
+    public static func hunt() -> String { "H." + hex(4) }
+}
+
+func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+    let x = Array(a.utf8), y = Array(b.utf8)
+    guard x.count == y.count else { return false }
+    var difference: UInt8 = 0
+    for i in 0..<x.count { difference |= x[i] ^ y[i] }
+    return difference == 0
+}
