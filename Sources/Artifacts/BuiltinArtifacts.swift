@@ -7,14 +7,15 @@ enum BuiltinArtifacts {
             #"""
 name: Generic.Client.Info
 description: |
-  Basic facts about the endpoint: host name, operating system, kernel, architecture and
-  identifiers. The fleet server collects this when a client enrols.
+  Basic facts about the endpoint: host name, operating system, kernel, architecture,
+  identifiers and IP addresses. The fleet server collects this when a client enrols.
 type: CLIENT
 sources:
   - name: BasicInformation
     query: |
+      LET addresses = SELECT * FROM flatten(query={SELECT Addrs FROM interfaces() WHERE Addrs})
       SELECT Hostname, Fqdn, OS, Platform, PlatformFamily, PlatformVersion, KernelVersion,
-             Architecture, HostID, BootTime, Uptime
+             Architecture, HostID, BootTime, Uptime, addresses.Addrs.IP AS IPs
       FROM info()
 
 """#,

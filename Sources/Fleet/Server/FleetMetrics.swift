@@ -17,18 +17,18 @@ public final class FleetMetrics: Sendable {
     let apiRequests: Counter
 
     public init() {
-        connectedClients = registry.makeGauge(name: "quarry_connected_clients", help: "Agents connected now")
-        enrolments = registry.makeCounter(name: "quarry_enrolments_total", help: "Agents enrolled since start")
-        rowsIngested = registry.makeCounter(name: "quarry_rows_ingested_total", help: "Result rows stored")
-        bytesIngested = registry.makeCounter(name: "quarry_bytes_ingested_total", help: "Bytes of results and uploads received")
-        batchesIngested = registry.makeCounter(name: "quarry_batches_ingested_total", help: "Batches stored")
-        duplicateBatches = registry.makeCounter(name: "quarry_batches_duplicate_total", help: "Batches received again and acknowledged without storing")
-        rejectedBatches = registry.makeCounter(name: "quarry_batches_rejected_total", help: "Batches refused (not the sender's flow)")
-        flowsScheduled = registry.makeGauge(name: "quarry_flows_queued", help: "Flows waiting for their agent")
-        flowsRunning = registry.makeGauge(name: "quarry_flows_running", help: "Flows running on agents")
-        huntClientsScheduled = registry.makeGauge(name: "quarry_hunt_clients_scheduled", help: "Clients scheduled in running hunts' current rounds")
-        huntClientsFinished = registry.makeGauge(name: "quarry_hunt_clients_finished", help: "Clients done in running hunts' current rounds")
-        apiRequests = registry.makeCounter(name: "quarry_api_requests_total", help: "Analyst API requests")
+        connectedClients = registry.makeGauge(descriptor: .init(namespace: "quarry", metricName: "connected_clients", unitName: "", helpText: "Agents connected now"))
+        enrolments = registry.makeCounter(descriptor: .init(namespace: "quarry", metricName: "enrolments_total", unitName: "", helpText: "Agents enrolled since start"))
+        rowsIngested = registry.makeCounter(descriptor: .init(namespace: "quarry", metricName: "rows_ingested_total", unitName: "", helpText: "Result rows stored"))
+        bytesIngested = registry.makeCounter(descriptor: .init(namespace: "quarry", metricName: "bytes_ingested_total", unitName: "", helpText: "Bytes of results and uploads received"))
+        batchesIngested = registry.makeCounter(descriptor: .init(namespace: "quarry", metricName: "batches_ingested_total", unitName: "", helpText: "Batches stored"))
+        duplicateBatches = registry.makeCounter(descriptor: .init(namespace: "quarry", metricName: "batches_duplicate_total", unitName: "", helpText: "Batches received again and acknowledged without storing"))
+        rejectedBatches = registry.makeCounter(descriptor: .init(namespace: "quarry", metricName: "batches_rejected_total", unitName: "", helpText: "Batches refused (not the sender's flow)"))
+        flowsScheduled = registry.makeGauge(descriptor: .init(namespace: "quarry", metricName: "flows_queued", unitName: "", helpText: "Flows waiting for their agent"))
+        flowsRunning = registry.makeGauge(descriptor: .init(namespace: "quarry", metricName: "flows_running", unitName: "", helpText: "Flows running on agents"))
+        huntClientsScheduled = registry.makeGauge(descriptor: .init(namespace: "quarry", metricName: "hunt_clients_scheduled", unitName: "", helpText: "Clients scheduled in running hunts' current rounds"))
+        huntClientsFinished = registry.makeGauge(descriptor: .init(namespace: "quarry", metricName: "hunt_clients_finished", unitName: "", helpText: "Clients done in running hunts' current rounds"))
+        apiRequests = registry.makeCounter(descriptor: .init(namespace: "quarry", metricName: "api_requests_total", unitName: "", helpText: "Analyst API requests"))
     }
 
     public func text() -> String { registry.emitToString() }

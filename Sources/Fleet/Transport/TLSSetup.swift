@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOSSL
+import NIOTLS
 import X509
 
 /// The TLS settings of both ends. TLS 1.3 only; the fleet's CA is the only trust root (the system's

@@ -1,0 +1,222 @@
+import Artifacts
+import FleetCore
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSL
+import VQL
+
+/// The endpoint agent. Enrols once (key pair + CSR + secret), then keeps one mutually
+/// authenticated WebSocket to the server, reconnecting with exponential backoff and jitter. It runs
+/// collection requests with the same collector as `quarry artifacts collect`, and sends the results
+/// back as numbered batches through an on-disk queue, deleting each only when the server
+/// acknowledges it.
+///
+/// State directory: client.key, client.crt, client_id (0600); queue/ (unacknowledged batches);
+/// flows/ (one file per flow it accepted: its request, state and next sequence number); work/.
+public final class FleetAgent: Sendable {
+    let config: ClientConfig
+    let stateDir: String
+    let group: EventLoopGroup
+    let queue: ResultQueue
+    let makeRegistry: @Sendable (ArtifactRepository) -> Registry
+    let log: @Sendable (String) -> Void
+    let socket = NIOLockedValueBox<AgentSocket?>(nil)
+    let sender = NIOLockedValueBox(SenderState())
+    let running = NIOLockedValueBox<[String: CancellationFlag]>([:])
+    let flowLock = NIOLock()
+    /// Batches sent but not yet acknowledged, at most.
+    static let window = 64
+
+    struct SenderState {
+        var lastSent: UInt64 = 0
+        var inFlight = 0
+    }
+
+    public init(
+        config: ClientConfig, stateDir: String, group: EventLoopGroup, makeRegistry: @escaping @Sendable (ArtifactRepository) -> Registry,
+        log: @escaping @Sendable (String) -> Void
+    ) throws {
+        self.config = config
+        self.stateDir = stateDir
+        self.group = group
+        self.makeRegistry = makeRegistry
+        self.log = log
+        for sub in ["", "/flows", "/work"] {
+            try FileManager.default.createDirectory(atPath: stateDir + sub, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        queue = try ResultQueue(directory: stateDir + "/queue", maxBytes: config.maxQueueBytes)
+        recoverInterruptedFlows()
+    }
+
+    /// The client ID once enrolled.
+    public var clientId: String? {
+        (try? String(contentsOfFile: stateDir + "/client_id", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs until the task is cancelled: enrol if needed, connect, serve, back off, repeat.
+    public func run() async {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let identity = try await enrolledIdentity()
+                let tls = try TLSSetup.clientContext(caCertificate: config.caCertificate, identity: identity)
+                let socket = try await Connector.openAgentChannel(url: config.serverURL, tls: tls, group: group)
+                failures = 0
+                await serve(socket)
+            } catch {
+                log("agent: \(error)")
+            }
+            failures += 1
+            // Exponential backoff with full jitter: 0.5 s doubling to 60 s.
+            let ceiling = min(60.0, 0.5 * pow(2.0, Double(min(failures, 8))))
+            let delay = Double.random(in: ceiling / 2...ceiling)
+            try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+        }
+    }
+
+    private func enrolledIdentity() async throws -> PEMIdentity {
+        let keyPath = stateDir + "/client.key", certificatePath = stateDir + "/client.crt"
+        if let key = try? String(contentsOfFile: keyPath, encoding: .utf8), let certificate = try? String(contentsOfFile: certificatePath, encoding: .utf8) {
+            return PEMIdentity(certificate: certificate, privateKey: key)
+        }
+        let hostname = ProcessInfo.processInfo.hostName
+        let (key, request) = try CertificateTools.makeKeyAndRequest(commonName: hostname)
+        let tls = try TLSSetup.clientContext(caCertificate: config.caCertificate, identity: nil)
+        let socket = try await Connector.openAgentChannel(url: config.serverURL, tls: tls, group: group)
+        defer { socket.close() }
+        try await socket.send(AgentMessage.enroll(secret: config.enrollmentSecret, csr: request, hostname: hostname, labels: config.labels)).get()
+        guard let reply = await socket.receive(max: 1)?.first, let message = try? Wire.decode(ServerMessage.self, from: reply) else {
+            throw TransportError("enrolment: the server closed the connection without an answer")
+        }
+        switch message {
+        case .enrolled(let clientId, let certificate):
+            try ConfigFile.writeSecret(Data(key.utf8), to: keyPath)
+            try ConfigFile.writeSecret(Data(certificate.utf8), to: certificatePath)
+            try ConfigFile.writeSecret(Data((clientId + "\n").utf8), to: stateDir + "/client_id")
+            log("enrolled as \(clientId)")
+            return PEMIdentity(certificate: certificate, privateKey: key)
+        case .refused(let reason):
+            throw TransportError("enrolment refused: \(reason)")
+        default:
+            throw TransportError("enrolment: unexpected answer")
+        }
+    }
+
+    private func serve(_ socket: AgentSocket) async {
+        self.socket.withLockedValue { $0 = socket }
+        sender.withLockedValue { $0 = SenderState() }
+        socket.send(AgentMessage.hello(version: Wire.version, queuedBatches: queue.count, droppedBatches: queue.totalDropped))
+        log("connected to \(config.serverURL) as \(clientId ?? "?")")
+        pump()
+        while let messages = await socket.receive() {
+            for data in messages {
+                guard let message = try? Wire.decode(ServerMessage.self, from: data) else {
+                    log("undecodable message from the server (\(data.count) bytes)")
+                    continue
+                }
+                handle(message)
+            }
+        }
+        self.socket.withLockedValue { if $0 === socket { $0 = nil } }
+        log("disconnected from \(config.serverURL)")
+    }
+
+    private func handle(_ message: ServerMessage) {
+        switch message {
+        case .collect(let flowId, let request, let definitions):
+            accept(flowId: flowId, request: request, definitions: definitions)
+        case .cancel(let flowId):
+            if let flag = running.withLockedValue({ $0[flowId] }) {
+                log("flow \(flowId): cancel requested by the server")
+                flag.cancel()
+            }
+        case .ack(let flowId, let seq, let rejected):
+            if let rejected { log("batch \(flowId)#\(seq) rejected by the server: \(rejected)") }
+            queue.acknowledge(flowId: flowId, seq: seq)
+            sender.withLockedValue { $0.inFlight = max(0, $0.inFlight - 1) }
+            pump()
+        case .refused(let reason):
+            log("server refused the connection: \(reason)")
+        case .enrolled:
+            break
+        }
+    }
+
+    /// Sends queued batches in order while fewer than `window` are unacknowledged.
+    func pump() {
+        sender.withLockedValue { state in
+            guard let socket = self.socket.withLockedValue({ $0 }) else { return }
+            let room = Self.window - state.inFlight
+            guard room > 0 else { return }
+            for entry in queue.entries(after: state.lastSent, limit: room) {
+                state.lastSent = entry.number
+                guard let batch = queue.load(entry) else { continue }
+                state.inFlight += 1
+                socket.send(AgentMessage.batch(batch))
+            }
+        }
+    }
+
+    /// Appends a batch for a flow, advancing the flow's persisted sequence number first.
+    func enqueue(flowId: String, _ payload: WirePayload) {
+        flowLock.withLock {
+            guard var record = FlowFile.load(stateDir: stateDir, flowId: flowId) else { return }
+            let seq = record.nextSeq
+            record.nextSeq += 1
+            record.save(stateDir: stateDir)
+            do {
+                try queue.append(WireBatch(flowId: flowId, seq: seq, payload: payload))
+            } catch {
+                log("flow \(flowId): \(error)")
+            }
+        }
+        pump()
+    }
+
+    /// A flow the agent restarted in the middle of ends as an error (its partial container is gone).
+    private func recoverInterruptedFlows() {
+        for record in FlowFile.all(stateDir: stateDir) where record.state == "running" {
+            log("flow \(record.flowId): interrupted by an agent restart, reporting an error")
+            enqueue(flowId: record.flowId, .status(FlowStatus(
+                state: .error, errors: ["the agent restarted during the collection; its partial results are lost"],
+                batches: record.nextSeq - 1, droppedBatches: queue.dropped(flowId: record.flowId), time: Date().timeIntervalSince1970)))
+            var done = record
+            done.state = "done"
+            done.nextSeq += 1
+            done.save(stateDir: stateDir)
+        }
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: stateDir + "/work")) ?? [] { unlink(stateDir + "/work/" + name) }
+    }
+}
+
+/// What the agent remembers of a flow: enough to ignore a repeated request and to number batches.
+struct FlowFile: Codable {
+    var flowId: String
+    var request: CollectionRequest
+    /// "running" or "done".
+    var state: String
+    var nextSeq: Int
+    var received: Double
+
+    static func path(stateDir: String, flowId: String) -> String {
+        stateDir + "/flows/" + flowId.filter { $0.isLetter || $0.isNumber || $0 == "." } + ".json"
+    }
+
+    static func load(stateDir: String, flowId: String) -> FlowFile? {
+        guard let data = FileManager.default.contents(atPath: path(stateDir: stateDir, flowId: flowId)) else { return nil }
+        return try? JSONDecoder().decode(FlowFile.self, from: data)
+    }
+
+    static func all(stateDir: String) -> [FlowFile] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: stateDir + "/flows")) ?? []).compactMap { name in
+            guard name.hasSuffix(".json"), let data = FileManager.default.contents(atPath: stateDir + "/flows/" + name) else { return nil }
+            return try? JSONDecoder().decode(FlowFile.self, from: data)
+        }
+    }
+
+    func save(stateDir: String) {
+        guard let data = try? JSONEncoder().encode(self) else { return }
+        try? data.write(to: URL(fileURLWithPath: FlowFile.path(stateDir: stateDir, flowId: flowId)), options: .atomic)
+    }
+}
