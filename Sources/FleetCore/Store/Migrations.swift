@@ -1,0 +1,179 @@
+// The fleet datastore's schema, as data: an ordered list of migrations shared by every SQL engine.
+//
+// Portability rules (the PostgreSQL engine runs these same statements):
+// - types are TEXT, INTEGER, BIGINT and DOUBLE PRECISION only; booleans are INTEGER 0/1;
+//   times are DOUBLE PRECISION seconds since 1970; lists and nested records are JSON text;
+// - no engine-specific syntax (no AUTOINCREMENT/SERIAL, no STRICT, no WITHOUT ROWID);
+// - no column named after a reserved word (`user`, `rows`…);
+// - primary-key columns are declared NOT NULL (SQLite would otherwise allow NULL in them, and its
+//   planner only trusts NOT NULL unique keys to skip sorting across joins).
+// - never edit a released migration: append a new one.
+
+/// One step of the schema: applied once, in a transaction, in version order.
+public struct SchemaMigration: Sendable, Equatable {
+    /// 1 for the initial schema, then 2, 3, … without gaps.
+    public var version: Int
+    public var name: String
+    /// Statements run in order; each is one SQL statement without a trailing semicolon.
+    public var statements: [String]
+
+    public init(version: Int, name: String, statements: [String]) {
+        self.version = version
+        self.name = name
+        self.statements = statements
+    }
+}
+
+/// The schema of the fleet datastore and the bookkeeping table that records which migrations ran.
+public enum FleetSchema {
+    /// Creates the table that records applied migrations; run before reading the version.
+    public static let bootstrap = """
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+            version BIGINT NOT NULL PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at DOUBLE PRECISION NOT NULL
+        )
+        """
+
+    /// The newest schema version.
+    public static var latestVersion: Int { migrations.last?.version ?? 0 }
+
+    /// Every migration, oldest first.
+    public static let migrations: [SchemaMigration] = [
+        SchemaMigration(version: 1, name: "initial schema", statements: initialSchema),
+    ]
+
+    static let initialSchema: [String] = [
+        """
+        CREATE TABLE users (
+            name TEXT NOT NULL PRIMARY KEY,
+            role TEXT NOT NULL,
+            api_key_sha256 TEXT NOT NULL UNIQUE,
+            created_at DOUBLE PRECISION NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE clients (
+            client_id TEXT NOT NULL PRIMARY KEY,
+            hostname TEXT NOT NULL DEFAULT '',
+            fqdn TEXT NOT NULL DEFAULT '',
+            os TEXT NOT NULL DEFAULT '',
+            kernel TEXT NOT NULL DEFAULT '',
+            ips TEXT NOT NULL DEFAULT '[]',
+            enrolled_at DOUBLE PRECISION NOT NULL,
+            last_seen DOUBLE PRECISION NOT NULL,
+            revoked INTEGER NOT NULL DEFAULT 0,
+            certificate_serial TEXT NOT NULL DEFAULT ''
+        )
+        """,
+        """
+        CREATE TABLE client_labels (
+            client_id TEXT NOT NULL REFERENCES clients (client_id) ON DELETE CASCADE,
+            label TEXT NOT NULL,
+            PRIMARY KEY (client_id, label)
+        )
+        """,
+        "CREATE INDEX client_labels_by_label ON client_labels (label)",
+        """
+        CREATE TABLE hunts (
+            hunt_id TEXT NOT NULL PRIMARY KEY,
+            description TEXT NOT NULL DEFAULT '',
+            request TEXT NOT NULL,
+            conditions TEXT NOT NULL,
+            state TEXT NOT NULL,
+            creator TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            started_at DOUBLE PRECISION,
+            expires_at DOUBLE PRECISION NOT NULL,
+            client_limit BIGINT,
+            rate_per_minute BIGINT,
+            schedule TEXT,
+            round BIGINT NOT NULL DEFAULT 0,
+            round_started_at DOUBLE PRECISION,
+            next_round_at DOUBLE PRECISION
+        )
+        """,
+        "CREATE INDEX hunts_by_creation ON hunts (created_at, hunt_id)",
+        // A flow's client and hunt are not foreign keys: results of a flow outlive the client's record.
+        """
+        CREATE TABLE flows (
+            flow_id TEXT NOT NULL PRIMARY KEY,
+            client_id TEXT NOT NULL,
+            hunt_id TEXT,
+            round BIGINT NOT NULL DEFAULT 0,
+            request TEXT NOT NULL,
+            state TEXT NOT NULL,
+            creator TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            started_at DOUBLE PRECISION,
+            ended_at DOUBLE PRECISION,
+            row_count BIGINT NOT NULL DEFAULT 0,
+            uploaded_bytes BIGINT NOT NULL DEFAULT 0,
+            errors TEXT NOT NULL DEFAULT '[]',
+            cancel_requested INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+        // Unique (flow_id is) so that reading results in (flow creation, flow, seq, row) order walks
+        // these indexes and the results' primary key without sorting.
+        "CREATE UNIQUE INDEX flows_by_creation ON flows (created_at, flow_id)",
+        "CREATE UNIQUE INDEX flows_by_client ON flows (client_id, created_at, flow_id)",
+        "CREATE UNIQUE INDEX flows_by_hunt ON flows (hunt_id, created_at, flow_id)",
+        "CREATE INDEX flows_by_state ON flows (state, started_at)",
+        // Every batch stored, for deduplication; a rows batch also says which source it holds, so
+        // that reads filtered by artifact or source skip other sources' rows a batch at a time.
+        """
+        CREATE TABLE flow_batches (
+            flow_id TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            artifact TEXT,
+            source TEXT,
+            row_count BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (flow_id, seq)
+        )
+        """,
+        """
+        CREATE TABLE results (
+            flow_id TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            row_index BIGINT NOT NULL,
+            artifact TEXT NOT NULL,
+            source TEXT NOT NULL,
+            json TEXT NOT NULL,
+            PRIMARY KEY (flow_id, seq, row_index)
+        )
+        """,
+        """
+        CREATE TABLE uploads (
+            flow_id TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            name TEXT NOT NULL,
+            size BIGINT NOT NULL,
+            sha256 TEXT NOT NULL,
+            md5 TEXT NOT NULL,
+            PRIMARY KEY (flow_id, seq)
+        )
+        """,
+        "CREATE INDEX uploads_by_sha256 ON uploads (sha256)",
+        """
+        CREATE TABLE flow_logs (
+            flow_id TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            line_index BIGINT NOT NULL,
+            line TEXT NOT NULL,
+            PRIMARY KEY (flow_id, seq, line_index)
+        )
+        """,
+        """
+        CREATE TABLE audit (
+            logged_at DOUBLE PRECISION NOT NULL,
+            user_name TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            details TEXT NOT NULL,
+            remote TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX audit_by_time ON audit (logged_at)",
+    ]
+}

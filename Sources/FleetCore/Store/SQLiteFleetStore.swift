@@ -1,0 +1,350 @@
+import CSQLite3
+import Foundation
+
+/// The embedded `FleetStore` engine: one SQLite file in WAL mode.
+///
+/// One connection serves every call under a lock, so calls from many tasks run one at a time; each
+/// call is one transaction (writes take the write lock at BEGIN). Other processes may open the same
+/// file: the busy timeout makes them wait for each other. Call `migrate()` before anything else.
+public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
+    /// The database file.
+    public let path: String
+    private let lock = NSLock()
+    private let connection: SQLiteConnection
+    private let migrations: [SchemaMigration]
+    let encoder: JSONEncoder
+    let decoder = JSONDecoder()
+
+    /// Opens the database at `path`, creating it (mode 0600) when missing; sets WAL mode, a busy
+    /// timeout and foreign keys. The schema is created or upgraded by `migrate()`.
+    public convenience init(path: String) throws {
+        try self.init(path: path, migrations: FleetSchema.migrations)
+    }
+
+    /// Opens the database with a given list of migrations (tests use it to add steps).
+    init(path: String, migrations: [SchemaMigration], busyTimeoutMilliseconds: Int32 = 10_000) throws {
+        self.path = path
+        self.migrations = migrations
+        encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do {
+            let inMemory = path.isEmpty || path == ":memory:" || path.hasPrefix("file:")
+            if !inMemory { try Self.createPrivateFile(path) }
+            connection = try SQLiteConnection(path: path)
+            try connection.setBusyTimeout(busyTimeoutMilliseconds)
+            try connection.execute("PRAGMA journal_mode = WAL")
+            try connection.execute("PRAGMA synchronous = NORMAL")
+            try connection.execute("PRAGMA foreign_keys = ON")
+        } catch let error as SQLiteError {
+            throw StoreError("open \(path): \(error.message)")
+        }
+    }
+
+    deinit {
+        connection.close()
+    }
+
+    /// Creates the file readable and writable by its owner only (SQLite gives its -wal and -shm
+    /// files the same mode), and tightens the mode of an existing file.
+    private static func createPrivateFile(_ path: String) throws {
+        let files = FileManager.default
+        if !files.fileExists(atPath: path),
+           !files.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) {
+            throw StoreError("open \(path): cannot create the database file")
+        }
+        do {
+            try files.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        } catch {
+            throw StoreError("open \(path): cannot set the file's permissions: \(error.localizedDescription)")
+        }
+    }
+
+    // MARK: running calls
+
+    /// Runs `body` under the lock; SQLite errors become `StoreError`s naming `operation`.
+    @discardableResult
+    func run<T>(_ operation: String, _ body: (SQLiteConnection) throws -> T) throws -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        do {
+            return try body(connection)
+        } catch let error as SQLiteError {
+            throw StoreError("\(operation): \(error.message)")
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError("\(operation): \(error)")
+        }
+    }
+
+    /// Runs `body` in a write transaction.
+    @discardableResult
+    func write<T>(_ operation: String, _ body: (SQLiteConnection) throws -> T) throws -> T {
+        try run(operation) { db in try db.transaction { try body(db) } }
+    }
+
+    /// Runs `body` in a read transaction (one consistent snapshot for several statements).
+    @discardableResult
+    func read<T>(_ operation: String, _ body: (SQLiteConnection) throws -> T) throws -> T {
+        try run(operation) { db in try db.transaction(immediate: false) { try body(db) } }
+    }
+
+    func json<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ text: String, _ what: String) throws -> T {
+        do {
+            return try decoder.decode(type, from: Data(text.utf8))
+        } catch {
+            throw StoreError("stored \(what) is not valid JSON: \(error)")
+        }
+    }
+
+    // MARK: schema
+
+    public func migrate() async throws {
+        try run("migrate") { db in
+            try db.execute(FleetSchema.bootstrap)
+            for migration in migrations {
+                try db.transaction {
+                    // Checked inside the transaction: another process may have applied it meanwhile.
+                    let applied = try db.queryFirst(
+                        "SELECT 1 FROM schema_migrations WHERE version = ?", [migration.version]) { _ in true } ?? false
+                    if applied { return }
+                    for statement in migration.statements {
+                        do {
+                            try db.execute(statement)
+                        } catch let error as SQLiteError {
+                            throw StoreError("migrate to version \(migration.version) (\(migration.name)): \(error.message)")
+                        }
+                    }
+                    try db.run(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        migration.version, migration.name, Date().timeIntervalSince1970)
+                }
+            }
+        }
+    }
+
+    public func schemaVersion() async throws -> Int {
+        try run("schemaVersion") { db in
+            try db.execute(FleetSchema.bootstrap)
+            return try db.queryFirst("SELECT COALESCE(MAX(version), 0) FROM schema_migrations") { $0.int(0) } ?? 0
+        }
+    }
+
+    // MARK: users
+
+    public func addUser(_ user: UserRecord) async throws {
+        try write("addUser \(user.name)") { db in
+            try db.run(
+                "INSERT INTO users (name, role, api_key_sha256, created_at) VALUES (?, ?, ?, ?)",
+                user.name, user.role.rawValue, user.apiKeySHA256, user.createdAt)
+        }
+    }
+
+    public func user(apiKeySHA256: String) async throws -> UserRecord? {
+        try run("user") { db in
+            try db.queryFirst("SELECT \(Self.userColumns) FROM users WHERE api_key_sha256 = ?", [apiKeySHA256], userRecord)
+        }
+    }
+
+    public func users() async throws -> [UserRecord] {
+        try run("users") { db in try db.query("SELECT \(Self.userColumns) FROM users ORDER BY name", [], userRecord) }
+    }
+
+    private static let userColumns = "name, role, api_key_sha256, created_at"
+
+    private func userRecord(_ row: SQLiteStatement) throws -> UserRecord {
+        guard let role = Role(rawValue: row.text(1)) else { throw StoreError("user \(row.text(0)): unknown role \(row.text(1))") }
+        return UserRecord(name: row.text(0), role: role, apiKeySHA256: row.text(2), createdAt: row.double(3))
+    }
+
+    // MARK: clients
+
+    public func addClient(_ client: ClientRecord) async throws {
+        try write("addClient \(client.clientId)") { db in
+            try db.run(
+                """
+                INSERT INTO clients (client_id, hostname, fqdn, os, kernel, ips, enrolled_at, last_seen, revoked, certificate_serial)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                client.clientId, client.hostname, client.fqdn, client.os, client.kernel, try json(client.ips),
+                client.enrolledAt, client.lastSeen, client.revoked, client.certificateSerial)
+            for label in Set(client.labels) where !label.isEmpty {
+                try db.run("INSERT INTO client_labels (client_id, label) VALUES (?, ?)", client.clientId, label)
+            }
+        }
+    }
+
+    public func client(_ clientId: String) async throws -> ClientRecord? {
+        try read("client \(clientId)") { db in
+            guard var client = try db.queryFirst("SELECT \(Self.clientColumns) FROM clients WHERE client_id = ?", [clientId], clientRecord) else {
+                return nil
+            }
+            client.labels = try labels(db, clientId)
+            return client
+        }
+    }
+
+    public func clients() async throws -> [ClientRecord] {
+        try read("clients") { db in
+            var labels: [String: [String]] = [:]
+            for (clientId, label) in try db.query("SELECT client_id, label FROM client_labels", [], { ($0.text(0), $0.text(1)) }) {
+                labels[clientId, default: []].append(label)
+            }
+            return try db.query("SELECT \(Self.clientColumns) FROM clients ORDER BY client_id", []) { row in
+                var client = try clientRecord(row)
+                client.labels = (labels[client.clientId] ?? []).sorted()
+                return client
+            }
+        }
+    }
+
+    public func setClientFacts(_ clientId: String, _ facts: ClientFacts) async throws {
+        try write("setClientFacts \(clientId)") { db in
+            let changed = try db.run(
+                "UPDATE clients SET hostname = ?, fqdn = ?, os = ?, kernel = ?, ips = ? WHERE client_id = ?",
+                facts.hostname, facts.fqdn, facts.os, facts.kernel, try json(facts.ips), clientId)
+            if changed == 0 { throw StoreError("setClientFacts: no client \(clientId)") }
+        }
+    }
+
+    public func touchClient(_ clientId: String, lastSeen: Double) async throws {
+        try write("touchClient \(clientId)") { db in
+            let changed = try db.run("UPDATE clients SET last_seen = ? WHERE client_id = ?", lastSeen, clientId)
+            if changed == 0 { throw StoreError("touchClient: no client \(clientId)") }
+        }
+    }
+
+    @discardableResult
+    public func labelClient(_ clientId: String, add: [String], remove: [String]) async throws -> [String] {
+        try write("labelClient \(clientId)") { db in
+            guard try db.queryFirst("SELECT 1 FROM clients WHERE client_id = ?", [clientId], { _ in true }) ?? false else {
+                throw StoreError("labelClient: no client \(clientId)")
+            }
+            for label in add where !label.isEmpty {
+                try db.run("INSERT INTO client_labels (client_id, label) VALUES (?, ?) ON CONFLICT DO NOTHING", clientId, label)
+            }
+            for label in remove {
+                try db.run("DELETE FROM client_labels WHERE client_id = ? AND label = ?", clientId, label)
+            }
+            return try labels(db, clientId)
+        }
+    }
+
+    public func revokeClient(_ clientId: String) async throws {
+        try write("revokeClient \(clientId)") { db in
+            let changed = try db.run("UPDATE clients SET revoked = 1 WHERE client_id = ?", clientId)
+            if changed == 0 { throw StoreError("revokeClient: no client \(clientId)") }
+        }
+    }
+
+    private static let clientColumns =
+        "client_id, hostname, fqdn, os, kernel, ips, enrolled_at, last_seen, revoked, certificate_serial"
+
+    private func clientRecord(_ row: SQLiteStatement) throws -> ClientRecord {
+        var client = ClientRecord(clientId: row.text(0), enrolledAt: row.double(6), certificateSerial: row.text(9))
+        client.hostname = row.text(1)
+        client.fqdn = row.text(2)
+        client.os = row.text(3)
+        client.kernel = row.text(4)
+        client.ips = try decode([String].self, row.text(5), "IP list of client \(client.clientId)")
+        client.lastSeen = row.double(7)
+        client.revoked = row.bool(8)
+        return client
+    }
+
+    private func labels(_ db: SQLiteConnection, _ clientId: String) throws -> [String] {
+        try db.query("SELECT label FROM client_labels WHERE client_id = ?", [clientId]) { $0.text(0) }.sorted()
+    }
+
+    // MARK: hunts
+
+    public func addHunt(_ hunt: HuntRecord) async throws {
+        try write("addHunt \(hunt.huntId)") { db in
+            try db.run(
+                "INSERT INTO hunts (\(Self.huntColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                bindings: try huntValues(hunt))
+        }
+    }
+
+    public func hunt(_ huntId: String) async throws -> HuntRecord? {
+        try run("hunt \(huntId)") { db in
+            try db.queryFirst("SELECT \(Self.huntColumns) FROM hunts WHERE hunt_id = ?", [huntId], huntRecord)
+        }
+    }
+
+    public func hunts() async throws -> [HuntRecord] {
+        try run("hunts") { db in
+            try db.query("SELECT \(Self.huntColumns) FROM hunts ORDER BY created_at DESC, hunt_id DESC", [], huntRecord)
+        }
+    }
+
+    public func updateHunt(_ hunt: HuntRecord) async throws {
+        try write("updateHunt \(hunt.huntId)") { db in
+            let assignments = Self.huntColumns.split(separator: ",").dropFirst()
+                .map { "\($0.trimmingCharacters(in: .whitespaces)) = ?" }.joined(separator: ", ")
+            var values = try huntValues(hunt)
+            values.append(values.removeFirst())
+            let changed = try db.run("UPDATE hunts SET \(assignments) WHERE hunt_id = ?", bindings: values)
+            if changed == 0 { throw StoreError("updateHunt: no hunt \(hunt.huntId)") }
+        }
+    }
+
+    private static let huntColumns = """
+        hunt_id, description, request, conditions, state, creator, created_at, started_at, expires_at, \
+        client_limit, rate_per_minute, schedule, round, round_started_at, next_round_at
+        """
+
+    private func huntValues(_ hunt: HuntRecord) throws -> [SQLiteBindable?] {
+        [
+            hunt.huntId, hunt.description, try json(hunt.request), try json(hunt.conditions), hunt.state.rawValue,
+            hunt.creator, hunt.createdAt, hunt.startedAt, hunt.expiresAt, hunt.clientLimit, hunt.ratePerMinute,
+            hunt.schedule, hunt.round, hunt.roundStartedAt, hunt.nextRoundAt,
+        ]
+    }
+
+    private func huntRecord(_ row: SQLiteStatement) throws -> HuntRecord {
+        let huntId = row.text(0)
+        guard let state = HuntState(rawValue: row.text(4)) else { throw StoreError("hunt \(huntId): unknown state \(row.text(4))") }
+        var hunt = HuntRecord(
+            huntId: huntId, request: try decode(CollectionRequest.self, row.text(2), "request of hunt \(huntId)"),
+            conditions: try decode(HuntConditions.self, row.text(3), "conditions of hunt \(huntId)"),
+            state: state, creator: row.text(5), createdAt: row.double(6), expiresAt: row.double(8))
+        hunt.description = row.text(1)
+        hunt.startedAt = row.optionalDouble(7)
+        hunt.clientLimit = row.optionalInt(9)
+        hunt.ratePerMinute = row.optionalInt(10)
+        hunt.schedule = row.optionalText(11)
+        hunt.round = row.int(12)
+        hunt.roundStartedAt = row.optionalDouble(13)
+        hunt.nextRoundAt = row.optionalDouble(14)
+        return hunt
+    }
+
+    // MARK: audit
+
+    public func audit(_ entry: AuditEntry) async throws {
+        try write("audit") { db in
+            try db.run(
+                "INSERT INTO audit (logged_at, user_name, action, target, details, remote) VALUES (?, ?, ?, ?, ?, ?)",
+                entry.time, entry.user, entry.action, entry.target, entry.details, entry.remote)
+        }
+    }
+
+    public func auditLog(limit: Int) async throws -> [AuditEntry] {
+        guard limit > 0 else { return [] }
+        return try run("auditLog") { db in
+            try db.query(
+                """
+                SELECT logged_at, user_name, action, target, details, remote FROM audit
+                ORDER BY logged_at DESC, rowid DESC LIMIT ?
+                """, [limit]
+            ) { row in
+                AuditEntry(time: row.double(0), user: row.text(1), action: row.text(2), target: row.text(3), details: row.text(4), remote: row.text(5))
+            }
+        }
+    }
+}
