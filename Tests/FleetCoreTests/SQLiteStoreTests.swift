@@ -76,6 +76,13 @@ func withStore<T>(_ body: (SQLiteFleetStore) async throws -> T) async throws -> 
         }
     }
 
+    @Test func inMemoryDatabase() async throws {
+        let store = try SQLiteFleetStore(path: ":memory:")
+        try await store.migrate()
+        try await store.addClient(ClientRecord(clientId: "C.1", enrolledAt: 1))
+        #expect(try await store.clients().count == 1)
+    }
+
     @Test func openingInAMissingDirectoryFails() {
         #expect(throws: StoreError.self) { try SQLiteFleetStore(path: "/nonexistent-\(UUID().uuidString)/fleet.db") }
     }

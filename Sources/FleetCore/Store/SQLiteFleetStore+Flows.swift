@@ -168,7 +168,8 @@ extension SQLiteFleetStore {
         try db.run("UPDATE flows SET row_count = row_count + ? WHERE flow_id = ?", rows.count, batch.flowId)
     }
 
-    /// Running moves a scheduled flow to running; a final status ends the flow, whatever its state.
+    /// Running moves a scheduled flow to running (and nothing else); a final status ends the flow
+    /// whatever its state, appends its errors, and gives the flow a start time if it had none.
     private func applyStatus(_ db: SQLiteConnection, _ flowId: String, _ status: FlowStatus) throws {
         if status.state == .running {
             try db.run(

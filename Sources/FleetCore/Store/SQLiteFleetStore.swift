@@ -16,7 +16,8 @@ public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
     let decoder = JSONDecoder()
 
     /// Opens the database at `path`, creating it (mode 0600) when missing; sets WAL mode, a busy
-    /// timeout and foreign keys. The schema is created or upgraded by `migrate()`.
+    /// timeout and foreign keys. The schema is created or upgraded by `migrate()`. The path
+    /// `:memory:` opens a private in-memory database (for tests).
     public convenience init(path: String) throws {
         try self.init(path: path, migrations: FleetSchema.migrations)
     }
@@ -28,7 +29,7 @@ public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
         encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         do {
-            let inMemory = path.isEmpty || path == ":memory:" || path.hasPrefix("file:")
+            let inMemory = path.isEmpty || path == ":memory:"
             if !inMemory { try Self.createPrivateFile(path) }
             connection = try SQLiteConnection(path: path)
             try connection.setBusyTimeout(busyTimeoutMilliseconds)
