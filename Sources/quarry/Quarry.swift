@@ -11,7 +11,10 @@ struct Quarry: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quarry",
         abstract: "Forensic queries over the live host in VQL.",
-        subcommands: [ReplCommand.self, QueryCommand.self, ArtifactsCommand.self, CollectionCommand.self, PluginsCommand.self, FunctionsCommand.self, DocsCommand.self],
+        subcommands: [
+            ReplCommand.self, QueryCommand.self, ArtifactsCommand.self, CollectionCommand.self, PluginsCommand.self, FunctionsCommand.self, DocsCommand.self,
+            ConfigCommand.self, UserCommand.self, ServerCommand.self, ClientCommand.self, ClientsCommand.self, CollectClientCommand.self, HuntCommand.self,
+        ],
         defaultSubcommand: ReplCommand.self
     )
 }

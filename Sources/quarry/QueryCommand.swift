@@ -1,4 +1,5 @@
 import ArgumentParser
+import Fleet
 import Foundation
 import Artifacts
 import QuarryDetect
@@ -46,6 +47,12 @@ struct QueryCommand: ParsableCommand {
     @Flag(help: "Only parse and bind the text: report syntax errors and unknown names, run nothing.")
     var check = false
 
+    @Flag(help: "Add the fleet server's plugins (clients(), hunts(), flows(), hunt_results(), collect_client()).")
+    var server = false
+
+    @Option(help: "The analyst's api.yaml for --server.")
+    var apiConfig: String = NSHomeDirectory() + "/.quarry/api.yaml"
+
     @Flag(help: "Also log debug messages (e.g. 'Symbol not found').")
     var verbose = false
 
@@ -71,6 +78,11 @@ struct QueryCommand: ParsableCommand {
         let registry = QuarryRegistry.make(repository: definitions.repository())
         if let collection {
             registry.add(plugins: [CollectionSource.plugin(reader: try ZipReader(path: collection))])
+        }
+        var api: APIClient?
+        if server {
+            registry.add(plugins: ServerPlugins.plugins)
+            if !check { api = try APIClient(config: ConfigFile.load(APIConfig.self, from: apiConfig)) }
         }
         let problems = Binder.check(statements, registry: registry, knownNames: Set(variables.keys))
         if check {
@@ -100,6 +112,7 @@ struct QueryCommand: ParsableCommand {
             session.context.setService(UploadFunction.serviceKey, DirectoryUploads(root: uploadDir) as any UploadDestination)
         }
         if let root { session.context.setService("host.root", root) }
+        if let api { session.context.setService(ServerPlugins.serviceKey, api) }
         let writer = RowWriter(format: outputFormat)
         for statement in statements {
             do {

@@ -26,11 +26,15 @@ public struct ServerConfig: Codable, Sendable {
     public var flowGraceSeconds: Double = 60
     /// Default collection timeout for requests that give none.
     public var defaultTimeoutSeconds: Double = 600
+    /// The first administrator, added to an empty datastore at start (only the key's SHA-256 is kept).
+    public var initialAdmin: String?
+    public var initialAdminKeySHA256: String?
 
     enum CodingKeys: String, CodingKey {
         case serverURL = "server_url", bindAddress = "bind_address", port, dataDir = "data_dir", datastore
         case enrollmentSecret = "enrollment_secret", ca, server, flowGraceSeconds = "flow_grace_seconds"
-        case defaultTimeoutSeconds = "default_timeout_seconds"
+        case defaultTimeoutSeconds = "default_timeout_seconds", initialAdmin = "initial_admin"
+        case initialAdminKeySHA256 = "initial_admin_key_sha256"
     }
 
     public init(serverURL: String, bindAddress: String, port: Int, dataDir: String, datastore: String, enrollmentSecret: String, ca: PEMIdentity, server: PEMIdentity) {
@@ -56,6 +60,8 @@ public struct ServerConfig: Codable, Sendable {
         server = try c.decode(PEMIdentity.self, forKey: .server)
         flowGraceSeconds = try c.decodeIfPresent(Double.self, forKey: .flowGraceSeconds) ?? 60
         defaultTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .defaultTimeoutSeconds) ?? 600
+        initialAdmin = try c.decodeIfPresent(String.self, forKey: .initialAdmin)
+        initialAdminKeySHA256 = try c.decodeIfPresent(String.self, forKey: .initialAdminKeySHA256)
     }
 }
 

@@ -37,6 +37,10 @@ public final class FleetServer: Sendable {
     /// Binds the listener and starts the scheduler; returns the port bound (useful with port 0).
     public func start(group: EventLoopGroup) async throws -> Int {
         try await store.migrate()
+        if let name = config.initialAdmin, let hash = config.initialAdminKeySHA256, try await store.users().isEmpty {
+            try await store.addUser(UserRecord(name: name, role: .administrator, apiKeySHA256: hash, createdAt: Date().timeIntervalSince1970))
+            log("added the first administrator, \(name)")
+        }
         let tls = try TLSSetup.serverContext(identity: config.server, caCertificate: config.ca.certificate)
         let listener = try await FleetListener.start(
             host: config.bindAddress, port: config.port, tls: tls, group: group,

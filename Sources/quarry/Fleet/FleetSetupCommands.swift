@@ -1,0 +1,148 @@
+import ArgumentParser
+import Artifacts
+import Fleet
+import FleetCore
+import Foundation
+import NIOPosix
+
+/// `quarry config generate|client`: set up a fleet and derive agent configs.
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Create a fleet's keys and configs.", subcommands: [GenerateConfig.self, ClientConfigCommand.self])
+}
+
+struct GenerateConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate", abstract: "A new CA, server certificate, enrolment secret, server.yaml and the first administrator's api.yaml.")
+    @Option(help: "The URL agents and analysts use, https://HOST:PORT.") var serverUrl: String
+    @Option(help: "Folder for server.yaml, api.yaml and the server's data.") var dir: String
+    @Option(help: "Address to listen on (default: the URL's IP, or 127.0.0.1 for localhost, else 0.0.0.0).") var bind: String?
+
+    func run() throws {
+        let generated = try FleetSetup.generate(serverURL: serverUrl, directory: dir, bindAddress: bind)
+        print("wrote \(generated.serverConfigPath) (CA, server certificate, enrolment secret; keep it private)")
+        print("wrote \(generated.apiConfigPath) (administrator 'admin'; use with --api-config or copy to ~/.quarry/api.yaml)")
+        print("next: quarry config client --server-config \(generated.serverConfigPath) > client.yaml")
+    }
+}
+
+struct ClientConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "client", abstract: "Print an agent config (server URL, pinned CA, enrolment secret).")
+    @Option(help: "The server's server.yaml.") var serverConfig: String
+    @Option(name: .customLong("label"), help: "A label the agent asks for at enrolment (repeatable).") var labels: [String] = []
+
+    func run() throws {
+        let server = try ConfigFile.load(ServerConfig.self, from: serverConfig)
+        var client = FleetSetup.clientConfig(from: server)
+        client.labels = labels
+        print(try ConfigFile.yaml(client), terminator: "")
+    }
+}
+
+/// `quarry server`: run the fleet server until SIGINT/SIGTERM.
+struct ServerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "server", abstract: "Run the fleet server (agents, analyst API, hunts, /metrics).")
+    @Option(help: "The server's server.yaml.") var config: String
+    @OptionGroup var definitions: DefinitionOptions
+
+    func run() throws {
+        let config = try ConfigFile.load(ServerConfig.self, from: self.config)
+        try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let store = try openStore(config)
+        let server = try FleetServer(config: config, store: store, repository: definitions.repository(), log: fleetLog("server"))
+        try blockUntilSignal {
+            _ = try await server.start(group: MultiThreadedEventLoopGroup.singleton)
+        } onSignal: {
+            await server.stop()
+        }
+    }
+
+    func openStore(_ config: ServerConfig) throws -> any FleetStore {
+        if config.datastore.hasPrefix("sqlite:") { return try SQLiteFleetStore(path: String(config.datastore.dropFirst("sqlite:".count))) }
+        throw ValidationError("datastore '\(config.datastore)': only sqlite:PATH is supported by this build")
+    }
+}
+
+/// `quarry client`: run the endpoint agent until SIGINT/SIGTERM.
+struct ClientCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "client", abstract: "Run the endpoint agent: enrol, keep a channel to the server, collect.")
+    @Option(help: "The agent's client.yaml.") var config: String
+    @Option(help: "Folder for the agent's key, certificate and result queue.") var stateDir: String = NSHomeDirectory() + "/.quarry/agent"
+
+    func run() throws {
+        let config = try ConfigFile.load(ClientConfig.self, from: self.config)
+        let agent = try FleetAgent(
+            config: config, stateDir: stateDir, group: MultiThreadedEventLoopGroup.singleton,
+            makeRegistry: { QuarryRegistry.make(repository: $0) }, log: fleetLog("client"))
+        let task = Task { await agent.run() }
+        try blockUntilSignal {} onSignal: {
+            task.cancel()
+        }
+    }
+}
+
+/// A log line on standard error with the time and the component.
+func fleetLog(_ component: String) -> @Sendable (String) -> Void {
+    { message in
+        let time = ISO8601DateFormatter.string(from: Date(), timeZone: .gmt, formatOptions: [.withInternetDateTime, .withFractionalSeconds])
+        printError("\(time) \(component): \(message)")
+    }
+}
+
+/// Runs `start`, then blocks the main thread until SIGINT or SIGTERM, runs `onSignal` and returns.
+func blockUntilSignal(_ start: @escaping @Sendable () async throws -> Void, onSignal: @escaping @Sendable () async -> Void) throws {
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    signal(SIGPIPE, SIG_IGN)
+    let done = DispatchSemaphore(value: 0)
+    let failure = ResultBox()
+    let sources = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler {
+            Task {
+                await onSignal()
+                done.signal()
+            }
+        }
+        source.resume()
+        return source
+    }
+    Task {
+        do { try await start() } catch {
+            failure.set(error)
+            done.signal()
+        }
+    }
+    done.wait()
+    sources.forEach { $0.cancel() }
+    if let error = failure.get() { throw error }
+}
+
+/// Runs async work from a synchronous command and returns its result.
+func blocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
+    let done = DispatchSemaphore(value: 0)
+    let box = ValueBox<T>()
+    Task {
+        do { box.set(.success(try await work())) } catch { box.set(.failure(error)) }
+        done.signal()
+    }
+    done.wait()
+    return try box.get()
+}
+
+final class ResultBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var error: Error?
+    func set(_ error: Error) { lock.withLock { self.error = error } }
+    func get() -> Error? { lock.withLock { error } }
+}
+
+final class ValueBox<T: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<T, Error>?
+    func set(_ result: Result<T, Error>) { lock.withLock { self.result = result } }
+    func get() throws -> T {
+        guard let result = lock.withLock({ result }) else { throw ValidationError("no result") }
+        return try result.get()
+    }
+}
