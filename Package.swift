@@ -79,6 +79,7 @@ let package = Package(
         .testTarget(name: "QuarryCLITests", exclude: ["Support"]),
         .testTarget(name: "QuarryDetectTests", dependencies: ["QuarryDetect", "QuarryHost", "VQL"]),
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
+        .testTarget(name: "FleetTests", dependencies: ["Fleet", "FleetCore"]),
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "QuarryDetect", "QuarryHost", "VQL"]),
     ],
     swiftLanguageModes: [.v6]

@@ -85,6 +85,8 @@ final class OnceBox<T: Sendable>: Sendable {
     private let promise: EventLoopPromise<T>
     private let done = NIOLockedValueBox(false)
     init(eventLoop: EventLoop) { promise = eventLoop.makePromise(of: T.self) }
+    /// A connection that failed before anyone completed the promise must not leak it.
+    deinit { fail(TransportError("the connection attempt was abandoned")) }
     var future: EventLoopFuture<T> { promise.futureResult }
 
     func succeed(_ value: T) {

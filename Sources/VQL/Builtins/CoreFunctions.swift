@@ -4,7 +4,7 @@ import Foundation
 public enum CoreFunctions {
     public static let all: [FunctionDeclaration] = [
         dict, ifFunction, get, len, array, scope, log, version, format, int, str, atoi, typeof,
-        filter, parseJSON, serialize, encode, base64encode, base64decode, timestamp, now, items,
+        filter, parseJSON, serialize, encode, base64encode, base64decode, timestamp, now, items, sleep,
     ]
 
     public static let dict = FunctionDeclaration(
@@ -130,6 +130,20 @@ public enum CoreFunctions {
         let text = ctx.has("args") ? GoFormat.format(message, formatArguments(ctx.value("args"))) : String(decoding: message, as: UTF8.self)
         let level = LogLevel(rawValue: (ctx.string("level") ?? "INFO").uppercased()) ?? .info
         ctx.log(level, text)
+        return .bool(true)
+    }
+
+    public static let sleep = FunctionDeclaration(
+        name: "sleep", summary: "Waits `time` seconds (or `ms` milliseconds), returning TRUE; a cancelled query stops waiting at once.",
+        arguments: [ArgumentSpec("time", .float, "Seconds to wait."), ArgumentSpec("ms", .int, "Milliseconds to wait.")],
+        returns: .bool, examples: ["SELECT sleep(ms=10) FROM scope()"]
+    ) { ctx in
+        let seconds = ctx.double("time") ?? (ctx.double("ms").map { $0 / 1000 } ?? 0)
+        let deadline = Date().addingTimeInterval(max(0, seconds))
+        while Date() < deadline {
+            if ctx.context.cancellation.isCancelled { return .bool(false) }
+            Thread.sleep(forTimeInterval: min(0.05, max(0, deadline.timeIntervalSinceNow)))
+        }
         return .bool(true)
     }
 

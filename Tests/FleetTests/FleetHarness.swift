@@ -1,0 +1,196 @@
+import Fleet
+import FleetCore
+import Foundation
+import NIOPosix
+
+/// A real fleet for a test: `quarry config generate` in a temporary folder, a `quarry server`
+/// process on a loopback port, and `quarry client` processes with their own state folders.
+/// Everything is killed and removed when the harness goes away.
+final class FleetHarness: @unchecked Sendable {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let binary = root + "/.build/debug/quarry"
+    static var available: Bool { FileManager.default.isExecutableFile(atPath: binary) }
+
+    let dir: String
+    let port: Int
+    var server: Process?
+    var agents: [String: Process] = [:]
+    var apiConfig: String { dir + "/srv/api.yaml" }
+    var serverConfig: String { dir + "/srv/server.yaml" }
+    var clientConfig: String { dir + "/client.yaml" }
+    var definitions: String { dir + "/definitions" }
+
+    init(grace: Double? = nil) throws {
+        dir = NSTemporaryDirectory() + "quarry-fleet-" + UUID().uuidString.prefix(8)
+        port = Int.random(in: 20000...59000)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try check(run(["config", "generate", "--server-url", "https://127.0.0.1:\(port)", "--dir", dir + "/srv"]))
+        if let grace {
+            var config = try ConfigFile.load(ServerConfig.self, from: serverConfig)
+            config.flowGraceSeconds = grace
+            try ConfigFile.save(config, to: serverConfig)
+        }
+        let client = try run(["config", "client", "--server-config", serverConfig])
+        try check(client)
+        try client.stdout.write(toFile: clientConfig, atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: definitions, withIntermediateDirectories: true)
+        for (index, text) in Self.testArtifacts.components(separatedBy: "---\n").enumerated() {
+            try text.write(toFile: definitions + "/test\(index).yaml", atomically: true, encoding: .utf8)
+        }
+    }
+
+    deinit {
+        for process in agents.values where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if let server, server.isRunning { kill(server.processIdentifier, SIGKILL) }
+        if ProcessInfo.processInfo.environment["QUARRY_KEEP_FLEET"] == nil { try? FileManager.default.removeItem(atPath: dir) }
+    }
+
+    /// Artifacts the tests collect: many rows after a pause, a long sleep, and a folder listing.
+    static let testArtifacts = """
+        name: Test.Rows
+        parameters:
+          - name: Count
+            type: int
+            default: "1000"
+          - name: Pause
+            default: "0"
+        sources:
+          - query: |
+              SELECT _value AS N, format(format='row-%d', args=_value) AS Text
+              FROM foreach(row={ SELECT sleep(time=atoi(string=Pause)) FROM scope() }, query={ SELECT * FROM range(start=0, end=Count) })
+        ---
+        name: Test.Sleep
+        parameters:
+          - name: Seconds
+            default: "30"
+        sources:
+          - query: SELECT sleep(time=atoi(string=Seconds)) AS Slept FROM scope()
+        ---
+        name: Test.Files
+        parameters:
+          - name: Dir
+        sources:
+          - query: SELECT Name FROM glob(globs=Dir + '/*') ORDER BY Name
+        """
+
+    // MARK: processes
+
+    func startServer() async throws {
+        let before = log("server").components(separatedBy: "listening on").count
+        let process = try spawn(["server", "--config", serverConfig, "--definitions", definitions], log: dir + "/server.log")
+        server = process
+        try await waitUntil(timeout: 15, "server listening") { self.log("server").components(separatedBy: "listening on").count > before }
+    }
+
+    func killServer() {
+        guard let server else { return }
+        kill(server.processIdentifier, SIGKILL)
+        server.waitUntilExit()
+        self.server = nil
+    }
+
+    @discardableResult
+    func startAgent(_ name: String) throws -> Process {
+        let process = try spawn(["client", "--config", clientConfig, "--state-dir", dir + "/agents/" + name], log: dir + "/agent-\(name).log")
+        agents[name] = process
+        return process
+    }
+
+    func killAgent(_ name: String) {
+        guard let process = agents[name] else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        agents[name] = nil
+    }
+
+    func clientId(_ name: String) -> String? {
+        (try? String(contentsOfFile: dir + "/agents/\(name)/client_id", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func identity(_ name: String) throws -> PEMIdentity {
+        PEMIdentity(
+            certificate: try String(contentsOfFile: dir + "/agents/\(name)/client.crt", encoding: .utf8),
+            privateKey: try String(contentsOfFile: dir + "/agents/\(name)/client.key", encoding: .utf8))
+    }
+
+    /// Waits until every named agent is enrolled, connected and has reported Generic.Client.Info.
+    func waitForAgents(_ names: [String], timeout: Double = 30) async throws {
+        try await waitUntil(timeout: timeout, "agents \(names) connected") {
+            let ids = names.compactMap(self.clientId)
+            guard ids.count == names.count, let views = try? await self.get("/clients", as: [ClientView].self) else { return false }
+            return ids.allSatisfy { id in views.contains { $0.client.clientId == id && $0.connected && !$0.client.os.isEmpty } }
+        }
+    }
+
+    func log(_ name: String) -> String { (try? String(contentsOfFile: dir + "/\(name).log", encoding: .utf8)) ?? "" }
+
+    private func spawn(_ arguments: [String], log: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try handle.seekToEnd()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return process
+    }
+
+    // MARK: CLI and API
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    func run(_ arguments: [String]) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// Runs an analyst command with the administrator's credentials.
+    func cli(_ arguments: [String], apiConfig: String? = nil) throws -> Output {
+        try run(arguments + ["--api-config", apiConfig ?? self.apiConfig])
+    }
+
+    func check(_ output: Output) throws {
+        guard output.status == 0 else { throw HarnessError("quarry exited \(output.status): \(output.stderr)") }
+    }
+
+    func api() throws -> APIClient { try APIClient(config: ConfigFile.load(APIConfig.self, from: apiConfig)) }
+
+    func get<T: Decodable & Sendable>(_ path: String, query: [String: String?] = [:], as type: T.Type) async throws -> T {
+        try await api().get(path, query: query, as: type)
+    }
+
+    func post<T: Decodable & Sendable, B: Encodable & Sendable>(_ path: String, body: B, as type: T.Type) async throws -> T {
+        try await api().post(path, body: body, as: type)
+    }
+
+    func waitUntil(timeout: Double, _ what: String, _ condition: () async throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let agentLogs = agents.keys.sorted().map { "agent \($0) log:\n" + log("agent-" + $0).suffix(1500) }.joined(separator: "\n")
+        throw HarnessError("timed out after \(timeout) s waiting for \(what)\nserver log:\n\(log("server").suffix(3000))\n\(agentLogs)")
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
