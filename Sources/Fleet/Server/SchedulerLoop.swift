@@ -56,6 +56,9 @@ extension FleetServer {
                 try await apply(decisions, hunts: hunts, now: now)
             }
             try await timeOutLostFlows(now: now)
+            let counts = try await store.flowCounts()
+            metrics.flowsScheduled.set(Double(counts[.scheduled] ?? 0))
+            metrics.flowsRunning.set(Double(counts[.running] ?? 0))
         } catch {
             log("scheduler: \(error)")
         }

@@ -38,6 +38,8 @@ public protocol FleetStore: Sendable {
     /// Sets a flow's state and, when given, its start or end time and errors (appended).
     func updateFlow(_ flowId: String, state: FlowState, startedAt: Double?, endedAt: Double?, errors: [String]) async throws
     func requestCancel(_ flowId: String) async throws
+    /// How many flows are in each state (for metrics).
+    func flowCounts() async throws -> [FlowState: Int]
 
     // MARK: ingestion
     /// Stores one batch in one transaction: rejected unless the flow exists and belongs to

@@ -51,6 +51,15 @@ extension SQLiteFleetStore {
         }
     }
 
+    public func flowCounts() async throws -> [FlowState: Int] {
+        let pairs = try run("flowCounts") { db in
+            try db.query("SELECT state, COUNT(*) FROM flows GROUP BY state", []) { row in (row.text(0), row.int(1)) }
+        }
+        var counts: [FlowState: Int] = [:]
+        for (state, count) in pairs { if let state = FlowState(rawValue: state) { counts[state] = count } }
+        return counts
+    }
+
     public func updateFlow(_ flowId: String, state: FlowState, startedAt: Double?, endedAt: Double?, errors: [String]) async throws {
         try write("updateFlow \(flowId)") { db in
             guard let stored = try db.queryFirst("SELECT errors FROM flows WHERE flow_id = ?", [flowId], { $0.text(0) }) else {
