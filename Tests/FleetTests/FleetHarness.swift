@@ -66,6 +66,18 @@ final class FleetHarness: @unchecked Sendable {
         sources:
           - query: SELECT sleep(time=atoi(string=Seconds)) AS Slept FROM scope()
         ---
+        name: Test.Exec
+        required_permissions:
+          - EXECVE
+        sources:
+          - query: SELECT * FROM execve(argv=["true"])
+        ---
+        name: Test.Upload
+        parameters:
+          - name: Path
+        sources:
+          - query: SELECT upload(file=Path) AS Upload FROM scope()
+        ---
         name: Test.Files
         parameters:
           - name: Dir
@@ -153,6 +165,10 @@ final class FleetHarness: @unchecked Sendable {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        // No command may hang a test run: kill it after two minutes.
+        let watchdog = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 120, execute: watchdog)
+        defer { watchdog.cancel() }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()

@@ -107,7 +107,8 @@ extension FleetAgent {
                 guard let record = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any], let name = record["Name"] as? String,
                     let stored = record["StoredName"] as? String, let sha256 = record["Sha256"] as? String
                 else { continue }
-                let data = try zip.read(stored)
+                let read = try zip.read(stored)
+                let data = read.startIndex == 0 ? read : Data(read)
                 let md5 = record["Md5"] as? String ?? ""
                 var offset = 0
                 repeat {
