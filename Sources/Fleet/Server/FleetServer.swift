@@ -97,7 +97,6 @@ public final class FleetServer: Sendable {
         previous?.close()
         metrics.connectedClients.set(Double(links.withLockedValue { $0.count }))
         log("agent \(clientId) connected from \(socket.remote)")
-        await deliverScheduled(to: clientId, socket: socket)
         poke()
         while let messages = await socket.receive() {
             var batches: [WireBatch] = []
@@ -110,6 +109,7 @@ public final class FleetServer: Sendable {
                 case .batch(let batch): batches.append(batch)
                 case .hello(let version, let queued, let dropped):
                     log("agent \(clientId): \(version), \(queued) batches queued\(dropped > 0 ? ", \(dropped) dropped past the queue bound" : "")")
+                    await deliverScheduled(to: clientId, socket: socket)
                 case .enroll:
                     socket.send(ServerMessage.refused(reason: "already enrolled as \(clientId)"))
                 }

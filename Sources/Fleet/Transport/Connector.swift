@@ -27,7 +27,9 @@ public enum Connector {
                             result.succeed(socket)
                         }
                     }
+                    // Frames the server sends right behind its 101 answer must not be dropped.
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                        leftOverBytesStrategy: .forwardBytes,
                         withClientUpgrade: (upgraders: [upgrader], completionHandler: { context in
                             context.pipeline.removeHandler(name: "upgrade-request", promise: nil)
                         }))
