@@ -6,7 +6,7 @@ DEBIAN_PACKAGES := pkg-config libpcre2-dev libsqlite3-dev libyara-dev libmagic-d
 BIN := .build/release/quarry
 CORPUS := ../shared/conformance/vfilter/cases.json
 
-.PHONY: run test deps install-packages build release conformance bench docs clean artifacts
+.PHONY: run run-fleet test deps install-packages build release conformance bench bench-fleet docs clean artifacts
 
 BENCH_PACKAGES := hyperfine valgrind yara openssl iproute2
 
@@ -38,6 +38,10 @@ run: release
 	$(BIN) query --format table "SELECT User, Uid, Shell FROM Artifact.Linux.Sys.Users() WHERE Shell =~ 'sh$$'"
 	$(BIN) artifacts collect Linux.Triage.Basic --output triage.zip
 	$(BIN) collection show triage.zip --rows 3 | head -n 60
+
+## A local fleet: a server, three agents with their own state folders, a hunt and a scheduled hunt.
+run-fleet: release
+	scripts/run-fleet.sh
 
 ## Every test: unit, golden, conformance (when ../shared is present), CLI.
 test: deps
