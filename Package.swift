@@ -71,6 +71,10 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"), .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Yams", package: "Yams"),
             ]),
+        // Many simulated agents in one process (real enrolment, certificates and mutual TLS) for load tests.
+        .executableTarget(
+            name: "quarry-agent-sim",
+            dependencies: ["Fleet", "FleetCore", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOCore", package: "swift-nio")]),
         // The fixture plugins of Velociraptor's VQL test corpus, and the runner that compares results.
         .target(name: "VQLConformance", dependencies: ["VQL"]),
         .executableTarget(name: "vql-conformance", dependencies: ["VQLConformance"]),

@@ -43,6 +43,9 @@ struct FleetTests {
         }
         let view = try await fleet.get("/hunts/\(hunt)", as: HuntView.self)
         #expect(view.states["finished"] == 3)
+        // Exactly one flow per client in the round, however many scheduler passes ran.
+        let flows = try await fleet.get("/flows", query: ["hunt_id": hunt], as: [FlowRecord].self)
+        #expect(flows.count == 3 && Set(flows.map(\.clientId)).count == 3)
         // hunt results through the CLI carry ClientId, FlowId and Fqdn on every row.
         let results = try fleet.cli(["hunt", "results", hunt, "--format", "jsonl"])
         try fleet.check(results)

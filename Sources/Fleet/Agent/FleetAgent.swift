@@ -25,6 +25,12 @@ public final class FleetAgent: Sendable {
     let sender = NIOLockedValueBox(SenderState())
     let running = NIOLockedValueBox<[String: CancellationFlag]>([:])
     let flowLock = NIOLock()
+    /// Which of the configured frontends the agent uses now; it moves on after a failed connection.
+    let urlIndex = NIOLockedValueBox(0)
+    var serverURL: String {
+        let urls = config.serverURLs
+        return urls[urlIndex.withLockedValue { $0 } % urls.count]
+    }
     /// Batches sent but not yet acknowledged, at most.
     static let window = 64
 
@@ -61,13 +67,14 @@ public final class FleetAgent: Sendable {
             do {
                 let identity = try await enrolledIdentity()
                 let tls = try TLSSetup.clientContext(caCertificate: config.caCertificate, identity: identity)
-                let socket = try await Connector.openAgentChannel(url: config.serverURL, tls: tls, group: group)
+                let socket = try await Connector.openAgentChannel(url: serverURL, tls: tls, group: group)
                 failures = 0
                 await serve(socket)
             } catch {
-                log("agent: \(error)")
+                log("agent: \(serverURL): \(error)")
             }
             failures += 1
+            urlIndex.withLockedValue { $0 += 1 }
             // Exponential backoff with full jitter: 0.5 s doubling to 60 s.
             let ceiling = min(60.0, 0.5 * pow(2.0, Double(min(failures, 8))))
             let delay = Double.random(in: ceiling / 2...ceiling)
@@ -83,7 +90,7 @@ public final class FleetAgent: Sendable {
         let hostname = ProcessInfo.processInfo.hostName
         let (key, request) = try CertificateTools.makeKeyAndRequest(commonName: hostname)
         let tls = try TLSSetup.clientContext(caCertificate: config.caCertificate, identity: nil)
-        let socket = try await Connector.openAgentChannel(url: config.serverURL, tls: tls, group: group)
+        let socket = try await Connector.openAgentChannel(url: serverURL, tls: tls, group: group)
         defer { socket.close() }
         try await socket.send(AgentMessage.enroll(secret: config.enrollmentSecret, csr: request, hostname: hostname, labels: config.labels)).get()
         guard let reply = await socket.receive(max: 1)?.first, let message = try? Wire.decode(ServerMessage.self, from: reply) else {
@@ -107,7 +114,7 @@ public final class FleetAgent: Sendable {
         self.socket.withLockedValue { $0 = socket }
         sender.withLockedValue { $0 = SenderState() }
         socket.send(AgentMessage.hello(version: Wire.version, queuedBatches: queue.count, droppedBatches: queue.totalDropped))
-        log("connected to \(config.serverURL) as \(clientId ?? "?")")
+        log("connected to \(serverURL) as \(clientId ?? "?")")
         pump()
         while let messages = await socket.receive() {
             for data in messages {
@@ -119,7 +126,7 @@ public final class FleetAgent: Sendable {
             }
         }
         self.socket.withLockedValue { if $0 === socket { $0 = nil } }
-        log("disconnected from \(config.serverURL)")
+        log("disconnected from \(serverURL)")
     }
 
     private func handle(_ message: ServerMessage) {

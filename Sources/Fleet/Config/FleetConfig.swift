@@ -71,6 +71,9 @@ public struct ClientConfig: Codable, Sendable {
     public var serverURL: String
     public var caCertificate: String
     public var enrollmentSecret: String
+    /// Further frontends sharing the same datastore; the agent moves to the next one when a
+    /// connection fails.
+    public var extraServerURLs: [String] = []
     /// Labels the agent asks for at enrolment (e.g. from a deployment tool).
     public var labels: [String] = []
     /// Most bytes of unacknowledged results kept on disk; past it the oldest batches are dropped (and reported).
@@ -78,8 +81,11 @@ public struct ClientConfig: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case serverURL = "server_url", caCertificate = "ca_certificate", enrollmentSecret = "enrollment_secret", labels
-        case maxQueueBytes = "max_queue_bytes"
+        case maxQueueBytes = "max_queue_bytes", extraServerURLs = "extra_server_urls"
     }
+
+    /// Every frontend the agent may use, the main one first.
+    public var serverURLs: [String] { [serverURL] + extraServerURLs }
 
     public init(serverURL: String, caCertificate: String, enrollmentSecret: String) {
         self.serverURL = serverURL
@@ -93,6 +99,7 @@ public struct ClientConfig: Codable, Sendable {
         caCertificate = try c.decode(String.self, forKey: .caCertificate)
         enrollmentSecret = try c.decode(String.self, forKey: .enrollmentSecret)
         labels = try c.decodeIfPresent([String].self, forKey: .labels) ?? []
+        extraServerURLs = try c.decodeIfPresent([String].self, forKey: .extraServerURLs) ?? []
         maxQueueBytes = try c.decodeIfPresent(Int64.self, forKey: .maxQueueBytes) ?? 512 << 20
     }
 }

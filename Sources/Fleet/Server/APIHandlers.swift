@@ -140,7 +140,7 @@ extension FleetServer {
         hunt.schedule = body.schedule
         try await store.addHunt(hunt)
         try await audit(caller, "create-hunt", hunt.huntId, raw)
-        if hunt.state == .running { await schedulerPass(now: now) }
+        if hunt.state == .running { poke() }
         return try await store.hunt(hunt.huntId) ?? hunt
     }
 
