@@ -23,6 +23,7 @@ public final class FleetServer: Sendable {
     let wakeEvents: AsyncStream<Void>
     let listener = NIOLockedValueBox<FleetListener?>(nil)
     let log: @Sendable (String) -> Void
+    let pipeline: IngestPipeline
 
     public init(config: ServerConfig, store: any FleetStore, repository: ArtifactRepository, log: @escaping @Sendable (String) -> Void) throws {
         self.config = config
@@ -31,6 +32,8 @@ public final class FleetServer: Sendable {
         self.ca = try CertificateAuthority(config.ca)
         self.blobs = try BlobStore(root: config.dataDir + "/uploads")
         self.log = log
+        // SQLite has one writer; a server engine takes several transactions at once.
+        self.pipeline = IngestPipeline(store: store, writers: config.datastore.hasPrefix("sqlite:") ? 1 : 4)
         (wakeEvents, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 

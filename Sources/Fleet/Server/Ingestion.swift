@@ -24,7 +24,7 @@ extension FleetServer {
         }
         let outcomes: [IngestOutcome]
         do {
-            outcomes = try await store.ingest(batches)
+            outcomes = try await pipeline.submit(batches)
         } catch {
             // Nothing acknowledged: the agent keeps the batches and sends them again.
             log("agent \(clientId): storing \(batches.count) batches failed: \(error)")
