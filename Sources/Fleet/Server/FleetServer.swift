@@ -24,6 +24,16 @@ public final class FleetServer: Sendable {
     let listener = NIOLockedValueBox<FleetListener?>(nil)
     let log: @Sendable (String) -> Void
     let pipeline: IngestPipeline
+    /// Flows sent to an agent recently (so the delivery poll does not send them again and again).
+    let delivered = NIOLockedValueBox<[String: Double]>([:])
+
+    func recentlyDelivered(_ flowId: String, now: Double) -> Bool {
+        delivered.withLockedValue { sent in
+            if sent.count > 50_000 { sent = sent.filter { now - $0.value < 30 } }
+            guard let at = sent[flowId] else { return false }
+            return now - at < 30
+        }
+    }
 
     public init(config: ServerConfig, store: any FleetStore, repository: ArtifactRepository, log: @escaping @Sendable (String) -> Void) throws {
         self.config = config
@@ -51,6 +61,7 @@ public final class FleetServer: Sendable {
             agent: { [self] socket in Task { await self.serve(socket) } })
         self.listener.withLockedValue { $0 = listener }
         Task { await self.schedulerLoop() }
+        Task { await self.deliveryLoop() }
         log("listening on \(config.bindAddress):\(listener.port) (datastore \(config.datastore))")
         return listener.port
     }
@@ -177,6 +188,7 @@ public final class FleetServer: Sendable {
 
     func deliver(_ flow: FlowRecord, to socket: AgentSocket? = nil) {
         guard let socket = socket ?? links.withLockedValue({ $0[flow.clientId] }) else { return }
+        delivered.withLockedValue { $0[flow.flowId] = Date().timeIntervalSince1970 }
         var request = flow.request
         if request.timeout == nil { request.timeout = config.defaultTimeoutSeconds }
         socket.send(ServerMessage.collect(flowId: flow.flowId, request: request, definitions: definitions(for: request.artifacts)))

@@ -3,7 +3,9 @@ import Foundation
 
 extension FleetServer {
     /// Runs the hunt planner every second, and at once when poked (a hunt created, a client
-    /// connected, a flow finished). Also records flows whose agent never reported back.
+    /// connected, a flow finished). Also records flows whose agent never reported back. Several
+    /// frontends may run this loop on one datastore: each plans only for the clients connected to
+    /// it, and the datastore makes each decision once (`FleetCoordination`).
     func schedulerLoop() async {
         var iterator = wakeTicks().makeAsyncIterator()
         while await iterator.next() != nil {
@@ -30,19 +32,21 @@ extension FleetServer {
         }
     }
 
-    /// One scheduling decision round: plan, then apply each decision to the datastore and agents.
+    /// One scheduling round: plan, then apply each decision to the datastore and agents.
     func schedulerPass(now: Double) async {
         do {
+            let connected = connectedClientIds
+            let records = try await store.clients()
+            closeRevoked(records, connected: connected)
             let hunts = try await store.hunts().filter { $0.state == .running }
             if !hunts.isEmpty {
-                let connected = connectedClientIds
-                let clients = try await store.clients().filter { !$0.revoked }.map {
+                let clients = records.filter { !$0.revoked }.map {
                     PlannerClient(clientId: $0.clientId, labels: $0.labels, os: $0.os, connected: connected.contains($0.clientId))
                 }
                 var assignments: [PlannerAssignment] = []
                 var scheduled = 0, finished = 0
                 for hunt in hunts {
-                    for flow in try await store.flows(clientId: nil, huntId: hunt.huntId) {
+                    for flow in try await store.huntAssignments(hunt.huntId) {
                         assignments.append(PlannerAssignment(huntId: hunt.huntId, clientId: flow.clientId, round: flow.round, scheduledAt: flow.createdAt, state: flow.state))
                         if flow.round == hunt.round {
                             scheduled += 1
@@ -64,37 +68,55 @@ extension FleetServer {
         }
     }
 
+    /// A client revoked through any frontend loses its channel here too.
+    private func closeRevoked(_ records: [ClientRecord], connected: Set<String>) {
+        for record in records where record.revoked && connected.contains(record.clientId) {
+            links.withLockedValue { $0[record.clientId] }?.close()
+        }
+    }
+
     private func apply(_ decisions: [PlannerDecision], hunts: [HuntRecord], now: Double) async throws {
         var byId = Dictionary(hunts.map { ($0.huntId, $0) }, uniquingKeysWith: { a, _ in a })
+        var lostRace = Set<String>()
+        var fanOut: [String: [FlowRecord]] = [:]
         for decision in decisions {
             switch decision {
             case .startRound(let huntId, let round, let next):
                 guard var hunt = byId[huntId] else { continue }
+                let from = hunt.round
                 hunt.round = round
                 hunt.roundStartedAt = now
                 hunt.nextRoundAt = next
                 if hunt.startedAt == nil { hunt.startedAt = now }
-                try await store.updateHunt(hunt)
-                byId[huntId] = hunt
-                log("hunt \(huntId): round \(round) started")
+                if try await store.advanceHunt(hunt, fromRound: from) {
+                    byId[huntId] = hunt
+                    log("hunt \(huntId): round \(round) started")
+                } else {
+                    // Another frontend started this round first; plan again next pass.
+                    lostRace.insert(huntId)
+                }
             case .schedule(let huntId, let clientId, let round):
-                guard let hunt = byId[huntId] else { continue }
-                let flow = FlowRecord(flowId: Identifiers.flow(), clientId: clientId, huntId: huntId, round: round, request: hunt.request, creator: hunt.creator, createdAt: now)
-                try await store.addFlow(flow)
-                deliver(flow)
+                guard !lostRace.contains(huntId), let hunt = byId[huntId] else { continue }
+                fanOut[huntId, default: []].append(
+                    FlowRecord(flowId: Identifiers.flow(), clientId: clientId, huntId: huntId, round: round, request: hunt.request, creator: hunt.creator, createdAt: now))
             case .expire(let huntId):
-                guard var hunt = byId[huntId] else { continue }
+                guard var hunt = try await store.hunt(huntId), hunt.state == .running else { continue }
                 hunt.state = .expired
                 try await store.updateHunt(hunt)
                 try await cancelUndelivered(huntId: huntId, reason: "hunt expired")
                 log("hunt \(huntId) expired")
             }
         }
+        for (huntId, flows) in fanOut {
+            guard let hunt = byId[huntId] else { continue }
+            let added = try await store.addHuntFlows(flows, clientLimit: hunt.clientLimit, ratePerMinute: hunt.ratePerMinute, now: now)
+            for flow in added { deliver(flow) }
+        }
     }
 
     /// Flows of a hunt not yet delivered are cancelled (stop, expiry); running ones finish.
     func cancelUndelivered(huntId: String, reason: String) async throws {
-        for flow in try await store.flows(clientId: nil, huntId: huntId) where flow.state == .scheduled {
+        for flow in try await store.huntAssignments(huntId) where flow.state == .scheduled {
             try await store.updateFlow(flow.flowId, state: .cancelled, startedAt: nil, endedAt: Date().timeIntervalSince1970, errors: [reason])
         }
     }
@@ -111,6 +133,32 @@ extension FleetServer {
                 flow.flowId, state: .error, startedAt: nil, endedAt: now,
                 errors: ["no final status from the agent \(Int(timeout + grace)) s after the collection started (agent \(connected ? "connected" : "not connected"))"])
             log("flow \(flow.flowId) on \(flow.clientId): lost, recorded as error")
+        }
+    }
+
+    /// Work another frontend created for clients connected here: flows to deliver and flows to
+    /// cancel, polled twice a second (a flow created anywhere reaches its agent within a second).
+    func deliveryLoop() async {
+        var since = Date().timeIntervalSince1970 - 60
+        var sentCancels = Set<String>()
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(500))
+            let now = Date().timeIntervalSince1970
+            do {
+                let connected = connectedClientIds
+                for flow in try await store.scheduledFlows(createdAfter: since) where connected.contains(flow.clientId) && !flow.cancelRequested {
+                    if recentlyDelivered(flow.flowId, now: now) { continue }
+                    deliver(flow)
+                }
+                // Overlap the window: a flow committed late by another frontend is still seen.
+                since = now - 10
+                for flow in try await store.pendingCancellations() where connected.contains(flow.clientId) && !sentCancels.contains(flow.flowId) {
+                    sentCancels.insert(flow.flowId)
+                    sendCancel(flow)
+                }
+            } catch {
+                log("delivery: \(error)")
+            }
         }
     }
 }

@@ -3,7 +3,7 @@ import Foundation
 /// The server's datastore. One interface, several engines: SQLite (embedded, the default) and, for
 /// several frontends, PostgreSQL. Every method is safe to call from many tasks at once; each call is
 /// one transaction. Errors are `StoreError`s whose text says what failed.
-public protocol FleetStore: Sendable {
+public protocol FleetStore: FleetCoordination {
     /// Creates or upgrades the schema to the newest version; safe to call on every start.
     func migrate() async throws
     /// The schema version now in the database.

@@ -284,13 +284,22 @@ public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
     }
 
     public func updateHunt(_ hunt: HuntRecord) async throws {
+        if try !replaceHunt(hunt, ifRound: nil) { throw StoreError("updateHunt: no hunt \(hunt.huntId)") }
+    }
+
+    /// Replaces the stored hunt, only if its round is still `ifRound` when given; false if no row changed.
+    func replaceHunt(_ hunt: HuntRecord, ifRound: Int?) throws -> Bool {
         try write("updateHunt \(hunt.huntId)") { db in
             let assignments = Self.huntColumns.split(separator: ",").dropFirst()
                 .map { "\($0.trimmingCharacters(in: .whitespaces)) = ?" }.joined(separator: ", ")
             var values = try huntValues(hunt)
             values.append(values.removeFirst())
-            let changed = try db.run("UPDATE hunts SET \(assignments) WHERE hunt_id = ?", bindings: values)
-            if changed == 0 { throw StoreError("updateHunt: no hunt \(hunt.huntId)") }
+            var condition = "hunt_id = ?"
+            if let ifRound {
+                condition += " AND round = ?"
+                values.append(ifRound)
+            }
+            return try db.run("UPDATE hunts SET \(assignments) WHERE \(condition)", bindings: values) > 0
         }
     }
 
