@@ -53,8 +53,11 @@ final class Stats: Sendable {
         var connected = 0
         var enrolled = 0
         var requests = 0
+        /// Requests other than the enrolment's Generic.Client.Info (i.e. hunts and collections).
+        var huntRequests = 0
         var firstRequestAt: Double?
         var lastRequestAt: Double?
+        var rowsSent = 0
         var batchesSent = 0
         var acked = 0
         var rejected = 0
@@ -153,25 +156,32 @@ actor SimulatedAgent {
         case .collect(let flowId, let request, _):
             guard seen.insert(flowId).inserted else { return }
             let now = Date().timeIntervalSince1970
+            let artifact = request.artifacts.first ?? "Linux.Sys.Pslist"
+            let isHunt = artifact != "Generic.Client.Info"
             stats.update {
                 $0.requests += 1
-                if $0.firstRequestAt == nil { $0.firstRequestAt = now }
-                $0.lastRequestAt = now
+                if isHunt {
+                    $0.huntRequests += 1
+                    if $0.firstRequestAt == nil { $0.firstRequestAt = now }
+                    $0.lastRequestAt = now
+                }
             }
-            let artifact = request.artifacts.first ?? "Linux.Sys.Pslist"
+            // A `Count` parameter asks for that many rows (ingestion tests); else --rows.
+            let count = request.parameters["Count"].flatMap(Int.init) ?? options.rows
             let rows: [String]
             if artifact == "Generic.Client.Info" {
                 rows = [#"{"Hostname":"sim-\#(index)","Fqdn":"sim-\#(index).example","OS":"linux","KernelVersion":"6.1.0-sim","IPs":["10.\#(index / 65536 % 256).\#(index / 256 % 256).\#(index % 256)"]}"#]
             } else {
-                rows = (0..<options.rows).map { n in
+                rows = (0..<count).map { n in
                     #"{"Pid":\#(1000 + n),"Ppid":1,"Name":"proc-\#(n)","Username":"root","CommandLine":"/usr/bin/proc-\#(n) --serve --port \#(8000 + n)","Exe":"/usr/bin/proc-\#(n)","CreateTime":"2026-11-29T00:00:00Z","RSS":\#(1 << 20 + n * 4096),"Status":"sleep"}"#
                 }
             }
-            let batches = [
-                WireBatch(flowId: flowId, seq: 1, payload: .status(FlowStatus(state: .running, time: now))),
-                WireBatch(flowId: flowId, seq: 2, payload: .rows(artifact: artifact, source: "", rows: rows)),
-                WireBatch(flowId: flowId, seq: 3, payload: .status(FlowStatus(state: .finished, rows: rows.count, batches: 2, time: now))),
-            ]
+            var batches = [WireBatch(flowId: flowId, seq: 1, payload: .status(FlowStatus(state: .running, time: now)))]
+            for start in stride(from: 0, to: rows.count, by: 1000) {
+                batches.append(WireBatch(flowId: flowId, seq: batches.count + 1, payload: .rows(artifact: artifact, source: "", rows: Array(rows[start..<min(rows.count, start + 1000)]))))
+            }
+            batches.append(WireBatch(flowId: flowId, seq: batches.count + 1, payload: .status(FlowStatus(state: .finished, rows: rows.count, batches: batches.count, time: now))))
+            stats.update { $0.rowsSent += rows.count }
             for batch in batches {
                 pending["\(flowId)#\(batch.seq)"] = batch
                 send(batch, on: socket)

@@ -114,7 +114,9 @@ extension FleetServer {
             return try encode(try await createHunt(body, caller: caller, raw: request.body))
         case ("GET", "hunts", 2):
             try caller.require("READ_RESULTS")
-            return try encode(try await huntView(rest[1]))
+            var view = try await huntView(rest[1])
+            if request.query["clients"] == "0" { view.clients = [] }
+            return try encode(view)
         case ("GET", "hunts", 3) where rest[2] == "diff":
             try caller.require("READ_RESULTS")
             return try encode(try await huntDiff(rest[1], round: request.query["round"].flatMap(Int.init)))
