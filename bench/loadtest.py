@@ -174,6 +174,13 @@ def run_mode(mode, work):
                 if time.time() - t0 > 600:
                     raise RuntimeError(f"hunt {h}: {view['states']} after 600 s")
                 time.sleep(0.25)
+            # The simulator prints its counters once a second: read the last request time from them.
+            for _ in range(30):
+                s = stats()
+                if s.get("huntRequests", 0) - before >= N:
+                    delivered = s["lastRequestAt"] - t0
+                    break
+                time.sleep(0.5)
             return h, delivered, stored, view
 
         h, delivered, stored, view = hunt(["Linux.Sys.Pslist"], ROWS)
