@@ -88,7 +88,9 @@ let package = Package(
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "FleetCore"]),
         // One behaviour suite run against every datastore engine (SQLite, and a PostgreSQL it starts).
-        .testTarget(name: "FleetStoreContractTests", dependencies: ["FleetCore", "FleetPostgres"]),
+        .testTarget(
+            name: "FleetStoreContractTests",
+            dependencies: ["FleetCore", "FleetPostgres", .product(name: "PostgresNIO", package: "postgres-nio")]),
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "QuarryDetect", "QuarryHost", "VQL"]),
     ],
     swiftLanguageModes: [.v6]
