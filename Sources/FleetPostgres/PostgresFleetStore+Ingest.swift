@@ -4,14 +4,18 @@ import PostgresNIO
 
 // Ingestion of agents' batches: the hot path. A call of any number of batches is one transaction of a
 // handful of statements, whatever the number of rows: every table gets one multi-row INSERT of
-// arrays (`unnest`), not one round trip per row.
+// arrays (`unnest`), not one round trip per row. Result rows travel as one text per batch, the rows
+// joined with the ASCII record separator (0x1E, which valid JSON never holds unescaped) and split
+// again by the server: encoding one large string costs the client a copy, where an array of a
+// thousand strings costs it a thousand encodings. A batch whose rows hold that byte goes as arrays.
 //
 // Several frontends may ingest into the same database at once, even the same batch (an agent that
 // reconnected elsewhere resends it). The first statement locks the flows the call writes to, in
 // flow ID order, so that calls writing to the same flow run one after the other (never in a cycle):
 // the later call then finds the batch in `flow_batches` and stores nothing (a duplicate).
 extension PostgresFleetStore {
-    /// Rows sent in one INSERT at most (larger calls use several statements of the same transaction).
+    /// Rows sent in one INSERT at most (larger calls use several statements of the same transaction;
+    /// a single larger batch goes whole).
     static let rowsPerStatement = 25_000
 
     public func ingest(_ batch: IngestBatch) async throws -> IngestOutcome {
@@ -75,18 +79,19 @@ extension PostgresFleetStore {
         var seq: Int
     }
 
-    /// Inserts the batches into `flow_batches` (those not there yet); returns the keys it inserted.
+    /// Inserts the batches into `flow_batches` (those not there yet) and adds their rows and upload
+    /// bytes to their flows' counts; returns the keys it inserted.
     private static func recordBatches(_ connection: PostgresConnection, _ batches: [IngestBatch]) async throws -> Set<BatchKey> {
         if batches.isEmpty { return [] }
         var flowIds: [String] = [], seqs: [Int] = [], kinds: [String] = [], artifacts: [String] = [], sources: [String] = []
-        var rowCounts: [Int] = []
+        var rowCounts: [Int] = [], uploadBytes: [Int64] = []
         for batch in batches {
             flowIds.append(batch.flowId)
             seqs.append(batch.seq)
-            var kind = "", artifact = "", source = "", rowCount = 0
+            var kind = "", artifact = "", source = "", rowCount = 0, bytes: Int64 = 0
             switch batch.payload {
             case .rows(let a, let s, let rows): (kind, artifact, source, rowCount) = ("rows", a, s, rows.count)
-            case .upload: kind = "upload"
+            case .upload(let upload): (kind, bytes) = ("upload", upload.size)
             case .uploadPart: kind = "uploadPart"
             case .log: kind = "log"
             case .status: kind = "status"
@@ -95,17 +100,31 @@ extension PostgresFleetStore {
             artifacts.append(artifact)
             sources.append(source)
             rowCounts.append(rowCount)
+            uploadBytes.append(bytes)
         }
-        // Only a rows batch names an artifact and source (NULL otherwise, as SQLite stores them).
+        // Only a rows batch names an artifact and source (NULL otherwise, as SQLite stores them). The
+        // flows' row and byte counts grow in the same statement, by what the inserted batches hold.
         let rows = try await connection.fetchAll(
             """
-            INSERT INTO flow_batches (flow_id, seq, kind, artifact, source, row_count)
-            SELECT v.flow_id, v.seq, v.kind, CASE WHEN v.kind = 'rows' THEN v.artifact END,
-                CASE WHEN v.kind = 'rows' THEN v.source END, v.row_count
-            FROM unnest(\(flowIds)::text[], \(seqs)::bigint[], \(kinds)::text[], \(artifacts)::text[], \(sources)::text[],
-                        \(rowCounts)::bigint[]) AS v(flow_id, seq, kind, artifact, source, row_count)
-            ON CONFLICT DO NOTHING
-            RETURNING flow_id, seq
+            WITH v AS (
+                SELECT * FROM unnest(\(flowIds)::text[], \(seqs)::bigint[], \(kinds)::text[], \(artifacts)::text[],
+                                     \(sources)::text[], \(rowCounts)::bigint[], \(uploadBytes)::bigint[])
+                    AS v(flow_id, seq, kind, artifact, source, row_count, bytes)),
+            inserted AS (
+                INSERT INTO flow_batches (flow_id, seq, kind, artifact, source, row_count)
+                SELECT flow_id, seq, kind, CASE WHEN kind = 'rows' THEN artifact END, CASE WHEN kind = 'rows' THEN source END,
+                    row_count
+                FROM v
+                ON CONFLICT DO NOTHING
+                RETURNING flow_id, seq),
+            added AS (
+                SELECT v.flow_id, SUM(v.row_count)::bigint AS row_count, SUM(v.bytes)::bigint AS bytes
+                FROM inserted JOIN v ON v.flow_id = inserted.flow_id AND v.seq = inserted.seq
+                GROUP BY v.flow_id),
+            counted AS (
+                UPDATE flows f SET row_count = f.row_count + added.row_count, uploaded_bytes = f.uploaded_bytes + added.bytes
+                FROM added WHERE f.flow_id = added.flow_id AND (added.row_count > 0 OR added.bytes > 0))
+            SELECT flow_id, seq FROM inserted
             """)
         var inserted = Set<BatchKey>()
         for row in rows {
@@ -115,28 +134,25 @@ extension PostgresFleetStore {
         return inserted
     }
 
-    /// Stores the payloads of newly recorded batches: rows, uploads, log lines, then statuses in order.
+    /// Stores the payloads of newly recorded batches: rows, uploads, log lines, then statuses in order
+    /// (the flows' counts already grew with the batches' records).
     private static func store(_ connection: PostgresConnection, _ batches: [IngestBatch]) async throws {
         var rows = RowColumns()
         var uploads = UploadColumns()
         var logFlows: [String] = [], logSeqs: [Int] = [], logIndexes: [Int] = [], logLines: [String] = []
-        var added: [String: (rows: Int, bytes: Int64)] = [:]
         var statuses: [(flowId: String, status: FlowStatus)] = []
 
         for batch in batches {
             switch batch.payload {
             case .rows(let artifact, let source, let lines):
-                for (index, line) in lines.enumerated() {
-                    rows.append(batch, index: index, artifact: artifact, source: source, json: line)
-                    if rows.count >= rowsPerStatement {
-                        try await rows.insert(connection)
-                        rows = RowColumns()
-                    }
+                if lines.isEmpty { continue }
+                if rows.count > 0 && rows.count + lines.count > rowsPerStatement {
+                    try await rows.insert(connection)
+                    rows = RowColumns()
                 }
-                if !lines.isEmpty { added[batch.flowId, default: (0, 0)].rows += lines.count }
+                rows.append(batch, artifact: artifact, source: source, rows: lines)
             case .upload(let upload):
                 uploads.append(batch, upload)
-                added[batch.flowId, default: (0, 0)].bytes += upload.size
             case .uploadPart:
                 break
             case .log(let lines):
@@ -157,17 +173,6 @@ extension PostgresFleetStore {
                 """
                 INSERT INTO flow_logs (flow_id, seq, line_index, line)
                 SELECT * FROM unnest(\(logFlows)::text[], \(logSeqs)::bigint[], \(logIndexes)::bigint[], \(logLines)::text[])
-                """)
-        }
-        if !added.isEmpty {
-            let flowIds = added.keys.sorted()
-            let rowCounts = flowIds.map { added[$0]?.rows ?? 0 }
-            let bytes = flowIds.map { added[$0]?.bytes ?? 0 }
-            try await connection.perform(
-                """
-                UPDATE flows f SET row_count = f.row_count + v.row_count, uploaded_bytes = f.uploaded_bytes + v.bytes
-                FROM unnest(\(flowIds)::text[], \(rowCounts)::bigint[], \(bytes)::bigint[]) AS v(flow_id, row_count, bytes)
-                WHERE f.flow_id = v.flow_id
                 """)
         }
         for (flowId, status) in statuses {
@@ -203,11 +208,66 @@ extension PostgresFleetStore {
     }
 }
 
-/// Result rows as column arrays, for one `INSERT … SELECT FROM unnest(…)`.
+/// Result rows of several batches, for one INSERT: per batch its rows joined with `separator`, or
+/// (for a batch whose rows hold the separator) one array element per row.
 private struct RowColumns {
+    static let separator: UInt8 = 0x1E
+
+    var flowIds: [String] = [], seqs: [Int] = [], artifacts: [String] = [], sources: [String] = []
+    var counts: [Int] = [], joined: [String] = []
+    var plain = PlainRows()
+    private(set) var count = 0
+
+    mutating func append(_ batch: IngestBatch, artifact: String, source: String, rows: [String]) {
+        count += rows.count
+        if rows.contains(where: Self.holdsSeparator) {
+            for (index, row) in rows.enumerated() { plain.append(batch, index: index, artifact: artifact, source: source, json: row) }
+            return
+        }
+        flowIds.append(batch.flowId)
+        seqs.append(batch.seq)
+        artifacts.append(artifact)
+        sources.append(source)
+        counts.append(rows.count)
+        joined.append(rows.joined(separator: "\u{1E}"))
+    }
+
+    static func holdsSeparator(_ row: String) -> Bool {
+        var row = row
+        return row.withUTF8 { bytes in
+            guard let base = bytes.baseAddress, !bytes.isEmpty else { return false }
+            return memchr(base, Int32(separator), bytes.count) != nil
+        }
+    }
+
+    /// Inserts the rows; checks that the server split them back into as many as were sent.
+    func insert(_ connection: PostgresConnection) async throws {
+        if !joined.isEmpty {
+            // A batch of one row is not split (a lone empty row would otherwise vanish).
+            let result = try await connection.fetchAll(
+                """
+                WITH inserted AS (
+                    INSERT INTO results (flow_id, seq, row_index, artifact, source, json)
+                    SELECT b.flow_id, b.seq, r.row_index - 1, b.artifact, b.source, r.json
+                    FROM unnest(\(flowIds)::text[], \(seqs)::bigint[], \(artifacts)::text[], \(sources)::text[],
+                                \(counts)::bigint[], \(joined)::text[]) AS b(flow_id, seq, artifact, source, row_count, joined)
+                    CROSS JOIN LATERAL unnest(CASE WHEN b.row_count = 1 THEN ARRAY[b.joined]
+                                                   ELSE string_to_array(b.joined, chr(30)) END) WITH ORDINALITY AS r(json, row_index)
+                    RETURNING 1)
+                SELECT COUNT(*) FROM inserted
+                """)
+            let sent = counts.reduce(0, +)
+            let stored = try result.first?.decode(Int.self) ?? 0
+            if stored != sent { throw StoreError("ingest: \(sent) rows sent but \(stored) stored") }
+        }
+        try await plain.insert(connection)
+    }
+}
+
+/// Result rows as column arrays, one element per row.
+private struct PlainRows {
     var flowIds: [String] = [], seqs: [Int] = [], indexes: [Int] = [], artifacts: [String] = [], sources: [String] = []
     var json: [String] = []
-    var count: Int { json.count }
 
     mutating func append(_ batch: IngestBatch, index: Int, artifact: String, source: String, json line: String) {
         flowIds.append(batch.flowId)

@@ -106,7 +106,7 @@ import Testing
 
     /// Not a pass/fail check: prints the ingestion rate of 100,000 rows in batches of 1000, sent as one
     /// call of 100 batches, then as 100 calls of one batch.
-    @Test(arguments: Engine.allCases) func ingestionRate(engine: Engine) async throws {
+    @Test(.serialized, arguments: Engine.allCases) func ingestionRate(engine: Engine) async throws {
         try await withStore(engine) { store in
             let row = #"{"Pid":1234,"Name":"sshd","CommandLine":"/usr/sbin/sshd -D","Username":"root","CreateTime":"2024-01-01T00:00:00Z"}"#
             func batches(_ flowId: String) -> [IngestBatch] {

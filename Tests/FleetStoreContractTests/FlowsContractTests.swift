@@ -116,6 +116,29 @@ import Testing
         }
     }
 
+    /// Rows come back byte for byte, whatever they hold (and however the engine ships them).
+    @Test(arguments: Engine.allCases) func rowsRoundTripExactly(engine: Engine) async throws {
+        try await withStore(engine) { store in
+            try await store.addFlow(FlowRecord(flowId: "F.1", clientId: "C.1", request: request, creator: "a", createdAt: 1))
+            let odd = [
+                "{\"s\":\"tab\\there\"}", "{\n  \"pretty\": true\n}", "{\"u\":\"Grüße ✓ 𝄞\"}", "", "{}",
+                "{\"backslash\":\"\\\\\", \"quote\":\"\\\"\"}", "x\ty\r\n", "'; DROP TABLE results; --",
+            ]
+            let separated = ["{\"a\":1}", "raw\u{1E}separator", "{\"b\":2}"]
+            let batches = [
+                IngestBatch(clientId: "C.1", flowId: "F.1", seq: 1, payload: .rows(artifact: "A", source: "S", rows: odd)),
+                IngestBatch(clientId: "C.1", flowId: "F.1", seq: 2, payload: .rows(artifact: "A", source: "S", rows: [""])),
+                IngestBatch(clientId: "C.1", flowId: "F.1", seq: 3, payload: .rows(artifact: "A", source: "S", rows: separated)),
+                IngestBatch(clientId: "C.1", flowId: "F.1", seq: 4, payload: .rows(artifact: "Ä/ß", source: "", rows: ["", ""])),
+            ]
+            #expect(try await store.ingest(batches) == Array(repeating: .stored, count: batches.count))
+            let stored = try await store.results(ResultQuery(flowId: "F.1"))
+            #expect(stored.map(\.json) == odd + [""] + separated + ["", ""])
+            #expect(stored.last?.artifact == "Ä/ß")
+            #expect(try await store.flow("F.1")?.rows == odd.count + 1 + separated.count + 2)
+        }
+    }
+
     @Test(arguments: Engine.allCases) func finalStatusNeverGoesBackToRunning(engine: Engine) async throws {
         try await withStore(engine) { store in
             try await store.addFlow(FlowRecord(flowId: "F.1", clientId: "C.1", request: request, creator: "alice", createdAt: 1))
