@@ -77,6 +77,8 @@ import Testing
                 try await store.addUser(UserRecord(name: "alice", role: .reader, apiKeySHA256: "other", createdAt: 3))
             }
             #expect(error?.message.contains("addUser alice") == true)
+            // The engine's own words.
+            #expect(error?.message.contains(engine == .sqlite ? "UNIQUE" : "duplicate key value violates unique constraint") == true)
             await #expect(throws: StoreError.self) {
                 try await store.addUser(UserRecord(name: "carol", role: .reader, apiKeySHA256: "b0b", createdAt: 3))
             }

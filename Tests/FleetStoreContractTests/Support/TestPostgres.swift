@@ -5,9 +5,9 @@ import PostgresNIO
 
 /// A real PostgreSQL server for the tests: one per test run, a fresh database per test.
 ///
-/// `start()` looks for Debian's binaries (`/usr/lib/postgresql/*/bin`, newest first, then `PATH`),
-/// runs `initdb` into a new temporary directory and starts the server with `pg_ctl`, listening only
-/// on a Unix socket in that directory (no TCP port). As root (initdb refuses root) the binaries run
+/// `start()` looks for Debian's binaries (`/usr/lib/postgresql/*/bin`, newest first, then `PATH`, or
+/// the directory `QUARRY_TEST_POSTGRES_BIN` names), runs `initdb` into a new temporary directory and
+/// starts the server with `pg_ctl`, listening only on a Unix socket in that directory (no TCP port). As root (initdb refuses root) the binaries run
 /// as the `postgres` system user through `runuser`, and the directory belongs to that user (mode 700).
 /// The server is stopped (`pg_ctl stop -m immediate`) and its directory removed when the test process
 /// exits; directories left by a test process that died are cleaned at the next start.
@@ -135,8 +135,12 @@ final class TestPostgres: Sendable {
         }
     }
 
-    /// The directory of the newest PostgreSQL's server binaries.
+    /// The directory of the newest PostgreSQL's server binaries (`QUARRY_TEST_POSTGRES_BIN` names it
+    /// instead of the search).
     static func findBinaries() -> String? {
+        if let bin = ProcessInfo.processInfo.environment["QUARRY_TEST_POSTGRES_BIN"], !bin.isEmpty {
+            return FileManager.default.isExecutableFile(atPath: bin + "/initdb") ? bin : nil
+        }
         let root = "/usr/lib/postgresql"
         let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [])
             .compactMap { name in Int(name).map { (version: $0, bin: "\(root)/\(name)/bin") } }
