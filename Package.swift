@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // The fleet datastore's PostgreSQL engine, for several server frontends on one database.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // PCRE2 (Debian's libpcre2-dev) gives RE2-compatible, JIT-compiled regular expressions.
@@ -58,6 +60,11 @@ let package = Package(
         // The fleet's core without networking: records, the datastore interface and its SQLite engine,
         // the hunt planner (a pure state machine) and cron schedules.
         .target(name: "FleetCore", dependencies: ["CSQLite3"]),
+        // The fleet datastore on PostgreSQL (same `FleetStore` interface, same migrations), for
+        // several server processes sharing one database.
+        .target(
+            name: "FleetPostgres",
+            dependencies: ["FleetCore", .product(name: "PostgresNIO", package: "postgres-nio")]),
         // The fleet over the network: PKI, configs, server (agent channel + analyst API + metrics),
         // agent (enrolment, on-disk result queue), API client and the server-side VQL plugins.
         .target(
@@ -84,6 +91,10 @@ let package = Package(
         .testTarget(name: "QuarryDetectTests", dependencies: ["QuarryDetect", "QuarryHost", "VQL"]),
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "FleetCore"]),
+        // One behaviour suite run against every datastore engine (SQLite, and a PostgreSQL it starts).
+        .testTarget(
+            name: "FleetStoreContractTests",
+            dependencies: ["FleetCore", "FleetPostgres", .product(name: "PostgresNIO", package: "postgres-nio")]),
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "QuarryDetect", "QuarryHost", "VQL"]),
     ],
     swiftLanguageModes: [.v6]

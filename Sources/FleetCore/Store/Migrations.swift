@@ -7,7 +7,14 @@
 // - no column named after a reserved word (`user`, `rows`…);
 // - primary-key columns are declared NOT NULL (SQLite would otherwise allow NULL in them, and its
 //   planner only trusts NOT NULL unique keys to skip sorting across joins).
-// - never edit a released migration: append a new one.
+// - never edit a released migration: append a new one;
+// - a step that cannot be written portably gives its engine-specific statements in `variants`
+//   (keep those rare: the point is one schema).
+
+/// The SQL engines the fleet datastore runs on.
+public enum SQLDialect: String, Sendable, CaseIterable {
+    case sqlite, postgresql
+}
 
 /// One step of the schema: applied once, in a transaction, in version order.
 public struct SchemaMigration: Sendable, Equatable {
@@ -16,11 +23,19 @@ public struct SchemaMigration: Sendable, Equatable {
     public var name: String
     /// Statements run in order; each is one SQL statement without a trailing semicolon.
     public var statements: [String]
+    /// Statements that replace `statements` on one engine (for what no portable SQL can say).
+    public var variants: [SQLDialect: [String]]
 
-    public init(version: Int, name: String, statements: [String]) {
+    public init(version: Int, name: String, statements: [String], variants: [SQLDialect: [String]] = [:]) {
         self.version = version
         self.name = name
         self.statements = statements
+        self.variants = variants
+    }
+
+    /// The statements this step runs on `dialect`.
+    public func statements(for dialect: SQLDialect) -> [String] {
+        variants[dialect] ?? statements
     }
 }
 
@@ -41,6 +56,17 @@ public enum FleetSchema {
     /// Every migration, oldest first.
     public static let migrations: [SchemaMigration] = [
         SchemaMigration(version: 1, name: "initial schema", statements: initialSchema),
+        // The audit log lists entries of the same second newest first, so it needs their insertion
+        // order: SQLite's rowid gives it (and `audit_by_time` already ends with it); PostgreSQL has no
+        // such column, so there the entries get one from an identity sequence.
+        SchemaMigration(
+            version: 2, name: "audit insertion order", statements: [],
+            variants: [
+                .postgresql: [
+                    "ALTER TABLE audit ADD COLUMN entry_id BIGINT GENERATED ALWAYS AS IDENTITY",
+                    "CREATE INDEX audit_by_time_and_entry ON audit (logged_at, entry_id)",
+                ]
+            ]),
     ]
 
     static let initialSchema: [String] = [

@@ -113,7 +113,7 @@ public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
                     let applied = try db.queryFirst(
                         "SELECT 1 FROM schema_migrations WHERE version = ?", [migration.version]) { _ in true } ?? false
                     if applied { return }
-                    for statement in migration.statements {
+                    for statement in migration.statements(for: .sqlite) {
                         do {
                             try db.execute(statement)
                         } catch let error as SQLiteError {
