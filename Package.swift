@@ -53,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "quarry",
             dependencies: [
-                "VQL", "QuarryHost", "QuarryDetect", "Artifacts", "FleetCore", "Fleet",
+                "VQL", "QuarryHost", "QuarryDetect", "Artifacts", "FleetCore", "Fleet", "FleetPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
@@ -78,6 +78,8 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"), .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "Yams", package: "Yams"),
             ]),
+        // A throwaway PostgreSQL server for the tests (initdb + pg_ctl on a Unix socket).
+        .target(name: "FleetTestSupport", dependencies: ["FleetPostgres", .product(name: "PostgresNIO", package: "postgres-nio")]),
         // Many simulated agents in one process (real enrolment, certificates and mutual TLS) for load tests.
         .executableTarget(
             name: "quarry-agent-sim",
@@ -90,11 +92,11 @@ let package = Package(
         .testTarget(name: "QuarryCLITests", exclude: ["Support"]),
         .testTarget(name: "QuarryDetectTests", dependencies: ["QuarryDetect", "QuarryHost", "VQL"]),
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
-        .testTarget(name: "FleetTests", dependencies: ["Fleet", "FleetCore"]),
+        .testTarget(name: "FleetTests", dependencies: ["Fleet", "FleetCore", "FleetTestSupport"]),
         // One behaviour suite run against every datastore engine (SQLite, and a PostgreSQL it starts).
         .testTarget(
             name: "FleetStoreContractTests",
-            dependencies: ["FleetCore", "FleetPostgres", .product(name: "PostgresNIO", package: "postgres-nio")]),
+            dependencies: ["FleetCore", "FleetPostgres", "FleetTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")]),
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "QuarryDetect", "QuarryHost", "VQL"]),
     ],
     swiftLanguageModes: [.v6]

@@ -125,12 +125,24 @@ extension PostgresFleetStore {
     }
 
     public func updateHunt(_ hunt: HuntRecord) async throws {
-        let values = try Self.huntValues(hunt)
+        if try await !replaceHunt(hunt, ifRound: nil) { throw StoreError("updateHunt: no hunt \(hunt.huntId)") }
+    }
+
+    /// Replaces the stored hunt, only if its round is still `ifRound` when given; false if no row changed.
+    func replaceHunt(_ hunt: HuntRecord, ifRound: Int?) async throws -> Bool {
+        var values = try Self.huntValues(hunt)
         // $1 is the hunt's ID; every other column is set from its own parameter.
-        let assignments = Self.huntColumns.split(separator: ",").dropFirst().enumerated()
+        let columns = Self.huntColumns.split(separator: ",").dropFirst()
+        let assignments = columns.enumerated()
             .map { "\($0.element.trimmingCharacters(in: .whitespaces)) = $\($0.offset + 2)" }.joined(separator: ", ")
-        try await changeOne("updateHunt", "hunt", hunt.huntId) { connection in
-            try await connection.fetchAll(PostgresQuery(unsafeSQL: "UPDATE hunts SET \(assignments) WHERE hunt_id = $1 RETURNING 1", binds: values))
+        var condition = "hunt_id = $1"
+        if let ifRound {
+            values.append(ifRound)
+            condition += " AND round = $\(columns.count + 2)"
+        }
+        let bindings = values
+        return try await transaction("updateHunt \(hunt.huntId)") { connection in
+            try await !connection.fetchAll(PostgresQuery(unsafeSQL: "UPDATE hunts SET \(assignments) WHERE \(condition) RETURNING 1", binds: bindings)).isEmpty
         }
     }
 

@@ -103,7 +103,7 @@ public struct PostgresURL: Sendable, Equatable {
     }
 
     /// The client configuration for PostgresNIO.
-    func clientConfiguration(poolSize: Int) -> PostgresClient.Configuration {
+    public func clientConfiguration(poolSize: Int) -> PostgresClient.Configuration {
         var configuration: PostgresClient.Configuration
         switch endpoint {
         case .tcp(let host, let port):

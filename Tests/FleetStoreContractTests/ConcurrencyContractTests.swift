@@ -120,7 +120,7 @@ import Testing
             for round in 1...3 {
                 let (one, many) = ("F.one.\(round)", "F.many.\(round)")
                 try await store.addFlow(FlowRecord(flowId: one, clientId: "C.1", huntId: "H", round: round, request: request, creator: "a", createdAt: Double(round)))
-                try await store.addFlow(FlowRecord(flowId: many, clientId: "C.1", huntId: "H", round: round, request: request, creator: "a", createdAt: Double(round) + 0.5))
+                try await store.addFlow(FlowRecord(flowId: many, clientId: "C.1", huntId: "H2", round: round, request: request, creator: "a", createdAt: Double(round) + 0.5))
                 var start = clock.now
                 let outcomes = try await store.ingest(batches(one))
                 oneCall.append(seconds(clock.now - start))

@@ -67,6 +67,14 @@ public enum FleetSchema {
                     "CREATE INDEX audit_by_time_and_entry ON audit (logged_at, entry_id)",
                 ]
             ]),
+        // Several frontends fan hunts out at once: at most one flow per client and hunt round, kept
+        // by the database whatever the frontends do; and the delivery poll reads new scheduled flows.
+        SchemaMigration(
+            version: 3, name: "one flow per hunt round and client",
+            statements: [
+                "CREATE UNIQUE INDEX flows_one_per_hunt_round ON flows (hunt_id, round, client_id) WHERE hunt_id IS NOT NULL",
+                "CREATE INDEX flows_by_state_and_creation ON flows (state, created_at)",
+            ]),
     ]
 
     static let initialSchema: [String] = [

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Coordination on SQLite: one writer at a time makes every call here atomic by itself.
-extension SQLiteFleetStore: FleetCoordination {
+extension SQLiteFleetStore {
     public func addHuntFlows(_ flows: [FlowRecord], clientLimit: Int?, ratePerMinute: Int?, now: Double) async throws -> [FlowRecord] {
         guard let first = flows.first, let huntId = first.huntId else { return [] }
         return try write("addHuntFlows \(huntId)") { db in

@@ -2,6 +2,7 @@ import ArgumentParser
 import Artifacts
 import Fleet
 import FleetCore
+import FleetPostgres
 import Foundation
 import NIOPosix
 
@@ -59,7 +60,10 @@ struct ServerCommand: ParsableCommand {
 
     func openStore(_ config: ServerConfig) throws -> any FleetStore {
         if config.datastore.hasPrefix("sqlite:") { return try SQLiteFleetStore(path: String(config.datastore.dropFirst("sqlite:".count))) }
-        throw ValidationError("datastore '\(config.datastore)': only sqlite:PATH is supported by this build")
+        if config.datastore.hasPrefix("postgres://") || config.datastore.hasPrefix("postgresql://") {
+            return try PostgresFleetStore(url: config.datastore)
+        }
+        throw ValidationError("datastore '\(config.datastore)': expected sqlite:PATH or postgres://USER@HOST[:PORT]/DATABASE")
     }
 }
 

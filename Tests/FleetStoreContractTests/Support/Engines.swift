@@ -1,4 +1,5 @@
 import Foundation
+import FleetTestSupport
 import Testing
 
 @testable import FleetCore

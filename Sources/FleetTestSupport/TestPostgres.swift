@@ -1,7 +1,7 @@
 import Foundation
 import PostgresNIO
 
-@testable import FleetPostgres
+import FleetPostgres
 
 /// A real PostgreSQL server for the tests: one per test run, a fresh database per test.
 ///
@@ -15,9 +15,9 @@ import PostgresNIO
 /// `QUARRY_TEST_POSTGRES_URL=postgres://…` uses that server instead (its user must be allowed to
 /// create databases). Without binaries or URL the PostgreSQL tests are skipped with a message, or
 /// fail when `CI` is set or `QUARRY_REQUIRE_POSTGRES=1`.
-final class TestPostgres: Sendable {
+public final class TestPostgres: Sendable {
     /// The maintenance database's URL (databases are created through it).
-    let adminURL: PostgresURL
+    public let adminURL: PostgresURL
     private let admin: PostgresClient
     private let runner: Task<Void, Never>
 
@@ -28,7 +28,7 @@ final class TestPostgres: Sendable {
     }
 
     /// The server of this test run: nil when PostgreSQL is not available and not required.
-    static func shared() async throws -> TestPostgres? {
+    public static func shared() async throws -> TestPostgres? {
         try await sharedServer.value.get()
     }
 
@@ -37,7 +37,7 @@ final class TestPostgres: Sendable {
     }
 
     /// Whether a missing PostgreSQL fails the tests rather than skipping them.
-    static var required: Bool {
+    public static var required: Bool {
         let environment = ProcessInfo.processInfo.environment
         return environment["CI"].map { !$0.isEmpty && $0 != "0" && $0 != "false" } == true
             || environment["QUARRY_REQUIRE_POSTGRES"] == "1"
@@ -45,7 +45,7 @@ final class TestPostgres: Sendable {
 
     /// Starts a server (or connects to `QUARRY_TEST_POSTGRES_URL`); nil when none can be had and
     /// none is required.
-    static func start() throws -> TestPostgres? {
+    public static func start() throws -> TestPostgres? {
         if let url = ProcessInfo.processInfo.environment["QUARRY_TEST_POSTGRES_URL"], !url.isEmpty {
             return TestPostgres(adminURL: try PostgresURL(url))
         }
@@ -87,7 +87,7 @@ final class TestPostgres: Sendable {
     }
 
     /// A new empty database; returns its URL.
-    func createDatabase() async throws -> (name: String, url: String) {
+    public func createDatabase() async throws -> (name: String, url: String) {
         let name = "quarry_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
         do {
             _ = try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)")).collect()
@@ -98,7 +98,7 @@ final class TestPostgres: Sendable {
     }
 
     /// Drops a database made by `createDatabase` (closing any connection still open to it).
-    func dropDatabase(_ name: String) async {
+    public func dropDatabase(_ name: String) async {
         _ = try? await admin.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")).collect()
     }
 
