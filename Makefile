@@ -46,7 +46,7 @@ run-fleet: release
 ## Every test: unit, golden, conformance (when ../shared is present), CLI.
 test: deps
 	$(SWIFT) build
-	$(SWIFT) test
+	QUARRY_REQUIRE_POSTGRES=1 $(SWIFT) test
 	@if [ -f $(CORPUS) ]; then .build/debug/vql-conformance $(CORPUS) | tail -n 1; fi
 
 conformance: build

@@ -20,19 +20,37 @@ final class FleetHarness: @unchecked Sendable {
     var clientConfig: String { dir + "/client.yaml" }
     var definitions: String { dir + "/definitions" }
 
-    init(grace: Double? = nil) throws {
+    /// Ports of the frontends (several share one datastore when `datastore` is PostgreSQL).
+    let ports: [Int]
+    var servers: [Int: Process] = [:]
+
+    init(grace: Double? = nil, datastore: String? = nil, frontends: Int = 1) throws {
         dir = NSTemporaryDirectory() + "quarry-fleet-" + UUID().uuidString.prefix(8)
-        port = Int.random(in: 20000...59000)
+        let first = Int.random(in: 20000...59000)
+        port = first
+        ports = (0..<frontends).map { first + $0 * 7 }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try check(run(["config", "generate", "--server-url", "https://127.0.0.1:\(port)", "--dir", dir + "/srv"]))
-        if let grace {
-            var config = try ConfigFile.load(ServerConfig.self, from: serverConfig)
-            config.flowGraceSeconds = grace
-            try ConfigFile.save(config, to: serverConfig)
+        var config = try ConfigFile.load(ServerConfig.self, from: serverConfig)
+        if let grace { config.flowGraceSeconds = grace }
+        if let datastore { config.datastore = datastore }
+        try ConfigFile.save(config, to: serverConfig)
+        for (index, port) in ports.enumerated() {
+            var frontend = config
+            frontend.port = port
+            try ConfigFile.save(frontend, to: dir + "/srv/server\(index).yaml")
         }
         let client = try run(["config", "client", "--server-config", serverConfig])
         try check(client)
         try client.stdout.write(toFile: clientConfig, atomically: true, encoding: .utf8)
+        // One agent config per frontend: that frontend first, the others to fail over to.
+        for index in ports.indices {
+            var agent = try ConfigFile.load(ClientConfig.self, from: clientConfig)
+            let urls = (ports[index...] + ports[..<index]).map { "https://127.0.0.1:\($0)" }
+            agent.serverURL = urls[0]
+            agent.extraServerURLs = Array(urls.dropFirst())
+            try ConfigFile.save(agent, to: dir + "/client\(index).yaml")
+        }
         try FileManager.default.createDirectory(atPath: definitions, withIntermediateDirectories: true)
         for (index, text) in Self.testArtifacts.components(separatedBy: "---\n").enumerated() {
             try text.write(toFile: definitions + "/test\(index).yaml", atomically: true, encoding: .utf8)
@@ -41,7 +59,7 @@ final class FleetHarness: @unchecked Sendable {
 
     deinit {
         for process in agents.values where process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        if let server, server.isRunning { kill(server.processIdentifier, SIGKILL) }
+        for process in servers.values where process.isRunning { kill(process.processIdentifier, SIGKILL) }
         if ProcessInfo.processInfo.environment["QUARRY_KEEP_FLEET"] == nil { try? FileManager.default.removeItem(atPath: dir) }
     }
 
@@ -87,23 +105,26 @@ final class FleetHarness: @unchecked Sendable {
 
     // MARK: processes
 
-    func startServer() async throws {
-        let before = log("server").components(separatedBy: "listening on").count
-        let process = try spawn(["server", "--config", serverConfig, "--definitions", definitions], log: dir + "/server.log")
-        server = process
-        try await waitUntil(timeout: 15, "server listening") { self.log("server").components(separatedBy: "listening on").count > before }
+    func startServer(_ index: Int = 0) async throws {
+        let name = index == 0 ? "server" : "server\(index)"
+        let before = log(name).components(separatedBy: "listening on").count
+        let process = try spawn(["server", "--config", dir + "/srv/server\(index).yaml", "--definitions", definitions], log: dir + "/\(name).log")
+        servers[index] = process
+        if index == 0 { server = process }
+        try await waitUntil(timeout: 20, "server \(index) listening") { self.log(name).components(separatedBy: "listening on").count > before }
     }
 
-    func killServer() {
-        guard let server else { return }
+    func killServer(_ index: Int = 0) {
+        guard let server = servers[index] else { return }
         kill(server.processIdentifier, SIGKILL)
         server.waitUntilExit()
-        self.server = nil
+        servers[index] = nil
+        if index == 0 { self.server = nil }
     }
 
     @discardableResult
-    func startAgent(_ name: String) throws -> Process {
-        let process = try spawn(["client", "--config", clientConfig, "--state-dir", dir + "/agents/" + name], log: dir + "/agent-\(name).log")
+    func startAgent(_ name: String, frontend: Int = 0) throws -> Process {
+        let process = try spawn(["client", "--config", dir + "/client\(frontend).yaml", "--state-dir", dir + "/agents/" + name], log: dir + "/agent-\(name).log")
         agents[name] = process
         return process
     }
@@ -126,11 +147,13 @@ final class FleetHarness: @unchecked Sendable {
     }
 
     /// Waits until every named agent is enrolled, connected and has reported Generic.Client.Info.
-    func waitForAgents(_ names: [String], timeout: Double = 30) async throws {
+    /// With several frontends the API's "connected" covers only the frontend answering: `anyFrontend`
+    /// waits for the host facts alone.
+    func waitForAgents(_ names: [String], timeout: Double = 30, anyFrontend: Bool = false) async throws {
         try await waitUntil(timeout: timeout, "agents \(names) connected") {
             let ids = names.compactMap(self.clientId)
             guard ids.count == names.count, let views = try? await self.get("/clients", as: [ClientView].self) else { return false }
-            return ids.allSatisfy { id in views.contains { $0.client.clientId == id && $0.connected && !$0.client.os.isEmpty } }
+            return ids.allSatisfy { id in views.contains { $0.client.clientId == id && ($0.connected || anyFrontend) && !$0.client.os.isEmpty } }
         }
     }
 

@@ -60,7 +60,7 @@ struct ServerCommand: ParsableCommand {
 
     func openStore(_ config: ServerConfig) throws -> any FleetStore {
         if config.datastore.hasPrefix("sqlite:") { return try SQLiteFleetStore(path: String(config.datastore.dropFirst("sqlite:".count))) }
-        if config.datastore.hasPrefix("postgres://") || config.datastore.hasPrefix("postgresql://") {
+        if config.datastore.hasPrefix("postgres:") || config.datastore.hasPrefix("postgresql:") {
             return try PostgresFleetStore(url: config.datastore)
         }
         throw ValidationError("datastore '\(config.datastore)': expected sqlite:PATH or postgres://USER@HOST[:PORT]/DATABASE")
