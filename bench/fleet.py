@@ -6,28 +6,12 @@ all results stored, rows stored, and server/agent memory. Usage: bench/fleet.py 
 """
 import json, os, random, shutil, signal, subprocess, sys, tempfile, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-Q = os.environ.get("QUARRY", os.path.join(ROOT, ".build/release/quarry"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fleetlib import ROOT, Q, quarry, rss_kib  # noqa: E402
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 ARTIFACT = os.environ.get("ARTIFACT", "Linux.Sys.Pslist")
 
 
-def quarry(*args, check=True):
-    out = subprocess.run([Q, *args], capture_output=True, text=True)
-    if check and out.returncode != 0:
-        sys.exit(f"quarry {' '.join(args)} failed: {out.stderr}")
-    return out.stdout
-
-
-def rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def main():

@@ -8,8 +8,8 @@ INGEST_ROWS (rows per agent in the ingestion phase, 100).
 """
 import json, os, random, shutil, signal, subprocess, sys, tempfile, time, urllib.request, ssl, glob
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-Q = os.environ.get("QUARRY", os.path.join(ROOT, ".build/release/quarry"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fleetlib import ROOT, Q, quarry, rss_kib  # noqa: E402
 SIM = os.environ.get("SIM", os.path.join(ROOT, ".build/release/quarry-agent-sim"))
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
 MODES = sys.argv[2:] or ["sqlite1", "pg1", "pg3"]
@@ -29,22 +29,6 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-def quarry(*args, check=True):
-    out = subprocess.run([Q, *args], capture_output=True, text=True)
-    if check and out.returncode != 0:
-        raise RuntimeError(f"quarry {' '.join(args)} failed: {out.stderr}")
-    return out.stdout
-
-
-def rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 class Postgres:
