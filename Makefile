@@ -57,6 +57,13 @@ bench: release
 	bench/run.sh
 	bench/host.sh
 
+## Fleet: 200 real agent processes, then 10,000 simulated agents on SQLite, PostgreSQL and 3 frontends.
+bench-fleet: release
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(BENCH_PACKAGES) postgresql"
+	$(SWIFT) build -c release --product quarry-agent-sim
+	python3 bench/fleet.py 200
+	python3 bench/loadtest.py 10000
+
 docs: build
 	.build/debug/quarry docs > docs/reference.md
 
