@@ -175,35 +175,58 @@ extension PostgresFleetStore {
                 SELECT * FROM unnest(\(logFlows)::text[], \(logSeqs)::bigint[], \(logIndexes)::bigint[], \(logLines)::text[])
                 """)
         }
-        for (flowId, status) in statuses {
-            try await applyStatus(connection, flowId, status)
-        }
+        try await applyStatuses(connection, statuses)
     }
 
     /// Running moves a scheduled flow to running (and nothing else); a final status ends the flow
     /// whatever its state, appends its errors, and gives the flow a start time if it had none.
-    private static func applyStatus(_ connection: PostgresConnection, _ flowId: String, _ status: FlowStatus) async throws {
-        if status.state == .running {
+    /// All statuses of a call take two statements: the running ones, then the final ones (several
+    /// final statuses of one flow merge in order: their errors appended, the last state and time kept).
+    private static func applyStatuses(_ connection: PostgresConnection, _ statuses: [(flowId: String, status: FlowStatus)]) async throws {
+        var runningIds: [String] = [], runningTimes: [Double] = []
+        var finals: [String: (state: FlowState, time: Double, errors: [String])] = [:]
+        var order: [String] = []
+        for (flowId, status) in statuses {
+            if status.state == .running {
+                runningIds.append(flowId)
+                runningTimes.append(status.time)
+                continue
+            }
+            guard status.state.isFinal else { continue }
+            var errors = status.errors
+            if status.droppedBatches > 0 {
+                let count = status.droppedBatches == 1 ? "1 batch was" : "\(status.droppedBatches) batches were"
+                errors.append("\(count) lost: the agent's queue dropped them before the server acknowledged them")
+            }
+            if let previous = finals[flowId] {
+                finals[flowId] = (status.state, status.time, previous.errors + errors)
+            } else {
+                finals[flowId] = (status.state, status.time, errors)
+                order.append(flowId)
+            }
+        }
+        if !runningIds.isEmpty {
             try await connection.perform(
                 """
-                UPDATE flows SET state = \(FlowState.running.rawValue), started_at = \(status.time)
-                WHERE flow_id = \(flowId) AND state = \(FlowState.scheduled.rawValue)
+                UPDATE flows f SET state = \(FlowState.running.rawValue), started_at = v.t
+                FROM (SELECT DISTINCT ON (id) id, t FROM unnest(\(runningIds)::text[], \(runningTimes)::float8[]) AS u(id, t) ORDER BY id, t) AS v
+                WHERE f.flow_id = v.id AND f.state = \(FlowState.scheduled.rawValue)
                 """)
-            return
         }
-        guard status.state.isFinal else { return }
-        let stored = try await connection.fetchAll("SELECT errors FROM flows WHERE flow_id = \(flowId)")
-        var errors = try decode([String].self, try stored.first?.decode(String.self) ?? "[]", "errors of flow \(flowId)") + status.errors
-        if status.droppedBatches > 0 {
-            let count = status.droppedBatches == 1 ? "1 batch was" : "\(status.droppedBatches) batches were"
-            errors.append("\(count) lost: the agent's queue dropped them before the server acknowledged them")
+        guard !order.isEmpty else { return }
+        var states: [String] = [], times: [Double] = [], errors: [String] = []
+        for flowId in order {
+            guard let final = finals[flowId] else { continue }
+            states.append(final.state.rawValue)
+            times.append(final.time)
+            errors.append(try json(final.errors))
         }
-        let errorsJSON = try json(errors)
         try await connection.perform(
             """
-            UPDATE flows SET state = \(status.state.rawValue), ended_at = \(status.time),
-                started_at = COALESCE(started_at, \(status.time)), errors = \(errorsJSON)
-            WHERE flow_id = \(flowId)
+            UPDATE flows f SET state = v.state, ended_at = v.t, started_at = COALESCE(f.started_at, v.t),
+                errors = (f.errors::jsonb || v.errs::jsonb)::text
+            FROM unnest(\(order)::text[], \(states)::text[], \(times)::float8[], \(errors)::text[]) AS v(id, state, t, errs)
+            WHERE f.flow_id = v.id
             """)
     }
 }
