@@ -132,10 +132,7 @@ public enum FileFunctions {
                 guard index < files.count else { return nil }
                 let logical = files[index]
                 index += 1
-                switch ChunkReader.open(logical: logical, host: HostFS.resolve(logical, root: root), maxLength: maxLength) {
-                case .success(let r): reader = r
-                case .failure(let e): ctx.context.logOnce(.warning, "read_file: \(display(logical)): \(e)")
-                }
+                reader = ChunkReader.open(logical: logical, root: root, maxLength: maxLength, plugin: "read_file", context: ctx.context)
             }
         }
     }
@@ -234,6 +231,17 @@ final class ChunkReader {
         case .success(let (fd, st)):
             let limit = maxLength ?? (st.kind == .regular ? Int64.max : Int64(FileFunctions.defaultLength))
             return .success(ChunkReader(logical: logical, fd: fd, limit: limit))
+        }
+    }
+
+    /// Opens the next file of a plugin's list under the root remap; a file that cannot be read is
+    /// logged once (naming the plugin) and skipped: nil.
+    static func open(logical: [UInt8], root: [UInt8], maxLength: Int64?, plugin: String, context: QueryContext) -> ChunkReader? {
+        switch open(logical: logical, host: HostFS.resolve(logical, root: root), maxLength: maxLength) {
+        case .success(let reader): return reader
+        case .failure(let error):
+            context.logOnce(.warning, "\(plugin): \(FileFunctions.display(logical)): \(error)")
+            return nil
         }
     }
 

@@ -58,10 +58,7 @@ public enum Parsers {
                 guard index < files.count else { return nil }
                 let logical = files[index]
                 index += 1
-                switch ChunkReader.open(logical: logical, host: HostFS.resolve(logical, root: root), maxLength: nil) {
-                case .success(let r): reader = r
-                case .failure(let e): ctx.context.logOnce(.warning, "parse_lines: \(FileFunctions.display(logical)): \(e)")
-                }
+                reader = ChunkReader.open(logical: logical, root: root, maxLength: nil, plugin: "parse_lines", context: ctx.context)
             }
         }
     }

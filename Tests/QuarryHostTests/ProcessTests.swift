@@ -7,22 +7,30 @@ import Glibc
 #endif
 
 @Suite struct ProcessTests {
-    @Test func findsASpawnedChildByPid() throws {
+    /// Starts `executable` with one distinctive argument and waits until its exec has happened (the
+    /// command line is in place). The caller kills it with `stop`.
+    static func startSleeper(_ executable: String, marker: String) throws -> Process {
         let child = Process()
-        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
-        child.arguments = ["30.4242"]
+        child.executableURL = URL(fileURLWithPath: executable)
+        child.arguments = [marker]
         child.standardInput = FileHandle.nullDevice
         try child.run()
-        let pid = child.processIdentifier
-        defer {
-            kill(pid, SIGKILL)
-            child.waitUntilExit()
-        }
-        // Wait until the exec has happened (the command line is in place).
         for _ in 0..<100 {
-            if let cmdline = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), cmdline.contains("30.4242") { break }
+            if let cmdline = try? String(contentsOfFile: "/proc/\(child.processIdentifier)/cmdline", encoding: .utf8), cmdline.contains(marker) { break }
             usleep(20_000)
         }
+        return child
+    }
+
+    static func stop(_ child: Process) {
+        kill(child.processIdentifier, SIGKILL)
+        child.waitUntilExit()
+    }
+
+    @Test func findsASpawnedChildByPid() throws {
+        let child = try Self.startSleeper("/bin/sleep", marker: "30.4242")
+        let pid = child.processIdentifier
+        defer { Self.stop(child) }
         let rows = try Host.rows("SELECT * FROM pslist(pid=\(pid))")
         #expect(rows.count == 1)
         guard let row = rows.first else { return }
@@ -59,20 +67,9 @@ import Glibc
         defer { Host.cleanup(dir) }
         let copy = dir + "/sleepcopy"
         try FileManager.default.copyItem(atPath: "/bin/sleep", toPath: copy)
-        let child = Process()
-        child.executableURL = URL(fileURLWithPath: copy)
-        child.arguments = ["30.5151"]
-        child.standardInput = FileHandle.nullDevice
-        try child.run()
+        let child = try Self.startSleeper(copy, marker: "30.5151")
         let pid = child.processIdentifier
-        defer {
-            kill(pid, SIGKILL)
-            child.waitUntilExit()
-        }
-        for _ in 0..<100 {
-            if let cmdline = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), cmdline.contains("30.5151") { break }
-            usleep(20_000)
-        }
+        defer { Self.stop(child) }
         unlink(copy)
         let rows = try Host.rows("SELECT Exe, Exe =~ '\\\\(deleted\\\\)$' AS Deleted FROM pslist(pid=\(pid))")
         #expect(rows.first.flatMap { Host.string($0, "Exe") } == copy + " (deleted)")

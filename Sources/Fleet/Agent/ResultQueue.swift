@@ -82,7 +82,16 @@ public final class ResultQueue: Sendable {
 
     /// Entries in order, starting after `number` (0 = from the start), at most `limit`.
     public func entries(after number: UInt64, limit: Int) -> [Entry] {
-        state.withLockedValue { state in Array(state.entries.lazy.filter { $0.number > number }.prefix(limit)) }
+        state.withLockedValue { state in
+            // Entries are in number order: find the first one after `number` by bisection (the
+            // sender asks after every acknowledgement, so a long queue must not be scanned each time).
+            var low = 0, high = state.entries.count
+            while low < high {
+                let middle = (low + high) / 2
+                if state.entries[middle].number > number { high = middle } else { low = middle + 1 }
+            }
+            return Array(state.entries[low..<min(state.entries.count, low + limit)])
+        }
     }
 
     public func load(_ entry: Entry) -> WireBatch? {

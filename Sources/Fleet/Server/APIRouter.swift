@@ -175,6 +175,11 @@ func json(_ object: [String: Any]) throws -> Data {
     try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
 }
 
+/// A JSON object as text (log lines, audit details).
+func jsonText(_ object: [String: Any]) -> String {
+    (try? json(object)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+}
+
 func encode<T: Encodable>(_ value: T) throws -> Data {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -24,6 +24,8 @@ public final class FleetServer: Sendable {
     let listener = NIOLockedValueBox<FleetListener?>(nil)
     let log: @Sendable (String) -> Void
     let pipeline: IngestPipeline
+    /// Scheduler passes so far (some work runs only every few passes).
+    let schedulerPasses = NIOLockedValueBox(0)
     /// Flows sent to an agent recently (so the delivery poll does not send them again and again).
     let delivered = NIOLockedValueBox<[String: Double]>([:])
 
@@ -186,12 +188,13 @@ public final class FleetServer: Sendable {
         for flow in flows where !flow.cancelRequested { deliver(flow, to: socket) }
     }
 
-    func deliver(_ flow: FlowRecord, to socket: AgentSocket? = nil) {
+    /// Sends a collection request. A fan-out passes the request's `definitions` once for all its flows.
+    func deliver(_ flow: FlowRecord, to socket: AgentSocket? = nil, definitions known: [String]? = nil) {
         guard let socket = socket ?? links.withLockedValue({ $0[flow.clientId] }) else { return }
         delivered.withLockedValue { $0[flow.flowId] = Date().timeIntervalSince1970 }
         var request = flow.request
         if request.timeout == nil { request.timeout = config.defaultTimeoutSeconds }
-        socket.send(ServerMessage.collect(flowId: flow.flowId, request: request, definitions: definitions(for: request.artifacts)))
+        socket.send(ServerMessage.collect(flowId: flow.flowId, request: request, definitions: known ?? definitions(for: request.artifacts)))
     }
 
     /// YAML of requested artifacts (and what they call) that agents may not have built in.

@@ -52,7 +52,7 @@ extension FleetServer {
                 log("agent \(clientId): batch \(batch.flowId)#\(batch.seq) rejected: \(reason)")
                 try? await store.audit(AuditEntry(
                     time: Date().timeIntervalSince1970, user: clientId, action: "batch-rejected", target: batch.flowId,
-                    details: #"{"seq":\#(batch.seq),"reason":"\#(reason.replacingOccurrences(of: "\"", with: "'"))"}"#, remote: socket.remote))
+                    details: jsonText(["seq": batch.seq, "reason": reason]), remote: socket.remote))
                 socket.send(ServerMessage.ack(flowId: batch.flowId, seq: batch.seq, rejected: reason))
             }
         }
@@ -67,10 +67,10 @@ extension FleetServer {
             switch try blobs.write(flowId: batch.flowId, part: batch.payload) {
             case .none: return .uploadPart
             case .success(let record): return .upload(record)
-            case .failure(let error): return .log([#"{"level":"error","message":"\#(error.message.replacingOccurrences(of: "\"", with: "'"))"}"#])
+            case .failure(let error): return .log([jsonText(["level": "error", "message": error.message])])
             }
         } catch {
-            return .log([#"{"level":"error","message":"server could not store an upload part: \#(String(describing: error).replacingOccurrences(of: "\"", with: "'"))"}"#])
+            return .log([jsonText(["level": "error", "message": "server could not store an upload part: \(error)"])])
         }
     }
 

@@ -36,9 +36,17 @@ extension FleetServer {
     func schedulerPass(now: Double) async {
         do {
             let connected = connectedClientIds
-            let records = try await store.clients()
-            closeRevoked(records, connected: connected)
             let hunts = try await store.hunts().filter { $0.state == .running }
+            // The client table is read when hunts need it, and every tenth pass to drop revoked clients.
+            let pass = schedulerPasses.withLockedValue { count -> Int in
+                count += 1
+                return count
+            }
+            var records: [ClientRecord] = []
+            if !hunts.isEmpty || pass % 10 == 0 {
+                records = try await store.clients()
+                closeRevoked(records, connected: connected)
+            }
             if !hunts.isEmpty {
                 let clients = records.filter { !$0.revoked }.map {
                     PlannerClient(clientId: $0.clientId, labels: $0.labels, os: $0.os, connected: connected.contains($0.clientId))
@@ -110,7 +118,8 @@ extension FleetServer {
         for (huntId, flows) in fanOut {
             guard let hunt = byId[huntId] else { continue }
             let added = try await store.addHuntFlows(flows, clientLimit: hunt.clientLimit, ratePerMinute: hunt.ratePerMinute, now: now)
-            for flow in added { deliver(flow) }
+            let definitions = definitions(for: hunt.request.artifacts)
+            for flow in added { deliver(flow, definitions: definitions) }
         }
     }
 

@@ -13,37 +13,26 @@ public enum Connector {
     public static func openAgentChannel(url: String, tls: NIOSSLContext, group: EventLoopGroup, timeout: TimeAmount = .seconds(15)) async throws -> AgentSocket {
         let address = try ServerAddress(url: url)
         let result = OnceBox<AgentSocket>(eventLoop: group.next())
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(timeout)
-            .channelInitializer { channel in
+        let channel = try await connect(address, tls: tls, group: group, timeout: timeout) { pipeline in
+            let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 26) { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        try NIOSSLClientHandler(context: tls, serverHostname: address.isIPAddress ? nil : address.host))
-                    try channel.pipeline.syncOperations.addHandler(ServerIdentityCheck(host: address.host))
-                    let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 26) { channel, _ in
-                        channel.eventLoop.makeCompletedFuture {
-                            let socket = AgentSocket(channel: channel, certificateName: nil, remote: url, isClient: true)
-                            try channel.pipeline.syncOperations.addHandler(WebSocketMessageHandler(socket: socket))
-                            result.succeed(socket)
-                        }
-                    }
-                    // Frames the server sends right behind its 101 answer must not be dropped.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .forwardBytes,
-                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                            context.pipeline.removeHandler(name: "upgrade-request", promise: nil)
-                        }))
-                    try channel.pipeline.syncOperations.addHandler(
-                        RequestSender(host: address.host, method: .GET, uri: "/agent", headers: [], body: nil, failure: { result.fail($0) }),
-                        name: "upgrade-request")
+                    let socket = AgentSocket(channel: channel, certificateName: nil, remote: url, isClient: true)
+                    try channel.pipeline.syncOperations.addHandler(WebSocketMessageHandler(socket: socket))
+                    result.succeed(socket)
                 }
             }
-            .connect(host: address.host, port: address.port).get()
-        channel.closeFuture.whenComplete { _ in result.fail(TransportError("the server closed the connection before the agent channel opened")) }
-        let timer = channel.eventLoop.scheduleTask(in: timeout) { result.fail(TransportError("no agent channel after \(timeout.nanoseconds / 1_000_000_000) s")) }
-        defer { timer.cancel() }
+            // Frames the server sends right behind its 101 answer must not be dropped.
+            try pipeline.addHTTPClientHandlers(
+                leftOverBytesStrategy: .forwardBytes,
+                withClientUpgrade: (upgraders: [upgrader], completionHandler: { context in
+                    context.pipeline.removeHandler(name: "upgrade-request", promise: nil)
+                }))
+            try pipeline.addHandler(
+                RequestSender(host: address.host, method: .GET, uri: "/agent", headers: [], body: nil, failure: { result.fail($0) }),
+                name: "upgrade-request")
+        }
         do {
-            return try await result.future.get()
+            return try await outcome(of: result, on: channel, timeout: timeout, waitingFor: "the agent channel")
         } catch {
             channel.close(promise: nil)
             throw error
@@ -57,28 +46,40 @@ public enum Connector {
     ) async throws -> (status: Int, body: Data) {
         let address = try ServerAddress(url: url)
         let result = OnceBox<(Int, Data)>(eventLoop: group.next())
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(.seconds(15))
+        let channel = try await connect(address, tls: tls, group: group, timeout: .seconds(15)) { pipeline in
+            try pipeline.addHTTPClientHandlers()
+            try pipeline.addHandler(RequestSender(host: address.host, method: method, uri: path, headers: headers, body: body, failure: { result.fail($0) }))
+            try pipeline.addHandler(ResponseCollector(result: result))
+        }
+        defer { channel.close(promise: nil) }
+        let (status, data) = try await outcome(of: result, on: channel, timeout: timeout, waitingFor: "a complete response")
+        return (status, data)
+    }
+
+    /// A TCP connection with TLS and the server-identity check, then the caller's handlers.
+    private static func connect(
+        _ address: ServerAddress, tls: NIOSSLContext, group: EventLoopGroup, timeout: TimeAmount,
+        handlers: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void
+    ) async throws -> Channel {
+        try await ClientBootstrap(group: group)
+            .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        try NIOSSLClientHandler(context: tls, serverHostname: address.isIPAddress ? nil : address.host))
-                    try channel.pipeline.syncOperations.addHandler(ServerIdentityCheck(host: address.host))
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(
-                        RequestSender(host: address.host, method: method, uri: path, headers: headers, body: body, failure: { result.fail($0) }))
-                    try channel.pipeline.syncOperations.addHandler(ResponseCollector(result: result))
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: address.isIPAddress ? nil : address.host))
+                    try pipeline.addHandler(ServerIdentityCheck(host: address.host))
+                    try handlers(pipeline)
                 }
             }
             .connect(host: address.host, port: address.port).get()
-        channel.closeFuture.whenComplete { _ in result.fail(TransportError("the server closed the connection without a complete response")) }
-        let timer = channel.eventLoop.scheduleTask(in: timeout) { result.fail(TransportError("no response after \(timeout.nanoseconds / 1_000_000_000) s")) }
-        defer {
-            timer.cancel()
-            channel.close(promise: nil)
-        }
-        let (status, data) = try await result.future.get()
-        return (status, data)
+    }
+
+    /// Waits for what the handlers deliver, failing if the connection closes first or time runs out.
+    private static func outcome<T: Sendable>(of result: OnceBox<T>, on channel: Channel, timeout: TimeAmount, waitingFor what: String) async throws -> T {
+        channel.closeFuture.whenComplete { _ in result.fail(TransportError("the server closed the connection before \(what)")) }
+        let timer = channel.eventLoop.scheduleTask(in: timeout) { result.fail(TransportError("timed out after \(timeout.nanoseconds / 1_000_000_000) s waiting for \(what)")) }
+        defer { timer.cancel() }
+        return try await result.future.get()
     }
 }
 

@@ -18,18 +18,6 @@ public enum ServerPlugins {
         return api
     }
 
-    /// Runs an API call from a plugin (plugins are synchronous; the call runs on the task pool).
-    static func wait<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
-        let box = ResultBox<T>()
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            do { box.set(.success(try await work())) } catch { box.set(.failure(error)) }
-            done.signal()
-        }
-        done.wait()
-        return try box.get()
-    }
-
     /// Any Encodable as a VQL value (through JSON).
     static func value<T: Encodable>(_ item: T) -> Value {
         guard let data = try? JSONEncoder().encode(item), let parsed = try? JSONParser.parse(bytes: Array(data)) else { return .null }
@@ -46,7 +34,7 @@ public enum ServerPlugins {
         examples: ["SELECT client_id, hostname, labels FROM clients() WHERE connected"]
     ) { ctx in
         let api = try api(ctx)
-        let views = try wait { try await api.get("/clients", as: [ClientView].self) }
+        let views = try runBlocking { try await api.get("/clients", as: [ClientView].self) }
         return ArrayCursor(views.map { view in
             let c = view.client
             return .dict(Dict([
@@ -64,7 +52,7 @@ public enum ServerPlugins {
         examples: ["SELECT huntId, state, request.artifacts FROM hunts()"]
     ) { ctx in
         let api = try api(ctx)
-        return ArrayCursor(try wait { try await api.get("/hunts", as: [HuntRecord].self) }.map(value))
+        return ArrayCursor(try runBlocking { try await api.get("/hunts", as: [HuntRecord].self) }.map(value))
     }
 
     static let flows = PluginDeclaration(
@@ -75,7 +63,7 @@ public enum ServerPlugins {
     ) { ctx in
         let api = try api(ctx)
         let query = ["client_id": ctx.string("client_id"), "hunt_id": ctx.string("hunt_id")]
-        return ArrayCursor(try wait { try await api.get("/flows", query: query, as: [FlowRecord].self) }.map(value))
+        return ArrayCursor(try runBlocking { try await api.get("/flows", query: query, as: [FlowRecord].self) }.map(value))
     }
 
     static let huntResults = PluginDeclaration(
@@ -91,7 +79,7 @@ public enum ServerPlugins {
         let query: [String: String?] = [
             "hunt_id": ctx.string("hunt_id"), "artifact": ctx.string("artifact"), "source": ctx.string("source"), "round": ctx.int("round").map { String($0) },
         ]
-        let rows = try wait { try await api.get("/results", query: query, as: [ResultRow].self) }
+        let rows = try runBlocking { try await api.get("/results", query: query, as: [ResultRow].self) }
         return ArrayCursor(rows.map(resultValue))
     }
 
@@ -126,19 +114,8 @@ public enum ServerPlugins {
             for key in args.keys { parameters[key] = args[key].map { $0.stringValue ?? JSONWriter.string($0) } ?? "" }
         }
         let body = CollectRequestBody(clientId: client, request: CollectionRequest(artifacts: artifacts, parameters: parameters, timeout: ctx.double("timeout")))
-        let flow = try wait { try await api.post("/collect", body: body, as: FlowRecord.self) }
+        let flow = try runBlocking { try await api.post("/collect", body: body, as: FlowRecord.self) }
         return ArrayCursor([value(flow)])
-    }
-}
-
-/// Carries a result from a task back to a waiting thread.
-final class ResultBox<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var result: Result<T, Error>?
-    func set(_ value: Result<T, Error>) { lock.withLock { result = value } }
-    func get() throws -> T {
-        guard let result = lock.withLock({ result }) else { throw ServerPluginError("no result") }
-        return try result.get()
     }
 }
 

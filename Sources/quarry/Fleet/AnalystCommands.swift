@@ -35,11 +35,6 @@ struct FormatOption: ParsableArguments {
     }
 }
 
-func asValue<T: Encodable>(_ item: T) -> Value {
-    guard let data = try? JSONEncoder().encode(item), let value = try? JSONParser.parse(bytes: Array(data)) else { return .null }
-    return value
-}
-
 func isoTime(_ seconds: Double?) -> Value {
     seconds.map { .timestamp(Timestamp(seconds: $0)) } ?? .null
 }
@@ -60,7 +55,7 @@ struct AddUser: ParsableCommand {
         guard let role = Role(rawValue: role) else { throw ValidationError("unknown role '\(role)' (administrator, investigator, reader)") }
         let client = try api.client()
         let name = self.name
-        let answer = try blocking { try await client.post("/users", body: UserRequestBody(name: name, role: role), as: [String: String].self) }
+        let answer = try runBlocking { try await client.post("/users", body: UserRequestBody(name: name, role: role), as: [String: String].self) }
         let config = APIConfig(serverURL: client.config.serverURL, caCertificate: client.config.caCertificate, user: name, apiKey: answer["api_key"] ?? "")
         if let output {
             try ConfigFile.save(config, to: output)
@@ -92,7 +87,7 @@ struct ListClients: ParsableCommand {
 
     func run() throws {
         let client = try api.client()
-        try format.print(try blocking { try await client.get("/clients", as: [ClientView].self) }.map(clientRow))
+        try format.print(try runBlocking { try await client.get("/clients", as: [ClientView].self) }.map(clientRow))
     }
 }
 
@@ -105,8 +100,8 @@ struct ShowClient: ParsableCommand {
     func run() throws {
         let client = try api.client()
         let id = clientId
-        let view = try blocking { try await client.get("/clients/\(id)", as: ClientView.self) }
-        let flows = try blocking { try await client.get("/flows", query: ["client_id": id], as: [FlowRecord].self) }
+        let view = try runBlocking { try await client.get("/clients/\(id)", as: ClientView.self) }
+        let flows = try runBlocking { try await client.get("/flows", query: ["client_id": id], as: [FlowRecord].self) }
         try format.print([clientRow(view)])
         try format.print(flows.map(flowRow))
     }
@@ -122,7 +117,7 @@ struct LabelClient: ParsableCommand {
     func run() throws {
         let client = try api.client()
         let (id, body) = (clientId, LabelRequest(add: add, remove: remove))
-        let labels = try blocking { try await client.post("/clients/\(id)/labels", body: body, as: [String].self) }
+        let labels = try runBlocking { try await client.post("/clients/\(id)/labels", body: body, as: [String].self) }
         print("\(id): \(labels.joined(separator: ", "))")
     }
 }
@@ -164,7 +159,7 @@ struct CollectClientCommand: ParsableCommand {
     func run() throws {
         let client = try api.client()
         let body = CollectRequestBody(clientId: clientId, request: try limits.request(artifacts))
-        let flow = try blocking { try await client.post("/collect", body: body, as: FlowRecord.self) }
+        let flow = try runBlocking { try await client.post("/collect", body: body, as: FlowRecord.self) }
         guard wait else {
             print(flow.flowId)
             return
@@ -173,10 +168,10 @@ struct CollectClientCommand: ParsableCommand {
         var current = flow
         while !current.state.isFinal {
             Thread.sleep(forTimeInterval: 0.5)
-            current = try blocking { try await client.get("/flows/\(id)", as: FlowView.self) }.flow
+            current = try runBlocking { try await client.get("/flows/\(id)", as: FlowView.self) }.flow
         }
         printError("\(id): \(current.state.rawValue), \(current.rows) rows\(current.errors.isEmpty ? "" : "; " + current.errors.joined(separator: "; "))")
-        let rows = try blocking { try await client.get("/results", query: ["flow_id": id], as: [ResultRow].self) }
+        let rows = try runBlocking { try await client.get("/results", query: ["flow_id": id], as: [ResultRow].self) }
         try format.print(rows.map(ServerPlugins.resultValue))
         if current.state != .finished { throw ExitCode(1) }
     }

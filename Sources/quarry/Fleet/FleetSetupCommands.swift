@@ -99,7 +99,7 @@ func blockUntilSignal(_ start: @escaping @Sendable () async throws -> Void, onSi
     signal(SIGTERM, SIG_IGN)
     signal(SIGPIPE, SIG_IGN)
     let done = DispatchSemaphore(value: 0)
-    let failure = ResultBox()
+    let failure = ResultBox<Void>()
     let sources = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
         let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
         source.setEventHandler {
@@ -113,40 +113,11 @@ func blockUntilSignal(_ start: @escaping @Sendable () async throws -> Void, onSi
     }
     Task {
         do { try await start() } catch {
-            failure.set(error)
+            failure.set(.failure(error))
             done.signal()
         }
     }
     done.wait()
     sources.forEach { $0.cancel() }
-    if let error = failure.get() { throw error }
-}
-
-/// Runs async work from a synchronous command and returns its result.
-func blocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
-    let done = DispatchSemaphore(value: 0)
-    let box = ValueBox<T>()
-    Task {
-        do { box.set(.success(try await work())) } catch { box.set(.failure(error)) }
-        done.signal()
-    }
-    done.wait()
-    return try box.get()
-}
-
-final class ResultBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var error: Error?
-    func set(_ error: Error) { lock.withLock { self.error = error } }
-    func get() -> Error? { lock.withLock { error } }
-}
-
-final class ValueBox<T: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var result: Result<T, Error>?
-    func set(_ result: Result<T, Error>) { lock.withLock { self.result = result } }
-    func get() throws -> T {
-        guard let result = lock.withLock({ result }) else { throw ValidationError("no result") }
-        return try result.get()
-    }
+    if case .failure(let error)? = failure.value { throw error }
 }

@@ -50,7 +50,7 @@ struct CreateHunt: ParsableCommand {
         body.paused = paused
         let client = try api.client()
         let request = body
-        let hunt = try blocking { try await client.post("/hunts", body: request, as: HuntRecord.self) }
+        let hunt = try runBlocking { try await client.post("/hunts", body: request, as: HuntRecord.self) }
         print(hunt.huntId)
     }
 }
@@ -71,7 +71,7 @@ struct ListHunts: ParsableCommand {
 
     func run() throws {
         let client = try api.client()
-        let hunts = try blocking { try await client.get("/hunts", as: [HuntRecord].self) }
+        let hunts = try runBlocking { try await client.get("/hunts", as: [HuntRecord].self) }
         try format.print(hunts.filter { all || $0.state != .archived }.map(huntRow))
     }
 }
@@ -85,7 +85,7 @@ struct ShowHunt: ParsableCommand {
     func run() throws {
         let client = try api.client()
         let id = huntId
-        let view = try blocking { try await client.get("/hunts/\(id)", as: HuntView.self) }
+        let view = try runBlocking { try await client.get("/hunts/\(id)", as: HuntView.self) }
         let states = view.states.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         printError("\(id): \(view.hunt.state.rawValue), round \(view.hunt.round): \(states.isEmpty ? "no clients yet" : states)")
         for source in view.sources { printError("  \(source.artifact)\(source.source.isEmpty ? "" : "/" + source.source): \(source.rows) rows") }
@@ -102,7 +102,7 @@ struct ShowHunt: ParsableCommand {
 enum HuntAction {
     static func run(_ action: String, _ id: String, _ api: APIOptions) throws {
         let client = try api.client()
-        let hunt = try blocking { try await client.post("/hunts/\(id)/\(action)", body: [String: String](), as: HuntRecord.self) }
+        let hunt = try runBlocking { try await client.post("/hunts/\(id)/\(action)", body: [String: String](), as: HuntRecord.self) }
         print("\(hunt.huntId): \(hunt.state.rawValue)")
     }
 
@@ -140,7 +140,7 @@ struct HuntResults: ParsableCommand {
     func run() throws {
         let client = try api.client()
         let query: [String: String?] = ["hunt_id": huntId, "artifact": artifact, "source": source, "round": round.map(String.init)]
-        let rows = try blocking { try await client.get("/results", query: query, as: [ResultRow].self) }
+        let rows = try runBlocking { try await client.get("/results", query: query, as: [ResultRow].self) }
         try format.print(rows.map(ServerPlugins.resultValue))
     }
 }
@@ -155,7 +155,7 @@ struct HuntDiffCommand: ParsableCommand {
     func run() throws {
         let client = try api.client()
         let (id, round) = (huntId, round)
-        let diff = try blocking { try await client.get("/hunts/\(id)/diff", query: ["round": round.map(String.init)], as: HuntDiff.self) }
+        let diff = try runBlocking { try await client.get("/hunts/\(id)/diff", query: ["round": round.map(String.init)], as: HuntDiff.self) }
         printError("\(id): round \(diff.round) vs \(diff.previous): \(diff.added.count) added, \(diff.removed.count) removed")
         func tagged(_ row: ResultRow, _ change: String) -> Value {
             guard case .dict(let dict) = ServerPlugins.resultValue(row) else { return .null }
@@ -178,7 +178,7 @@ struct WaitHunt: ParsableCommand {
         let id = huntId
         let deadline = Date().addingTimeInterval(timeout)
         while true {
-            let view = try blocking { try await client.get("/hunts/\(id)", as: HuntView.self) }
+            let view = try runBlocking { try await client.get("/hunts/\(id)", as: HuntView.self) }
             let done = view.clients.filter { $0.state.isFinal && (round == nil || $0.round == round) }.count
             if done >= clients && (round == nil || view.hunt.round >= (round ?? 0)) {
                 printError("\(id): \(done) clients done in round \(view.hunt.round)")
