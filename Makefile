@@ -5,8 +5,13 @@ SWIFT ?= swift
 DEBIAN_PACKAGES := pkg-config libpcre2-dev libsqlite3-dev libyara-dev libmagic-dev libmagic-mgc zlib1g-dev sqlite3 python3 procps postgresql
 BIN := .build/release/quarry
 CORPUS := ../shared/conformance/vfilter/cases.json
+# Ratchets: `make test` fails when Velociraptor's golden testcases passing exactly, or the Linux
+# names covered (endpoint, server), fall below these (raise them as work lands, never lower them).
+TESTCASES_MIN := 15
+PARITY_MIN_ENDPOINT := 86
+PARITY_MIN_SERVER := 4
 
-.PHONY: run run-fleet test deps install-packages build release conformance bench bench-fleet docs clean artifacts
+.PHONY: run run-fleet test deps install-packages build release conformance parity bench bench-fleet docs clean artifacts
 
 BENCH_PACKAGES := hyperfine valgrind yara openssl iproute2
 
@@ -48,9 +53,17 @@ test: deps
 	$(SWIFT) build
 	QUARRY_REQUIRE_POSTGRES=1 $(SWIFT) test
 	@if [ -f $(CORPUS) ]; then .build/debug/vql-conformance $(CORPUS) | tail -n 1; fi
+	python3 scripts/velociraptor_testcases.py --min $(TESTCASES_MIN)
+	python3 scripts/parity.py --min-endpoint $(PARITY_MIN_ENDPOINT) --min-server $(PARITY_MIN_SERVER) --summary
 
+## Both conformance corpora: vfilter's VQL cases and Velociraptor's golden testcases (failures listed).
 conformance: build
 	.build/debug/vql-conformance $(CORPUS)
+	python3 scripts/velociraptor_testcases.py --verbose
+
+## Velociraptor's Linux names that quarry declares, endpoint and server apart, with what is missing.
+parity: build
+	python3 scripts/parity.py
 
 bench: release
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(BENCH_PACKAGES)"

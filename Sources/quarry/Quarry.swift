@@ -12,7 +12,7 @@ struct Quarry: ParsableCommand {
         commandName: "quarry",
         abstract: "Forensic queries over the live host in VQL.",
         subcommands: [
-            ReplCommand.self, QueryCommand.self, ArtifactsCommand.self, CollectionCommand.self, PluginsCommand.self, FunctionsCommand.self, DocsCommand.self,
+            ReplCommand.self, QueryCommand.self, ArtifactsCommand.self, CollectionCommand.self, PluginsCommand.self, FunctionsCommand.self, NamesCommand.self, DocsCommand.self,
             ConfigCommand.self, UserCommand.self, ServerCommand.self, ClientCommand.self, ClientsCommand.self, CollectClientCommand.self, HuntCommand.self,
         ],
         defaultSubcommand: ReplCommand.self
@@ -28,6 +28,9 @@ enum QuarryRegistry {
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         return registry
     }
+
+    /// Names of the accessors path-taking plugins accept (`accessor=`).
+    static var accessorNames: [String] { ["file", "auto"] }
 }
 
 /// Writes a message to standard error.
