@@ -92,11 +92,16 @@ struct VerifyArtifacts: ParsableCommand {
         for artifact in loadedFromFolders {
             var missing = Set<String>()
             let texts = [artifact.export, artifact.precondition].compactMap { $0 } + artifact.sources.flatMap { [$0.query, $0.precondition].compactMap { $0 } }
-            let prelude = (try? Parser.parse(artifact.export ?? "")) ?? []
+            // Names a source may use without defining them: the parameters, and everything any
+            // text of the artifact defines with LET (sources of one artifact can share a scope, and
+            // the export is visible to all of them).
+            var known = Set(artifact.parameters.map(\.name))
+            for text in texts {
+                for case .let(let definition) in (try? Parser.parse(text)) ?? [] { known.insert(definition.name) }
+            }
             for text in texts {
                 guard let statements = try? Parser.parse(text) else { continue }
-                let known = Set(artifact.parameters.map(\.name))
-                for problem in Binder.check(prelude + statements, registry: registry, knownNames: known)
+                for problem in Binder.check(statements, registry: registry, knownNames: known)
                 where problem.kind == .unknownPlugin || problem.kind == .unknownFunction {
                     if let name = problem.message.split(separator: "'").dropFirst().first { missing.insert(String(name)) }
                 }

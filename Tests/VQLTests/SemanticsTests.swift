@@ -183,6 +183,20 @@ final class ProducedCounter: Sendable {
         let defined = Binder.check(try Parser.parse("LET F(x) = x + 1 SELECT F(x=1) FROM scope()"), registry: registry)
         #expect(defined.isEmpty)
     }
+
+    /// Inside a subquery, `FROM Name` may read a column of the enclosing row (only the run time
+    /// knows the columns), so it is not an unknown plugin; at the top level, and with arguments, it is.
+    @Test func binderLeavesColumnSourcesOfSubqueriesToRunTime() throws {
+        let registry = CoreLibrary.registry()
+        let nested = Binder.check(try Parser.parse("SELECT { SELECT A FROM Stack } AS C FROM scope()"), registry: registry)
+        #expect(nested.isEmpty)
+        let top = Binder.check(try Parser.parse("SELECT * FROM Stack"), registry: registry)
+        #expect(top.map(\.kind) == [.unknownPlugin])
+        let called = Binder.check(try Parser.parse("SELECT { SELECT * FROM Stak(x=1) } FROM scope()"), registry: registry)
+        #expect(called.map(\.kind) == [.unknownPlugin])
+        let rows = try TestSupport.rows("LET R = SELECT [dict(A=1), dict(A=2)] AS Stack FROM scope() SELECT { SELECT A FROM Stack } AS C FROM R")
+        #expect(rows == [#"{"C":[1,2]}"#])
+    }
 }
 
 @Suite struct ThrottleTests {

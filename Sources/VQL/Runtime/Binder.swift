@@ -31,6 +31,10 @@ public enum Binder {
         let registry: Registry
         var known: Set<String>
         var problems: [Diagnostic] = []
+        /// How many subqueries deep the walk is. Inside one, `FROM Name` without arguments may name
+        /// a column of an enclosing row (Velociraptor's `SELECT … FROM CallStack`), which only the
+        /// run time knows, so it is not reported.
+        var depth = 0
 
         init(registry: Registry, known: Set<String>) {
             self.registry = registry
@@ -41,7 +45,7 @@ public enum Binder {
             if let from = s.from {
                 if let plugin = registry.plugin(from.name), !known.contains(from.name) {
                     checkArguments(from.args, name: from.name, specs: plugin.arguments, strict: plugin.strictArguments)
-                } else if !known.contains(from.name) {
+                } else if !known.contains(from.name), depth == 0 || !from.args.isEmpty {
                     problems.append(
                         Diagnostic(
                             .unknownPlugin, "unknown plugin '\(from.name)'", range: from.range,
@@ -80,7 +84,10 @@ public enum Binder {
                 if let lo { visit(lo) }
                 if let hi { visit(hi) }
             case .list(let items), .tuple(let items, _): items.forEach { visit($0) }
-            case .subquery(let s): visit(s)
+            case .subquery(let s):
+                depth += 1
+                visit(s)
+                depth -= 1
             case .binary(_, let l, let r, _):
                 visit(l)
                 visit(r)
