@@ -137,7 +137,7 @@ public enum BasicInfo {
 /// The language core's registry list: every built-in plugin and function, explicitly.
 public enum CoreLibrary {
     public static var plugins: [PluginDeclaration] { ControlPlugins.all + [BasicInfo.plugin] }
-    public static var functions: [FunctionDeclaration] { CoreFunctions.all + StringFunctions.all + Aggregates.all }
+    public static var functions: [FunctionDeclaration] { CoreFunctions.all + StringFunctions.all + Aggregates.all + TimeFunctions.all }
 
     /// A registry holding just the language core.
     public static func registry() -> Registry {

@@ -131,6 +131,13 @@ extension Value {
             return x == y ? 0 : (x.lexicographicallyPrecedes(y) ? -1 : 1)
         case (.object(let o), _) where o.scalar != nil: return vqlCompare(o.scalar ?? .null, b)
         case (_, .object(let o)) where o.scalar != nil: return vqlCompare(a, o.scalar ?? .null)
+        case (.timestamp, .string), (.timestamp, .bytes):
+            // A time compares with a date string by reading the string as a time.
+            guard case .timestamp(let u)? = Timestamps.parse(b) else { return nil }
+            return vqlCompare(a, .timestamp(u))
+        case (.string, .timestamp), (.bytes, .timestamp):
+            guard case .timestamp(let u)? = Timestamps.parse(a) else { return nil }
+            return vqlCompare(.timestamp(u), b)
         default: return nil
         }
     }
