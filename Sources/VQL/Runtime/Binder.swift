@@ -39,9 +39,10 @@ public enum Binder {
 
         mutating func visit(_ s: SelectStatement) {
             if let from = s.from {
+                let head = from.name.split(separator: ".").first.map(String.init) ?? from.name
                 if let plugin = registry.plugin(from.name), !known.contains(from.name) {
                     checkArguments(from.args, name: from.name, specs: plugin.arguments, strict: plugin.strictArguments)
-                } else if !known.contains(from.name) {
+                } else if !known.contains(from.name) && !(head != from.name && known.contains(head)) {
                     problems.append(
                         Diagnostic(
                             .unknownPlugin, "unknown plugin '\(from.name)'", range: from.range,

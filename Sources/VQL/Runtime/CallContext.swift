@@ -189,6 +189,7 @@ public enum Rows {
         case .lazy: return try cursor(for: value.reduced())
         case .list(let items): return ArrayCursor(items.filter { !$0.isNull })
         case .null: return ArrayCursor([])
+        case .object(let spilled as SpilledRows): return ArrayCursor(spilled.rows)
         default: return ArrayCursor([value])
         }
     }
