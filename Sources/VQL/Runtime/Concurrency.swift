@@ -66,7 +66,12 @@ public final class BoundedQueue<T>: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while head == items.count && !finished && !closed {
-            if !condition.wait(until: deadline) { return head == items.count ? .timedOut : takeLocked() }
+            // Foundation traps on far-future deadlines: wait in bounded steps instead.
+            let step = min(deadline, Date().addingTimeInterval(3600))
+            if !condition.wait(until: step) {
+                if step < deadline { continue }
+                return head == items.count ? .timedOut : takeLocked()
+            }
         }
         if closed || head == items.count { return .ended }
         return takeLocked()
