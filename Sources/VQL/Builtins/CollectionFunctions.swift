@@ -199,7 +199,7 @@ extension Env {
 /// Limits how deeply functions that run VQL built at run time (eval, template) may nest on one
 /// thread, so a self-referencing text ends with an error instead of exhausting the stack.
 enum NestingGuard {
-    static let limit = 64
+    static let limit = 32
     private static let key = "vql.nesting"
 
     static func run<T>(_ ctx: CallContext, _ name: String, _ body: () -> T) -> T? {

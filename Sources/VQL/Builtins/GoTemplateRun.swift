@@ -182,8 +182,11 @@ struct TemplateRun {
 
     /// Arguments for printf keep their VQL type so %d and %x work.
     private static func plainArgument(_ v: Value) -> Value {
-        if case .object(let o) = v, o is NoValue { return .string("<no value>") }
-        return v
+        switch v.reduced() {
+        case .object(let o) where o is NoValue: return .string("<no value>")
+        case .list, .dict, .query: return .string(print(v))
+        case let other: return other
+        }
     }
 
     /// Go's Sprint: a space between two operands when neither is a string.

@@ -239,8 +239,10 @@ public enum GoTime {
             case .upperPM: out += c.hour >= 12 ? "PM" : "AM"
             case .lowerPM: out += c.hour >= 12 ? "pm" : "am"
             case .zoneName:
-                if let name = zone.abbreviation(for: date), !name.hasPrefix("GMT") || offset == 0 {
-                    out += name == "GMT" && zone.identifier == "UTC" ? "UTC" : name
+                if offset == 0 && ["UTC", "GMT", "Etc/UTC", "Universal", "Zulu"].contains(zone.identifier) {
+                    out += "UTC"
+                } else if let name = zone.abbreviation(for: date), !name.hasPrefix("GMT") || offset == 0 {
+                    out += name
                 } else {
                     out += (offset < 0 ? "-" : "+") + pad(abs(offset) / 3600, 2) + pad(abs(offset) / 60 % 60, 2)
                 }

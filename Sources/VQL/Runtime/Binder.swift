@@ -2,8 +2,11 @@
 /// declaration does not take, each as a diagnostic with the closest known name. The engine itself
 /// is lenient (it logs and goes on, as Velociraptor does); the CLI and REPL use this to fail early.
 public enum Binder {
+    /// Names that plugins bind for the queries they run (sequence() gives its query SEQUENCE).
+    static let pluginBoundNames: Set<String> = ["SEQUENCE"]
+
     public static func check(_ statements: [Statement], registry: Registry, knownNames: Set<String> = []) -> [Diagnostic] {
-        var known = knownNames
+        var known = knownNames.union(pluginBoundNames)
         var problems: [Diagnostic] = []
         for statement in statements {
             if case .let(let l) = statement { known.insert(l.name) }
