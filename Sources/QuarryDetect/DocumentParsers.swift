@@ -23,6 +23,10 @@ public enum DocumentParsers {
         permissions: [.filesystemRead]
     ) { ctx in
         guard let bytes = ParserLibrary.content(ctx, "filename") else { return .null }
+        if let problem = nestingProblem(bytes) {
+            ctx.log(.error, "parse_yaml: \(problem)")
+            return .null
+        }
         do {
             guard let node = try Yams.compose(yaml: String(decoding: bytes, as: UTF8.self)) else { return .null }
             var budget = maxNodes
@@ -50,6 +54,42 @@ public enum DocumentParsers {
             ctx.log(.error, "parse_xml: \(error)")
             return .null
         }
+    }
+
+    /// The YAML library composes nested collections recursively: text that could nest deeper than
+    /// `maxDepth` (brackets, "- - -" runs, deep indentation) is refused before it is parsed.
+    static func nestingProblem(_ bytes: [UInt8]) -> String? {
+        var depth = 0
+        var quote: UInt8?
+        var column = 0
+        var dashes = 0
+        var atLineStart = true
+        for b in bytes {
+            if b == 0x0A {
+                column = 0
+                dashes = 0
+                atLineStart = true
+                if quote == UInt8(ascii: "'") || quote == UInt8(ascii: "\"") { continue }
+                continue
+            }
+            column += 1
+            if let q = quote {
+                if b == q { quote = nil }
+                continue
+            }
+            switch b {
+            case UInt8(ascii: "'"), UInt8(ascii: "\""): quote = b
+            case UInt8(ascii: "["), UInt8(ascii: "{"): depth += 1
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            case UInt8(ascii: "-") where atLineStart: dashes += 1
+            case UInt8(ascii: " "), UInt8(ascii: "\t"):
+                if atLineStart && column > 2 * maxDepth { return "indented more than \(2 * maxDepth) columns" }
+                continue
+            default: atLineStart = false
+            }
+            if depth > maxDepth || dashes > maxDepth { return "nested more than \(maxDepth) levels" }
+        }
+        return nil
     }
 
     struct TooLarge: Error, CustomStringConvertible {
