@@ -308,3 +308,22 @@ func temporaryDirectory() throws -> String {
         }
     }
 }
+
+/// sql() with the sqlite driver, on a real database file.
+@Suite struct SQLPluginTests {
+    @Test func sqliteDriverReadsAFile() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/t.db"
+        let make = Process()
+        make.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        make.arguments = [path, "CREATE TABLE t(a INTEGER, b TEXT); INSERT INTO t VALUES (1, 'x'), (2, 'y');"]
+        try make.run()
+        make.waitUntilExit()
+        let (rows, _) = try detect("SELECT * FROM sql(driver='sqlite', file='\(path)', query='SELECT * FROM t WHERE a > ?', args=[1])")
+        #expect(rows.map { JSONWriter.string($0) } == [#"{"a":2,"b":"y"}"#])
+        let (none, log) = try detect("SELECT * FROM sql(driver='mysql', connstring='x', query='SELECT 1')")
+        #expect(none.isEmpty)
+        #expect(log.contains { $0.contains("not available") })
+    }
+}

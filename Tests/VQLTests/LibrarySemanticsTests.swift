@@ -61,3 +61,14 @@ import Testing
         #expect(try TestSupport.rows("SELECT Year > 2000 AS Y FROM clock(ms=1) LIMIT 1") == [#"{"Y":true}"#])
     }
 }
+
+/// Floats print in JSON as Go's encoder prints them (and huge integral floats no longer trap).
+@Suite struct FloatOutputTests {
+    @Test func goJSONFloatForms() {
+        let cases: [(Double, String)] = [
+            (3, "3"), (1e20, "100000000000000000000"), (0.00001, "0.00001"), (1.5e-7, "1.5e-7"), (123456.789, "123456.789"),
+            (-2.5e-9, "-2.5e-9"), (1e21, "1e+21"), (0.1 + 0.2, "0.30000000000000004"), (-1e300, "-1e+300"), (9.5e18, "9500000000000000000"),
+        ]
+        for (value, expected) in cases { #expect(JSONWriter.formatDouble(value) == expected, "\(value)") }
+    }
+}
