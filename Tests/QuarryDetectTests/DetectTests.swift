@@ -251,6 +251,16 @@ func temporaryDirectory() throws -> String {
     }
 }
 
+/// Velociraptor's grok results: sorted keys, "" for fields whose group did not match.
+@Suite struct GrokApacheTests {
+    @Test func commonApacheLog() throws {
+        let (rows, _) = try detect(#"SELECT grok(grok="%{COMMONAPACHELOG}", data='127.0.0.1 - - [23/Apr/2014:22:58:32 +0200] "GET /index.php HTTP/1.1" 404 207') AS G FROM scope()"#)
+        #expect(rows.map { JSONWriter.string($0) } == [
+            #"{"G":{"auth":"-","bytes":"207","clientip":"127.0.0.1","httpversion":"1.1","ident":"-","rawrequest":"","request":"/index.php","response":"404","timestamp":"23/Apr/2014:22:58:32 +0200","verb":"GET"}}"#
+        ])
+    }
+}
+
 /// parse_yaml() and parse_xml() on real files and on hostile input.
 @Suite struct DocumentParserTests {
     @Test func yamlKeepsOrderAndTypes() throws {

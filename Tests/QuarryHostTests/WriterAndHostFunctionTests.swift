@@ -61,3 +61,19 @@ import Glibc
         #expect(rows.map { JSONWriter.string($0) } == [#"{"OS":"linux","Same":true}"#])
     }
 }
+
+/// ip() values print as their address and answer Go's net.IP predicates.
+@Suite struct IPObjectTests {
+    @Test func predicates() throws {
+        let rows = try Host.rows("""
+            SELECT ip(parse='0:0:0:0:0:FFFF:129.144.52.38') AS Mapped, ip(parse='192.168.1.2').IsPrivate AS P,
+                   ip(parse='8.8.8.8').IsPrivate AS NP, ip(parse='127.0.0.1').IsLoopback AS L, ip(parse='fe80::1').IsLinkLocalUnicast AS LL,
+                   ip(parse='fd00::1').IsPrivate AS ULA, ip(parse='224.0.0.1').IsMulticast AS M, ip(parse='8.8.8.8').IsGlobalUnicast AS G,
+                   ip(parse='0.0.0.0').IsUnspecified AS U, ip(parse='10.1.2.3') = '10.1.2.3' AS Eq
+            FROM scope()
+            """)
+        #expect(rows.map { JSONWriter.string($0) } == [
+            #"{"Mapped":"129.144.52.38","P":true,"NP":false,"L":true,"LL":true,"ULA":true,"M":true,"G":true,"U":true,"Eq":true}"#
+        ])
+    }
+}
