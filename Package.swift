@@ -40,7 +40,10 @@ let package = Package(
         // Plugins that find evil and read formats: YARA, libmagic, SQLite files, parsers, uploads.
         .target(
             name: "QuarryDetect",
-            dependencies: ["VQL", "CYara", "CMagic", "CSQLite3", .product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: [
+                "VQL", "CYara", "CMagic", "CSQLite3", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+            ]),
         // Artifacts: the YAML model, repository, compilation to VQL and the Artifact.NAME plugins.
         .target(
             name: "Artifacts",
