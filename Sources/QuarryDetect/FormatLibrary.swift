@@ -1,0 +1,8 @@
+import VQL
+
+/// The format parsers of this module (binary profiles, certificates, executables, databases,
+/// logs), listed explicitly; `DetectLibrary` includes them.
+public enum FormatLibrary {
+    public static var plugins: [PluginDeclaration] { [] }
+    public static var functions: [FunctionDeclaration] { [ParseBinaryFunction.function] }
+}
