@@ -124,7 +124,8 @@ final class BinaryParse: @unchecked Sendable {
                 log("no struct or type named '\(name)' in the profile")
                 return .null
             }
-            guard spend(elements: 1) else { return .null }
+            // A struct costs as many values as it has fields (they are what output materializes).
+            guard spend(elements: max(1, definition.fields.count)) else { return .null }
             return .object(BinaryStruct(definition: definition, offset: offset, parse: self, depth: depth + 1))
         case .absolute(let inner, let amount):
             guard let target = self.amount(amount, parent) else { return .null }
