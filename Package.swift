@@ -40,7 +40,10 @@ let package = Package(
         // Plugins that find evil and read formats: YARA, libmagic, SQLite files, parsers, uploads.
         .target(
             name: "QuarryDetect",
-            dependencies: ["VQL", "CYara", "CMagic", "CSQLite3", .product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: [
+                "VQL", "CYara", "CMagic", "CSQLite3", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"), .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]),
         // Artifacts: the YAML model, repository, compilation to VQL and the Artifact.NAME plugins.
         .target(
             name: "Artifacts",
@@ -90,7 +93,7 @@ let package = Package(
         .testTarget(name: "VQLTests", dependencies: ["VQL", "VQLConformance"], exclude: ["Golden"]),
         .testTarget(name: "QuarryHostTests", dependencies: ["QuarryHost", "VQL"]),
         .testTarget(name: "QuarryCLITests", exclude: ["Support"]),
-        .testTarget(name: "QuarryDetectTests", dependencies: ["QuarryDetect", "QuarryHost", "VQL"]),
+        .testTarget(name: "QuarryDetectTests", dependencies: ["QuarryDetect", "QuarryHost", "VQL", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "FleetCore", "FleetTestSupport"]),
         // One behaviour suite run against every datastore engine (SQLite, and a PostgreSQL it starts).
