@@ -4,5 +4,5 @@ import VQL
 /// logs), listed explicitly; `DetectLibrary` includes them.
 public enum FormatLibrary {
     public static var plugins: [PluginDeclaration] { [] }
-    public static var functions: [FunctionDeclaration] { [ParseBinaryFunction.function] + CertificateFunctions.all }
+    public static var functions: [FunctionDeclaration] { [ParseBinaryFunction.function, ParsePEFunction.function] + CertificateFunctions.all }
 }
