@@ -143,6 +143,24 @@ public enum ParserInput {
         }
     }
 
+    /// A folder named by argument `argument` (LevelDB databases are folders of files).
+    public static func folder(_ ctx: CallContext, _ argument: String) -> (any ParserFolder)? {
+        guard let value = ctx.value(argument), let path = pathBytes(value) else { return nil }
+        switch ctx.string("accessor") ?? "" {
+        case "", "file", "auto":
+            let display = String(decoding: path, as: UTF8.self)
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: display, isDirectory: &isDirectory) else {
+                ctx.context.logOnce(.warning, "\(ctx.name): \(display): no such file or folder")
+                return nil
+            }
+            return FileFolder(path: display, isDirectory: isDirectory.boolValue, ctx: ctx)
+        case let other:
+            ctx.context.logOnce(.error, "\(ctx.name): accessor '\(other)' is not available to this parser")
+            return nil
+        }
+    }
+
     /// A printable name for an input, for log messages.
     public static func describe(_ value: Value, accessor: String?) -> String {
         if accessor == "data" { return "<data>" }
@@ -185,5 +203,36 @@ public enum ParserInput {
             size = end > 0 ? Int64(end) : 0
         }
         return FileSource(fd: fd, size: size)
+    }
+}
+
+/// A folder of files a parser reads by name (or one file standing alone).
+public protocol ParserFolder: AnyObject {
+    /// The file names in the folder (just the file's own name when it is a single file).
+    func names() -> [String]
+    func open(_ name: String) -> (any ParserSource)?
+}
+
+/// A folder (or single file) on the file system.
+final class FileFolder: ParserFolder {
+    let path: String
+    let isDirectory: Bool
+    let ctx: CallContext
+
+    init(path: String, isDirectory: Bool, ctx: CallContext) {
+        self.path = path
+        self.isDirectory = isDirectory
+        self.ctx = ctx
+    }
+
+    func names() -> [String] {
+        guard isDirectory else { return [(path as NSString).lastPathComponent] }
+        return ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+    }
+
+    func open(_ name: String) -> (any ParserSource)? {
+        guard !name.contains("/"), name != "..", name != "." else { return nil }
+        let full = isDirectory ? path + "/" + name : path
+        return ParserInput.openFile(Array(full.utf8), ctx: ctx)
     }
 }
