@@ -139,14 +139,16 @@ struct AuditAssembler {
 
     /// One record: `type=X msg=audit(t:n): key=value …` (an optional `node=` first).
     static func parse(_ line: String) -> Dict? {
-        guard let open = line.range(of: "audit("), let close = line[open.upperBound...].firstIndex(of: ")") else { return nil }
-        let id = String(line[open.upperBound..<close])
+        // Enriched logs add interpreted fields after a group separator.
+        let parts = line.split(separator: "\u{1d}", maxSplits: 1, omittingEmptySubsequences: false)
+        let head = parts.first ?? Substring(line)
+        guard let open = head.range(of: "audit("), let close = head[open.upperBound...].firstIndex(of: ")") else { return nil }
+        let id = String(head[open.upperBound..<close])
         var record = Dict()
         record["_id"] = .string(id)
         var enriched = Dict()
-        let parts = line.split(separator: "\u{1d}", maxSplits: 1)
-        for (key, value) in fields(String(line[..<open.lowerBound])) { record[key] = .string(value) }
-        for (key, value) in fields(String(parts[0][parts[0].index(after: close)...])) { record[key] = .string(value) }
+        for (key, value) in fields(String(head[..<open.lowerBound])) { record[key] = .string(value) }
+        for (key, value) in fields(String(head[head.index(after: close)...])) { record[key] = .string(value) }
         if parts.count > 1 {
             for (key, value) in fields(String(parts[1])) { enriched[key] = .string(value) }
             record["_enriched"] = .dict(enriched)
@@ -198,7 +200,11 @@ struct AuditAssembler {
     static func event(_ records: [Dict]) -> Value {
         let id = records.first?["_id"]?.stringValue ?? ""
         let parts = id.split(separator: ":")
-        let seconds = parts.first.flatMap { Double($0) } ?? 0
+        // seconds.millis, kept exact (no floating point).
+        let stamp = parts.first.map { $0.split(separator: ".") } ?? []
+        let whole = stamp.first.flatMap { Int64($0) } ?? 0
+        let fraction = stamp.count > 1 ? String(stamp[1].prefix(9)) : ""
+        let nanos = (Int64(fraction) ?? 0) * Int64(pow(10.0, Double(9 - fraction.count)))
         let main = records.first { $0["type"]?.stringValue == "SYSCALL" } ?? records.first { $0["type"]?.stringValue != "PROCTITLE" } ?? records.first ?? Dict()
         var data = Dict()
         for (key, value) in main.pairs where !key.hasPrefix("_") && key != "type" && key != "node" { data[key] = value }
@@ -220,7 +226,7 @@ struct AuditAssembler {
             return .dict(r)
         }
         return .dict(Dict(schema: schema, values: [
-            .timestamp(Timestamp(seconds: seconds)), parts.count > 1 ? (Int64(parts[1]).map { .int($0) } ?? .null) : .null,
+            .timestamp(Timestamp(nanoseconds: whole &* 1_000_000_000 &+ nanos)), parts.count > 1 ? (Int64(parts[1]).map { .int($0) } ?? .null) : .null,
             main["node"] ?? .null, main["type"] ?? .null, result, .dict(data), .list(args), .list(paths), .list(cleaned),
         ]))
     }
