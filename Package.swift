@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // The fleet datastore's PostgreSQL engine, for several server frontends on one database.
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // http_client(): HTTP/1.1 and HTTP/2 over TLS with redirects, timeouts and Unix sockets.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // PCRE2 (Debian's libpcre2-dev) gives RE2-compatible, JIT-compiled regular expressions.
@@ -53,10 +55,18 @@ let package = Package(
             name: "QuarryHost",
             dependencies: ["VQL", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
+        // Network plugins: http_client (on AsyncHTTPClient) and netcat.
+        .target(
+            name: "QuarryNet",
+            dependencies: [
+                "VQL", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
         .executableTarget(
             name: "quarry",
             dependencies: [
-                "VQL", "QuarryHost", "QuarryDetect", "Artifacts", "FleetCore", "Fleet", "FleetPostgres",
+                "VQL", "QuarryHost", "QuarryDetect", "QuarryNet", "Artifacts", "FleetCore", "Fleet", "FleetPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
@@ -94,6 +104,7 @@ let package = Package(
         .testTarget(name: "QuarryHostTests", dependencies: ["QuarryHost", "VQL"]),
         .testTarget(name: "QuarryCLITests", exclude: ["Support"]),
         .testTarget(name: "QuarryDetectTests", dependencies: ["QuarryDetect", "QuarryHost", "VQL", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "QuarryNetTests", dependencies: ["QuarryNet", "VQL"]),
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "FleetCore", "FleetTestSupport"]),
         // One behaviour suite run against every datastore engine (SQLite, and a PostgreSQL it starts).
