@@ -38,12 +38,15 @@ let package = Package(
         .systemLibrary(name: "CYara", path: "Sources/CYara", pkgConfig: "yara", providers: [.apt(["libyara-dev"])]),
         .systemLibrary(name: "CMagic", path: "Sources/CMagic", pkgConfig: "libmagic", providers: [.apt(["libmagic-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Journal payload compression (zstd, xz) for parse_journald.
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CLZMA", path: "Sources/CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
         .systemLibrary(name: "CSQLite3", path: "Sources/CSQLite3", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // Plugins that find evil and read formats: YARA, libmagic, SQLite files, parsers, uploads.
         .target(
             name: "QuarryDetect",
             dependencies: [
-                "VQL", "CYara", "CMagic", "CSQLite3", .product(name: "Crypto", package: "swift-crypto"),
+                "VQL", "CYara", "CMagic", "CSQLite3", "CZstd", "CLZMA", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"), .product(name: "SwiftASN1", package: "swift-asn1"),
             ]),
         // Artifacts: the YAML model, repository, compilation to VQL and the Artifact.NAME plugins.

@@ -202,3 +202,13 @@ func net(_ text: String) throws -> (rows: [Value], log: [String]) {
         #expect(chunked.allSatisfy { ($0.member("Data").byteValue?.count ?? 99) <= 4 })
     }
 }
+
+/// The examples in the network declarations run and yield rows without errors.
+@Suite struct NetExampleTests {
+    @Test(arguments: NetLibrary.plugins.flatMap(\.examples) + NetLibrary.functions.flatMap(\.examples))
+    func exampleRuns(_ example: String) throws {
+        let (rows, log) = try net(example)
+        #expect(!rows.isEmpty, "no rows from \(example)")
+        #expect(!log.contains { $0.hasPrefix("ERROR") }, "\(log)")
+    }
+}
