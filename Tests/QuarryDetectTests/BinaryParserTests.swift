@@ -204,3 +204,47 @@ import VQL
         }
     }
 }
+
+/// Velociraptor's Secure Boot artifact profile (Generic.System.EfiSignatures) over a signature
+/// database built here: an X.509 list (parsed by parse_x509 from inside the profile) and a
+/// SHA-256 list (hashes rendered with format('%048x')).
+@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: OpenSSLFixture.openssl)))
+struct EfiSignatureProfileTests {
+    static func artifactProfile() -> String? {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        for root in [repo.deletingLastPathComponent().path + "/shared", "/work/shared"] {
+            guard let text = try? String(contentsOfFile: root + "/conformance/velociraptor-artifacts/Generic/System/EfiSignatures.yaml", encoding: .utf8),
+                  let start = text.range(of: "LET PROFILE = '''"), let end = text[start.upperBound...].range(of: "'''") else { continue }
+            return String(text[start.upperBound..<end.lowerBound])
+        }
+        return nil
+    }
+
+    @Test(.enabled(if: artifactProfile() != nil)) func certificatesAndHashes() throws {
+        let profile = try #require(Self.artifactProfile())
+        let cert = try OpenSSLFixture().bytes("cert.der")
+        func guid(_ text: String) -> [UInt8] {
+            let u = UUID(uuidString: text)?.uuid ?? (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            let b = [u.0, u.1, u.2, u.3, u.4, u.5, u.6, u.7, u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15]
+            return [b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6]] + Array(b[8...])
+        }
+        func le32(_ v: Int) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+        let owner = guid("77FA9ABD-0359-4D32-BD60-28F4E78F784B")
+        let signature = owner + cert
+        var db = le32(0x27)
+        db += guid("A5C059A1-94E4-4AA7-87B5-AB155C2BF072") + le32(28 + signature.count) + le32(0) + le32(signature.count) + signature
+        db += guid("C1C41626-504C-4092-ACA9-41F936934328") + le32(28 + 96) + le32(0) + le32(48)
+        db += owner + [UInt8](repeating: 0xAB, count: 32) + owner + [UInt8](repeating: 0x01, count: 32)
+        let path = try writeTemporary(db, name: "db-d719b2cb-3d3a-4596-a3bc-dad00e67656f")
+        let (rows, log) = try detect("""
+            LET PROFILE = '''\(profile)'''
+            SELECT * FROM foreach(row=parse_binary(filename='\(path)', profile=PROFILE, struct='EfiSignatures').Signatures,
+              query={ SELECT Payload.Owner AS Owner, Payload.Cert.Subject AS Subject, Payload.Hashes.Hash AS Hashes FROM scope() })
+            """)
+        #expect(!log.contains { $0.hasPrefix("ERROR") }, "\(log)")
+        #expect(rows.count == 2)
+        #expect(rows.first?.member("Owner").stringValue == "{77fa9abd-0359-4d32-bd60-28f4e78f784b}")
+        #expect(rows.first?.member("Subject").stringValue == "CN=quarry.test,O=Quarry Test,C=NZ")
+        #expect(rows.last?.member("Hashes").listElements?.compactMap(\.stringValue) == [String(repeating: "ab", count: 32), String(repeating: "01", count: 32)])
+    }
+}
