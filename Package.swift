@@ -48,6 +48,7 @@ let package = Package(
             dependencies: [
                 "VQL", "CYara", "CMagic", "CSQLite3", "CZstd", "CLZMA", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"), .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Yams", package: "Yams"),
             ]),
         // Artifacts: the YAML model, repository, compilation to VQL and the Artifact.NAME plugins.
         .target(

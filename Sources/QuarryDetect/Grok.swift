@@ -37,6 +37,11 @@ public enum Grok {
         "SYSLOGHOST": "%{IPORHOST}",
         "SYSLOGFACILITY": "<%{NONNEGINT:facility}.%{NONNEGINT:priority}>",
         "SYSLOGBASE": "%{SYSLOGTIMESTAMP:timestamp} (?:%{SYSLOGFACILITY} )?%{SYSLOGHOST:logsource} %{SYSLOGPROG}:",
+        "HTTPDUSER": "%{EMAILADDRESS}|%{USER}",
+        "HTTPDATE": "%{MONTHDAY}/%{MONTH}/%{YEAR}:%{TIME} %{INT}",
+        "QS": "%{QUOTEDSTRING}",
+        "COMMONAPACHELOG": #"%{IPORHOST:clientip} %{HTTPDUSER:ident} %{USER:auth} \[%{HTTPDATE:timestamp}\] "(?:%{WORD:verb} %{NOTSPACE:request}(?: HTTP/%{NUMBER:httpversion})?|%{DATA:rawrequest})" %{NUMBER:response} (?:%{NUMBER:bytes}|-)"#,
+        "COMBINEDAPACHELOG": "%{COMMONAPACHELOG} %{QS:referrer} %{QS:agent}",
         "LOGLEVEL": "(?:[Aa]lert|ALERT|[Tt]race|TRACE|[Dd]ebug|DEBUG|[Nn]otice|NOTICE|[Ii]nfo|INFO|[Ww]arn?(?:ing)?|WARN?(?:ING)?|[Ee]rr?(?:or)?|ERR?(?:OR)?|[Cc]rit?(?:ical)?|CRIT?(?:ICAL)?|[Ff]atal|FATAL|[Ss]evere|SEVERE|EMERG(?:ENCY)?|[Ee]merg(?:ency)?)",
     ]
 
@@ -111,18 +116,25 @@ public enum Grok {
                 return .null
             }
             guard let groups = compiled.regex.firstMatch(in: data) else { continue }
-            var result = Dict()
+            // As Velociraptor's grok: every named field, "" when its group did not take part,
+            // keys in sorted order (its result is a Go map).
+            var values: [String: Value] = [:]
             let names = compiled.regex.captureNames
             for field in compiled.fields {
                 // Unnamed groups in the expression shift the numbers: find the group by its name.
-                guard let g = names.firstIndex(where: { $0 == field.group }), g < groups.count, let range = groups[g] else { continue }
+                guard let g = names.firstIndex(where: { $0 == field.group }), g < groups.count, let range = groups[g] else {
+                    if values[field.name] == nil { values[field.name] = .string("") }
+                    continue
+                }
                 let text = String(decoding: data[range], as: UTF8.self)
                 switch field.type {
-                case "int": result[field.name] = Int64(text).map(Value.int) ?? .string(text)
-                case "float": result[field.name] = Double(text).map(Value.double) ?? .string(text)
-                default: result[field.name] = .string(text)
+                case "int": values[field.name] = Int64(text).map(Value.int) ?? .string(text)
+                case "float": values[field.name] = Double(text).map(Value.double) ?? .string(text)
+                default: values[field.name] = .string(text)
                 }
             }
+            var result = Dict()
+            for key in values.keys.sorted() { result[key] = values[key] }
             return .dict(result)
         }
         return .null

@@ -28,6 +28,39 @@ public enum SQLitePlugin {
     }
 }
 
+extension SQLitePlugin {
+    /// sql(): Velociraptor's database plugin. Only the sqlite driver is served here (read-only,
+    /// as sqlite()); a MySQL or PostgreSQL connection is refused with a logged error.
+    public static let sql = PluginDeclaration(
+        name: "sql", summary: "Runs a SQL query against a database; the sqlite driver reads a SQLite file read-only (mysql and postgres are not available).",
+        arguments: [
+            ArgumentSpec("driver", .string, required: true, "sqlite (mysql and postgres are refused)."),
+            ArgumentSpec("connstring", .string, "For sqlite: the database path when `file` is not given."),
+            ArgumentSpec("file", .string, "The SQLite database file."),
+            ArgumentSpec("accessor", .string, "Accepted for compatibility (file)."),
+            ArgumentSpec("query", .string, required: true, "The SQL query."),
+            ArgumentSpec("args", .any, "Parameters: a list (?) or a dict (:name)."),
+        ],
+        examples: ["SELECT * FROM sql(driver='sqlite', file=':memory:', query='SELECT 1 AS One')"],
+        permissions: [.filesystemRead]
+    ) { ctx in
+        guard (ctx.string("driver") ?? "").lowercased() == "sqlite" else {
+            ctx.log(.error, "sql: driver '\(ctx.string("driver") ?? "")' is not available (only sqlite)")
+            return ArrayCursor([])
+        }
+        guard let file = ctx.string("file") ?? ctx.string("connstring"), let query = ctx.string("query") else {
+            ctx.log(.error, "sql: the sqlite driver needs file= (or connstring=) and query=")
+            return ArrayCursor([])
+        }
+        do {
+            return try SQLiteCursor(file: file, query: query, args: ctx.value("args"), ctx: ctx)
+        } catch {
+            ctx.log(.error, "sql: \(file): \(error)")
+            return ArrayCursor([])
+        }
+    }
+}
+
 /// Why a SQLite call failed, with SQLite's own message.
 struct SQLiteError: Error, CustomStringConvertible {
     let message: String

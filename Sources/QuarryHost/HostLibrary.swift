@@ -5,9 +5,10 @@ import VQL
 public enum HostLibrary {
     public static var plugins: [PluginDeclaration] {
         [GlobPlugin.plugin] + FileFunctions.plugins + Parsers.plugins + Processes.plugins + Sockets.plugins + Network.plugins
-            + SystemInfo.plugins + Users.plugins + Execve.plugins + LoginRecords.plugins
+            + SystemInfo.plugins + Users.plugins + Execve.plugins + LoginRecords.plugins + WriterPlugins.plugins
     }
     public static var functions: [FunctionDeclaration] {
         FileFunctions.functions + Parsers.functions + Hashing.functions + Processes.functions + Network.functions + SystemInfo.functions
+            + HostFunctions.functions
     }
 }

@@ -10,7 +10,7 @@ public enum Network {
     public static var functions: [FunctionDeclaration] { [ip, cidrContains] }
 
     public static let ip = FunctionDeclaration(
-        name: "ip", summary: "Parses an IPv4 or IPv6 address into its canonical string (NULL when invalid).",
+        name: "ip", summary: "Parses an IPv4 or IPv6 address (NULL when invalid): prints as its canonical text and answers IsPrivate, IsLoopback, IsMulticast, IsUnspecified, IsLinkLocalUnicast, IsGlobalUnicast.",
         arguments: [
             ArgumentSpec("parse", .string, "An address in text form."),
             ArgumentSpec("netaddr4_le", .int, "An IPv4 address as a little-endian integer."),
@@ -20,7 +20,7 @@ public enum Network {
         examples: ["SELECT ip(parse='::ffff:127.0.0.1') AS IP FROM scope()"]
     ) { ctx in
         if let text = ctx.string("parse") {
-            return IPAddress.parse(text).flatMap { IPAddress.format($0) }.map { .string($0) } ?? .null
+            return IPAddress.parse(text).flatMap { IPObject($0) }.map { .object($0) } ?? .null
         }
         if let n = ctx.int("netaddr4_le") {
             let v = UInt32(truncatingIfNeeded: n)
@@ -173,5 +173,52 @@ enum IPAddress {
             if network[i] & mask != address[i] & mask { return false }
         }
         return true
+    }
+}
+
+/// An address from ip(parse=): its canonical text as a scalar, and Go's net.IP predicates as members.
+final class IPObject: HostObject, @unchecked Sendable {
+    let bytes: [UInt8]
+    let text: String
+
+    init?(_ raw: [UInt8]) {
+        var bytes = raw
+        if bytes.count == 16 && bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
+            bytes = Array(bytes[12...])
+        }
+        guard let text = IPAddress.format(bytes) else { return nil }
+        self.bytes = bytes
+        self.text = text
+    }
+
+    var typeName: String { "ip" }
+    var memberNames: [String] { [] }
+    var scalar: Value? { .string(text) }
+
+    private var v4: Bool { bytes.count == 4 }
+
+    func member(_ name: String) -> Value? {
+        let b = bytes
+        let loopback = v4 ? b[0] == 127 : b == [UInt8](repeating: 0, count: 15) + [1]
+        let unspecified = b.allSatisfy { $0 == 0 }
+        let multicast = v4 ? b[0] & 0xF0 == 0xE0 : b[0] == 0xFF
+        let linkLocalUnicast = v4 ? (b[0] == 169 && b[1] == 254) : (b[0] == 0xFE && b[1] & 0xC0 == 0x80)
+        let linkLocalMulticast = v4 ? (b[0] == 224 && b[1] == 0 && b[2] == 0) : (b[0] == 0xFF && b[1] & 0x0F == 0x02)
+        let interfaceLocalMulticast = !v4 && b[0] == 0xFF && b[1] & 0x0F == 0x01
+        let broadcast = v4 && b.allSatisfy { $0 == 0xFF }
+        switch name {
+        case "String": return .string(text)
+        case "IsPrivate":
+            return .bool(v4 ? (b[0] == 10 || (b[0] == 172 && b[1] & 0xF0 == 16) || (b[0] == 192 && b[1] == 168)) : b[0] & 0xFE == 0xFC)
+        case "IsLoopback": return .bool(loopback)
+        case "IsUnspecified": return .bool(unspecified)
+        case "IsMulticast": return .bool(multicast)
+        case "IsLinkLocalUnicast": return .bool(linkLocalUnicast)
+        case "IsLinkLocalMulticast": return .bool(linkLocalMulticast)
+        case "IsInterfaceLocalMulticast": return .bool(interfaceLocalMulticast)
+        case "IsGlobalUnicast":
+            return .bool(!(unspecified || loopback || multicast || linkLocalUnicast || broadcast))
+        default: return nil
+        }
     }
 }

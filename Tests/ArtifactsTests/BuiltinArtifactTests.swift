@@ -188,7 +188,8 @@ extension BuiltinArtifactTests {
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         repository.install(into: registry)
         var ran = 0
-        for artifact in repository.artifacts where artifact.name.hasPrefix("Linux.") && artifact.type == .client {
+        // Artifacts that need an external tool (osquery, …) from the server's inventory cannot run here.
+        for artifact in repository.artifacts where artifact.name.hasPrefix("Linux.") && artifact.type == .client && artifact.tools.isEmpty {
             let texts = [artifact.export, artifact.precondition].compactMap { $0 } + artifact.sources.map(\.query)
             let statements = texts.compactMap { try? Parser.parse($0) }.flatMap { $0 }
             let missing = Binder.check(statements, registry: registry, knownNames: Set(artifact.parameters.map(\.name)))

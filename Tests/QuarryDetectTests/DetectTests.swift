@@ -250,3 +250,90 @@ func temporaryDirectory() throws -> String {
         #expect(rows.first?.member("Miss").isNull == true)
     }
 }
+
+/// Velociraptor's grok results: sorted keys, "" for fields whose group did not match.
+@Suite struct GrokApacheTests {
+    @Test func commonApacheLog() throws {
+        let (rows, _) = try detect(#"SELECT grok(grok="%{COMMONAPACHELOG}", data='127.0.0.1 - - [23/Apr/2014:22:58:32 +0200] "GET /index.php HTTP/1.1" 404 207') AS G FROM scope()"#)
+        #expect(rows.map { JSONWriter.string($0) } == [
+            #"{"G":{"auth":"-","bytes":"207","clientip":"127.0.0.1","httpversion":"1.1","ident":"-","rawrequest":"","request":"/index.php","response":"404","timestamp":"23/Apr/2014:22:58:32 +0200","verb":"GET"}}"#
+        ])
+    }
+}
+
+/// parse_yaml() and parse_xml() on real files and on hostile input.
+@Suite struct DocumentParserTests {
+    @Test func yamlKeepsOrderAndTypes() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/doc.yaml"
+        try "name: quarry\ncount: 3\nratio: 0.5\nok: true\nnothing: null\nitems:\n  - b\n  - a\nnested: {z: 1, a: 2}\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let (rows, _) = try detect("SELECT parse_yaml(filename='\(path)') AS Y FROM scope()")
+        #expect(rows.map { JSONWriter.string($0) } == [
+            #"{"Y":{"name":"quarry","count":3,"ratio":0.5,"ok":true,"nothing":null,"items":["b","a"],"nested":{"z":1,"a":2}}}"#
+        ])
+    }
+
+    @Test func hostileYAMLIsAnErrorNotACrash() throws {
+        // A "billion laughs" of aliases expands past the value budget.
+        var bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        for i in 1...8 { bomb += "l\(i): &l\(i) [" + Array(repeating: i == 1 ? "*a" : "*l\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        for text in [bomb, "a: [1, 2", "\t- bad: : :", String(repeating: "[", count: 10000)] {
+            let (rows, log) = try detect("SELECT parse_yaml(filename=F, accessor='data') AS Y FROM scope()") { session in
+                session.root.set("F", .string(text))
+            }
+            #expect(rows.map { JSONWriter.string($0) } == [#"{"Y":null}"#])
+            #expect(log.contains { $0.hasPrefix("ERROR") && $0.contains("parse_yaml") })
+        }
+    }
+
+    @Test func xmlBecomesNestedDicts() throws {
+        let xml = """
+            <?xml version="1.0"?>
+            <!DOCTYPE root [<!ENTITY boom "x">]>
+            <root version="2"><!-- note --><item id="1">first &amp; best</item><item id="2"/><name>Q&#x41;</name><raw><![CDATA[<b>]]></raw></root>
+            """
+        let (rows, _) = try detect("SELECT parse_xml(file=X, accessor='data') AS X FROM scope()") { session in
+            session.root.set("X", .string(xml))
+        }
+        #expect(rows.map { JSONWriter.string($0) } == [
+            ##"{"X":{"root":{"-version":"2","item":[{"-id":"1","#text":"first & best"},{"-id":"2"}],"name":"QA","raw":"<b>"}}}"##
+        ])
+    }
+
+    @Test func malformedXMLIsAnErrorNotACrash() throws {
+        let deep = String(repeating: "<a>", count: 100_000) + String(repeating: "</a>", count: 100_000)
+        for text in ["<a><b></a>", "<a x=1></a>", "<a", "", "plain text", deep, "<a>&#xFFFFFFFF;</a><b>"] {
+            let (rows, log) = try detect("SELECT parse_xml(file=X, accessor='data') AS X FROM scope()") { session in
+                session.root.set("X", .string(text))
+            }
+            if text == "<a>&#xFFFFFFFF;</a><b>" {
+                // The first complete root element is the document; what follows is ignored.
+                #expect(rows.map { JSONWriter.string($0) } == [##"{"X":{"a":"&#xFFFFFFFF;"}}"##])
+                continue
+            }
+            #expect(rows.map { JSONWriter.string($0) } == [#"{"X":null}"#], "\(text.prefix(20))")
+            #expect(log.contains { $0.hasPrefix("ERROR") && $0.contains("parse_xml") })
+        }
+    }
+}
+
+/// sql() with the sqlite driver, on a real database file.
+@Suite struct SQLPluginTests {
+    @Test func sqliteDriverReadsAFile() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/t.db"
+        let make = Process()
+        make.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        make.arguments = [path, "CREATE TABLE t(a INTEGER, b TEXT); INSERT INTO t VALUES (1, 'x'), (2, 'y');"]
+        try make.run()
+        make.waitUntilExit()
+        let (rows, _) = try detect("SELECT * FROM sql(driver='sqlite', file='\(path)', query='SELECT * FROM t WHERE a > ?', args=[1])")
+        #expect(rows.map { JSONWriter.string($0) } == [#"{"a":2,"b":"y"}"#])
+        let (none, log) = try detect("SELECT * FROM sql(driver='mysql', connstring='x', query='SELECT 1')")
+        #expect(none.isEmpty)
+        #expect(log.contains { $0.contains("not available") })
+    }
+}

@@ -4,7 +4,7 @@ import Foundation
 public enum CoreFunctions {
     public static let all: [FunctionDeclaration] = [
         dict, ifFunction, get, len, array, scope, log, version, format, int, str, atoi, typeof,
-        filter, parseJSON, serialize, encode, base64encode, base64decode, timestamp, now, items, sleep,
+        filter, parseJSON, serialize, encode, base64encode, base64decode, now, items, sleep,
     ]
 
     public static let dict = FunctionDeclaration(
@@ -307,23 +307,6 @@ public enum CoreFunctions {
         return .string(bytes: [UInt8](data))
     }
 
-    public static let timestamp = FunctionDeclaration(
-        name: "timestamp", summary: "Makes a timestamp from epoch seconds (ms/µs/ns detected by size) or a date string.",
-        arguments: [
-            ArgumentSpec("epoch", .any, "Seconds since 1970 (or a date string)."),
-            ArgumentSpec("string", .string, "A date in RFC 3339 or a common layout."),
-            ArgumentSpec("format", .string, "Accepted for compatibility."),
-            ArgumentSpec("winfiletime", .int, "Windows FILETIME (100 ns since 1601)."),
-        ],
-        returns: .timestamp, examples: ["SELECT timestamp(epoch=1700000000) AS T FROM scope()"]
-    ) { ctx in
-        if let ft = ctx.int("winfiletime") {
-            return .timestamp(Timestamp(nanoseconds: (ft - 116_444_736_000_000_000) * 100))
-        }
-        let value = ctx.value("epoch") ?? ctx.value("string") ?? .null
-        return Timestamps.parse(value) ?? .null
-    }
-
     public static let now = FunctionDeclaration(
         name: "now", summary: "The current time as epoch seconds.", returns: .int,
         examples: ["SELECT now() > 0 AS Ok FROM scope()"]
@@ -350,63 +333,4 @@ final class ScopeObject: HostObject, @unchecked Sendable {
     var typeName: String { "scope" }
     var memberNames: [String] { [] }
     func member(_ name: String) -> Value? { env.lookup(name)?.reduced() }
-}
-
-/// Parsing times from numbers and the layouts artifacts meet.
-public enum Timestamps {
-    public static func parse(_ value: Value) -> Value? {
-        switch value.reduced() {
-        case .timestamp: return value
-        case .int(let i): return .timestamp(fromEpoch(Double(i), exact: i))
-        case .double(let d): return .timestamp(fromEpoch(d, exact: nil))
-        case .string(let s):
-            let trimmed = s.trimmingCharacters(in: .whitespaces)
-            if let i = Int64(trimmed) { return .timestamp(fromEpoch(Double(i), exact: i)) }
-            if let d = Double(trimmed) { return .timestamp(fromEpoch(d, exact: nil)) }
-            return parseString(trimmed).map { .timestamp($0) }
-        default: return nil
-        }
-    }
-
-    static func fromEpoch(_ d: Double, exact: Int64?) -> Timestamp {
-        let magnitude = abs(d)
-        if let exact {
-            if magnitude > 1e17 { return Timestamp(nanoseconds: exact) }
-            if magnitude > 1e14 { return Timestamp(nanoseconds: exact &* 1000) }
-            if magnitude > 1e11 { return Timestamp(nanoseconds: exact &* 1_000_000) }
-            return Timestamp(nanoseconds: exact &* 1_000_000_000)
-        }
-        if magnitude > 1e17 { return Timestamp(seconds: d / 1e9) }
-        if magnitude > 1e14 { return Timestamp(seconds: d / 1e6) }
-        if magnitude > 1e11 { return Timestamp(seconds: d / 1e3) }
-        return Timestamp(seconds: d)
-    }
-
-    static func parseString(_ s: String) -> Timestamp? {
-        let formats = [
-            "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXXXX", "yyyy-MM-dd'T'HH:mm:ss.SSSXXXXX", "yyyy-MM-dd'T'HH:mm:ssXXXXX",
-            "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd HH:mm:ss.SSS", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd",
-            "EEE MMM d HH:mm:ss yyyy", "EEE, dd MMM yyyy HH:mm:ss Z", "dd/MMM/yyyy:HH:mm:ss Z", "MMM d HH:mm:ss",
-        ]
-        var text = s
-        // Trim nanosecond fractions to microseconds for the formatter.
-        if let dot = text.firstIndex(of: "."), text.contains("T") {
-            let fractionStart = text.index(after: dot)
-            var end = fractionStart
-            while end < text.endIndex, text[end].isNumber { end = text.index(after: end) }
-            let digits = text[fractionStart..<end]
-            if digits.count > 6 { text = String(text[..<fractionStart]) + digits.prefix(6) + text[end...] }
-            else if digits.count < 6 && digits.count != 3 {
-                text = String(text[..<fractionStart]) + digits + String(repeating: "0", count: 6 - digits.count) + text[end...]
-            }
-        }
-        for format in formats {
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.timeZone = TimeZone(identifier: "UTC")
-            formatter.dateFormat = format
-            if let date = formatter.date(from: text) { return Timestamp(seconds: date.timeIntervalSince1970) }
-        }
-        return nil
-    }
 }

@@ -287,7 +287,7 @@ enum GoFormat {
             case UInt8(ascii: "e"): spec = "%.\(precision ?? 6)e"
             case UInt8(ascii: "E"): spec = "%.\(precision ?? 6)E"
             default:
-                if precision == nil { return Array(JSONWriter.formatDouble(d).utf8) }
+                if precision == nil { return Array(JSONWriter.plainDouble(d).utf8) }
                 spec = "%.\(precision ?? 6)g"
             }
             var text = cFormat(spec, d)
@@ -332,7 +332,7 @@ enum GoFormat {
         case .null: return "<nil>"
         case .bool(let b): return b ? "true" : "false"
         case .int(let i): return String(i)
-        case .double(let d): return JSONWriter.formatDouble(d)
+        case .double(let d): return JSONWriter.plainDouble(d)
         case .string(let s): return s
         case .bytes(let b): return String(decoding: b, as: UTF8.self)
         case .timestamp(let t): return JSONWriter.rfc3339(t)

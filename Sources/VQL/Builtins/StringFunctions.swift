@@ -136,8 +136,13 @@ public enum BasicInfo {
 
 /// The language core's registry list: every built-in plugin and function, explicitly.
 public enum CoreLibrary {
-    public static var plugins: [PluginDeclaration] { ControlPlugins.all + [BasicInfo.plugin] }
-    public static var functions: [FunctionDeclaration] { CoreFunctions.all + StringFunctions.all + Aggregates.all }
+    public static var plugins: [PluginDeclaration] {
+        ControlPlugins.all + [BasicInfo.plugin] + StreamPlugins.all + EventPlugins.all + LanguagePlugins.all
+    }
+    public static var functions: [FunctionDeclaration] {
+        CoreFunctions.all + StringFunctions.all + Aggregates.all + TimeFunctions.all + CollectionFunctions.all
+            + CacheFunctions.all + TextFunctions.all + CodecFunctions.all + ProgramFunctions.all
+    }
 
     /// A registry holding just the language core.
     public static func registry() -> Registry {

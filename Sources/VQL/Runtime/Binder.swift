@@ -2,8 +2,11 @@
 /// declaration does not take, each as a diagnostic with the closest known name. The engine itself
 /// is lenient (it logs and goes on, as Velociraptor does); the CLI and REPL use this to fail early.
 public enum Binder {
+    /// Names that plugins bind for the queries they run (sequence() gives its query SEQUENCE).
+    static let pluginBoundNames: Set<String> = ["SEQUENCE"]
+
     public static func check(_ statements: [Statement], registry: Registry, knownNames: Set<String> = []) -> [Diagnostic] {
-        var known = knownNames
+        var known = knownNames.union(pluginBoundNames)
         var problems: [Diagnostic] = []
         for statement in statements {
             if case .let(let l) = statement { known.insert(l.name) }
@@ -43,9 +46,10 @@ public enum Binder {
 
         mutating func visit(_ s: SelectStatement) {
             if let from = s.from {
+                let head = from.name.split(separator: ".").first.map(String.init) ?? from.name
                 if let plugin = registry.plugin(from.name), !known.contains(from.name) {
                     checkArguments(from.args, name: from.name, specs: plugin.arguments, strict: plugin.strictArguments)
-                } else if !known.contains(from.name), depth == 0 || !from.args.isEmpty {
+                } else if !known.contains(from.name), !(head != from.name && known.contains(head)), depth == 0 || !from.args.isEmpty {
                     problems.append(
                         Diagnostic(
                             .unknownPlugin, "unknown plugin '\(from.name)'", range: from.range,

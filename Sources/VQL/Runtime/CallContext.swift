@@ -107,7 +107,7 @@ public struct CallContext {
         case .string(let s): return s
         case .bytes(let b): return String(decoding: b, as: UTF8.self)
         case .int(let i): return String(i)
-        case .double(let d): return JSONWriter.formatDouble(d)
+        case .double(let d): return JSONWriter.plainDouble(d)
         case .bool(let b): return b ? "true" : "false"
         case .timestamp(let t): return JSONWriter.rfc3339(t)
         case .object(let o) where o.scalar != nil: return o.scalar?.stringValue
@@ -189,6 +189,7 @@ public enum Rows {
         case .lazy: return try cursor(for: value.reduced())
         case .list(let items): return ArrayCursor(items.filter { !$0.isNull })
         case .null: return ArrayCursor([])
+        case .object(let spilled as SpilledRows): return ArrayCursor(spilled.rows)
         default: return ArrayCursor([value])
         }
     }

@@ -162,7 +162,7 @@ struct Compiler {
         case .bytes(let b): return regex.matches(bytes: b)
         case .null: return false
         case .int(let i): return regex.matches(String(i))
-        case .double(let d): return regex.matches(JSONWriter.formatDouble(d))
+        case .double(let d): return regex.matches(JSONWriter.plainDouble(d))
         case .bool(let b): return regex.matches(b ? "true" : "false")
         case .timestamp(let t): return regex.matches(JSONWriter.rfc3339(t))
         case .lazy: return regexMatch(value.reduced(), regex)

@@ -54,6 +54,40 @@ public final class BoundedQueue<T>: @unchecked Sendable {
         return item
     }
 
+    /// What a timed take found.
+    public enum Timed {
+        case item(T)
+        case timedOut
+        case ended
+    }
+
+    /// The next item, waiting at most until `deadline`.
+    public func take(before deadline: Date) -> Timed {
+        condition.lock()
+        defer { condition.unlock() }
+        while head == items.count && !finished && !closed {
+            // Foundation traps on far-future deadlines: wait in bounded steps instead.
+            let step = min(deadline, Date().addingTimeInterval(3600))
+            if !condition.wait(until: step) {
+                if step < deadline { continue }
+                return head == items.count ? .timedOut : takeLocked()
+            }
+        }
+        if closed || head == items.count { return .ended }
+        return takeLocked()
+    }
+
+    private func takeLocked() -> Timed {
+        let item = items[head]
+        head += 1
+        if head > 1024 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        condition.broadcast()
+        return .item(item)
+    }
+
     public func finish() {
         condition.lock()
         finished = true

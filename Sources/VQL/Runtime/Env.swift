@@ -196,6 +196,11 @@ func rowMember(_ row: Value, _ name: String) -> Value? {
         return o.member(name)
     case .null:
         return nil
+    case .timestamp(let t):
+        // clock() rows: a time's members (Unix, Year, …) read as columns.
+        if name == "_value" { return row }
+        let member = Timestamps.member(t, name)
+        return member.isNull ? nil : member
     default:
         return name == "_value" ? row : nil
     }
@@ -318,4 +323,31 @@ extension LetDefinition {
             return .query(StoredQuery(env: env) { runEnv in try select.open(in: runEnv) })
         }
     }
+}
+
+extension LetDefinition {
+    /// `LET X <= …`: the value now. A query is run to its end; when `VQL_MATERIALIZE_ROW_LIMIT` is
+    /// set and the query yields more rows, X keeps the rows for `FROM X` but reads as NULL in
+    /// expressions, as Velociraptor's file-backed expansion does.
+    func materialize(in env: Env) -> Value {
+        let value = evaluate(in: env, arguments: nil, freshAggregates: false)
+        guard case .query(let query) = value.reduced(),
+            let limit = env.lookup("VQL_MATERIALIZE_ROW_LIMIT")?.reduced().intValue, limit > 0
+        else { return value.forOutput(in: env) }
+        let rows = query.materialize().map { $0.forOutput(in: env) }
+        guard rows.count > limit else { return .list(rows) }
+        env.context.log(.warning, "Materialize of LET \(name): Expand larger than \(limit) rows, VQL will switch to tempfile backing")
+        return .object(SpilledRows(rows: rows))
+    }
+}
+
+/// The rows of a materialized LET that went over VQL_MATERIALIZE_ROW_LIMIT: a row source for
+/// FROM, NULL anywhere else.
+final class SpilledRows: HostObject, @unchecked Sendable {
+    let rows: [Value]
+    init(rows: [Value]) { self.rows = rows }
+    var typeName: String { "stored query" }
+    var memberNames: [String] { [] }
+    func member(_ name: String) -> Value? { nil }
+    var scalar: Value? { .null }
 }

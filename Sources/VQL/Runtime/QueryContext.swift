@@ -75,6 +75,19 @@ public final class QueryContext: @unchecked Sendable {
     private let regexes = Mutex<[String: CompiledRegex]>([:])
     private let loggedOnce = Mutex<Set<String>>([])
     let lambdas = Mutex<[String: Lambda]>([:])
+    /// cache()'s named stores, shared by every statement of the session.
+    let caches = CacheStores()
+    /// Queries atexit() registered, run once by `runExitHooks()` when the session ends.
+    let exitHooks = Mutex<[@Sendable () -> Void]>([])
+
+    /// Runs (once) every query registered with atexit(), newest first.
+    public func runExitHooks() {
+        let hooks = exitHooks.withLock { hooks in
+            defer { hooks = [] }
+            return hooks
+        }
+        for hook in hooks.reversed() { hook() }
+    }
 
     public init(registry: Registry, logger: QueryLogger = MemoryLogger(), cancellation: CancellationFlag = CancellationFlag()) {
         self.registry = registry

@@ -91,12 +91,22 @@ final class CompiledSelect: @unchecked Sendable {
             }
             return try plugin.open(CallContext(env: env, site: site))
         }
+        if let value = CompiledSelect.dottedVariable(from.name, in: env) {
+            return try CompiledSelect.rowsForFrom(value)
+        }
         var message = "Plugin \(from.name) not found"
         if let suggestion = NameSuggester.closest(to: from.name, in: Array(registry.plugins.keys) + env.visibleNames) {
             message += " (did you mean \(suggestion)?)"
         }
         env.context.logOnce(.error, message)
         return ArrayCursor([])
+    }
+
+    /// `FROM D1.\`@Items\``: a variable followed by member names.
+    static func dottedVariable(_ name: String, in env: Env) -> Value? {
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count > 1, let base = env.lookup(parts[0]) else { return nil }
+        return parts.dropFirst().reduce(base) { $0.member($1) }
     }
 
     /// Rows of a value used after FROM: a query's rows, a list's items, one dict, or `{}` for NULL.

@@ -30,8 +30,7 @@ public final class Session: @unchecked Sendable {
         case .let(let l):
             let definition = compiler.compileLet(l)
             if l.materialized {
-                let value = definition.evaluate(in: root, arguments: nil, freshAggregates: false)
-                root.variables[l.name] = .value(value.forOutput(in: root))
+                root.variables[l.name] = .value(definition.materialize(in: root))
             } else {
                 root.variables[l.name] = .definition(definition)
             }
@@ -44,6 +43,11 @@ public final class Session: @unchecked Sendable {
             context.log(.info, "EXPLAIN: " + Session.explain(s))
             return .rows(try compiled.open(in: root), columns: Session.declaredColumns(s))
         }
+    }
+
+    /// Ends the session: runs the queries atexit() registered. Safe to call more than once.
+    public func close() {
+        context.runExitHooks()
     }
 
     /// Runs a whole text and collects each SELECT's rows (materialized). LETs give nil entries.

@@ -17,7 +17,7 @@ public enum StatementRunner {
                 case .let(let l):
                     let definition = compiler.compileLet(l)
                     if l.materialized {
-                        env.variables[l.name] = .value(definition.evaluate(in: env, arguments: nil, freshAggregates: false).forOutput(in: env))
+                        env.variables[l.name] = .value(definition.materialize(in: env))
                     } else {
                         env.variables[l.name] = .definition(definition)
                     }

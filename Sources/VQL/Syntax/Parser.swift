@@ -9,6 +9,10 @@ public struct Parser {
     private var tokens: [Token]
     private var index = 0
     private var nextID: Int
+    /// How deeply expressions nest right now; past `maxDepth` the text is refused rather than
+    /// letting recursion run out of stack (runtime lambdas parse on worker threads too).
+    private var depth = 0
+    static let maxDepth = 128
 
     /// Parses a whole VQL text: zero or more statements separated by whitespace (or `;`).
     public static func parse(_ text: String) throws(Diagnostic) -> [Statement] {
@@ -282,7 +286,16 @@ public struct Parser {
     // MARK: - Expressions (loosest first: AND, OR, NOT, comparison, + -, * /, unary, postfix)
 
     mutating func parseExpression() throws(Diagnostic) -> Expression {
-        try parseAnd()
+        try enter()
+        defer { depth -= 1 }
+        return try parseAnd()
+    }
+
+    private mutating func enter() throws(Diagnostic) {
+        depth += 1
+        if depth > Parser.maxDepth {
+            throw Diagnostic(.syntax, "expression nested too deeply (more than \(Parser.maxDepth) levels)", range: current.range)
+        }
     }
 
     private mutating func parseAnd() throws(Diagnostic) -> Expression {
@@ -331,6 +344,8 @@ public struct Parser {
         if checkKeyword(.not) {
             let start = current.range.start
             index += 1
+            try enter()
+            defer { depth -= 1 }
             let operand = try parseNot()
             return Expression(.not(operand), range: range(from: start), id: makeID())
         }
@@ -394,6 +409,8 @@ public struct Parser {
         if check(.symbol(.minus)) {
             let start = current.range.start
             index += 1
+            try enter()
+            defer { depth -= 1 }
             let operand = try parseUnary()
             // Fold negative number literals so that -1 is an integer, as the lexer of VQL does.
             switch operand.kind {

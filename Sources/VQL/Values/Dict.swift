@@ -88,4 +88,11 @@ public struct Dict: Sendable {
 
     /// Pairs in order.
     public var pairs: [(String, Value)] { Array(zip(schema.names, values)) }
+
+    /// This dict with `other`'s keys set over it (new keys appended in `other`'s order).
+    public func merging(_ other: Dict) -> Dict {
+        var result = self
+        for (k, v) in other.pairs { result[k] = v }
+        return result
+    }
 }

@@ -80,15 +80,48 @@ public enum JSONWriter {
         }
     }
 
-    /// Go's shortest round-trip formatting; integral values print without a fraction.
+    /// A float as format()'s %v and string conversions have always printed it: integral values
+    /// without a fraction, others in Swift's shortest form.
+    public static func plainDouble(_ d: Double) -> String {
+        if d.isNaN || d.isInfinite { return "null" }
+        if d == d.rounded(), abs(d) < 9e18 { return String(Int64(d)) }
+        return "\(d)"
+    }
+
+    /// Go's JSON float formatting: the shortest round-trip digits, fixed notation from 1e-6 up to
+    /// 1e21 (so integral values print without a fraction), exponent notation outside (1e-7, 1e+21).
     public static func formatDouble(_ d: Double) -> String {
         if d.isNaN { return "null" }
         if d.isInfinite { return "null" }
-        if d == d.rounded(), abs(d) < 1e21 {
+        if d == d.rounded(), abs(d) < 9e18 {
             return String(Int64(d))
         }
         let text = "\(d)"
-        return text
+        let magnitude = abs(d)
+        guard let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) else { return text }
+        // Swift wrote d.ddde±XX: take the digits and the exponent apart.
+        let mantissa = text[..<e]
+        guard let exponent = Int(text[text.index(after: e)...]) else { return text }
+        let negative = mantissa.hasPrefix("-")
+        let digits = mantissa.filter { $0.isNumber }
+        if magnitude != 0 && (magnitude < 1e-6 || magnitude >= 1e21) {
+            var out = (negative ? "-" : "") + String(digits.prefix(1))
+            if digits.count > 1 { out += "." + digits.dropFirst() }
+            out += "e" + (exponent < 0 ? "-" : "+")
+            out += exponent < 0 ? String(-exponent) : (exponent < 10 ? "0" : "") + String(exponent)
+            return out
+        }
+        // Fixed notation: the decimal point sits after digit number exponent + 1.
+        let point = exponent + 1
+        var out = negative ? "-" : ""
+        if point <= 0 {
+            out += "0." + String(repeating: "0", count: -point) + digits
+        } else if point >= digits.count {
+            out += digits + String(repeating: "0", count: point - digits.count)
+        } else {
+            out += digits.prefix(point) + "." + digits.dropFirst(point)
+        }
+        return out
     }
 
     static func writeString(_ s: String, into out: inout [UInt8]) {

@@ -20,6 +20,7 @@ extension Value {
         case (.timestamp(let t), .int), (.timestamp(let t), .double):
             return .timestamp(Timestamp(seconds: t.seconds + (b.doubleValue ?? 0)))
         case (.list(let x), .list(let y)): return .list(x + y)
+        case (.dict(let x), .dict(let y)): return .dict(x.merging(y))
         case (.list, .query), (.query, .list), (.query, .query):
             return .list((a.listElements ?? []) + (b.listElements ?? []))
         case (.list(let x), _): return .list(x + [b.materialized()])
@@ -45,6 +46,10 @@ extension Value {
             }
         case (.lazy, _): return arithmetic(op, a.reduced(), b)
         case (_, .lazy): return arithmetic(op, a, b.reduced())
+        case (.list, .list), (.list, .query), (.query, .list), (.query, .query):
+            // List difference: the left elements that are not in the right list.
+            guard op == .subtract, let x = a.listElements, let y = b.listElements else { return .null }
+            return .list(x.filter { item in !y.contains { vqlEqual($0, item) } })
         case (.timestamp(let t), .timestamp(let u)) where op == .subtract:
             return .double(t.seconds - u.seconds)
         case (.timestamp(let t), .int), (.timestamp(let t), .double):
@@ -59,6 +64,20 @@ extension Value {
             case .modulo: return y == 0 ? .null : .double(x.truncatingRemainder(dividingBy: y))
             default: return .null
             }
+        default: return .null
+        }
+    }
+
+    /// A dict's `@Keys`, `@Values`, `@Len`, `@String` and `@Items` (read when no key has that name).
+    static func dictMetadata(_ d: Dict, _ name: String) -> Value {
+        switch name {
+        case "@Keys": return .list(d.keys.map { .string($0) })
+        case "@Values": return .list(d.values)
+        case "@Len": return .from(d.count)
+        case "@String": return .string(JSONWriter.string(Value.dict(d).materialized()))
+        case "@Items":
+            let schema = Schema(["Key", "Value"])
+            return .list(d.pairs.map { .dict(Dict(schema: schema, values: [.string($0.0), $0.1])) })
         default: return .null
         }
     }
@@ -99,33 +118,12 @@ extension Value {
     /// `a.b`: a dict key or object member; over a list or query it maps over the elements.
     public func member(_ name: String) -> Value {
         switch self {
-        case .dict(let d): return d[name] ?? .null
+        case .dict(let d): return d[name] ?? (name.hasPrefix("@") ? Value.dictMetadata(d, name) : .null)
         case .object(let o): return o.member(name) ?? .null
         case .list(let items): return .list(items.map { $0.member(name) })
         case .query: return .list((listElements ?? []).map { $0.member(name) })
         case .lazy: return reduced().member(name)
-        case .timestamp(let t):
-            switch name {
-            case "Unix": return .int(t.nanoseconds / 1_000_000_000)
-            case "UnixNano": return .int(t.nanoseconds)
-            case "UnixMilli": return .int(t.nanoseconds / 1_000_000)
-            case "String": return .string(JSONWriter.rfc3339(t))
-            default:
-                let date = Date(timeIntervalSince1970: t.seconds)
-                var calendar = Calendar(identifier: .gregorian)
-                calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
-                let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second, .weekday], from: date)
-                switch name {
-                case "Year": return parts.year.map { .from($0) } ?? .null
-                case "Month": return parts.month.map { .from($0) } ?? .null
-                case "Day": return parts.day.map { .from($0) } ?? .null
-                case "Hour": return parts.hour.map { .from($0) } ?? .null
-                case "Minute": return parts.minute.map { .from($0) } ?? .null
-                case "Second": return parts.second.map { .from($0) } ?? .null
-                case "Weekday": return parts.weekday.map { .from($0 - 1) } ?? .null
-                default: return .null
-                }
-            }
+        case .timestamp(let t): return Timestamps.member(t, name)
         default: return .null
         }
     }

@@ -107,6 +107,8 @@ extension Value {
         case (.query, _), (_, .query):
             guard let x = a.listElements, let y = b.listElements else { return false }
             return vqlEqual(.list(x), .list(y))
+        case (.object(let o as any OrderedHostObject), _): return o.compare(b).map { $0 == 0 } ?? false
+        case (_, .object(let o as any OrderedHostObject)): return o.compare(a).map { $0 == 0 } ?? false
         case (.object(let x), .object(let y)) where x.scalar == nil || y.scalar == nil: return x === y
         case (.object(let o), _) where o.scalar != nil: return vqlEqual(o.scalar ?? .null, b)
         case (_, .object(let o)) where o.scalar != nil: return vqlEqual(a, o.scalar ?? .null)
@@ -129,8 +131,17 @@ extension Value {
         case (.string, .bytes), (.bytes, .string), (.bytes, .bytes):
             guard let x = a.byteValue, let y = b.byteValue else { return nil }
             return x == y ? 0 : (x.lexicographicallyPrecedes(y) ? -1 : 1)
+        case (.object(let o as any OrderedHostObject), _): return o.compare(b)
+        case (_, .object(let o as any OrderedHostObject)): return o.compare(a).map { -$0 }
         case (.object(let o), _) where o.scalar != nil: return vqlCompare(o.scalar ?? .null, b)
         case (_, .object(let o)) where o.scalar != nil: return vqlCompare(a, o.scalar ?? .null)
+        case (.timestamp, .string), (.timestamp, .bytes):
+            // A time compares with a date string by reading the string as a time.
+            guard case .timestamp(let u)? = Timestamps.parse(b) else { return nil }
+            return vqlCompare(a, .timestamp(u))
+        case (.string, .timestamp), (.bytes, .timestamp):
+            guard case .timestamp(let u)? = Timestamps.parse(a) else { return nil }
+            return vqlCompare(.timestamp(u), b)
         default: return nil
         }
     }
@@ -178,4 +189,11 @@ enum GroupKey: Hashable {
         default: self = .composite(JSONWriter.string(value.materialized()))
         }
     }
+}
+
+/// A host object with its own order (semver()): `<`, `>` and `=` ask it rather than its text.
+protocol OrderedHostObject: HostObject {
+    /// Negative, zero or positive as this object sorts before, with or after `other`; nil when
+    /// they do not compare.
+    func compare(_ other: Value) -> Int?
 }
