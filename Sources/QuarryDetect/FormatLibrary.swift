@@ -4,7 +4,7 @@ import VQL
 /// logs), listed explicitly; `DetectLibrary` includes them.
 public enum FormatLibrary {
     public static var plugins: [PluginDeclaration] {
-        [LevelDBPlugin.plugin, PlistParsers.plugin, EFIVariablesPlugin.plugin, AuditdPlugin.plugin, SQLPlugin.plugin, JournalPlugin.plugin]
+        [LevelDBPlugin.plugin, PlistParsers.plugin, EFIVariablesPlugin.plugin, AuditdPlugin.plugin, JournalPlugin.plugin]
     }
     public static var functions: [FunctionDeclaration] {
         [ParseBinaryFunction.function, ParsePEFunction.function, PlistParsers.function, YaraLint.function] + CertificateFunctions.all
