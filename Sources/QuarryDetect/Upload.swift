@@ -116,6 +116,10 @@ public enum UploadFunction {
 
 /// The detection module's registry list, explicitly.
 public enum DetectLibrary {
-    public static var plugins: [PluginDeclaration] { YaraPlugins.all + [SQLitePlugin.sqlite, SQLitePlugin.sql] + ParserLibrary.plugins }
-    public static var functions: [FunctionDeclaration] { [MagicFunctions.magic, UploadFunction.upload, Grok.function] + ParserLibrary.functions + DocumentParsers.functions }
+    public static var plugins: [PluginDeclaration] {
+        YaraPlugins.all + [SQLitePlugin.sqlite, SQLitePlugin.sql] + ParserLibrary.plugins + FormatLibrary.plugins
+    }
+    public static var functions: [FunctionDeclaration] {
+        [MagicFunctions.magic, UploadFunction.upload, Grok.function] + ParserLibrary.functions + DocumentParsers.functions + FormatLibrary.functions
+    }
 }

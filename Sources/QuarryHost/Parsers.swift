@@ -142,8 +142,9 @@ public enum Parsers {
         var result = Dict()
         for pattern in ctx.strings("regex") ?? [] {
             guard let regex = ctx.context.regex(pattern, caseInsensitive: false), let groups = regex.firstMatch(in: text) else { continue }
-            for (i, name) in regex.captureNames.enumerated() where i < groups.count {
-                guard let name, !name.isEmpty else { continue }
+            for (i, captured) in regex.captureNames.enumerated() where i > 0 && i < groups.count {
+                // Unnamed groups are g1, g2, … (artifacts read `.g1`).
+                let name = captured.flatMap { $0.isEmpty ? nil : $0 } ?? "g\(i)"
                 if let range = groups[i] {
                     result[name] = .string(bytes: Array(text[range]))
                 } else if result[name] == nil {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Artifacts
 import Foundation
 import QuarryDetect
+import QuarryNet
 import QuarryHost
 import VQL
 
@@ -26,6 +27,7 @@ enum QuarryRegistry {
         (repository ?? ArtifactRepository.builtin()).install(into: registry)
         registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
+        registry.add(plugins: NetLibrary.plugins, functions: NetLibrary.functions)
         return registry
     }
 

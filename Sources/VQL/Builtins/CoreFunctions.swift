@@ -300,7 +300,8 @@ public enum CoreFunctions {
         examples: ["SELECT base64decode(string='aGk=') AS S FROM scope()"]
     ) { ctx in
         var text = (ctx.string("string") ?? "").replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        text = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Line breaks are ignored anywhere (PEM bodies, wrapped keys), as Go's decoder does.
+        text = text.trimmingCharacters(in: .whitespacesAndNewlines).filter { $0 != "\n" && $0 != "\r" && $0 != "\r\n" }
         while text.count % 4 != 0 { text += "=" }
         guard let data = Data(base64Encoded: text) else { return .null }
         return .string(bytes: [UInt8](data))

@@ -210,11 +210,11 @@ enum GoFormat {
         var body = render(
             verb, arg, precision: spec.precision, plus: spec.plus, sharp: spec.sharp, space: spec.space,
             width: spec.width, zero: spec.zero)
-        if let width = spec.width, body.count < width, !(verb == UInt8(ascii: "x") && isByteWise(arg, width)) {
+        if let width = spec.width, body.count < width {
             let padCount = width - body.count
             if spec.minus {
                 body.append(contentsOf: [UInt8](repeating: 0x20, count: padCount))
-            } else if spec.zero && isNumericVerb(verb) && arg.doubleValue != nil {
+            } else if spec.zero && isNumericVerb(verb) && (arg.doubleValue != nil || isHexOfBytes(verb, arg)) {
                 let signed = body.first == UInt8(ascii: "-") || body.first == UInt8(ascii: "+")
                 let pad = [UInt8](repeating: 0x30, count: padCount)
                 body = signed ? [body[0]] + pad + body.dropFirst() : pad + body
@@ -229,7 +229,9 @@ enum GoFormat {
         "dfFeEgGxXobv".utf8.contains(verb)
     }
 
-    private static func isByteWise(_ value: Value, _ width: Int) -> Bool {
+    /// %x of a string: Go pads the whole hex text to the width, not each byte.
+    private static func isHexOfBytes(_ verb: UInt8, _ value: Value) -> Bool {
+        guard verb == UInt8(ascii: "x") || verb == UInt8(ascii: "X") else { return false }
         switch value {
         case .string, .bytes: return true
         default: return false
@@ -254,13 +256,10 @@ enum GoFormat {
             case .string, .bytes:
                 let bytes = arg.byteValue ?? []
                 var out: [UInt8] = []
-                let perByte = width.map { max($0, 2) } ?? 2
+                out.reserveCapacity(bytes.count * 2)
                 for b in bytes {
-                    var piece: [UInt8] = [digits[Int(b >> 4)], digits[Int(b & 15)]]
-                    if piece.count < perByte {
-                        piece = [UInt8](repeating: zero ? 0x30 : 0x20, count: perByte - piece.count) + piece
-                    }
-                    out.append(contentsOf: piece)
+                    out.append(digits[Int(b >> 4)])
+                    out.append(digits[Int(b & 15)])
                 }
                 return out
             case .double(let d) where d != d.rounded():
