@@ -6,23 +6,7 @@ import Glibc
 
 /// The state of the walk: directories still to read, each with the glob positions reached there.
 final class GlobWalker {
-    /// A position in one glob: a node of the flattened component table, plus the levels a `**`
-    /// there may still descend.
-    struct State: Hashable {
-        var node: Int32
-        var depth: Int32
-    }
-
-    /// One component of one glob, flattened so the per-entry matching does no reference counting.
-    struct Node {
-        enum Kind: UInt8 { case literal, pattern, recursive, final }
-        var kind: Kind
-        /// Index into `literals`/`tokens`, or the depth of a `**`.
-        var payload: Int32
-        /// The node after this one (the same glob's next component).
-        var next: Int32
-        var glob: Int32
-    }
+    typealias State = GlobAutomaton.State
 
     struct Pending {
         var logical: [UInt8]
@@ -38,12 +22,10 @@ final class GlobWalker {
         var inode: UInt64
     }
 
-    let patterns: [GlobPattern]
+    let automaton: GlobAutomaton
     let root: [UInt8]
     let ctx: CallContext
     let context: QueryContext
-    /// The Globs column value per set of matched globs (one glob: shared, no per-row allocation).
-    private let singleSource: [String]?
     let followLinks: Bool
     let oneFileSystem: Bool
     let callback: Lambda?
@@ -51,77 +33,21 @@ final class GlobWalker {
     private var ready: [Value] = []
     private var readyIndex = 0
     private var rootDevice: UInt64?
-    private let nodes: UnsafeMutableBufferPointer<Node>
-    private let literals: [[UInt8]]
-    private let tokens: [[GlobPattern.Token]]
 
     init(patterns: [GlobPattern], root: [UInt8], ctx: CallContext, followLinks: Bool, oneFileSystem: Bool, callback: Lambda?) {
-        self.patterns = patterns
+        self.automaton = GlobAutomaton(patterns: patterns)
         self.root = root
         self.ctx = ctx
         self.context = ctx.context
-        let sources = Set(patterns.map(\.source))
-        self.singleSource = sources.count == 1 ? Array(sources) : nil
         self.followLinks = followLinks
         self.oneFileSystem = oneFileSystem
         self.callback = callback
-        var table: [Node] = []
-        var literals: [[UInt8]] = []
-        var tokens: [[GlobPattern.Token]] = []
-        var starts: [Int32] = []
-        for (g, pattern) in patterns.enumerated() {
-            starts.append(Int32(table.count))
-            for component in pattern.components {
-                let next = Int32(table.count + 1)
-                switch component {
-                case .literal(let name):
-                    table.append(Node(kind: .literal, payload: Int32(literals.count), next: next, glob: Int32(g)))
-                    literals.append(name)
-                case .pattern(let t):
-                    table.append(Node(kind: .pattern, payload: Int32(tokens.count), next: next, glob: Int32(g)))
-                    tokens.append(t)
-                case .recursive(let depth):
-                    table.append(Node(kind: .recursive, payload: Int32(clamping: depth), next: next, glob: Int32(g)))
-                }
-            }
-            table.append(Node(kind: .final, payload: 0, next: Int32(table.count), glob: Int32(g)))
-        }
-        self.nodes = UnsafeMutableBufferPointer<Node>.allocate(capacity: max(1, table.count))
-        _ = self.nodes.initialize(from: table)
-        self.literals = literals
-        self.tokens = tokens
-        var initial: [State] = []
-        for g in patterns.indices where !patterns[g].components.isEmpty {
-            addClosure(State(node: starts[g], depth: startDepth(starts[g])), into: &initial)
-        }
-        if !initial.isEmpty { stack.append(Pending(logical: [PathBytes.slash], states: initial, ancestors: [])) }
+        if !automaton.initial.isEmpty { stack.append(Pending(logical: [PathBytes.slash], states: automaton.initial, ancestors: [])) }
         if oneFileSystem, case .success(let st) = HostFS.stat(root, follow: true) { rootDevice = st.device }
     }
 
-    deinit { nodes.deallocate() }
-
     @inline(__always)
-    private func startDepth(_ node: Int32) -> Int32 {
-        let n = nodes[Int(node)]
-        return n.kind == .recursive ? n.payload : 0
-    }
-
-    /// Adds a state and, for a recursive component, the states reached by it matching nothing.
-    private func addClosure(_ state: State, into states: inout [State]) {
-        let n = nodes[Int(state.node)]
-        if n.kind == .recursive {
-            if state.depth > 0 && !states.contains(state) { states.append(state) }
-            // `**` may match no directory before the next component; a final `**` must match at least one entry.
-            if nodes[Int(n.next)].kind != .final {
-                addClosure(State(node: n.next, depth: startDepth(n.next)), into: &states)
-            }
-            return
-        }
-        if !states.contains(state) { states.append(state) }
-    }
-
-    @inline(__always)
-    private func isFinal(_ state: State) -> Bool { nodes[Int(state.node)].kind == .final }
+    private func isFinal(_ state: State) -> Bool { automaton.isFinal(state) }
 
     func next() throws -> Value? {
         while true {
@@ -153,29 +79,6 @@ final class GlobWalker {
         if !ready.isEmpty { _ = emit(ready) }
     }
 
-    /// The states an entry named `name` reaches from `states`.
-    private func advance(_ states: [State], name: [UInt8], into next: inout [State]) {
-        next.removeAll(keepingCapacity: true)
-        for state in states {
-            let n = nodes[Int(state.node)]
-            switch n.kind {
-            case .final: continue
-            case .literal:
-                if literals[Int(n.payload)] == name {
-                    addClosure(State(node: n.next, depth: startDepth(n.next)), into: &next)
-                }
-            case .pattern:
-                if GlobPattern.matches(tokens[Int(n.payload)], name) {
-                    addClosure(State(node: n.next, depth: startDepth(n.next)), into: &next)
-                }
-            case .recursive:
-                addClosure(State(node: state.node, depth: state.depth - 1), into: &next)
-                let final = State(node: n.next, depth: 0)
-                if isFinal(final) && !next.contains(final) { next.append(final) }
-            }
-        }
-    }
-
     private func expand(_ pending: Pending) {
         let live = pending.states.filter { !isFinal($0) }
         guard !live.isEmpty else { return }
@@ -184,9 +87,7 @@ final class GlobWalker {
         // Only literal names next: look them up directly, without reading the directory.
         var literalNames: [[UInt8]] = []
         let allLiteral = live.allSatisfy { state in
-            let n = nodes[Int(state.node)]
-            guard n.kind == .literal else { return false }
-            let name = literals[Int(n.payload)]
+            guard let name = automaton.literal(state) else { return false }
             if !literalNames.contains(name) { literalNames.append(name) }
             return true
         }
@@ -211,7 +112,7 @@ final class GlobWalker {
         let identityRoot = root == [PathBytes.slash]
         let remapRoot: [UInt8]? = identityRoot ? nil : root
         for entry in entries {
-            advance(live, name: entry.name, into: &next)
+            automaton.advance(live, name: entry.name, into: &next)
             if next.isEmpty { continue }
             let logical = PathBytes.join(pending.logical, entry.name)
             let entryHost = identityRoot ? logical : PathBytes.join(host, entry.name)
@@ -237,16 +138,7 @@ final class GlobWalker {
             }
             var row: FileRow?
             if anyMatched || (descend && isDirectory && callback != nil) {
-                var sources: [String]
-                if let singleSource {
-                    sources = anyMatched ? singleSource : []
-                } else {
-                    sources = []
-                    for state in next where isFinal(state) {
-                        let source = patterns[Int(nodes[Int(state.node)].glob)].source
-                        if !sources.contains(source) { sources.append(source) }
-                    }
-                }
+                let sources = anyMatched ? automaton.sources(next) : []
                 row = FileRow(logical: logical, host: entryHost, directoryType: entry.type, globs: sources,
                               stat: entry.stat, targetIsDirectory: targetIsDirectory, root: remapRoot, context: context)
             }

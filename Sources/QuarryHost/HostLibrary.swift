@@ -10,4 +10,6 @@ public enum HostLibrary {
     public static var functions: [FunctionDeclaration] {
         FileFunctions.functions + Parsers.functions + Hashing.functions + Processes.functions + Network.functions + SystemInfo.functions
     }
+    /// The live host's accessors: file, auto, file_nocase, raw_file and process.
+    public static var accessors: [any Accessor] { FileAccessor.all + [ProcessAccessor()] }
 }

@@ -24,7 +24,7 @@ enum QuarryRegistry {
     static func make(repository: ArtifactRepository? = nil) -> Registry {
         let registry = CoreLibrary.registry()
         (repository ?? ArtifactRepository.builtin()).install(into: registry)
-        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         return registry
     }

@@ -11,7 +11,7 @@ import VQL
 @Suite struct BuiltinArtifactTests {
     static func host(_ text: String, setup: (Session) -> Void = { _ in }) throws -> (rows: [Value], log: [String]) {
         let registry = CoreLibrary.registry()
-        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         ArtifactRepository.builtin().install(into: registry)
         let logger = MemoryLogger()
@@ -126,7 +126,7 @@ import VQL
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let registry = CoreLibrary.registry()
-        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         let repository = ArtifactRepository.builtin()
         repository.install(into: registry)
@@ -184,7 +184,7 @@ extension BuiltinArtifactTests {
         let repository = ArtifactRepository()
         repository.load(directory: packageRoot + "/../shared/conformance/velociraptor-artifacts")
         let registry = CoreLibrary.registry()
-        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         repository.install(into: registry)
         var ran = 0

@@ -7,7 +7,7 @@ import VQL
 /// Runs VQL with the core and detection plugins; returns the last SELECT's rows and the log.
 func detect(_ text: String, setup: (Session) -> Void = { _ in }) throws -> (rows: [Value], log: [String]) {
     let registry = CoreLibrary.registry()
-    registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+    registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
     registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
     let logger = MemoryLogger()
     let session = Session(registry: registry, logger: logger)

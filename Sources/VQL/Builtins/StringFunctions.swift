@@ -137,10 +137,12 @@ public enum BasicInfo {
 /// The language core's registry list: every built-in plugin and function, explicitly.
 public enum CoreLibrary {
     public static var plugins: [PluginDeclaration] { ControlPlugins.all + [BasicInfo.plugin] }
-    public static var functions: [FunctionDeclaration] { CoreFunctions.all + StringFunctions.all + Aggregates.all }
+    public static var functions: [FunctionDeclaration] { CoreFunctions.all + StringFunctions.all + Aggregates.all + PathFunctions.all }
+    /// Accessors that need no operating system (data, scope, offset, sparse).
+    public static var accessors: [any Accessor] { CoreAccessors.all }
 
     /// A registry holding just the language core.
     public static func registry() -> Registry {
-        Registry(plugins: plugins, functions: functions)
+        Registry(plugins: plugins, functions: functions, accessors: accessors)
     }
 }
