@@ -92,7 +92,7 @@ public struct FileAccessor: Accessor {
 
     public func open(_ path: OSPath, in scope: AccessorScope) throws -> any ReadableFile {
         let (logical, host) = host(path, in: scope)
-        switch HostFS.openForReading(host, allowDevices: flavour == .raw) {
+        switch HostFS.openForReading(host, allowDevices: true) {
         case .success(let (fd, st)): return DescriptorFile(fd: fd, stat: st)
         case .failure(.system(let e)): throw FileAccessor.error(logical, e)
         case .failure(let e): throw AccessorError.io("\(String(decoding: logical, as: UTF8.self)): \(e)")

@@ -13,7 +13,7 @@ public enum Tlsh {
             ArgumentSpec("accessor", .string, FileFunctions.accessorDoc),
         ],
         returns: .string,
-        examples: ["SELECT tlsh_hash(path=format(format='%v', args=[range(end=300)]), accessor='data') AS Digest FROM scope()"],
+        examples: ["SELECT tlsh_hash(path='/etc/passwd') AS Digest FROM scope()"],
         permissions: [.filesystemRead]
     ) { ctx in
         guard let accessor = ctx.accessor(), let path = ctx.path("path", for: accessor),

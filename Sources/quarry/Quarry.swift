@@ -1,6 +1,7 @@
 import ArgumentParser
 import Artifacts
 import Foundation
+import QuarryAccessors
 import QuarryDetect
 import QuarryHost
 import VQL
@@ -26,6 +27,7 @@ enum QuarryRegistry {
         (repository ?? ArtifactRepository.builtin()).install(into: registry)
         registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
+        registry.add(plugins: AccessorLibrary.plugins, functions: AccessorLibrary.functions, accessors: AccessorLibrary.accessors)
         return registry
     }
 }
