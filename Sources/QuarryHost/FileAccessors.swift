@@ -99,6 +99,11 @@ public struct FileAccessor: Accessor {
         }
     }
 
+    public func localPath(_ path: OSPath, in scope: AccessorScope) -> [UInt8]? {
+        guard path.delegate == nil else { return nil }
+        return host(path, in: scope).host
+    }
+
     static func error(_ logical: [UInt8], _ e: Errno) -> AccessorError {
         let name = String(decoding: logical, as: UTF8.self)
         if e.code == ENOENT || e.code == ENOTDIR { return .notFound(name) }

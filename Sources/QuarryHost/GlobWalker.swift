@@ -104,7 +104,8 @@ final class GlobWalker {
             }
         } else {
             guard let (list, opened) = readDirectory(host, pending: pending, ancestors: &ancestors) else { return }
-            entries = list.map { ($0.0, $0.1, nil) }
+            // Name order, as Velociraptor lists directories (so results come in a stable order).
+            entries = list.sorted { GlobWalker.precedes($0.0, $1.0) }.map { ($0.0, $0.1, nil) }
             handle = opened
         }
         var next: [State] = []
@@ -150,6 +151,18 @@ final class GlobWalker {
             }
         }
         stack.append(contentsOf: children.reversed())
+    }
+
+    /// Byte order of two names (memcmp, then length).
+    @inline(__always)
+    static func precedes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        let order = a.withUnsafeBufferPointer { x in
+            b.withUnsafeBufferPointer { y -> Int32 in
+                guard let p = x.baseAddress, let q = y.baseAddress else { return 0 }
+                return memcmp(p, q, min(x.count, y.count))
+            }
+        }
+        return order != 0 ? order < 0 : a.count < b.count
     }
 
     static func directoryType(_ kind: FileStat.Kind) -> UInt8 {

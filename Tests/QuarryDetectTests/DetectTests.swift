@@ -69,7 +69,7 @@ func temporaryDirectory() throws -> String {
     }
 
     @Test func listShorthandContextAndEndLimit() throws {
-        let (rows, _) = try detect("SELECT String.Name AS N, String.Offset AS O, String.HexData AS H FROM yara(rules=['needle'], accessor='data', files='hay needle hay NEEDLE', context=2)")
+        let (rows, _) = try detect("SELECT String.Name AS N, String.Offset AS O, String.HexData AS H FROM yara(rules=['needle'], accessor='data', files='hay needle hay NEEDLE', context=2, number=10)")
         #expect(rows.count == 2)
         #expect(JSONWriter.string(rows[0]).contains(#""O":4"#))
         let dir = try temporaryDirectory()

@@ -21,12 +21,16 @@ public protocol Accessor: Sendable {
     func list(_ path: OSPath, in scope: AccessorScope) throws -> [FileInfo]
     /// Opens a file for reading at any offset.
     func open(_ path: OSPath, in scope: AccessorScope) throws -> any ReadableFile
+    /// The path the operating system knows the file by, when the accessor reads the live file
+    /// system (libraries that open files themselves, SQLite and libmagic, use it); nil otherwise.
+    func localPath(_ path: OSPath, in scope: AccessorScope) -> [UInt8]?
 }
 
 extension Accessor {
     public var pathType: PathType { .generic }
     public var canList: Bool { true }
     public func parse(_ text: [UInt8]) -> OSPath { OSPath.parse(text, type: pathType) }
+    public func localPath(_ path: OSPath, in scope: AccessorScope) -> [UInt8]? { nil }
 
     public func list(_ path: OSPath, in scope: AccessorScope) throws -> [FileInfo] {
         throw AccessorError.unsupported("the \(name) accessor cannot list directories")
