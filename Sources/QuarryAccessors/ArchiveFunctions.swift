@@ -33,7 +33,7 @@ public enum ArchiveFunctions {
             ColumnSpec("Size", .int, "Bytes written."),
         ],
         examples: [
-            "LET dir <= tempdir() SELECT OriginalPath, Size FROM unzip(filename=base64decode(string='UEsDBAoAAAAAAAAAIQAtOwivAwAAAAMAAAAFAAAAYS50eHRoaQpQSwECFAMKAAAAAAAAACEALTsIrwMAAAADAAAABQAAAAAAAAAAAAAApIEAAAAAYS50eHRQSwUGAAAAAAEAAQAzAAAAJgAAAAAA'), accessor='data', type='zip', output_directory=dir)",
+            "LET dir <= tempdir() SELECT OriginalPath, Size FROM unzip(filename=base64decode(string='UEsDBBQAAAAAAAAAIVh6em/tAwAAAAMAAAAFAAAAYS50eHRoaQpQSwECFAMUAAAAAAAAACFYenpv7QMAAAADAAAABQAAAAAAAAAAAAAAgAEAAAAAYS50eHRQSwUGAAAAAAEAAQAzAAAAJgAAAAAA'), accessor='data', type='zip', output_directory=dir)",
         ],
         permissions: [.filesystemRead, .filesystemWrite]
     ) { ctx in
@@ -164,7 +164,7 @@ public enum ArchiveFunctions {
             ArgumentSpec("max_bytes", .int, "Give at most this many bytes (default 64 MiB)."),
         ],
         returns: .string,
-        examples: ["SELECT gunzip(string=base64decode(string='H4sIAAAAAAAAA8tIzcnJBwCGphA2BQAAAA==')) AS Text FROM scope()"]
+        examples: ["SELECT gunzip(string=base64decode(string='H4sIAAAAAAACA8tIzcnJBwCGphA2BQAAAA==')) AS Text FROM scope()"]
     ) { ctx in
         guard let data = ctx.bytes("string") else { return .null }
         let limit = Int(clamping: max(0, ctx.int("max_bytes") ?? (64 << 20)))

@@ -28,6 +28,7 @@ enum QuarryRegistry {
         registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         registry.add(plugins: AccessorLibrary.plugins, functions: AccessorLibrary.functions, accessors: AccessorLibrary.accessors)
+        registry.add(accessors: [CollectorAccessor()])
         return registry
     }
 }

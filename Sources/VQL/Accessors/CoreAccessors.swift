@@ -1,8 +1,9 @@
 /// Accessors that need no operating system: `data` (the path is the content), `scope` (a
-/// variable holds the content), `offset` (a delegate from an offset on) and `sparse` (a
-/// delegate with only some ranges readable).
+/// variable holds the content), `offset` (a delegate from an offset on), `sparse` (a
+/// delegate with only some ranges readable) and `ranged` (a sparse file rebuilt from the
+/// packed ranges an upload stored and their index).
 public enum CoreAccessors {
-    public static var all: [any Accessor] { [DataAccessor(), ScopeAccessor(), OffsetAccessor(), SparseAccessor()] }
+    public static var all: [any Accessor] { [DataAccessor(), ScopeAccessor(), OffsetAccessor(), SparseAccessor(), RangedAccessor(), PipeAccessor()] }
 }
 
 /// `data`: the path text itself is the file's content, so every file plugin also reads strings.
@@ -118,6 +119,84 @@ public final class SparseFile: ReadableFile {
             var filled = 0
             while filled < target.count {
                 let n = try base.read(into: UnsafeMutableRawBufferPointer(rebasing: target[filled...]), at: from + Int64(filled))
+                if n <= 0 { break }
+                filled += n
+            }
+        }
+        return count
+    }
+
+    public func close() { base.close() }
+}
+
+/// `ranged`: a sparse file rebuilt from a packed delegate (the data ranges stored one after
+/// another, as a sparse upload stores them) and its index. The Path is the index as JSON: a list
+/// of `{"file_offset", "original_offset", "file_length", "length"}` or `{"ranges": [...]}`.
+public struct RangedAccessor: Accessor {
+    public init() {}
+    public var name: String { "ranged" }
+    public var summary: String { "Rebuilds a sparse file from packed ranges (the delegate) and its index (the Path, JSON)." }
+    public var canList: Bool { false }
+
+    public func open(_ path: OSPath, in scope: AccessorScope) throws -> any ReadableFile {
+        var text = path.path
+        while text.first == UInt8(ascii: "/") { text.removeFirst() }
+        return RangedFile(try scope.openDelegate(of: path), index: try RangedFile.index(text))
+    }
+}
+
+/// A sparse file rebuilt from packed data: each run maps `original_offset` (in the rebuilt
+/// file) to `file_offset` (in the packed file); between runs the file reads as zeros.
+public final class RangedFile: ReadableFile {
+    public struct Run: Sendable {
+        public var fileOffset: Int64
+        public var originalOffset: Int64
+        public var length: Int64
+    }
+
+    let base: any ReadableFile
+    let runs: [Run]
+
+    public init(_ base: any ReadableFile, index: [Run]) {
+        self.base = base
+        self.runs = index.sorted { $0.originalOffset < $1.originalOffset }
+    }
+
+    /// Parses an index (a JSON list of runs, or an object with a "ranges" list).
+    public static func index(_ json: [UInt8]) throws -> [Run] {
+        guard let value = try? JSONParser.parse(bytes: json) else { throw AccessorError.invalid("ranged: the index is not JSON") }
+        let items: [Value]
+        if case .dict(let d) = value { items = d["ranges"]?.listElements ?? [] } else { items = value.listElements ?? [] }
+        var runs: [Run] = []
+        for item in items {
+            guard let fileOffset = item.member("file_offset").intValue, let original = item.member("original_offset").intValue,
+                  fileOffset >= 0, original >= 0 else {
+                throw AccessorError.invalid("ranged: bad index entry \(JSONWriter.string(item))")
+            }
+            let length = item.member("file_length").intValue ?? item.member("length").intValue ?? 0
+            guard length >= 0, original <= Int64.max - length, fileOffset <= Int64.max - length else {
+                throw AccessorError.invalid("ranged: bad index entry \(JSONWriter.string(item))")
+            }
+            if length > 0 { runs.append(Run(fileOffset: fileOffset, originalOffset: original, length: length)) }
+        }
+        return runs
+    }
+
+    public var size: Int64? { runs.map { $0.originalOffset + $0.length }.max() ?? 0 }
+    public var ranges: [Range<Int64>]? { runs.map { $0.originalOffset..<($0.originalOffset + $0.length) } }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        guard let end = size, offset >= 0, offset < end, let start = buffer.baseAddress else { return 0 }
+        let count = Int(min(Int64(buffer.count), end - offset))
+        start.initializeMemory(as: UInt8.self, repeating: 0, count: count)
+        for run in runs where run.originalOffset + run.length > offset && run.originalOffset < offset + Int64(count) {
+            let from = max(run.originalOffset, offset)
+            let to = min(run.originalOffset + run.length, offset + Int64(count))
+            let target = UnsafeMutableRawBufferPointer(start: start + Int(from - offset), count: Int(to - from))
+            var filled = 0
+            while filled < target.count {
+                let n = try base.read(into: UnsafeMutableRawBufferPointer(rebasing: target[filled...]),
+                                      at: run.fileOffset + (from - run.originalOffset) + Int64(filled))
                 if n <= 0 { break }
                 filled += n
             }

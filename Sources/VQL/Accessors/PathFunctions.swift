@@ -1,7 +1,7 @@
 /// Functions over paths that need no file system: `pathspec()` builds the paths accessors take,
 /// `basename`, `dirname`, `path_join`, `path_split` and `relpath` take them apart.
 public enum PathFunctions {
-    public static var all: [FunctionDeclaration] { [pathspec, basename, dirname, pathJoin, pathSplit, relpath] }
+    public static var all: [FunctionDeclaration] { [pathspec, basename, dirname, pathJoin, pathSplit, relpath, Pipes.function] }
 
     public static let pathspec = FunctionDeclaration(
         name: "pathspec",
