@@ -106,7 +106,7 @@ let package = Package(
             name: "FleetStoreContractTests",
             dependencies: ["FleetCore", "FleetPostgres", "FleetTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")]),
         .testTarget(name: "QuarryAccessorsTests", dependencies: ["QuarryAccessors", "QuarryHost", "QuarryDetect", "VQL"]),
-        .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "QuarryDetect", "QuarryHost", "VQL"]),
+        .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "QuarryDetect", "QuarryHost", "QuarryAccessors", "VQL"]),
     ],
     swiftLanguageModes: [.v6]
 )

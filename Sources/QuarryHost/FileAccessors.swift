@@ -26,7 +26,7 @@ public struct FileAccessor: Accessor {
 
     public var summary: String {
         switch flavour {
-        case .plain: return name == "auto" ? "The live file system (on Linux the same as file)." : "The live file system, through the operating system (no devices)."
+        case .plain: return name == "auto" ? "The live file system (on Linux the same as file)." : "The live file system, through the operating system (devices are read only up to a bound)."
         case .caseInsensitive: return "The live file system with case-insensitive names (Windows trees copied to Linux)."
         case .raw: return "Files and devices read raw (disks, partitions); no directory listing."
         }
