@@ -204,18 +204,7 @@ public enum ArchiveFunctions {
                 let n = try buffer.withUnsafeMutableBytes { try file.read(into: $0, at: offset) }
                 offset += Int64(n)
                 return n
-            }, write: { chunk in
-                var done = 0
-                while done < chunk.count {
-                    let w = chunk.withUnsafeBytes { raw -> Int in
-                        guard let base = raw.baseAddress else { return -1 }
-                        return Glibc.write(fd, base + done, chunk.count - done)
-                    }
-                    if w < 0 && errno == EINTR { continue }
-                    guard w > 0 else { throw AccessorError.io("\(output): \(String(cString: strerror(errno)))") }
-                    done += w
-                }
-            })
+            }, write: { chunk in try ExtractionWriter.writeAll(fd, chunk[...]) })
         } catch {
             ctx.context.logOnce(.warning, "compress: \(PathValues.display(path)): \(error)")
             return .null

@@ -74,19 +74,24 @@ final class ExtractionWriter {
             let want = Int(min(Int64(buffer.count), limit - total))
             let n = try buffer.withUnsafeMutableBytes { try read(UnsafeMutableRawBufferPointer(rebasing: $0[0..<want])) }
             if n <= 0 { break }
-            var written = 0
-            while written < n {
-                let w = buffer.withUnsafeBytes { raw -> Int in
-                    guard let base = raw.baseAddress else { return -1 }
-                    return Glibc.write(fd, base + written, n - written)
-                }
-                if w < 0 && errno == EINTR { continue }
-                guard w > 0 else { throw AccessorError.io("write: \(String(cString: strerror(errno)))") }
-                written += w
-            }
+            try ExtractionWriter.writeAll(fd, buffer[0..<n])
             total += Int64(n)
         }
         return total
+    }
+
+    /// Writes all of `bytes` to a descriptor (retrying short writes and EINTR).
+    static func writeAll(_ fd: Int32, _ bytes: ArraySlice<UInt8>) throws {
+        var written = 0
+        while written < bytes.count {
+            let w = bytes.withUnsafeBytes { raw -> Int in
+                guard let base = raw.baseAddress else { return -1 }
+                return Glibc.write(fd, base + written, bytes.count - written)
+            }
+            if w < 0 && errno == EINTR { continue }
+            guard w > 0 else { throw AccessorError.io("write: \(String(cString: strerror(errno)))") }
+            written += w
+        }
     }
 
     /// The path a member is written to.

@@ -11,15 +11,8 @@ public enum ParserLibrary {
     /// A whole (bounded) file read through the call's accessor (with accessor='data', the
     /// argument itself).
     static func content(_ ctx: CallContext, _ argument: String, limit: Int = 512 << 20) -> [UInt8]? {
-        guard let accessor = ctx.accessor(), let path = ctx.path(argument, for: accessor),
-              let file = ctx.open(path, with: accessor) else { return nil }
-        defer { file.close() }
-        do {
-            return try file.readAll(limit: limit)
-        } catch {
-            ctx.logFailure(path, error)
-            return nil
-        }
+        guard let accessor = ctx.accessor(), let path = ctx.path(argument, for: accessor) else { return nil }
+        return ctx.readWhole(path, with: accessor, limit: limit)
     }
 
     public static let parseJSONArray = FunctionDeclaration(

@@ -5,7 +5,7 @@ import VQL
 /// visited in name order, as Velociraptor does. A directory is listed at most once per walk
 /// when the accessor gives directories an identity (an inode), so a crafted image whose
 /// directories contain themselves or each other cannot make the walk loop or explode.
-final class AccessorGlobWalker {
+final class AccessorGlobWalker: GlobExpansion {
     typealias State = GlobAutomaton.State
 
     struct Pending {
@@ -18,11 +18,12 @@ final class AccessorGlobWalker {
     let accessor: any Accessor
     let scope: AccessorScope
     let ctx: CallContext
+    let context: QueryContext
     let caseInsensitive: Bool
     let callback: Lambda?
-    private var stack: [Pending] = []
-    private var ready: [Value] = []
-    private var readyIndex = 0
+    var stack: [Pending] = []
+    var ready: [Value] = []
+    var readyIndex = 0
     private var listed = Set<Int64>()
     /// Directories deeper than this are not entered (a bound for accessors without identities).
     static let maximumDepth = 256
@@ -32,27 +33,14 @@ final class AccessorGlobWalker {
         self.accessor = accessor
         self.scope = ctx.accessorScope
         self.ctx = ctx
+        self.context = ctx.context
         self.caseInsensitive = caseInsensitive
         self.callback = callback
         if !automaton.initial.isEmpty { stack.append(Pending(directory: root, states: automaton.initial, depth: 0)) }
     }
 
-    func next() throws -> Value? {
-        while true {
-            if readyIndex < ready.count {
-                defer { readyIndex += 1 }
-                return ready[readyIndex]
-            }
-            ready.removeAll(keepingCapacity: true)
-            readyIndex = 0
-            guard let pending = stack.popLast() else { return nil }
-            try ctx.checkCancelled()
-            ctx.context.throttle?.pace()
-            expand(pending)
-        }
-    }
 
-    private func expand(_ pending: Pending) {
+    func expand(_ pending: Pending) {
         let live = pending.states.filter { !automaton.isFinal($0) }
         guard !live.isEmpty, pending.depth < AccessorGlobWalker.maximumDepth else { return }
         let entries: [FileInfo]

@@ -9,23 +9,8 @@ import Glibc
 enum PathBytes {
     static let slash = UInt8(ascii: "/")
 
-    static func basename(_ path: [UInt8]) -> [UInt8] {
-        var end = path.count
-        while end > 1 && path[end - 1] == slash { end -= 1 }
-        let trimmed = path[0..<end]
-        guard let i = trimmed.lastIndex(of: slash) else { return Array(trimmed) }
-        if i == trimmed.count - 1 { return [slash] }
-        return Array(trimmed[(i + 1)...])
-    }
-
-    static func dirname(_ path: [UInt8]) -> [UInt8] {
-        var end = path.count
-        while end > 1 && path[end - 1] == slash { end -= 1 }
-        let trimmed = path[0..<end]
-        guard var i = trimmed.lastIndex(of: slash) else { return [UInt8(ascii: ".")] }
-        while i > 0 && path[i - 1] == slash { i -= 1 }
-        return i == 0 ? [slash] : Array(path[0..<i])
-    }
+    /// The last component, as OSPath computes it for a raw path.
+    static func basename(_ path: [UInt8]) -> [UInt8] { OSPath.rawBasename(path) }
 
     static func join(_ parent: [UInt8], _ name: [UInt8]) -> [UInt8] {
         if parent.last == slash { return parent + name }

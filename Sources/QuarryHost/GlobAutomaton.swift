@@ -1,3 +1,5 @@
+import VQL
+
 /// The matching half of glob(): all glob expressions flattened into one table of component
 /// nodes, run as an NFA over path components. A walker (the file system's GlobWalker, or
 /// AccessorGlobWalker for archives and images) feeds it the names it reads; the automaton says
@@ -137,5 +139,33 @@ final class GlobAutomaton {
             if !sources.contains(source) { sources.append(source) }
         }
         return sources
+    }
+}
+
+/// The pull loop both glob walkers share: the rows found by expanding one pending directory are
+/// handed out before the next directory (the most recently pushed) is expanded.
+protocol GlobExpansion: AnyObject {
+    associatedtype Pending
+    var stack: [Pending] { get set }
+    var ready: [Value] { get set }
+    var readyIndex: Int { get set }
+    var context: QueryContext { get }
+    func expand(_ pending: Pending)
+}
+
+extension GlobExpansion {
+    func next() throws -> Value? {
+        while true {
+            if readyIndex < ready.count {
+                defer { readyIndex += 1 }
+                return ready[readyIndex]
+            }
+            ready.removeAll(keepingCapacity: true)
+            readyIndex = 0
+            guard let pending = stack.popLast() else { return nil }
+            try context.cancellation.check()
+            context.throttle?.pace()
+            expand(pending)
+        }
     }
 }

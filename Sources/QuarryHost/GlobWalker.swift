@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// The state of the walk: directories still to read, each with the glob positions reached there.
-final class GlobWalker {
+final class GlobWalker: GlobExpansion {
     typealias State = GlobAutomaton.State
 
     struct Pending {
@@ -29,9 +29,9 @@ final class GlobWalker {
     let followLinks: Bool
     let oneFileSystem: Bool
     let callback: Lambda?
-    private var stack: [Pending] = []
-    private var ready: [Value] = []
-    private var readyIndex = 0
+    var stack: [Pending] = []
+    var ready: [Value] = []
+    var readyIndex = 0
     private var rootDevice: UInt64?
 
     init(patterns: [GlobPattern], root: [UInt8], ctx: CallContext, followLinks: Bool, oneFileSystem: Bool, callback: Lambda?) {
@@ -49,21 +49,6 @@ final class GlobWalker {
     @inline(__always)
     private func isFinal(_ state: State) -> Bool { automaton.isFinal(state) }
 
-    func next() throws -> Value? {
-        while true {
-            if readyIndex < ready.count {
-                defer { readyIndex += 1 }
-                return ready[readyIndex]
-            }
-            ready.removeAll(keepingCapacity: true)
-            readyIndex = 0
-            guard let pending = stack.popLast() else { return nil }
-            try context.cancellation.check()
-            context.throttle?.pace()
-            expand(pending)
-        }
-    }
-
     /// Walks everything on the current thread, handing rows over in batches; stops when `emit`
     /// returns false (consumer gone) or the query is cancelled.
     func walkAll(emit: ([Value]) -> Bool) {
@@ -79,7 +64,7 @@ final class GlobWalker {
         if !ready.isEmpty { _ = emit(ready) }
     }
 
-    private func expand(_ pending: Pending) {
+    func expand(_ pending: Pending) {
         let live = pending.states.filter { !isFinal($0) }
         guard !live.isEmpty else { return }
         let host = HostFS.resolve(pending.logical, root: root)

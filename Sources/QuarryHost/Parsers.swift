@@ -128,7 +128,7 @@ public enum Parsers {
         var schema: Schema?
         for path in ctx.paths("filenames", for: accessor) {
             try ctx.checkCancelled()
-            guard let data = wholeFile(path, accessor: accessor, limit: limit, ctx: ctx) else { continue }
+            guard let data = ctx.readWhole(path, with: accessor, limit: limit) else { continue }
             for record in split(data, by: recordRegex, limit: .max) where !record.isEmpty {
                 let fields = split(record, by: fieldRegex, limit: count)
                 if headers {
@@ -145,18 +145,6 @@ public enum Parsers {
             }
         }
         return ArrayCursor(rows)
-    }
-
-    /// A whole file (at most `limit` bytes) through an accessor; nil, logged, when unreadable.
-    static func wholeFile(_ path: OSPath, accessor: any Accessor, limit: Int, ctx: CallContext) -> [UInt8]? {
-        guard let file = ctx.open(path, with: accessor) else { return nil }
-        defer { file.close() }
-        do {
-            return try file.readAll(limit: limit)
-        } catch {
-            ctx.logFailure(path, error)
-            return nil
-        }
     }
 
     /// Splits bytes at every match of a regex (at most `limit` pieces, the last keeping the rest).
@@ -216,7 +204,7 @@ public enum Parsers {
         var rows: [Value] = []
         for path in ctx.paths("file", for: accessor) {
             try ctx.checkCancelled()
-            guard let data = wholeFile(path, accessor: accessor, limit: limit, ctx: ctx) else { continue }
+            guard let data = ctx.readWhole(path, with: accessor, limit: limit) else { continue }
             for regex in regexes {
                 let named = regex.captureNames.enumerated().compactMap { item -> (Int, String)? in
                     guard let name = item.element, !name.isEmpty else { return nil }

@@ -78,6 +78,20 @@ import VQL
         #expect(rows.last.flatMap { Fixture.int($0, "Size") } == 849_597)
     }
 
+    /// Live paths: the mounted device is parsed when it can be opened (root on a real host); in a
+    /// sandbox that forbids opening it, the error says why.
+    @Test func livePathsReadTheMountedDevice() throws {
+        let (rows, log) = try Fixture.run("SELECT OSPath, Sys.mft AS Inode, Size FROM glob(globs='/etc/hostname', accessor='ext4')")
+        var st = stat()
+        guard stat("/etc/hostname", &st) == 0 else { return }
+        if let row = rows.first {
+            #expect(Fixture.int(row, "Inode") == Int64(st.st_ino))
+            #expect(Fixture.int(row, "Size") == Int64(st.st_size))
+        } else {
+            #expect(log.contains { $0.contains("not on a mounted ext2/3/4") || $0.contains("/dev/") }, "\(log)")
+        }
+    }
+
     @Test func damagedImagesGiveErrors() throws {
         let dir = Fixture.directory("ext4bad")
         defer { try? FileManager.default.removeItem(atPath: dir) }

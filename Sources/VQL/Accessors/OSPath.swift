@@ -243,7 +243,8 @@ public final class OSPath: HostObject {
         return OSPath(components: split(pathText, type: type == .linux ? .generic : type), type: type == .linux ? .generic : type, delegate: delegate)
     }
 
-    static func rawBasename(_ path: [UInt8]) -> [UInt8] {
+    /// The last component of raw path text (trailing slashes ignored; "/" for the root).
+    public static func rawBasename(_ path: [UInt8]) -> [UInt8] {
         let slash = UInt8(ascii: "/")
         var end = path.count
         while end > 1 && path[end - 1] == slash { end -= 1 }
@@ -253,7 +254,8 @@ public final class OSPath: HostObject {
         return Array(trimmed[(i + 1)...])
     }
 
-    static func rawDirname(_ path: [UInt8]) -> [UInt8] {
+    /// Raw path text without its last component ("." for a bare name, "/" for the root).
+    public static func rawDirname(_ path: [UInt8]) -> [UInt8] {
         let slash = UInt8(ascii: "/")
         var end = path.count
         while end > 1 && path[end - 1] == slash { end -= 1 }

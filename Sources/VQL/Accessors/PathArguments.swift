@@ -78,6 +78,18 @@ extension CallContext {
         }
     }
 
+    /// A whole file (at most `limit` bytes) through `accessor`; nil, logged, when unreadable.
+    public func readWhole(_ path: OSPath, with accessor: any Accessor, limit: Int) -> [UInt8]? {
+        guard let file = open(path, with: accessor) else { return nil }
+        defer { file.close() }
+        do {
+            return try file.readAll(limit: limit)
+        } catch {
+            logFailure(path, error)
+            return nil
+        }
+    }
+
     /// Logs an accessor failure once, as a warning naming this call and the path.
     public func logFailure(_ path: OSPath, _ error: any Error) {
         context.logOnce(.warning, "\(name): \(PathValues.display(path)): \(error)")
