@@ -49,7 +49,7 @@ public struct Ext4Accessor: Accessor {
         }
         let data = Dict([("Flags", .string(Ext4Volume.flagString(inode.flags))), ("Links", .int(Int64(inode.links)))])
         let sys = Value.dict(Dict([("mft", .int(Int64(inode.number))), ("Inode", .int(Int64(inode.number)))]))
-        return FileInfo(path: path, size: inode.isDirectory ? 0 : inode.size, mode: inode.mode, mtime: inode.mtime, atime: inode.atime,
+        return FileInfo(path: path, size: inode.size, mode: inode.mode, mtime: inode.mtime, atime: inode.atime,
                         ctime: inode.ctime, btime: inode.crtime ?? inode.ctime, uid: Int64(inode.uid), gid: Int64(inode.gid),
                         link: link, data: data, sys: sys)
     }

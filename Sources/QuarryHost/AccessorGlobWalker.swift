@@ -21,9 +21,7 @@ final class AccessorGlobWalker: GlobExpansion {
     let context: QueryContext
     let caseInsensitive: Bool
     let callback: Lambda?
-    var stack: [Pending] = []
-    var ready: [Value] = []
-    var readyIndex = 0
+    var stack: [GlobWork<Pending>] = []
     private var listed = Set<Int64>()
     /// Directories deeper than this are not entered (a bound for accessors without identities).
     static let maximumDepth = 256
@@ -36,7 +34,7 @@ final class AccessorGlobWalker: GlobExpansion {
         self.context = ctx.context
         self.caseInsensitive = caseInsensitive
         self.callback = callback
-        if !automaton.initial.isEmpty { stack.append(Pending(directory: root, states: automaton.initial, depth: 0)) }
+        if !automaton.initial.isEmpty { stack.append(.directory(Pending(directory: root, states: automaton.initial, depth: 0))) }
     }
 
 
@@ -53,7 +51,7 @@ final class AccessorGlobWalker: GlobExpansion {
             return
         }
         var next: [State] = []
-        var children: [Pending] = []
+        var work: [GlobWork<Pending>] = []
         for entry in entries {
             let name = caseInsensitive ? entry.name.lowercasedASCII : entry.name
             automaton.advance(live, name: name, into: &next)
@@ -63,16 +61,16 @@ final class AccessorGlobWalker: GlobExpansion {
             for state in next {
                 if automaton.isFinal(state) { matched = true } else { descend = true }
             }
-            if matched { ready.append(.object(FileInfoRow(entry, globs: automaton.sources(next)))) }
+            if matched { work.append(.row(.object(FileInfoRow(entry, globs: automaton.sources(next))))) }
             guard descend && entry.isDirectory else { continue }
             if let identity = AccessorGlobWalker.identity(entry), !listed.insert(identity).inserted {
                 ctx.context.logOnce(.warning, "glob: \(PathValues.display(entry.path)): directory already visited (a loop in the directory tree), not descending")
                 continue
             }
             if let callback, !callback.call([.object(FileInfoRow(entry))], in: ctx.env).isTruthy { continue }
-            children.append(Pending(directory: entry.path, states: next.filter { !automaton.isFinal($0) }, depth: pending.depth + 1))
+            work.append(.directory(Pending(directory: entry.path, states: next.filter { !automaton.isFinal($0) }, depth: pending.depth + 1)))
         }
-        stack.append(contentsOf: children.reversed())
+        stack.append(contentsOf: work.reversed())
     }
 
     /// A directory's identity when the accessor gives one (Sys.Inode).

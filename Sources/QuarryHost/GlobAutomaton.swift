@@ -142,30 +142,34 @@ final class GlobAutomaton {
     }
 }
 
-/// The pull loop both glob walkers share: the rows found by expanding one pending directory are
-/// handed out before the next directory (the most recently pushed) is expanded.
+/// One step of a glob walk: a row to hand out, or a directory still to read.
+enum GlobWork<Pending> {
+    case row(Value)
+    case directory(Pending)
+}
+
+/// The pull loop both glob walkers share. Expanding a directory pushes, for each entry in name
+/// order, its row and then (for a directory to descend into) the directory itself, reversed, so
+/// the walk is depth-first in pre-order: an entry's subtree comes right after it, before its
+/// next sibling, as Velociraptor's glob gives them.
 protocol GlobExpansion: AnyObject {
     associatedtype Pending
-    var stack: [Pending] { get set }
-    var ready: [Value] { get set }
-    var readyIndex: Int { get set }
+    var stack: [GlobWork<Pending>] { get set }
     var context: QueryContext { get }
     func expand(_ pending: Pending)
 }
 
 extension GlobExpansion {
     func next() throws -> Value? {
-        while true {
-            if readyIndex < ready.count {
-                defer { readyIndex += 1 }
-                return ready[readyIndex]
+        while let item = stack.popLast() {
+            switch item {
+            case .row(let row): return row
+            case .directory(let pending):
+                try context.cancellation.check()
+                context.throttle?.pace()
+                expand(pending)
             }
-            ready.removeAll(keepingCapacity: true)
-            readyIndex = 0
-            guard let pending = stack.popLast() else { return nil }
-            try context.cancellation.check()
-            context.throttle?.pace()
-            expand(pending)
         }
+        return nil
     }
 }

@@ -29,9 +29,7 @@ final class GlobWalker: GlobExpansion {
     let followLinks: Bool
     let oneFileSystem: Bool
     let callback: Lambda?
-    var stack: [Pending] = []
-    var ready: [Value] = []
-    var readyIndex = 0
+    var stack: [GlobWork<Pending>] = []
     private var rootDevice: UInt64?
 
     init(patterns: [GlobPattern], root: [UInt8], ctx: CallContext, followLinks: Bool, oneFileSystem: Bool, callback: Lambda?) {
@@ -42,7 +40,7 @@ final class GlobWalker: GlobExpansion {
         self.followLinks = followLinks
         self.oneFileSystem = oneFileSystem
         self.callback = callback
-        if !automaton.initial.isEmpty { stack.append(Pending(logical: [PathBytes.slash], states: automaton.initial, ancestors: [])) }
+        if !automaton.initial.isEmpty { stack.append(.directory(Pending(logical: [PathBytes.slash], states: automaton.initial, ancestors: []))) }
         if oneFileSystem, case .success(let st) = HostFS.stat(root, follow: true) { rootDevice = st.device }
     }
 
@@ -52,23 +50,30 @@ final class GlobWalker: GlobExpansion {
     /// Walks everything on the current thread, handing rows over in batches; stops when `emit`
     /// returns false (consumer gone) or the query is cancelled.
     func walkAll(emit: ([Value]) -> Bool) {
-        while let pending = stack.popLast() {
-            if context.cancellation.isCancelled { return }
-            context.throttle?.pace()
-            expand(pending)
-            if ready.count >= 256 {
-                if !emit(ready) { return }
-                ready.removeAll(keepingCapacity: true)
+        var batch: [Value] = []
+        batch.reserveCapacity(256)
+        while let item = stack.popLast() {
+            switch item {
+            case .row(let row):
+                batch.append(row)
+                if batch.count >= 256 {
+                    if !emit(batch) { return }
+                    batch.removeAll(keepingCapacity: true)
+                }
+            case .directory(let pending):
+                if context.cancellation.isCancelled { return }
+                context.throttle?.pace()
+                expand(pending)
             }
         }
-        if !ready.isEmpty { _ = emit(ready) }
+        if !batch.isEmpty { _ = emit(batch) }
     }
 
     func expand(_ pending: Pending) {
         let live = pending.states.filter { !isFinal($0) }
         guard !live.isEmpty else { return }
         let host = HostFS.resolve(pending.logical, root: root)
-        var children: [Pending] = []
+        var work: [GlobWork<Pending>] = []
         // Only literal names next: look them up directly, without reading the directory.
         var literalNames: [[UInt8]] = []
         let allLiteral = live.allSatisfy { state in
@@ -128,14 +133,14 @@ final class GlobWalker: GlobExpansion {
                 row = FileRow(logical: logical, host: entryHost, directoryType: entry.type, globs: sources,
                               stat: entry.stat, targetIsDirectory: targetIsDirectory, root: remapRoot, context: context)
             }
-            if anyMatched, let row { ready.append(.object(row)) }
+            if anyMatched, let row { work.append(.row(.object(row))) }
             if descend && isDirectory {
                 if let callback, let row, !callback.call([.object(row)], in: ctx.env).isTruthy { continue }
-                children.append(Pending(logical: logical, states: next.filter { !isFinal($0) }, ancestors: ancestors,
-                                        parent: identityRoot ? handle : nil, name: entry.name))
+                work.append(.directory(Pending(logical: logical, states: next.filter { !isFinal($0) }, ancestors: ancestors,
+                                               parent: identityRoot ? handle : nil, name: entry.name)))
             }
         }
-        stack.append(contentsOf: children.reversed())
+        stack.append(contentsOf: work.reversed())
     }
 
     /// Byte order of two names (memcmp, then length).
