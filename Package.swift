@@ -42,6 +42,14 @@ let package = Package(
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CLZMA", path: "Sources/CLZMA", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"])]),
         .systemLibrary(name: "CSQLite3", path: "Sources/CSQLite3", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // libbz2 has no pkg-config file on Debian; the module map links it directly.
+        .systemLibrary(name: "CBzip2", path: "Sources/CBzip2", providers: [.apt(["libbz2-dev"])]),
+        // Accessors that parse containers (zip, gzip, bzip2, tar, ext4) and the archive functions
+        // (unzip, gunzip, compress): hostile bytes, bounded, reached only through delegates.
+        .target(
+            name: "QuarryAccessors",
+            dependencies: ["VQL", "CZlib", "CBzip2", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "_CryptoExtras", package: "swift-crypto")]),
         // Plugins that find evil and read formats: YARA, libmagic, SQLite files, parsers, uploads.
         .target(
             name: "QuarryDetect",
@@ -70,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "quarry",
             dependencies: [
-                "VQL", "QuarryHost", "QuarryDetect", "QuarryNet", "Artifacts", "FleetCore", "Fleet", "FleetPostgres",
+                "VQL", "QuarryHost", "QuarryDetect", "QuarryNet", "QuarryAccessors", "Artifacts", "FleetCore", "Fleet", "FleetPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
@@ -115,7 +123,8 @@ let package = Package(
         .testTarget(
             name: "FleetStoreContractTests",
             dependencies: ["FleetCore", "FleetPostgres", "FleetTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")]),
-        .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "QuarryDetect", "QuarryHost", "VQL"]),
+        .testTarget(name: "QuarryAccessorsTests", dependencies: ["QuarryAccessors", "QuarryHost", "QuarryDetect", "VQL"]),
+        .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "QuarryDetect", "QuarryHost", "QuarryAccessors", "VQL"]),
     ],
     swiftLanguageModes: [.v6]
 )

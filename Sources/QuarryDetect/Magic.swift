@@ -35,35 +35,38 @@ public enum MagicFunctions {
     public static let magic = FunctionDeclaration(
         name: "magic", summary: "Identifies a file's type with libmagic (description, or MIME type with type='mime').",
         arguments: [
-            ArgumentSpec("path", .string, required: true, "The file (or the data with accessor='data')."),
-            ArgumentSpec("accessor", .string, "file (default) or data."),
+            ArgumentSpec("path", .any, required: true, "The file (a string, OSPath or pathspec; the data with accessor='data')."),
+            ArgumentSpec("accessor", .string, "How to reach the file: file (default), data, zip, …"),
             ArgumentSpec("type", .string, "'mime' for the MIME type, 'extension' for likely extensions."),
         ],
         returns: .string, examples: ["SELECT magic(path='#!/bin/sh\\necho hi\\n', accessor='data') AS Type FROM scope()"],
         permissions: [.filesystemRead]
     ) { ctx in
-        guard let path = ctx.string("path") else { return .null }
+        guard let accessor = ctx.accessor(), let path = ctx.path("path", for: accessor) else { return .null }
         var flags = MAGIC_NONE | MAGIC_ERROR | MAGIC_NO_CHECK_COMPRESS
         switch ctx.string("type")?.lowercased() {
         case "mime": flags |= MAGIC_MIME_TYPE
         case "extension": flags |= MAGIC_EXTENSION
         default: break
         }
-        let isData = ctx.string("accessor") == "data"
+        let local = accessor.localPath(path, in: ctx.accessorScope)
+        var head: [UInt8] = []
+        if local == nil {
+            // Other accessors: identify the first bytes (libmagic looks at most this far).
+            guard let file = ctx.open(path, with: accessor) else { return .null }
+            defer { file.close() }
+            head = (try? file.read(at: 0, count: 1 << 20)) ?? []
+        }
         let result: String?? = MagicPool.with(flags: flags) { handle in
-            if isData {
-                let bytes = ctx.bytes("path") ?? []
-                return bytes.withUnsafeBytes { magic_buffer(handle.cookie, $0.baseAddress, $0.count) }.map { String(cString: $0) }
+            guard let local else {
+                return head.withUnsafeBytes { magic_buffer(handle.cookie, $0.baseAddress, $0.count) }.map { String(cString: $0) }
             }
-            // Never let libmagic open FIFOs or devices for reading: describe them from stat.
-            var info = stat()
-            if lstat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFREG {
-                return magic_file(handle.cookie, path).map { String(cString: $0) }
-            }
-            return magic_file(handle.cookie, path).map { String(cString: $0) }
+            // libmagic describes FIFOs and devices from stat without opening them (no MAGIC_DEVICES).
+            let cPath = local.map { CChar(bitPattern: $0) } + [0]
+            return magic_file(handle.cookie, cPath).map { String(cString: $0) }
         }
         guard let text = result ?? nil else {
-            ctx.context.logOnce(.warning, "magic: \(path): cannot identify")
+            ctx.context.logOnce(.warning, "magic: \(PathValues.display(path)): cannot identify")
             return .null
         }
         return .string(text)

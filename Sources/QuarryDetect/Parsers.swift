@@ -8,21 +8,11 @@ public enum ParserLibrary {
     public static let plugins: [PluginDeclaration] = [parseJSONL, parseCSV]
     public static let functions: [FunctionDeclaration] = [parseJSONArray, unhex, xor, entropy, humanize, url]
 
-    /// Reads a whole (bounded) file, or the argument itself with accessor='data'.
+    /// A whole (bounded) file read through the call's accessor (with accessor='data', the
+    /// argument itself).
     static func content(_ ctx: CallContext, _ argument: String, limit: Int = 512 << 20) -> [UInt8]? {
-        if ctx.string("accessor") == "data" { return ctx.bytes(argument) }
-        guard let path = ctx.string(argument) else { return nil }
-        var info = stat()
-        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            ctx.context.logOnce(.warning, "\(ctx.name): \(path): not a readable regular file")
-            return nil
-        }
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            ctx.context.logOnce(.warning, "\(ctx.name): \(path): cannot open")
-            return nil
-        }
-        defer { try? handle.close() }
-        return (try? handle.read(upToCount: limit)).map { [UInt8]($0) } ?? []
+        guard let accessor = ctx.accessor(), let path = ctx.path(argument, for: accessor) else { return nil }
+        return ctx.readWhole(path, with: accessor, limit: limit)
     }
 
     public static let parseJSONArray = FunctionDeclaration(
@@ -36,7 +26,10 @@ public enum ParserLibrary {
 
     public static let parseJSONL = PluginDeclaration(
         name: "parse_jsonl", summary: "One row per line of a JSON-lines file (bad lines are logged and skipped).",
-        arguments: [ArgumentSpec("filename", .string, required: true, "The file."), ArgumentSpec("accessor", .string, "file (default) or data.")],
+        arguments: [
+            ArgumentSpec("filename", .any, required: true, "The file (a string, OSPath or pathspec)."),
+            ArgumentSpec("accessor", .string, "How to reach the file: file (default), data, zip, gzip, …"),
+        ],
         examples: ["SELECT * FROM parse_jsonl(filename='{\"a\": 1}\\n{\"a\": 2}', accessor='data')"], permissions: [.filesystemRead]
     ) { ctx in
         let bytes = content(ctx, "filename") ?? []
@@ -54,8 +47,8 @@ public enum ParserLibrary {
     public static let parseCSV = PluginDeclaration(
         name: "parse_csv", summary: "Rows of a CSV file; the first line names the columns (quoted fields and embedded newlines handled).",
         arguments: [
-            ArgumentSpec("filename", .string, required: true, "The file."),
-            ArgumentSpec("accessor", .string, "file (default) or data."),
+            ArgumentSpec("filename", .any, required: true, "The file (a string, OSPath or pathspec)."),
+            ArgumentSpec("accessor", .string, "How to reach the file: file (default), data, zip, gzip, …"),
             ArgumentSpec("separator", .string, "Field separator (default ',')."),
         ],
         examples: ["SELECT * FROM parse_csv(filename='Name,Uid\\nroot,0\\n', accessor='data')"], permissions: [.filesystemRead]

@@ -4,25 +4,40 @@ import VQL
 
 /// sqlite(): runs a query against a SQLite file read-only. A database that is locked or has a
 /// write-ahead log (browser history, for instance) is copied with its -wal/-shm files to a
-/// temporary folder first, so the query sees committed data without touching the original.
+/// private temporary folder first, so the query sees committed data without touching the
+/// original. A database reached through another accessor (data, a zip member) is copied to a
+/// private 0600 file first, since SQLite only opens real files.
 public enum SQLitePlugin {
     public static let sqlite = PluginDeclaration(
         name: "sqlite", summary: "Queries a SQLite database file read-only (working on a copy when it is locked or has a WAL).",
         arguments: [
-            ArgumentSpec("file", .string, required: true, "The database file."),
+            ArgumentSpec("file", .any, required: true, "The database file (a string, OSPath or pathspec; the bytes with accessor='data')."),
             ArgumentSpec("query", .string, required: true, "The SQL query."),
             ArgumentSpec("args", .any, "Parameters: a list (?) or a dict (:name)."),
-            ArgumentSpec("accessor", .string, "Accepted for compatibility (file)."),
+            ArgumentSpec("accessor", .string, "How to reach the database: file (default), data, zip, …"),
         ],
         examples: ["SELECT * FROM sqlite(file=':memory:', query='SELECT 1 AS One')"],
         permissions: [.filesystemRead]
     ) { ctx in
-        guard let file = ctx.string("file"), let query = ctx.string("query") else { return ArrayCursor([]) }
+        guard let query = ctx.string("query"), let accessor = ctx.accessor() else { return ArrayCursor([]) }
         let args = ctx.value("args")
+        if ctx.string("file") == ":memory:" {
+            do {
+                return try SQLiteCursor(file: ":memory:", query: query, args: args)
+            } catch {
+                ctx.log(.error, "sqlite: :memory:: \(error)")
+                return ArrayCursor([])
+            }
+        }
+        guard let path = ctx.path("file", for: accessor) else { return ArrayCursor([]) }
         do {
-            return try SQLiteCursor(file: file, query: query, args: args, ctx: ctx)
+            if let local = accessor.localPath(path, in: ctx.accessorScope) {
+                return try SQLiteCursor(file: String(decoding: local, as: UTF8.self), query: query, args: args)
+            }
+            let copy = try PrivateCopy(path, accessor: accessor, ctx: ctx)
+            return try SQLiteCursor(file: copy.file, query: query, args: args, ownedDirectory: copy.directory)
         } catch {
-            ctx.log(.error, "sqlite: \(file): \(error)")
+            ctx.log(.error, "sqlite: \(PathValues.display(path)): \(error)")
             return ArrayCursor([])
         }
     }
@@ -53,10 +68,61 @@ extension SQLitePlugin {
             return ArrayCursor([])
         }
         do {
-            return try SQLiteCursor(file: file, query: query, args: ctx.value("args"), ctx: ctx)
+            return try SQLiteCursor(file: file, query: query, args: ctx.value("args"))
         } catch {
             ctx.log(.error, "sql: \(file): \(error)")
             return ArrayCursor([])
+        }
+    }
+}
+
+/// A file read through an accessor, copied to a private folder (0700) as a 0600 file, for
+/// libraries that only open real files. The caller removes `directory` when done.
+struct PrivateCopy {
+    let directory: String
+    let file: String
+
+    /// Makes a private folder (mkdtemp, 0700).
+    static func makeDirectory() throws -> String {
+        var template = Array((NSTemporaryDirectory() + "/quarry-copy-XXXXXX").utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ $0.baseAddress.flatMap { mkdtemp($0) } }) else {
+            throw SQLiteError(message: "cannot create a private temporary folder: \(String(cString: strerror(errno)))")
+        }
+        return String(cString: made)
+    }
+
+    init(_ path: OSPath, accessor: any Accessor, ctx: CallContext, name: String = "copy") throws {
+        let file = try accessor.open(path, in: ctx.accessorScope)
+        defer { file.close() }
+        directory = try PrivateCopy.makeDirectory()
+        self.file = directory + "/" + name
+        let fd = open(self.file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw SQLiteError(message: "cannot create a private copy: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var offset: Int64 = 0
+        do {
+            while true {
+                try ctx.checkCancelled()
+                let chunk = try file.read(at: offset, count: 1 << 20)
+                if chunk.isEmpty { break }
+                var done = 0
+                while done < chunk.count {
+                    let n = chunk.withUnsafeBytes { raw -> Int in
+                        guard let base = raw.baseAddress else { return -1 }
+                        return write(fd, base + done, chunk.count - done)
+                    }
+                    if n < 0 && errno == EINTR { continue }
+                    guard n > 0 else { throw SQLiteError(message: "writing the private copy: \(String(cString: strerror(errno)))") }
+                    done += n
+                }
+                offset += Int64(chunk.count)
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
         }
     }
 }
@@ -73,11 +139,12 @@ final class SQLiteCursor: RowCursor {
     private var schema = Schema.empty
     private var copyDirectory: String?
 
-    init(file: String, query: String, args: Value?, ctx: CallContext) throws {
+    init(file: String, query: String, args: Value?, ownedDirectory: String? = nil) throws {
+        copyDirectory = ownedDirectory
         var path = file
         if file != ":memory:" {
             guard FileManager.default.fileExists(atPath: file) else { throw SQLiteError(message: "no such file") }
-            if FileManager.default.fileExists(atPath: file + "-wal") || SQLiteCursor.isLocked(file) {
+            if ownedDirectory == nil, FileManager.default.fileExists(atPath: file + "-wal") || SQLiteCursor.isLocked(file) {
                 path = try copyWithJournal(file)
             }
         }
@@ -96,7 +163,6 @@ final class SQLiteCursor: RowCursor {
         bind(args)
         let count = sqlite3_column_count(statement)
         schema = Schema((0..<count).map { String(cString: sqlite3_column_name(statement, $0)) })
-        _ = ctx
     }
 
     private static func isLocked(_ file: String) -> Bool {
@@ -107,8 +173,7 @@ final class SQLiteCursor: RowCursor {
     }
 
     private func copyWithJournal(_ file: String) throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quarry-sqlite-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try PrivateCopy.makeDirectory()
         copyDirectory = dir
         let target = dir + "/" + (file as NSString).lastPathComponent
         try FileManager.default.copyItem(atPath: file, toPath: target)

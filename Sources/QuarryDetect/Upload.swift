@@ -56,51 +56,74 @@ public struct UploadError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// upload(): copies a file into the current collection (or --upload-dir), streaming, with size
-/// and hashes in the result; a file it cannot read is recorded in the result, not fatal.
+/// upload(): copies a file, read through any accessor, into the current collection (or
+/// --upload-dir), streaming, with size and hashes in the result; a file it cannot read is
+/// recorded in the result, not fatal. A sparse file (process memory) stores only its data
+/// ranges, with a `.idx` member mapping them back to their offsets, as Velociraptor does.
 public enum UploadFunction {
     public static let serviceKey = UploadService.key
 
     public static let upload = FunctionDeclaration(
-        name: "upload", summary: "Copies a file into the collection's uploads (or --upload-dir); returns Path, Size, Sha256, Md5 or Error.",
+        name: "upload", summary: "Copies a file (through any accessor) into the collection's uploads (or --upload-dir); returns Path, Size, Sha256, Md5 or Error.",
         arguments: [
-            ArgumentSpec("file", .string, required: true, "The file to upload."),
+            ArgumentSpec("file", .any, required: true, "The file to upload (a string, OSPath or pathspec)."),
             ArgumentSpec("name", .string, "Name to store it under (default: the file's path)."),
-            ArgumentSpec("accessor", .string, "file (default) or data (upload the argument itself)."),
+            ArgumentSpec("accessor", .string, "How to reach the file: file (default), data (upload the argument itself), process (/PID), zip, …"),
         ],
         returns: .dict, examples: [], permissions: [.filesystemRead]
     ) { ctx in
-        guard let file = ctx.string("file") else { return .null }
+        guard let accessor = ctx.accessor(), let path = ctx.path("file", for: accessor) else { return .null }
         guard let destination = ctx.context.service(serviceKey, as: (any UploadDestination).self) else {
             ctx.context.logOnce(.error, "upload: no upload destination (use quarry query --upload-dir DIR, or a collection)")
             return .null
         }
-        let accessor = ctx.string("accessor") ?? "file"
-        let name = (ctx.string("name") ?? (accessor == "data" ? "data" : file))
-        var result = Dict([("Path", .string(file)), ("Name", .string(name))])
+        let display = accessor.name == "data" ? "data" : String(decoding: path.raw ?? path.path, as: UTF8.self)
+        // Stored under the accessor's name (the default, auto, stores under file/ as it always has).
+        let prefix = accessor.name == "auto" ? "file" : accessor.name
+        let name = ctx.string("name") ?? display
+        var result = Dict([("Path", .string(accessor.name == "data" ? display : PathValues.display(path))), ("Name", .string(name))])
         do {
-            let stored: (path: String, size: Int64, sha256: String, md5: String)
-            if accessor == "data" {
-                var data = ctx.bytes("file") ?? []
-                stored = try destination.store(name: accessor + "/" + name) { buffer in
-                    let n = min(buffer.count, data.count)
-                    buffer.replaceSubrange(0..<n, with: data[0..<n])
-                    data.removeFirst(n)
+            let file = try accessor.open(path, in: ctx.accessorScope)
+            defer { file.close() }
+            if file.mayNotEnd { throw UploadError(message: "not a regular file") }
+            let ranges = file.ranges ?? [0..<(file.size ?? Int64.max)]
+            var index = 0
+            var offset = ranges.first?.lowerBound ?? 0
+            let stored = try destination.store(name: prefix + "/" + name) { buffer in
+                while index < ranges.count {
+                    let range = ranges[index]
+                    if offset < range.lowerBound { offset = range.lowerBound }
+                    guard offset < range.upperBound else {
+                        index += 1
+                        continue
+                    }
+                    try ctx.checkCancelled()
+                    let want = Int(min(Int64(buffer.count), range.upperBound - offset))
+                    let n = try buffer.withUnsafeMutableBytes { try file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<want]), at: offset) }
+                    if n <= 0 {
+                        index += 1
+                        continue
+                    }
+                    offset += Int64(n)
                     return n
                 }
-            } else {
-                let fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-                guard fd >= 0 else { throw UploadError(message: String(cString: strerror(errno))) }
-                defer { close(fd) }
-                var info = stat()
-                guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-                    throw UploadError(message: "not a regular file")
+                return 0
+            }
+            if let sparse = file.ranges {
+                var fileOffset: Int64 = 0
+                let entries = sparse.map { range -> Value in
+                    defer { fileOffset += range.upperBound - range.lowerBound }
+                    return .dict(Dict([("file_offset", .int(fileOffset)), ("original_offset", .int(range.lowerBound)),
+                                       ("file_length", .int(range.upperBound - range.lowerBound)), ("length", .int(range.upperBound - range.lowerBound))]))
                 }
-                stored = try destination.store(name: "file/" + name) { buffer in
-                    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                    if n < 0 { throw UploadError(message: String(cString: strerror(errno))) }
+                var index = Array(JSONWriter.string(.dict(Dict([("ranges", .list(entries))]))).utf8)
+                _ = try destination.store(name: prefix + "/" + name + ".idx") { buffer in
+                    let n = min(buffer.count, index.count)
+                    buffer.replaceSubrange(0..<n, with: index[0..<n])
+                    index.removeFirst(n)
                     return n
                 }
+                result["Sparse"] = .bool(true)
             }
             result["StoredName"] = .string(stored.path)
             result["Size"] = .int(stored.size)
@@ -108,7 +131,7 @@ public enum UploadFunction {
             result["Md5"] = .string(stored.md5)
         } catch {
             result["Error"] = .string("\(error)")
-            ctx.context.logOnce(.warning, "upload: \(file): \(error)")
+            ctx.context.logOnce(.warning, "upload: \(PathValues.display(path)): \(error)")
         }
         return .dict(result)
     }

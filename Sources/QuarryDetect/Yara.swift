@@ -14,27 +14,27 @@ public enum YaraPlugins {
         name: "yara", summary: "Scans files with YARA rules; one row per string match (or per rule without strings).",
         arguments: [
             ArgumentSpec("rules", .any, required: true, "YARA rule text, or a list of strings to look for."),
-            ArgumentSpec("files", .stringList, required: true, "Files to scan (paths, OSPath values or a query)."),
-            ArgumentSpec("accessor", .string, "file (default) or data (the files are the data itself)."),
+            ArgumentSpec("files", .stringList, required: true, "Files to scan (paths, OSPath values, pathspecs or a query)."),
+            ArgumentSpec("accessor", .string, "How to reach the files: file (default), data (the files are the data itself), zip, process, …"),
             ArgumentSpec("context", .int, "Bytes of context to include around each match (default 0)."),
-            ArgumentSpec("number", .int, "At most this many string matches per file (default 100)."),
+            ArgumentSpec("number", .int, "At most this many string matches per file (default 1, as Velociraptor)."),
             ArgumentSpec("blocksize", .int, "Read files in blocks of this size (default 100 MiB)."),
             ArgumentSpec("start", .int, "Start scanning at this offset."),
             ArgumentSpec("end", .int, "Stop scanning at this offset."),
             ArgumentSpec("namespace", .string, "The rules' namespace."),
+            ArgumentSpec("force_buffers", .bool, "Scan live files in blocksize buffers too (by default they are scanned whole)."),
         ],
         columns: [
             ColumnSpec("Rule", .string), ColumnSpec("Meta", .dict), ColumnSpec("Tags", .list),
-            ColumnSpec("String", .dict, "Name, Offset, HexData, Data of the match"), ColumnSpec("File", .dict, "stat of the file"),
+            ColumnSpec("String", .dict, "Name, Offset, HexData, Data of the match (with `context` bytes around it)"), ColumnSpec("File", .dict, "stat of the file"),
             ColumnSpec("FileName", .string),
         ],
         examples: ["SELECT Rule, String.Offset FROM yara(rules=['quarry'], accessor='data', files='hello quarry')"],
         permissions: [.filesystemRead]
     ) { ctx in
-        guard let rules = compiledRules(ctx) else { return ArrayCursor([]) }
-        let isData = ctx.string("accessor") == "data"
+        guard let rules = compiledRules(ctx), let accessor = ctx.accessor() else { return ArrayCursor([]) }
         let options = ScanOptions(
-            context: Int(ctx.int("context") ?? 0), number: Int(ctx.int("number") ?? 100),
+            context: Int(ctx.int("context") ?? 0), number: Int(ctx.int("number") ?? 1),
             blocksize: Int(ctx.int("blocksize") ?? 100 << 20), start: ctx.int("start") ?? 0, end: ctx.int("end"))
         // files= streams (a query's rows are pulled as needed, so LIMIT stops the walk early).
         let source = (try? ctx.rows("files")) ?? ArrayCursor([])
@@ -46,28 +46,11 @@ public enum YaraPlugins {
             while pending.isEmpty {
                 try ctx.checkCancelled()
                 guard let row = try source.next() else { return nil }
-                guard let path = pathString(row) else { continue }
-                if isData {
-                    pending = dataRows(Array(path.utf8), rules: rules, options: options)
-                } else {
-                    pending = fileRows(path, rules: rules, options: options, context: ctx.context, buffer: &buffer)
-                }
+                guard let path = PathValues.path(row, for: accessor) else { continue }
+                pending = fileRows(path, accessor: accessor, rules: rules, options: options, ctx: ctx, buffer: &buffer)
             }
             return pending.removeFirst()
         }
-    }
-
-    /// A path from one item of files=: a string, an OSPath, or a row whose one column (or
-    /// OSPath/FullPath column) is the path.
-    static func pathString(_ value: Value) -> String? {
-        let v = value.reduced()
-        if let s = v.stringValue { return s }
-        if case .dict(let d) = v {
-            if d.count == 1 { return d.values[0].stringValue }
-            return (d["OSPath"] ?? d["FullPath"])?.stringValue
-        }
-        if case .object(let o) = v { return (o.member("OSPath") ?? o.member("FullPath"))?.stringValue }
-        return nil
     }
 
     /// The call's rules= compiled (cached per query by their text); nil, logged, when they do not compile.
@@ -95,7 +78,7 @@ public enum YaraPlugins {
     static func stringValue(_ match: YaraHit.StringMatch, contextBytes: [UInt8]) -> Value {
         .dict(Dict(schema: stringSchema, values: [
             .string(match.name), .int(match.offset), .list(HexDump.lines(contextBytes.isEmpty ? match.data : contextBytes).map { .string($0) }),
-            .string(bytes: match.data),
+            .string(bytes: contextBytes.isEmpty ? match.data : contextBytes),
         ]))
     }
 
@@ -109,7 +92,9 @@ public enum YaraPlugins {
             for match in hit.strings {
                 var context: [UInt8] = []
                 if options.context > 0 {
-                    context = contextReader(max(0, match.offset - Int64(options.context)), match.data.count + 2 * options.context)
+                    let start = max(0, match.offset - Int64(options.context))
+                    let end = match.offset + Int64(match.data.count + options.context)
+                    context = contextReader(start, Int(end - start))
                 }
                 rows.append(.dict(Dict(schema: schema, values: head + [stringValue(match, contextBytes: context)] + trailer)))
             }
@@ -117,70 +102,96 @@ public enum YaraPlugins {
         return rows
     }
 
-    static func dataRows(_ data: [UInt8], rules: YaraRules, options: ScanOptions) -> [Value] {
-        let hits = data.withUnsafeBytes { YaraEngine.scan(rules, buffer: $0, base: 0, maxMatches: options.number) }
-        return rows(for: hits, options: options, trailer: [.null, .string("data")], schema: rowSchema) { offset, length in
-            let lo = Int(max(0, offset))
-            return Array(data[min(lo, data.count)..<min(data.count, lo + length)])
-        }
+    /// The File column: the file's stat as Velociraptor prints a file info.
+    static func fileDict(_ info: FileInfo) -> Value {
+        .dict(Dict([
+            ("FullPath", .string(bytes: info.path.text)), ("Size", .int(info.size)), ("Mode", .int(FileMode.goBits(info.mode))),
+            ("ModeStr", .string(FileMode.string(info.mode))), ("ModTime", .timestamp(info.mtime ?? .goZero)), ("Data", .dict(info.data)),
+            ("Mtime", .timestamp(info.mtime ?? .goZero)), ("Ctime", .timestamp(info.ctime ?? .goZero)), ("Atime", .timestamp(info.atime ?? .goZero)),
+        ]))
     }
 
-    /// Scans a regular file in blocks (overlapping so strings across a boundary still match);
-    /// FIFOs, devices and directories are skipped; a file that shrinks mid-scan is reported.
-    static func fileRows(_ path: String, rules: YaraRules, options: ScanOptions, context: QueryContext, buffer: inout [UInt8]) -> [Value] {
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else {
-            context.logOnce(.warning, "yara: \(path): \(String(cString: strerror(errno)))")
+    /// Scans a file in blocks (overlapping so strings across a boundary still match). Devices
+    /// that may never end and directories are skipped; a file that shrinks mid-scan is reported.
+    static func fileRows(_ path: OSPath, accessor: any Accessor, rules: YaraRules, options: ScanOptions, ctx: CallContext, buffer: inout [UInt8]) -> [Value] {
+        let context = ctx.context
+        let scope = ctx.accessorScope
+        let info: FileInfo
+        do {
+            info = try accessor.stat(path, follow: true, in: scope)
+        } catch {
+            ctx.logFailure(path, error)
             return []
         }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            // Directories (common in glob output) are skipped quietly; FIFOs and devices are reported.
-            if (info.st_mode & S_IFMT) != S_IFDIR { context.logOnce(.warning, "yara: \(path): not a regular file, skipped") }
+        // Directories (common in glob output) are skipped quietly.
+        if info.isDirectory { return [] }
+        guard let file = ctx.open(path, with: accessor) else { return [] }
+        defer { file.close() }
+        if file.mayNotEnd && options.end == nil {
+            context.logOnce(.warning, "yara: \(PathValues.display(path)): not a regular file, skipped")
             return []
         }
-        let size = Int64(info.st_size)
+        let size = file.size ?? info.size
         let end = min(size, options.end ?? size)
-        let overlap = Int64(min(64 << 10, options.blocksize / 2))
-        let blocksize = max(Int64(options.blocksize), overlap * 2)
+        // Files on the live file system are scanned whole (up to 100 MiB at a time) whatever the
+        // blocksize, as Velociraptor scans them from the file: rules that test the header
+        // (uint32(0) == …) keep matching. Other accessors are scanned in blocksize buffers.
+        let requested = accessor.localPath(path, in: scope) != nil && !(ctx.bool("force_buffers") ?? false)
+            ? max(options.blocksize, Int(min(size, 100 << 20))) : options.blocksize
+        let overlap = Int64(min(64 << 10, requested / 2))
+        let blocksize = max(Int64(requested), overlap * 2)
         let capacity = Int(min(blocksize, max(0, end - options.start)))
         if buffer.count < capacity {
-            // Uninitialised: pread fills it.
+            // Uninitialised: the reads fill it.
             buffer = [UInt8](unsafeUninitializedCapacity: capacity) { _, count in count = capacity }
         }
         var hits: [YaraHit] = []
         var seen = Set<String>()
-        var offset = options.start
-        while offset < end && !context.cancellation.isCancelled {
-            context.throttle?.pace()
-            let want = Int(min(blocksize, end - offset))
-            let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset)) }
-            if got < want {
-                context.logOnce(.warning, "yara: \(path) changed during the scan (short read at \(offset))")
-            }
-            guard got > 0 else { break }
-            let blockHits = buffer.withUnsafeBytes {
-                YaraEngine.scan(rules, buffer: UnsafeRawBufferPointer(rebasing: $0[0..<got]), base: offset, maxMatches: options.number)
-            }
-            for var hit in blockHits {
-                hit.strings = hit.strings.filter { seen.insert("\(hit.rule)\u{0}\($0.name)\u{0}\($0.offset)").inserted }
-                if blockHits.count > 0 && hit.strings.isEmpty && seen.contains("rule:\(hit.rule)") { continue }
-                seen.insert("rule:\(hit.rule)")
-                hits.append(hit)
-            }
-            if got < want || offset + Int64(got) >= end { break }
-            offset += Int64(got) - overlap
+        // Sparse files (process memory) are scanned range by range.
+        let ranges = (file.ranges ?? [0..<end]).compactMap { range -> Range<Int64>? in
+            let lower = max(range.lowerBound, options.start), upper = min(range.upperBound, end)
+            return lower < upper ? lower..<upper : nil
         }
-        let file = Value.dict(Dict([
-            ("FullPath", .string(path)), ("Size", .int(size)),
-            ("Mtime", .timestamp(Timestamp(nanoseconds: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)))),
-            ("Mode", .int(Int64(info.st_mode))),
-        ]))
-        return rows(for: hits, options: options, trailer: [file, .string(path)], schema: rowSchema) { offset, length in
-            var bytes = [UInt8](repeating: 0, count: length)
-            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(offset)) }
-            return Array(bytes.prefix(max(0, n)))
+        var found = 0
+        scanning: for range in ranges {
+            var offset = range.lowerBound
+            while offset < range.upperBound && !context.cancellation.isCancelled {
+                context.throttle?.pace()
+                let want = Int(min(blocksize, range.upperBound - offset))
+                var got = 0
+                do {
+                    while got < want {
+                        let n = try buffer.withUnsafeMutableBytes {
+                            try file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[got..<want]), at: offset + Int64(got))
+                        }
+                        if n <= 0 { break }
+                        got += n
+                    }
+                } catch {
+                    ctx.logFailure(path, error)
+                }
+                if got < want && file.ranges == nil {
+                    context.logOnce(.warning, "yara: \(PathValues.display(path)) changed during the scan (short read at \(offset))")
+                }
+                guard got > 0 else { break }
+                let blockHits = buffer.withUnsafeBytes {
+                    YaraEngine.scan(rules, buffer: UnsafeRawBufferPointer(rebasing: $0[0..<got]), base: offset, maxMatches: options.number)
+                }
+                for var hit in blockHits {
+                    hit.strings = hit.strings.filter { seen.insert("\(hit.rule)\u{0}\($0.name)\u{0}\($0.offset)").inserted }
+                    if hit.strings.isEmpty && seen.contains("rule:\(hit.rule)") { continue }
+                    seen.insert("rule:\(hit.rule)")
+                    found += max(1, hit.strings.count)
+                    hits.append(hit)
+                }
+                if found >= options.number { break scanning }
+                if got < want || offset + Int64(got) >= range.upperBound { break }
+                offset += Int64(got) - overlap
+            }
+        }
+        let trailer: [Value] = [fileDict(info), .string(bytes: path.text)]
+        return rows(for: hits, options: options, trailer: trailer, schema: rowSchema) { offset, length in
+            (try? file.read(at: offset, count: length)) ?? []
         }
     }
 
@@ -257,14 +268,35 @@ public enum YaraPlugins {
     }
 }
 
-/// Hex dump lines ("00000000  68 65 6c 6c 6f  hello") for match context.
+/// Hex dump lines for match context, in Go's hex.Dump layout (what Velociraptor shows):
+/// "00000000  68 65 6c 6c 6f 20 77 6f  72 6c 64              |hello world|", the dump's
+/// final newline giving a last empty line.
 enum HexDump {
     static func lines(_ bytes: [UInt8]) -> [String] {
-        stride(from: 0, to: bytes.count, by: 16).map { start in
+        let digits = Array("0123456789abcdef".utf8)
+        var lines: [String] = []
+        for start in stride(from: 0, to: bytes.count, by: 16) {
             let chunk = bytes[start..<min(bytes.count, start + 16)]
-            let hex = chunk.map { String(format: "%02x", $0) }.joined(separator: " ")
-            let text = String(chunk.map { $0 >= 32 && $0 < 127 ? Character(Unicode.Scalar($0)) : "." })
-            return String(format: "%08x  ", start) + hex.padding(toLength: 48, withPad: " ", startingAt: 0) + " " + text
+            var line: [UInt8] = []
+            var offset = start
+            var offsetDigits = [UInt8](repeating: UInt8(ascii: "0"), count: 8)
+            for i in (0..<8).reversed() {
+                offsetDigits[i] = digits[offset & 15]
+                offset >>= 4
+            }
+            line += offsetDigits + Array("  ".utf8)
+            for slot in 0..<16 {
+                if slot < chunk.count {
+                    let byte = chunk[chunk.startIndex + slot]
+                    line += [digits[Int(byte >> 4)], digits[Int(byte & 15)], UInt8(ascii: " ")]
+                } else {
+                    line += Array("   ".utf8)
+                }
+                if slot == 7 { line.append(UInt8(ascii: " ")) }
+            }
+            line += Array(" |".utf8) + chunk.map { $0 >= 32 && $0 < 127 ? $0 : UInt8(ascii: ".") } + [UInt8(ascii: "|")]
+            lines.append(String(decoding: line, as: UTF8.self))
         }
+        return lines + [""]
     }
 }

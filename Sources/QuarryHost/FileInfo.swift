@@ -5,62 +5,12 @@ import VQL
 import Glibc
 #endif
 
-/// A file system path as VQL sees it: stands for its string (comparisons, regex, output), is
-/// indexable by component (`OSPath[1]`) and has Components, Basename and Dirname members.
-/// Bytes are kept exactly, so non-UTF-8 names survive.
-public final class OSPath: HostObject {
-    public let bytes: [UInt8]
-
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    public var typeName: String { "OSPath" }
-    public var memberNames: [String] { ["Components", "Basename", "Dirname", "Path"] }
-    public var scalar: Value? { .string(bytes: bytes) }
-
-    var components: [[UInt8]] {
-        bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map(Array.init)
-    }
-
-    public func member(_ name: String) -> Value? {
-        switch name.lowercased() {
-        case "components": return .list(components.map { .string(bytes: $0) })
-        case "basename": return .string(bytes: components.last ?? [])
-        case "dirname": return .object(OSPath(PathBytes.dirname(bytes)))
-        case "path", "string": return .string(bytes: bytes)
-        case "length": return .from(components.count)
-        default: return nil
-        }
-    }
-
-    public func element(at index: Int) -> Value? {
-        let parts = components
-        let i = index < 0 ? parts.count + index : index
-        guard i >= 0 && i < parts.count else { return nil }
-        return .string(bytes: parts[i])
-    }
-}
-
 /// Byte-level path helpers (no Foundation path normalisation, which would mangle raw names).
 enum PathBytes {
     static let slash = UInt8(ascii: "/")
 
-    static func basename(_ path: [UInt8]) -> [UInt8] {
-        var end = path.count
-        while end > 1 && path[end - 1] == slash { end -= 1 }
-        let trimmed = path[0..<end]
-        guard let i = trimmed.lastIndex(of: slash) else { return Array(trimmed) }
-        if i == trimmed.count - 1 { return [slash] }
-        return Array(trimmed[(i + 1)...])
-    }
-
-    static func dirname(_ path: [UInt8]) -> [UInt8] {
-        var end = path.count
-        while end > 1 && path[end - 1] == slash { end -= 1 }
-        let trimmed = path[0..<end]
-        guard var i = trimmed.lastIndex(of: slash) else { return [UInt8(ascii: ".")] }
-        while i > 0 && path[i - 1] == slash { i -= 1 }
-        return i == 0 ? [slash] : Array(path[0..<i])
-    }
+    /// The last component, as OSPath computes it for a raw path.
+    static func basename(_ path: [UInt8]) -> [UInt8] { OSPath.rawBasename(path) }
 
     static func join(_ parent: [UInt8], _ name: [UInt8]) -> [UInt8] {
         if parent.last == slash { return parent + name }
@@ -141,7 +91,7 @@ public final class FileRow: HostObject {
         case "Name": return .string(bytes: PathBytes.basename(logical))
         case "FullPath": return .string(bytes: logical)
         case "Size": return stat.map { .int($0.size) } ?? .null
-        case "Mode": return stat.map { .object(FileMode($0)) } ?? .null
+        case "Mode": return stat.map { .object(FileMode($0.mode)) } ?? .null
         case "IsDir": return .bool(isDirectory)
         case "IsLink": return .bool(isLink)
         case "Mtime": return stat.map { .timestamp($0.mtime) } ?? .null
@@ -173,27 +123,6 @@ public final class FileRow: HostObject {
         }
         if let fs = FileSystemType.name(of: host) { pairs.append(("FSType", .string(fs))) }
         return .dict(Dict(pairs))
-    }
-}
-
-/// A file's mode: stands for its Go-style string ("-rw-r--r--") and has String, IsDir,
-/// IsRegular, IsLink and Perm members, as Velociraptor's os.FileMode does.
-public final class FileMode: HostObject {
-    let stat: FileStat
-    init(_ stat: FileStat) { self.stat = stat }
-    public var typeName: String { "FileMode" }
-    public var memberNames: [String] { ["String", "IsDir", "IsRegular", "IsLink", "Perm", "Bits"] }
-    public var scalar: Value? { .string(stat.modeString) }
-    public func member(_ name: String) -> Value? {
-        switch name {
-        case "String": return .string(stat.modeString)
-        case "IsDir": return .bool(stat.kind == .directory)
-        case "IsRegular": return .bool(stat.kind == .regular)
-        case "IsLink": return .bool(stat.kind == .symlink)
-        case "Perm": return .int(Int64(stat.mode & 0o7777))
-        case "Bits": return .int(Int64(stat.mode))
-        default: return nil
-        }
     }
 }
 

@@ -11,9 +11,9 @@ public enum GlobPlugin {
         name: "glob",
         summary: "Finds files matching glob expressions (*, ?, […], {a,b}, ** and **N); rows are lazy file infos.",
         arguments: [
-            ArgumentSpec("globs", .stringList, required: true, "One or more glob expressions."),
-            ArgumentSpec("root", .string, "Directory the globs are relative to."),
-            ArgumentSpec("accessor", .string, "Only 'file' (or 'auto') is supported."),
+            ArgumentSpec("globs", .stringList, required: true, "One or more glob expressions (a pathspec glob carries its own delegate)."),
+            ArgumentSpec("root", .any, "Directory the globs are relative to (a path or a pathspec, e.g. inside a zip)."),
+            ArgumentSpec("accessor", .string, "How to reach the files: file (default), zip, ext4, file_nocase, … (see accessors)."),
             ArgumentSpec("nosymlink", .bool, "Do not follow symbolic links to directories."),
             ArgumentSpec("one_filesystem", .bool, "Do not descend into other file systems."),
             ArgumentSpec("recursion_callback", .lambda, "Lambda given a directory row; descend only when it is true."),
@@ -41,13 +41,24 @@ public enum GlobPlugin {
         ],
         permissions: [.filesystemRead]
     ) { ctx in
-        let accessor = ctx.string("accessor") ?? "file"
-        guard ["file", "auto", ""].contains(accessor) else {
-            ctx.log(.error, "glob: accessor '\(accessor)' is not supported")
+        guard let accessor = ctx.accessor() else { return ArrayCursor([]) }
+        guard accessor.canList else {
+            ctx.context.logOnce(.error, "glob: the \(accessor.name) accessor cannot list directories")
             return ArrayCursor([])
         }
-        var rootArgument = ctx.raw("root").flatMap { HostFS.pathBytes($0) } ?? []
-        let globs = globArguments(ctx)
+        let rootPath = ctx.raw("root").flatMap { PathValues.path($0, for: accessor) }
+        let globValues = ctx.value("globs").map { $0.listElements ?? [$0] } ?? []
+        let delegated = globValues.contains { PathValues.path($0, for: accessor)?.delegate != nil }
+        let callback = ctx.has("recursion_callback") ? ctx.lambda("recursion_callback") : nil
+        if let file = accessor as? FileAccessor, file.isPlain, rootPath?.delegate == nil, !delegated {
+            return fileGlob(ctx, root: rootPath.map(FileAccessor.logical) ?? [], globs: globArguments(ctx), callback: callback)
+        }
+        return accessorGlob(ctx, accessor: accessor, root: rootPath, globs: globValues, callback: callback)
+    }
+
+    /// The live file system: GlobWalker (getdents, lazy stat, openat) on a background thread.
+    static func fileGlob(_ ctx: CallContext, root: [UInt8], globs: [[UInt8]], callback: Lambda?) -> RowCursor {
+        var rootArgument = root
         var patterns: [GlobPattern] = []
         if !rootArgument.isEmpty && rootArgument.first != PathBytes.slash { rootArgument.insert(PathBytes.slash, at: 0) }
         for glob in globs {
@@ -62,9 +73,46 @@ public enum GlobPlugin {
         let walker = GlobWalker(
             patterns: patterns, root: HostFS.root(ctx.context), ctx: ctx,
             followLinks: !(ctx.bool("nosymlink") ?? false), oneFileSystem: ctx.bool("one_filesystem") ?? false,
-            callback: ctx.has("recursion_callback") ? ctx.lambda("recursion_callback") : nil)
+            callback: callback)
         if walker.callback != nil { return GeneratorCursor { try walker.next() } }
         return BackgroundGlobCursor(walker)
+    }
+
+    /// Any other accessor: globs relative to the root (or to the delegate of a glob given as a
+    /// pathspec), walked through Accessor.list; one walk per distinct root.
+    static func accessorGlob(_ ctx: CallContext, accessor: any Accessor, root: OSPath?, globs: [Value], callback: Lambda?) -> RowCursor {
+        let caseInsensitive = (accessor as? FileAccessor)?.flavour == .caseInsensitive || accessor.name.hasSuffix("_nocase")
+        var walks: [(root: OSPath, patterns: [GlobPattern])] = []
+        func add(_ text: [UInt8], source: String, root: OSPath) {
+            let folded = caseInsensitive ? text.lowercasedASCII : text
+            let patterns = GlobPattern.expandBraces(folded).map { GlobPattern($0, source: source) }
+            if let i = walks.firstIndex(where: { $0.root.text == root.text }) {
+                walks[i].patterns += patterns
+            } else {
+                walks.append((root, patterns))
+            }
+        }
+        let defaultRoot = root ?? OSPath(components: [], type: accessor.pathType)
+        for value in globs {
+            if let spec = PathValues.path(value, for: accessor), spec.delegate != nil {
+                let text = OSPath.render(spec.components, type: .generic)
+                add(text, source: String(decoding: text, as: UTF8.self), root: OSPath(components: [], type: spec.type, delegate: spec.delegate))
+            } else if let text = value.reduced().byteValue ?? PathValues.path(value, for: accessor)?.path, !text.isEmpty {
+                add(text, source: String(decoding: text, as: UTF8.self), root: defaultRoot)
+            }
+        }
+        var index = 0
+        var walker: AccessorGlobWalker?
+        return GeneratorCursor {
+            while true {
+                if let current = walker, let row = try current.next() { return row }
+                guard index < walks.count else { return nil }
+                let walk = walks[index]
+                index += 1
+                walker = AccessorGlobWalker(patterns: walk.patterns, root: walk.root, accessor: accessor, ctx: ctx,
+                                            caseInsensitive: caseInsensitive, callback: callback)
+            }
+        }
     }
 
     /// The globs argument as byte strings (a string, a list, or path objects).

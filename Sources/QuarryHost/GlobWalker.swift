@@ -5,24 +5,8 @@ import Glibc
 #endif
 
 /// The state of the walk: directories still to read, each with the glob positions reached there.
-final class GlobWalker {
-    /// A position in one glob: a node of the flattened component table, plus the levels a `**`
-    /// there may still descend.
-    struct State: Hashable {
-        var node: Int32
-        var depth: Int32
-    }
-
-    /// One component of one glob, flattened so the per-entry matching does no reference counting.
-    struct Node {
-        enum Kind: UInt8 { case literal, pattern, recursive, final }
-        var kind: Kind
-        /// Index into `literals`/`tokens`, or the depth of a `**`.
-        var payload: Int32
-        /// The node after this one (the same glob's next component).
-        var next: Int32
-        var glob: Int32
-    }
+final class GlobWalker: GlobExpansion {
+    typealias State = GlobAutomaton.State
 
     struct Pending {
         var logical: [UInt8]
@@ -38,155 +22,62 @@ final class GlobWalker {
         var inode: UInt64
     }
 
-    let patterns: [GlobPattern]
+    let automaton: GlobAutomaton
     let root: [UInt8]
     let ctx: CallContext
     let context: QueryContext
-    /// The Globs column value per set of matched globs (one glob: shared, no per-row allocation).
-    private let singleSource: [String]?
     let followLinks: Bool
     let oneFileSystem: Bool
     let callback: Lambda?
-    private var stack: [Pending] = []
-    private var ready: [Value] = []
-    private var readyIndex = 0
+    var stack: [GlobWork<Pending>] = []
     private var rootDevice: UInt64?
-    private let nodes: UnsafeMutableBufferPointer<Node>
-    private let literals: [[UInt8]]
-    private let tokens: [[GlobPattern.Token]]
 
     init(patterns: [GlobPattern], root: [UInt8], ctx: CallContext, followLinks: Bool, oneFileSystem: Bool, callback: Lambda?) {
-        self.patterns = patterns
+        self.automaton = GlobAutomaton(patterns: patterns)
         self.root = root
         self.ctx = ctx
         self.context = ctx.context
-        let sources = Set(patterns.map(\.source))
-        self.singleSource = sources.count == 1 ? Array(sources) : nil
         self.followLinks = followLinks
         self.oneFileSystem = oneFileSystem
         self.callback = callback
-        var table: [Node] = []
-        var literals: [[UInt8]] = []
-        var tokens: [[GlobPattern.Token]] = []
-        var starts: [Int32] = []
-        for (g, pattern) in patterns.enumerated() {
-            starts.append(Int32(table.count))
-            for component in pattern.components {
-                let next = Int32(table.count + 1)
-                switch component {
-                case .literal(let name):
-                    table.append(Node(kind: .literal, payload: Int32(literals.count), next: next, glob: Int32(g)))
-                    literals.append(name)
-                case .pattern(let t):
-                    table.append(Node(kind: .pattern, payload: Int32(tokens.count), next: next, glob: Int32(g)))
-                    tokens.append(t)
-                case .recursive(let depth):
-                    table.append(Node(kind: .recursive, payload: Int32(clamping: depth), next: next, glob: Int32(g)))
-                }
-            }
-            table.append(Node(kind: .final, payload: 0, next: Int32(table.count), glob: Int32(g)))
-        }
-        self.nodes = UnsafeMutableBufferPointer<Node>.allocate(capacity: max(1, table.count))
-        _ = self.nodes.initialize(from: table)
-        self.literals = literals
-        self.tokens = tokens
-        var initial: [State] = []
-        for g in patterns.indices where !patterns[g].components.isEmpty {
-            addClosure(State(node: starts[g], depth: startDepth(starts[g])), into: &initial)
-        }
-        if !initial.isEmpty { stack.append(Pending(logical: [PathBytes.slash], states: initial, ancestors: [])) }
+        if !automaton.initial.isEmpty { stack.append(.directory(Pending(logical: [PathBytes.slash], states: automaton.initial, ancestors: []))) }
         if oneFileSystem, case .success(let st) = HostFS.stat(root, follow: true) { rootDevice = st.device }
     }
 
-    deinit { nodes.deallocate() }
-
     @inline(__always)
-    private func startDepth(_ node: Int32) -> Int32 {
-        let n = nodes[Int(node)]
-        return n.kind == .recursive ? n.payload : 0
-    }
-
-    /// Adds a state and, for a recursive component, the states reached by it matching nothing.
-    private func addClosure(_ state: State, into states: inout [State]) {
-        let n = nodes[Int(state.node)]
-        if n.kind == .recursive {
-            if state.depth > 0 && !states.contains(state) { states.append(state) }
-            // `**` may match no directory before the next component; a final `**` must match at least one entry.
-            if nodes[Int(n.next)].kind != .final {
-                addClosure(State(node: n.next, depth: startDepth(n.next)), into: &states)
-            }
-            return
-        }
-        if !states.contains(state) { states.append(state) }
-    }
-
-    @inline(__always)
-    private func isFinal(_ state: State) -> Bool { nodes[Int(state.node)].kind == .final }
-
-    func next() throws -> Value? {
-        while true {
-            if readyIndex < ready.count {
-                defer { readyIndex += 1 }
-                return ready[readyIndex]
-            }
-            ready.removeAll(keepingCapacity: true)
-            readyIndex = 0
-            guard let pending = stack.popLast() else { return nil }
-            try context.cancellation.check()
-            context.throttle?.pace()
-            expand(pending)
-        }
-    }
+    private func isFinal(_ state: State) -> Bool { automaton.isFinal(state) }
 
     /// Walks everything on the current thread, handing rows over in batches; stops when `emit`
     /// returns false (consumer gone) or the query is cancelled.
     func walkAll(emit: ([Value]) -> Bool) {
-        while let pending = stack.popLast() {
-            if context.cancellation.isCancelled { return }
-            context.throttle?.pace()
-            expand(pending)
-            if ready.count >= 256 {
-                if !emit(ready) { return }
-                ready.removeAll(keepingCapacity: true)
+        var batch: [Value] = []
+        batch.reserveCapacity(256)
+        while let item = stack.popLast() {
+            switch item {
+            case .row(let row):
+                batch.append(row)
+                if batch.count >= 256 {
+                    if !emit(batch) { return }
+                    batch.removeAll(keepingCapacity: true)
+                }
+            case .directory(let pending):
+                if context.cancellation.isCancelled { return }
+                context.throttle?.pace()
+                expand(pending)
             }
         }
-        if !ready.isEmpty { _ = emit(ready) }
+        if !batch.isEmpty { _ = emit(batch) }
     }
 
-    /// The states an entry named `name` reaches from `states`.
-    private func advance(_ states: [State], name: [UInt8], into next: inout [State]) {
-        next.removeAll(keepingCapacity: true)
-        for state in states {
-            let n = nodes[Int(state.node)]
-            switch n.kind {
-            case .final: continue
-            case .literal:
-                if literals[Int(n.payload)] == name {
-                    addClosure(State(node: n.next, depth: startDepth(n.next)), into: &next)
-                }
-            case .pattern:
-                if GlobPattern.matches(tokens[Int(n.payload)], name) {
-                    addClosure(State(node: n.next, depth: startDepth(n.next)), into: &next)
-                }
-            case .recursive:
-                addClosure(State(node: state.node, depth: state.depth - 1), into: &next)
-                let final = State(node: n.next, depth: 0)
-                if isFinal(final) && !next.contains(final) { next.append(final) }
-            }
-        }
-    }
-
-    private func expand(_ pending: Pending) {
+    func expand(_ pending: Pending) {
         let live = pending.states.filter { !isFinal($0) }
         guard !live.isEmpty else { return }
         let host = HostFS.resolve(pending.logical, root: root)
-        var children: [Pending] = []
+        var work: [GlobWork<Pending>] = []
         // Only literal names next: look them up directly, without reading the directory.
         var literalNames: [[UInt8]] = []
         let allLiteral = live.allSatisfy { state in
-            let n = nodes[Int(state.node)]
-            guard n.kind == .literal else { return false }
-            let name = literals[Int(n.payload)]
+            guard let name = automaton.literal(state) else { return false }
             if !literalNames.contains(name) { literalNames.append(name) }
             return true
         }
@@ -203,7 +94,8 @@ final class GlobWalker {
             }
         } else {
             guard let (list, opened) = readDirectory(host, pending: pending, ancestors: &ancestors) else { return }
-            entries = list.map { ($0.0, $0.1, nil) }
+            // Name order, as Velociraptor lists directories (so results come in a stable order).
+            entries = list.sorted { GlobWalker.precedes($0.0, $1.0) }.map { ($0.0, $0.1, nil) }
             handle = opened
         }
         var next: [State] = []
@@ -211,7 +103,7 @@ final class GlobWalker {
         let identityRoot = root == [PathBytes.slash]
         let remapRoot: [UInt8]? = identityRoot ? nil : root
         for entry in entries {
-            advance(live, name: entry.name, into: &next)
+            automaton.advance(live, name: entry.name, into: &next)
             if next.isEmpty { continue }
             let logical = PathBytes.join(pending.logical, entry.name)
             let entryHost = identityRoot ? logical : PathBytes.join(host, entry.name)
@@ -237,27 +129,30 @@ final class GlobWalker {
             }
             var row: FileRow?
             if anyMatched || (descend && isDirectory && callback != nil) {
-                var sources: [String]
-                if let singleSource {
-                    sources = anyMatched ? singleSource : []
-                } else {
-                    sources = []
-                    for state in next where isFinal(state) {
-                        let source = patterns[Int(nodes[Int(state.node)].glob)].source
-                        if !sources.contains(source) { sources.append(source) }
-                    }
-                }
+                let sources = anyMatched ? automaton.sources(next) : []
                 row = FileRow(logical: logical, host: entryHost, directoryType: entry.type, globs: sources,
                               stat: entry.stat, targetIsDirectory: targetIsDirectory, root: remapRoot, context: context)
             }
-            if anyMatched, let row { ready.append(.object(row)) }
+            if anyMatched, let row { work.append(.row(.object(row))) }
             if descend && isDirectory {
                 if let callback, let row, !callback.call([.object(row)], in: ctx.env).isTruthy { continue }
-                children.append(Pending(logical: logical, states: next.filter { !isFinal($0) }, ancestors: ancestors,
-                                        parent: identityRoot ? handle : nil, name: entry.name))
+                work.append(.directory(Pending(logical: logical, states: next.filter { !isFinal($0) }, ancestors: ancestors,
+                                               parent: identityRoot ? handle : nil, name: entry.name)))
             }
         }
-        stack.append(contentsOf: children.reversed())
+        stack.append(contentsOf: work.reversed())
+    }
+
+    /// Byte order of two names (memcmp, then length).
+    @inline(__always)
+    static func precedes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        let order = a.withUnsafeBufferPointer { x in
+            b.withUnsafeBufferPointer { y -> Int32 in
+                guard let p = x.baseAddress, let q = y.baseAddress else { return 0 }
+                return memcmp(p, q, min(x.count, y.count))
+            }
+        }
+        return order != 0 ? order < 0 : a.count < b.count
     }
 
     static func directoryType(_ kind: FileStat.Kind) -> UInt8 {

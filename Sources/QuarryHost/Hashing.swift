@@ -6,9 +6,10 @@ import Glibc
 #endif
 
 /// `hash()`: MD5, SHA1 and SHA256 of a file in one streamed pass (1 MiB reads; the file is never
-/// held in memory). Only regular files are hashed, so FIFOs and devices cannot hang a query.
+/// held in memory), through any accessor. On the file accessor only regular files are hashed, so
+/// FIFOs and devices cannot hang a query. `tlsh_hash()` lives in Tlsh.swift.
 public enum Hashing {
-    public static var functions: [FunctionDeclaration] { [hash] }
+    public static var functions: [FunctionDeclaration] { [hash, Tlsh.function] }
 
     static let schema = Schema(["MD5", "SHA1", "SHA256"], caseInsensitiveFallback: true)
     static let bufferSize = 1 << 20
@@ -16,30 +17,42 @@ public enum Hashing {
     public static let hash = FunctionDeclaration(
         name: "hash", summary: "Hashes a file: {MD5, SHA1, SHA256}; digests not selected are empty strings.",
         arguments: [
-            ArgumentSpec("path", .string, required: true, "The file to hash."),
-            ArgumentSpec("accessor", .string, "Only 'file' (or 'auto') is supported."),
+            ArgumentSpec("path", .any, required: true, "The file to hash (a string, OSPath or pathspec)."),
+            ArgumentSpec("accessor", .string, FileFunctions.accessorDoc),
             ArgumentSpec("hashselect", .stringList, "Which digests to compute: MD5, SHA1, SHA256 (default all)."),
             ArgumentSpec("max_size", .int, "Hash at most this many bytes."),
         ],
         returns: .dict,
-        examples: ["SELECT hash(path='/etc/hostname', hashselect='SHA256').SHA256 AS Digest FROM scope()"],
+        examples: [
+            "SELECT hash(path='/etc/hostname', hashselect='SHA256').SHA256 AS Digest FROM scope()",
+            "SELECT hash(path='hello', accessor='data').MD5 AS MD5 FROM scope()",
+        ],
         permissions: [.filesystemRead]
     ) { ctx in
-        guard let logical = ctx.raw("path").flatMap({ HostFS.pathBytes($0) }), !logical.isEmpty else { return .null }
-        let accessor = ctx.string("accessor") ?? "file"
-        guard ["file", "auto", ""].contains(accessor) else {
-            ctx.context.logOnce(.error, "hash: accessor '\(accessor)' is not supported")
-            return .null
-        }
+        guard let accessor = ctx.accessor(), let path = ctx.path("path", for: accessor) else { return .null }
         let selected = Set((ctx.strings("hashselect") ?? ["MD5", "SHA1", "SHA256"]).map { $0.uppercased() })
         let limit = ctx.int("max_size").map { max(0, $0) } ?? Int64.max
-        let path = HostFS.resolve(logical, root: HostFS.root(ctx.context))
-        switch digest(path, md5: selected.contains("MD5"), sha1: selected.contains("SHA1"),
-                      sha256: selected.contains("SHA256"), limit: limit, cancellation: ctx.context.cancellation,
-                           throttle: ctx.context.throttle) {
+        let result: Result<[String], ReadError>
+        if let file = accessor as? FileAccessor, file.isPlain, path.delegate == nil {
+            let host = HostFS.resolve(FileAccessor.logical(path), root: HostFS.root(ctx.context))
+            result = digest(host, md5: selected.contains("MD5"), sha1: selected.contains("SHA1"),
+                            sha256: selected.contains("SHA256"), limit: limit, cancellation: ctx.context.cancellation,
+                            throttle: ctx.context.throttle)
+        } else {
+            guard let file = ctx.open(path, with: accessor) else { return .null }
+            defer { file.close() }
+            var offset: Int64 = 0
+            result = digest(md5: selected.contains("MD5"), sha1: selected.contains("SHA1"), sha256: selected.contains("SHA256"),
+                            limit: limit, cancellation: ctx.context.cancellation, throttle: ctx.context.throttle) { buffer in
+                let n = try file.read(into: buffer, at: offset)
+                offset += Int64(n)
+                return n
+            }
+        }
+        switch result {
         case .success(let values): return .dict(Dict(schema: schema, values: values.map { .string($0) }))
         case .failure(let error):
-            ctx.context.logOnce(.warning, "hash: \(String(decoding: logical, as: UTF8.self)): \(error)")
+            ctx.context.logOnce(.warning, "hash: \(PathValues.display(path)): \(error)")
             return .null
         }
     }
@@ -54,6 +67,20 @@ public enum Hashing {
         }
         defer { close(fd) }
         _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+        return digest(md5: md5, sha1: sha1, sha256: sha256, limit: limit, cancellation: cancellation, throttle: throttle) { buffer in
+            while true {
+                let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 { throw ReadError.system(Errno(errno)) }
+                return n
+            }
+        }
+    }
+
+    /// Streams what `read` yields (it fills the buffer and returns the count; 0 ends) through the
+    /// selected digests.
+    static func digest(md5: Bool, sha1: Bool, sha256: Bool, limit: Int64, cancellation: CancellationFlag, throttle: CPUThrottle?,
+                       read: (UnsafeMutableRawBufferPointer) throws -> Int) -> Result<[String], ReadError> {
         let state = Hashers(md5: md5, sha1: sha1, sha256: sha256)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
         defer { buffer.deallocate() }
@@ -65,12 +92,15 @@ public enum Hashing {
             if cancellation.isCancelled { return .failure(.system(Errno(ECANCELED))) }
             throttle?.pace()
             let want = Int(min(Int64(bufferSize), remaining))
-            let n = Glibc.read(fd, buffer.baseAddress, want)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return .failure(.system(Errno(errno)))
+            let n: Int
+            do {
+                n = try read(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
+            } catch let error as ReadError {
+                return .failure(error)
+            } catch {
+                return .failure(.other("\(error)"))
             }
-            if n == 0 { break }
+            if n <= 0 { break }
             state.chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
             if let lane {
                 // MD5 on a second core while SHA1/SHA256 run here: same bytes, one read.

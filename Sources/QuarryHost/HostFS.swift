@@ -205,10 +205,12 @@ public struct Errno: Error, Sendable, CustomStringConvertible {
 public enum ReadError: Error, Sendable, CustomStringConvertible {
     case system(Errno)
     case notRegular(FileStat.Kind)
+    case other(String)
     public var description: String {
         switch self {
         case .system(let e): return e.description
         case .notRegular(let kind): return "not a regular file (\(kind.rawValue))"
+        case .other(let message): return message
         }
     }
 }
@@ -272,27 +274,7 @@ public struct FileStat: Sendable {
     }
 
     /// Go's os.FileMode.String() rendering ("-rw-r--r--", "drwxr-xr-x", "Lrwxrwxrwx").
-    public var modeString: String {
-        var s = ""
-        switch kind {
-        case .directory: s += "d"
-        case .symlink: s += "L"
-        case .fifo: s += "p"
-        case .socket: s += "S"
-        case .characterDevice: s += "Dc"
-        case .blockDevice: s += "D"
-        default: break
-        }
-        if mode & UInt32(S_ISUID) != 0 { s += "u" }
-        if mode & UInt32(S_ISGID) != 0 { s += "g" }
-        if mode & UInt32(S_ISVTX) != 0 { s += "t" }
-        if s.isEmpty { s = "-" }
-        let letters: [Character] = ["r", "w", "x"]
-        for bit in 0..<9 {
-            s.append(mode & (UInt32(1) << UInt32(8 - bit)) != 0 ? letters[bit % 3] : "-")
-        }
-        return s
-    }
+    public var modeString: String { FileMode.string(mode) }
 
     public var devMajor: UInt64 { ((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~UInt64(0xfff)) }
     public var devMinor: UInt64 { (rdev & 0xff) | ((rdev >> 12) & ~UInt64(0xff)) }

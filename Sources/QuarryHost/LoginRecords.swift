@@ -11,7 +11,10 @@ public enum LoginRecords {
 
     public static let utmp = PluginDeclaration(
         name: "utmp", summary: "Login records from a wtmp/utmp/btmp file: Type, User, Line, Host, Time, Address.",
-        arguments: [ArgumentSpec("filename", .string, required: true, "The file (e.g. /var/log/wtmp).")],
+        arguments: [
+            ArgumentSpec("filename", .any, required: true, "The file (e.g. /var/log/wtmp; a string, OSPath or pathspec)."),
+            ArgumentSpec("accessor", .string, FileFunctions.accessorDoc),
+        ],
         columns: [
             ColumnSpec("Type", .string, "USER_PROCESS (a login), DEAD_PROCESS (a logout), BOOT_TIME, …"), ColumnSpec("Pid", .int),
             ColumnSpec("Line", .string, "The terminal"), ColumnSpec("ID", .string), ColumnSpec("User", .string), ColumnSpec("Host", .string, "Remote host"),
@@ -19,22 +22,21 @@ public enum LoginRecords {
         ],
         examples: ["SELECT * FROM utmp(filename='/var/log/wtmp')"], permissions: [.filesystemRead]
     ) { ctx in
-        guard let path = ctx.string("filename") else { return ArrayCursor([]) }
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            ctx.context.logOnce(.warning, "utmp: \(path): cannot open")
-            return ArrayCursor([])
-        }
+        guard let accessor = ctx.accessor(), let path = ctx.path("filename", for: accessor),
+              let file = ctx.open(path, with: accessor) else { return ArrayCursor([]) }
+        var offset: Int64 = 0
         var done = false
-        return GeneratorCursor(onClose: { try? handle.close() }) {
+        return GeneratorCursor(onClose: { file.close() }) {
             while !done {
                 try ctx.checkCancelled()
-                let data = (try? handle.read(upToCount: 384)) ?? Data()
+                let data = try file.read(at: offset, count: 384)
+                offset += Int64(data.count)
                 if data.count < 384 {
-                    if !data.isEmpty { ctx.context.logOnce(.warning, "utmp: \(path): truncated last record (\(data.count) bytes)") }
+                    if !data.isEmpty { ctx.context.logOnce(.warning, "utmp: \(PathValues.display(path)): truncated last record (\(data.count) bytes)") }
                     done = true
                     return nil
                 }
-                return record([UInt8](data))
+                return record(data)
             }
             return nil
         }

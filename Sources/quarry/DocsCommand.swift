@@ -8,6 +8,7 @@ struct DocsCommand: ParsableCommand {
 
     func run() {
         let registry = QuarryRegistry.make()
-        print(Describe.markdown(plugins: Array(registry.plugins.values), functions: Array(registry.functions.values)), terminator: "")
+        print(Describe.markdown(plugins: Array(registry.plugins.values), functions: Array(registry.functions.values),
+                                accessors: Array(registry.accessors.values)), terminator: "")
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Artifacts
 import Foundation
+import QuarryAccessors
 import QuarryDetect
 import QuarryNet
 import QuarryHost
@@ -25,9 +26,11 @@ enum QuarryRegistry {
     static func make(repository: ArtifactRepository? = nil) -> Registry {
         let registry = CoreLibrary.registry()
         (repository ?? ArtifactRepository.builtin()).install(into: registry)
-        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         registry.add(plugins: NetLibrary.plugins, functions: NetLibrary.functions)
+        registry.add(plugins: AccessorLibrary.plugins, functions: AccessorLibrary.functions, accessors: AccessorLibrary.accessors)
+        registry.add(accessors: [CollectorAccessor()])
         return registry
     }
 

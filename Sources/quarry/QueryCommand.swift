@@ -107,6 +107,8 @@ struct QueryCommand: ParsableCommand {
         let interrupt = InterruptHandler(cancellation: cancellation)
         defer { interrupt.stop() }
         let session = Session(registry: registry, logger: logger, cancellation: cancellation, variables: variables)
+        // Temporary files and folders the queries made are removed however the run ends.
+        defer { session.context.finish() }
         if let uploadDir {
             try FileManager.default.createDirectory(atPath: uploadDir, withIntermediateDirectories: true)
             session.context.setService(UploadFunction.serviceKey, DirectoryUploads(root: uploadDir) as any UploadDestination)

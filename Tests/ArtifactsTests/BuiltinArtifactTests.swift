@@ -11,7 +11,7 @@ import VQL
 @Suite struct BuiltinArtifactTests {
     static func host(_ text: String, setup: (Session) -> Void = { _ in }) throws -> (rows: [Value], log: [String]) {
         let registry = CoreLibrary.registry()
-        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         ArtifactRepository.builtin().install(into: registry)
         let logger = MemoryLogger()
@@ -126,7 +126,7 @@ import VQL
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let registry = CoreLibrary.registry()
-        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         let repository = ArtifactRepository.builtin()
         repository.install(into: registry)
@@ -184,7 +184,7 @@ extension BuiltinArtifactTests {
         let repository = ArtifactRepository()
         repository.load(directory: packageRoot + "/../shared/conformance/velociraptor-artifacts")
         let registry = CoreLibrary.registry()
-        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         repository.install(into: registry)
         var ran = 0
@@ -197,6 +197,10 @@ extension BuiltinArtifactTests {
             guard missing.isEmpty else { continue }
             let logger = MemoryLogger()
             let session = Session(registry: registry, logger: logger)
+            // Artifacts that upload (now that every name they call exists) get a scratch folder.
+            let uploads = NSTemporaryDirectory() + "/quarry-uploads-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: uploads) }
+            session.context.setService(UploadService.key, DirectoryUploads(root: uploads) as any UploadDestination)
             _ = try session.run("SELECT * FROM Artifact.\(artifact.name)() LIMIT 5")
             // An artifact built around a program this machine lacks (zypper on Debian) cannot
             // give rows here; what follows from the missing output is not Quarry's error.

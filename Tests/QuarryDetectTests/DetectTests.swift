@@ -7,7 +7,7 @@ import VQL
 /// Runs VQL with the core and detection plugins; returns the last SELECT's rows and the log.
 func detect(_ text: String, setup: (Session) -> Void = { _ in }) throws -> (rows: [Value], log: [String]) {
     let registry = CoreLibrary.registry()
-    registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+    registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
     registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
     let logger = MemoryLogger()
     let session = Session(registry: registry, logger: logger)
@@ -69,7 +69,7 @@ func temporaryDirectory() throws -> String {
     }
 
     @Test func listShorthandContextAndEndLimit() throws {
-        let (rows, _) = try detect("SELECT String.Name AS N, String.Offset AS O, String.HexData AS H FROM yara(rules=['needle'], accessor='data', files='hay needle hay NEEDLE', context=2)")
+        let (rows, _) = try detect("SELECT String.Name AS N, String.Offset AS O, String.HexData AS H FROM yara(rules=['needle'], accessor='data', files='hay needle hay NEEDLE', context=2, number=10)")
         #expect(rows.count == 2)
         #expect(JSONWriter.string(rows[0]).contains(#""O":4"#))
         let dir = try temporaryDirectory()

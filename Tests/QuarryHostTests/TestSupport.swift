@@ -9,7 +9,7 @@ import Glibc
 enum Host {
     static func session(root: String? = nil) -> (Session, MemoryLogger) {
         let registry = CoreLibrary.registry()
-        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
         let logger = MemoryLogger()
         let session = Session(registry: registry, logger: logger)
         if let root { session.context.setService("host.root", root) }

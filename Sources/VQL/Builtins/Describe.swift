@@ -28,7 +28,7 @@ public enum Describe {
     }
 
     /// Markdown reference for docs/.
-    public static func markdown(plugins: [PluginDeclaration], functions: [FunctionDeclaration]) -> String {
+    public static func markdown(plugins: [PluginDeclaration], functions: [FunctionDeclaration], accessors: [any Accessor] = []) -> String {
         var out = "# VQL reference\n\nGenerated from the plugin and function declarations (`make docs`).\n\n## Plugins\n\n"
         for p in plugins.sorted(by: { $0.name < $1.name }) {
             out += "### \(p.name)\n\n\(p.summary)\n\n"
@@ -53,6 +53,11 @@ public enum Describe {
                 out += "\n"
             }
             for e in f.examples { out += "```sql\n\(e)\n```\n\n" }
+        }
+        if !accessors.isEmpty {
+            out += "## Accessors\n\nNamed by `accessor=` in every plugin and function that takes a path (see docs/accessors.md).\n\n"
+            out += "| accessor | lists directories | description |\n|---|---|---|\n"
+            for a in accessors.sorted(by: { $0.name < $1.name }) { out += "| \(a.name) | \(a.canList ? "yes" : "") | \(a.summary) |\n" }
         }
         return out
     }

@@ -141,11 +141,13 @@ public enum CoreLibrary {
     }
     public static var functions: [FunctionDeclaration] {
         CoreFunctions.all + StringFunctions.all + Aggregates.all + TimeFunctions.all + CollectionFunctions.all
-            + CacheFunctions.all + TextFunctions.all + CodecFunctions.all + ProgramFunctions.all
+            + CacheFunctions.all + TextFunctions.all + CodecFunctions.all + ProgramFunctions.all + PathFunctions.all
     }
+    /// Accessors that need no operating system (data, scope, offset, sparse).
+    public static var accessors: [any Accessor] { CoreAccessors.all }
 
     /// A registry holding just the language core.
     public static func registry() -> Registry {
-        Registry(plugins: plugins, functions: functions)
+        Registry(plugins: plugins, functions: functions, accessors: accessors)
     }
 }

@@ -114,16 +114,19 @@ public struct FunctionDeclaration: Sendable {
 public final class Registry: @unchecked Sendable {
     public private(set) var plugins: [String: PluginDeclaration] = [:]
     public private(set) var functions: [String: FunctionDeclaration] = [:]
+    /// The accessors path-taking plugins and functions can name in `accessor=` (see Accessor).
+    public private(set) var accessors: [String: any Accessor] = [:]
     private var pluginResolvers: [@Sendable (String) -> PluginDeclaration?] = []
 
-    public init(plugins: [PluginDeclaration] = [], functions: [FunctionDeclaration] = []) {
-        add(plugins: plugins, functions: functions)
+    public init(plugins: [PluginDeclaration] = [], functions: [FunctionDeclaration] = [], accessors: [any Accessor] = []) {
+        add(plugins: plugins, functions: functions, accessors: accessors)
     }
 
     /// Adds declarations; a later declaration with the same name replaces an earlier one.
-    public func add(plugins: [PluginDeclaration] = [], functions: [FunctionDeclaration] = []) {
+    public func add(plugins: [PluginDeclaration] = [], functions: [FunctionDeclaration] = [], accessors: [any Accessor] = []) {
         for p in plugins { self.plugins[p.name] = p }
         for f in functions { self.functions[f.name] = f }
+        for a in accessors { self.accessors[a.name] = a }
     }
 
     /// Serves plugin names not in the table (used for `Artifact.NAME`).

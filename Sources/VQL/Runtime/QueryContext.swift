@@ -59,6 +59,13 @@ public final class CancellationFlag: Sendable {
     }
 }
 
+/// A typed name for a per-session service: the key fixes the type stored under it, so a reader
+/// cannot ask for the wrong type.
+public struct ServiceKey<T: Sendable>: Sendable {
+    public let name: String
+    public init(_ name: String) { self.name = name }
+}
+
 /// Everything shared by one run of VQL: the registry, the log, cancellation, the regex cache and
 /// the host's permissions. Created once per session and handed to every scope.
 public final class QueryContext: @unchecked Sendable {
@@ -88,6 +95,7 @@ public final class QueryContext: @unchecked Sendable {
         }
         for hook in hooks.reversed() { hook() }
     }
+    private let endActions = Mutex<[@Sendable () -> Void]>([])
 
     public init(registry: Registry, logger: QueryLogger = MemoryLogger(), cancellation: CancellationFlag = CancellationFlag()) {
         self.registry = registry
@@ -96,6 +104,22 @@ public final class QueryContext: @unchecked Sendable {
     }
 
     public func log(_ level: LogLevel, _ message: String) { logger.log(level, message) }
+
+    /// Runs `action` when the session ends (temporary files and folders are removed this way).
+    public func atEnd(_ action: @escaping @Sendable () -> Void) {
+        endActions.withLock { $0.append(action) }
+    }
+
+    /// Runs the end-of-session actions now, latest first; also done when the context is released.
+    public func finish() {
+        let actions = endActions.withLock { actions -> [@Sendable () -> Void] in
+            defer { actions.removeAll() }
+            return actions
+        }
+        for action in actions.reversed() { action() }
+    }
+
+    deinit { finish() }
 
     /// Logs a message only the first time it is seen in this session (per-row problems).
     public func logOnce(_ level: LogLevel, _ message: String) {
@@ -122,6 +146,30 @@ public final class QueryContext: @unchecked Sendable {
         if permissions.contains(permission) { return true }
         logOnce(.error, "\(name): permission denied (needs \(permission.rawValue))")
         return false
+    }
+
+    /// The accessor registered under `name` ("" means the default, `auto`).
+    public func accessor(named name: String) -> (any Accessor)? {
+        registry.accessors[name.isEmpty ? "auto" : name]
+    }
+
+    /// A session service by its typed key.
+    public func service<T: Sendable>(_ key: ServiceKey<T>) -> T? {
+        services.withLock { $0[key.name] as? T }
+    }
+
+    /// The session service under `key`, created by `make` on first use (once, even when racing).
+    public func service<T: Sendable>(_ key: ServiceKey<T>, orMake make: () -> T) -> T {
+        services.withLock { services in
+            if let existing = services[key.name] as? T { return existing }
+            let made = make()
+            services[key.name] = made
+            return made
+        }
+    }
+
+    public func setService<T: Sendable>(_ key: ServiceKey<T>, _ value: T) {
+        services.withLock { $0[key.name] = value }
     }
 
     public func service<T: Sendable>(_ key: String, as type: T.Type) -> T? {

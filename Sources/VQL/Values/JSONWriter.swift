@@ -156,6 +156,7 @@ public enum JSONWriter {
 
     /// RFC 3339 in UTC with the fraction trimmed, as Go's time.MarshalJSON writes it.
     public static func rfc3339(_ t: Timestamp) -> String {
+        if t == .goZero { return "0001-01-01T00:00:00Z" }
         let seconds = t.nanoseconds >= 0 ? t.nanoseconds / 1_000_000_000 : (t.nanoseconds - 999_999_999) / 1_000_000_000
         let nanos = t.nanoseconds - seconds * 1_000_000_000
         var time = time_t(seconds)

@@ -13,6 +13,9 @@ extension Value {
         case (.string(let x), .string(let y)): return .string(x + y)
         case (.lazy, _): return add(a.reduced(), b)
         case (_, .lazy): return add(a, b.reduced())
+        case (.object(let path as OSPath), _):
+            if let joined = path.adding(b) { return joined }
+            return add(path.scalar ?? .null, b)
         case (.object(let o), _) where o.scalar != nil: return add(o.scalar ?? .null, b)
         case (_, .object(let o)) where o.scalar != nil: return add(a, o.scalar ?? .null)
         case (.string, .bytes), (.bytes, .string), (.bytes, .bytes):

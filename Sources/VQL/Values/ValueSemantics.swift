@@ -60,7 +60,7 @@ extension Value {
         case .double(let d): return d != 0
         case .string(let s): return !s.isEmpty
         case .bytes(let b): return !b.isEmpty
-        case .timestamp(let t): return t.nanoseconds != 0
+        case .timestamp(let t): return t.nanoseconds != 0 && t != .goZero
         case .list(let l): return !l.isEmpty
         case .dict(let d): return !d.isEmpty
         case .query(let q): return !q.materialize(limit: 1).isEmpty
