@@ -1,5 +1,6 @@
 import CSQLite3
 import Foundation
+import PrivateFiles
 import VQL
 
 /// sqlite(): runs a query against a SQLite file read-only. A database that is locked or has a
@@ -74,8 +75,9 @@ final class SQLiteCursor: RowCursor {
     }
 
     private func copyWithJournal(_ file: String) throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quarry-sqlite-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // A private folder (0700) under the temporary root (the agent's own tmp/ on an agent): the copy
+        // is evidence.
+        let dir = try PrivateFile.makeTemporaryFolder(prefix: "quarry-sqlite")
         copyDirectory = dir
         let target = dir + "/" + (file as NSString).lastPathComponent
         try FileManager.default.copyItem(atPath: file, toPath: target)

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import PrivateFiles
 import Yams
 
 /// A config or credentials file that cannot be read or written.
@@ -145,15 +146,13 @@ public enum ConfigFile {
         try writeSecret(Data(yaml(value).utf8), to: path)
     }
 
+    /// Created 0600 under a temporary name by the call that makes it, fsynced, renamed into place,
+    /// the folder fsynced: no other user can read it at any moment, and a crash leaves a whole file.
     public static func writeSecret(_ data: Data, to path: String) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else {
-            throw ConfigError("cannot write \(path)")
-        }
-        guard rename(temporary, path) == 0 else {
-            let message = String(cString: strerror(errno))
-            unlink(temporary)
-            throw ConfigError("cannot write \(path): \(message)")
+        do {
+            try PrivateFile.write(data, to: path)
+        } catch {
+            throw ConfigError("\(error)")
         }
     }
 

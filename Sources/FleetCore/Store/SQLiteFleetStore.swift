@@ -1,5 +1,6 @@
 import CSQLite3
 import Foundation
+import PrivateFiles
 
 /// The embedded `FleetStore` engine: one SQLite file in WAL mode.
 ///
@@ -49,9 +50,12 @@ public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
     /// files the same mode), and tightens the mode of an existing file.
     private static func createPrivateFile(_ path: String) throws {
         let files = FileManager.default
-        if !files.fileExists(atPath: path),
-           !files.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) {
-            throw StoreError("open \(path): cannot create the database file")
+        if !files.fileExists(atPath: path) {
+            do {
+                close(try PrivateFile.create(path))
+            } catch {
+                throw StoreError("open \(path): cannot create the database file: \(error)")
+            }
         }
         do {
             try files.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
