@@ -35,8 +35,15 @@ public enum PrivateFile {
     /// Creates `path` for writing with `mode`, removing whatever was there first (a file left by an
     /// earlier run, or one another user placed there in a shared folder: it is unlinked, never
     /// written through).
+    /// Only a regular file or a symbolic link is ever removed: a device (`/dev/null`), a folder or a
+    /// pipe at the path is an error, not something to replace.
     public static func replace(_ path: String, mode: mode_t = privateMode, readable: Bool = false) throws -> Int32 {
-        if unlink(path) != 0 && errno != ENOENT { throw PrivateFileError("cannot replace \(path): \(lastError())") }
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            let type = info.st_mode & S_IFMT
+            guard type == S_IFREG || type == S_IFLNK else { throw PrivateFileError("\(path) exists and is not a regular file: not replacing it") }
+            if unlink(path) != 0 && errno != ENOENT { throw PrivateFileError("cannot replace \(path): \(lastError())") }
+        }
         return try create(path, mode: mode, readable: readable)
     }
 

@@ -149,6 +149,11 @@ import Testing
         let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/out.zip")
         #expect(attributes[.type] as? FileAttributeType == .typeRegular)
         #expect(attributes[.posixPermissions] as? Int == 0o600)
+        // A device or a folder at the path is an error, never replaced.
+        #expect(throws: ZipError.self) { _ = try ZipWriter(path: "/dev/null") }
+        var info = stat()
+        #expect(stat("/dev/null", &info) == 0 && info.st_mode & S_IFMT == S_IFCHR)
+        #expect(throws: ZipError.self) { _ = try ZipWriter(path: dir) }
         _ = try ZipWriter(path: dir + "/shared.zip", mode: 0o640)
         #expect(try FileManager.default.attributesOfItem(atPath: dir + "/shared.zip")[.posixPermissions] as? Int == 0o640)
     }

@@ -34,12 +34,18 @@ public final class FleetAgent: Sendable {
         let urls = config.serverURLs
         return urls[urlIndex.withLockedValue { $0 } % urls.count]
     }
-    /// Batches sent but not yet acknowledged, at most.
+    /// Batches sent but not yet acknowledged, at most, and their bytes at most (upload parts are
+    /// 2 MiB each: the count alone would let 170 MB wait in the send buffers).
     static let window = 64
+    static let windowBytes = 16 << 20
 
     struct SenderState {
         var lastSent: UInt64 = 0
-        var inFlight = 0
+        /// Sizes of the batches sent and not acknowledged, by flow and seq.
+        var unacknowledged: [String: Int] = [:]
+        var inFlightBytes = 0
+
+        static func key(_ flowId: String, _ seq: Int) -> String { flowId + "#\(seq)" }
     }
 
     public init(
@@ -151,7 +157,9 @@ public final class FleetAgent: Sendable {
         case .ack(let flowId, let seq, let rejected):
             if let rejected { log("batch \(flowId)#\(seq) rejected by the server: \(rejected)") }
             queue.acknowledge(flowId: flowId, seq: seq)
-            sender.withLockedValue { $0.inFlight = max(0, $0.inFlight - 1) }
+            sender.withLockedValue { state in
+                if let size = state.unacknowledged.removeValue(forKey: SenderState.key(flowId, seq)) { state.inFlightBytes -= size }
+            }
             pump()
         case .refused(let reason):
             log("server refused the connection: \(reason)")
@@ -160,16 +168,22 @@ public final class FleetAgent: Sendable {
         }
     }
 
-    /// Sends queued batches in order while fewer than `window` are unacknowledged.
+    /// Sends queued batches in order while fewer than `window` batches and `windowBytes` bytes are
+    /// unacknowledged (one batch always goes, whatever its size).
     func pump() {
         sender.withLockedValue { state in
             guard let socket = self.socket.withLockedValue({ $0 }) else { return }
-            let room = Self.window - state.inFlight
+            let room = Self.window - state.unacknowledged.count
             guard room > 0 else { return }
             for entry in queue.entries(after: state.lastSent, limit: room) {
+                if !state.unacknowledged.isEmpty && state.inFlightBytes + entry.size > Self.windowBytes { break }
                 state.lastSent = entry.number
                 guard let batch = queue.load(entry) else { continue }
-                state.inFlight += 1
+                let key = SenderState.key(batch.flowId, batch.seq)
+                if state.unacknowledged[key] == nil {
+                    state.unacknowledged[key] = entry.size
+                    state.inFlightBytes += entry.size
+                }
                 socket.send(AgentMessage.batch(batch))
             }
         }
