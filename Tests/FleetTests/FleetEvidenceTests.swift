@@ -192,4 +192,44 @@ extension FleetTests {
         try await fleet.startServer()
         #expect(try FileManager.default.contentsOfDirectory(atPath: staging) == ["\(live)-0"])
     }
+
+    /// A batch file torn in the agent's queue (as a power loss can leave it) is not silently lost:
+    /// the flow's final status says a batch was lost, and the rest arrives.
+    @Test func aBatchTornInTheAgentsQueueIsReportedAsLost() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        let id = try #require(fleet.clientId("a"))
+        let collect = try fleet.cli(["collect", id, "Test.Rows", "--args", "Count=3000", "--args", "Pause=4"])
+        try fleet.check(collect)
+        let flow = collect.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try await fleet.waitUntil(timeout: 20, "flow running") { try await fleet.get("/flows/\(flow)", as: FlowView.self).flow.state == .running }
+        // The server goes away; the agent finishes the collection into its queue.
+        fleet.killServer()
+        let queue = fleet.dir + "/agents/a/queue"
+        try await fleet.waitUntil(timeout: 30, "the collection queued") {
+            fleet.log("agent-a").contains("flow \(flow): finished")
+        }
+        fleet.killAgent("a")
+        var rowFiles: [(name: String, rows: Int)] = []
+        for name in try FileManager.default.contentsOfDirectory(atPath: queue).sorted() where name.hasSuffix(".batch") {
+            let batch = try Wire.decode(WireBatch.self, from: Data(contentsOf: URL(fileURLWithPath: queue + "/" + name)))
+            if batch.flowId == flow, case .rows(_, _, let rows) = batch.payload { rowFiles.append((name, rows.count)) }
+        }
+        #expect(rowFiles.reduce(0) { $0 + $1.rows } == 3000)
+        let torn = try #require(rowFiles.first)
+        let data = try Data(contentsOf: URL(fileURLWithPath: queue + "/" + torn.name))
+        try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: queue + "/" + torn.name))
+        try fleet.startAgent("a")
+        try await fleet.startServer()
+        try await fleet.waitUntil(timeout: 30, "the loss reported") {
+            let view = try await fleet.get("/flows/\(flow)", as: FlowView.self).flow
+            return view.state == .finished && view.errors.contains { $0.contains("1 batch was lost") }
+        }
+        let rows = try await fleet.get("/results", query: ["flow_id": flow, "limit": "10000"], as: [ResultRow].self)
+        #expect(rows.count == 3000 - torn.rows)
+        #expect(fleet.log("agent-a").contains("damaged batch files found at start"))
+        #expect(fleet.log("server").contains("1 lost before acknowledgement"))
+    }
 }

@@ -3,7 +3,7 @@ import NIOConcurrencyHelpers
 import PrivateFiles
 
 /// The agent's on-disk queue of batches not yet acknowledged by the server. One file per batch,
-/// named by a growing number, made durable before it counts as queued (a private temporary file,
+/// named by a growing number and its flow (`00000000000000000042-F.0123456789abcdef.batch`), made durable before it counts as queued (a private temporary file,
 /// fsync, rename, fsync of the folder), removed on acknowledgement. A restart reloads it, so a
 /// crash, a server restart or a network cut loses nothing. Past `maxBytes` the oldest batches are
 /// dropped, counted per flow and reported. A batch file found damaged at start (torn by a power
@@ -16,6 +16,8 @@ public final class ResultQueue: Sendable {
         public var flowId: String
         public var seq: Int
         public var size: Int
+        /// The file's name in the queue folder.
+        var file: String
     }
 
     let directory: String
@@ -68,13 +70,16 @@ public final class ResultQueue: Sendable {
         var damaged: [(String?, String)] = []
         for name in names.filter({ $0.hasSuffix(".batch") }).sorted() {
             let data = FileManager.default.contents(atPath: directory + "/" + name) ?? Data()
-            guard let number = UInt64(name.dropLast(6)), let batch = try? Wire.decode(WireBatch.self, from: data) else {
-                let flowId = Self.flowId(inDamaged: data)
+            let stem = name.dropLast(".batch".count)
+            let number = UInt64(stem.prefix { $0 != "-" })
+            guard let number, let batch = try? Wire.decode(WireBatch.self, from: data) else {
+                let named = stem.firstIndex(of: "-").map { String(stem[stem.index(after: $0)...]) }.flatMap { $0.isEmpty ? nil : $0 }
+                let flowId = named ?? Self.flowId(inDamaged: data)
                 if let flowId { state.dropped.flows[flowId, default: 0] += 1 } else { state.dropped.unattributed += 1 }
                 damaged.append((flowId, name))
                 continue
             }
-            state.entries.append(Entry(number: number, flowId: batch.flowId, seq: batch.seq, size: data.count))
+            state.entries.append(Entry(number: number, flowId: batch.flowId, seq: batch.seq, size: data.count, file: name))
             state.bytes += Int64(data.count)
             state.next = max(state.next, number + 1)
         }
@@ -87,7 +92,8 @@ public final class ResultQueue: Sendable {
         }
     }
 
-    /// The flow named at the start of a torn batch file (`{"flowId":"F.…"`), when it can be read.
+    /// The flow named in a torn batch file (`"flowId":"F.…"`), when that part survived (for files
+    /// written before names carried the flow).
     static func flowId(inDamaged data: Data) -> String? {
         let text = String(decoding: data.prefix(512), as: UTF8.self)
         guard let key = text.range(of: #""flowId":""#) else { return nil }
@@ -105,12 +111,13 @@ public final class ResultQueue: Sendable {
             defer { state.next += 1 }
             return state.next
         }
+        let name = String(format: "%020llu", number) + "-" + batch.flowId.filter { $0.isLetter || $0.isNumber || $0 == "." }.prefix(64) + ".batch"
         do {
-            try PrivateFile.write(data, to: file(number))
+            try PrivateFile.write(data, to: directory + "/" + name)
         } catch {
             throw TransportError("cannot write the result queue: \(error)")
         }
-        let entry = Entry(number: number, flowId: batch.flowId, seq: batch.seq, size: data.count)
+        let entry = Entry(number: number, flowId: batch.flowId, seq: batch.seq, size: data.count, file: name)
         let evicted = state.withLockedValue { state -> [Entry] in
             // Appends may finish out of order: keep the entries sorted by number.
             let position = state.entries.lastIndex { $0.number < number }.map { $0 + 1 } ?? 0
@@ -125,7 +132,7 @@ public final class ResultQueue: Sendable {
             }
             return evicted
         }
-        for old in evicted { unlink(file(old.number)) }
+        for old in evicted { unlink(directory + "/" + old.file) }
         if !evicted.isEmpty { try? saveDropped() }
         return entry
     }
@@ -145,7 +152,7 @@ public final class ResultQueue: Sendable {
     }
 
     public func load(_ entry: Entry) -> WireBatch? {
-        guard let data = FileManager.default.contents(atPath: file(entry.number)) else { return nil }
+        guard let data = FileManager.default.contents(atPath: directory + "/" + entry.file) else { return nil }
         return try? Wire.decode(WireBatch.self, from: data)
     }
 
@@ -157,7 +164,7 @@ public final class ResultQueue: Sendable {
             state.bytes -= Int64(entry.size)
             return entry
         }
-        if let removed { unlink(file(removed.number)) }
+        if let removed { unlink(directory + "/" + removed.file) }
         room.broadcast()
     }
 
@@ -180,8 +187,6 @@ public final class ResultQueue: Sendable {
             _ = room.wait(until: min(deadline, Date().addingTimeInterval(0.2)))
         }
     }
-
-    private func file(_ number: UInt64) -> String { directory + "/" + String(format: "%020llu", number) + ".batch" }
 
     private func saveDropped() throws {
         let dropped = state.withLockedValue { $0.dropped }

@@ -17,6 +17,8 @@ import PrivateFiles
 public final class BlobStore: Sendable {
     public let root: String
     private let progress = NIOLockedValueBox<[UploadKey: UploadProgress]>([:])
+    /// Bytes staged per upload not yet filed (for the per-flow cap, read without the uploads' locks).
+    private let staged = NIOLockedValueBox<[UploadKey: Int64]>([:])
     private let work = DispatchQueue(label: "quarry.blobs", attributes: .concurrent)
 
     /// Largest part accepted (agents send 2 MiB).
@@ -94,12 +96,6 @@ public final class BlobStore: Sendable {
         }
         guard !last || offset + Int64(data.count) == size else { return .rejected("upload \(name): the last part ends at \(offset + Int64(data.count)), not at its size \(size)") }
         let key = UploadKey(flowId: flowId, index: index)
-        let others = progress.withLockedValue { all in
-            all.filter { $0.key.flowId == flowId && $0.key.index != index && $0.value.filed == nil }.map(\.value)
-        }.reduce(Int64(0)) { total, other in total + other.lock.withLock { other.received } }
-        guard flowBytes + others + offset + Int64(data.count) <= cap else {
-            return .rejected("upload \(name): the flow's uploads would pass its limit of \(cap) bytes")
-        }
         let upload = progress.withLockedValue { all -> UploadProgress in
             if let existing = all[key] { return existing }
             let made = UploadProgress()
@@ -125,6 +121,13 @@ public final class BlobStore: Sendable {
             guard offset == upload.received else {
                 return .rejected("upload \(name): part at offset \(offset), but \(upload.received) bytes were received so far (parts must arrive in order)")
             }
+            // The flow's filed uploads, its other uploads in progress here, and this one.
+            let others = staged.withLockedValue { all in
+                all.reduce(Int64(0)) { $0 + ($1.key.flowId == flowId && $1.key.index != index ? $1.value : 0) }
+            }
+            guard flowBytes + others + end <= cap else {
+                return .rejected("upload \(name): the flow's uploads would pass its limit of \(cap) bytes")
+            }
             do {
                 try append(data, to: staging, at: offset)
             } catch {
@@ -133,6 +136,7 @@ public final class BlobStore: Sendable {
             upload.sha.update(data: data)
             upload.md5.update(data: data)
             upload.received = end
+            staged.withLockedValue { $0[key] = end }
         }
         guard last else { return .stored }
         return file(upload, key: key, name: name, flowId: flowId, claimed: (size, sha256, md5.lowercased()), staging: staging)
@@ -175,6 +179,7 @@ public final class BlobStore: Sendable {
         guard received == claimed.size, sha == claimed.sha256, md5 == claimed.md5 else {
             unlink(staging)
             progress.withLockedValue { $0[key] = nil }
+            staged.withLockedValue { $0[key] = nil }
             return .mismatch(
                 "upload \(name): received \(received) bytes with sha256 \(sha) and md5 \(md5), the agent announced \(claimed.size) bytes with sha256 \(claimed.sha256) and md5 \(claimed.md5): not stored")
         }
@@ -194,6 +199,7 @@ public final class BlobStore: Sendable {
             return .rejected("upload \(name): \(error)")
         }
         upload.filed = record
+        staged.withLockedValue { $0[key] = nil }
         return .filed(record)
     }
 
@@ -205,6 +211,7 @@ public final class BlobStore: Sendable {
     /// Staging files and progress of a flow that ended.
     public func discard(flowId: String) {
         progress.withLockedValue { all in all = all.filter { $0.key.flowId != flowId } }
+        staged.withLockedValue { all in all = all.filter { $0.key.flowId != flowId } }
         let prefix = Self.safe(flowId) + "-"
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root + "/staging")) ?? [] where name.hasPrefix(prefix) {
             unlink(root + "/staging/" + name)

@@ -49,7 +49,10 @@ extension FleetServer {
                 case .rows(let artifact, _, let rows):
                     metrics.rowsIngested.increment(by: Int64(rows.count))
                     if artifact == "Generic.Client.Info" { await learnFacts(clientId: clientId, rows: rows) }
-                case .status(let status) where status.state.isFinal: finished.append(batch.flowId)
+                case .status(let status) where status.state.isFinal:
+                    // A flow that ended keeps no staged upload parts (removed before the agent hears).
+                    blobs.discard(flowId: batch.flowId)
+                    finished.append(batch.flowId)
                 default: break
                 }
                 socket.send(ServerMessage.ack(flowId: batch.flowId, seq: batch.seq, rejected: nil))
@@ -60,8 +63,6 @@ extension FleetServer {
                 await reject(batch.flowId, seq: batch.seq, reason: reason, clientId: clientId, socket: socket)
             }
         }
-        // A flow that ended keeps no staged upload parts.
-        for flowId in finished { blobs.discard(flowId: flowId) }
         if !finished.isEmpty { poke() }
     }
 
@@ -100,7 +101,7 @@ extension FleetServer {
 
     /// An agent's message; a frame that is not valid UTF-8 is read with the bad bytes replaced, so
     /// a batch in it can still be named and refused (otherwise it would come back forever).
-    static func decodeAgentMessage(_ data: Data) -> (message: AgentMessage, invalidText: Bool)? {
+    public static func decodeAgentMessage(_ data: Data) -> (message: AgentMessage, invalidText: Bool)? {
         if let message = try? Wire.decode(AgentMessage.self, from: data) { return (message, false) }
         guard String(data: data, encoding: .utf8) == nil else { return nil }
         let repaired = Data(String(decoding: data, as: UTF8.self).utf8)
