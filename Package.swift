@@ -29,6 +29,8 @@ let package = Package(
         .systemLibrary(
             name: "CPCRE2", path: "Sources/CPCRE2", pkgConfig: "libpcre2-8",
             providers: [.apt(["libpcre2-dev"])]),
+        // Files holding evidence or keys: private (0600) from the system call that creates them.
+        .target(name: "PrivateFiles"),
         // The language core: no OS-specific code, no knowledge of host plugins.
         .target(
             name: "VQL", dependencies: ["CPCRE2"],
@@ -54,14 +56,14 @@ let package = Package(
         .target(
             name: "QuarryDetect",
             dependencies: [
-                "VQL", "CYara", "CMagic", "CSQLite3", "CZstd", "CLZMA", .product(name: "Crypto", package: "swift-crypto"),
+                "VQL", "PrivateFiles", "CYara", "CMagic", "CSQLite3", "CZstd", "CLZMA", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"), .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Yams", package: "Yams"),
             ]),
         // Artifacts: the YAML model, repository, compilation to VQL and the Artifact.NAME plugins.
         .target(
             name: "Artifacts",
-            dependencies: ["VQL", "CZlib", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: ["VQL", "PrivateFiles", "CZlib", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")]),
         // Plugins over the live Linux host: /proc, files, sockets, hashes, users, system facts.
         .target(
             name: "QuarryHost",
@@ -78,13 +80,13 @@ let package = Package(
         .executableTarget(
             name: "quarry",
             dependencies: [
-                "VQL", "QuarryHost", "QuarryDetect", "QuarryNet", "QuarryAccessors", "Artifacts", "FleetCore", "Fleet", "FleetPostgres",
+                "VQL", "QuarryHost", "QuarryDetect", "QuarryNet", "QuarryAccessors", "Artifacts", "FleetCore", "Fleet", "FleetPostgres", "PrivateFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         // The fleet's core without networking: records, the datastore interface and its SQLite engine,
         // the hunt planner (a pure state machine) and cron schedules.
-        .target(name: "FleetCore", dependencies: ["CSQLite3"]),
+        .target(name: "FleetCore", dependencies: ["CSQLite3", "PrivateFiles"]),
         // The fleet datastore on PostgreSQL (same `FleetStore` interface, same migrations), for
         // several server processes sharing one database.
         .target(
@@ -95,7 +97,7 @@ let package = Package(
         .target(
             name: "Fleet",
             dependencies: [
-                "FleetCore", "VQL", "Artifacts",
+                "FleetCore", "VQL", "Artifacts", "PrivateFiles",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),

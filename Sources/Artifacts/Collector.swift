@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import PrivateFiles
 import Synchronization
 import VQL
 
@@ -16,7 +17,20 @@ public struct CollectionOptions: Sendable {
     public var csv = false
     /// Percent of one core the collection may use (plugins that walk the disk or read content pace themselves).
     public var cpuLimit: Double?
+    /// How often rows reach the container while a source runs.
+    public var chunks = ChunkPolicy()
+    /// The container's mode: private unless asked otherwise.
+    public var containerMode: mode_t = PrivateFile.privateMode
     public init() {}
+}
+
+/// Something the collection just wrote to the container, for a consumer that forwards results while
+/// the collection runs (the agent sends them to the server at once).
+public enum CollectionEvent: Sendable {
+    /// A chunk of one source's rows (JSON object texts), now in the container.
+    case rows(artifact: String, source: String, rows: [String])
+    /// An uploaded file, now in the container: its bytes are at `offset` in the container file.
+    case upload(name: String, member: String, size: Int64, sha256: String, md5: String, offset: UInt64)
 }
 
 /// What a collection produced, for the CLI's summary and the container's context file.
@@ -33,59 +47,99 @@ public struct CollectionSummary: Sendable {
 /// `results/<Artifact>%2F<Source>.json` (JSON lines) with `.json.index` (little-endian uint64 row
 /// offsets), `uploads/…`, `uploads.json`, `log.json`, `collection_context.json`, `requests.json`,
 /// `client_info.json`, and Quarry's `quarry_manifest.json` (sha256 of every member, complete or not).
-/// The container is valid after every member, so an interrupted collection stays readable.
+/// The container is valid after every member, and rows reach it as the collection goes (chunks, see
+/// `ContainerLayout`), so an interrupted collection keeps everything up to its last chunk. Rows wait
+/// in memory, never in a spill file; the container is created private (0600 by default).
 public final class Collector: @unchecked Sendable {
     let repository: ArtifactRepository
     let registry: Registry
     let options: CollectionOptions
     let cancellation: CancellationFlag
     let zip: ZipWriter
+    /// Guards the container, its member list and the manifest (the flusher thread writes too).
+    private let zipLock = NSLock()
     private var members: [(name: String, size: UInt64, sha256: String)] = []
     private var summary: CollectionSummary
     private let log = CollectionLog()
     private let started = Date()
+    /// The source being collected, for the flusher.
+    private let current = Mutex<ResultChunks?>(nil)
+    /// The state the manifest records (under `zipLock`).
+    private var manifestState = "running"
     /// Called with (source, rows so far) as rows arrive, for progress on a terminal.
     public var progress: ((String, Int) -> Void)?
+    /// Called after each chunk of rows (in order) and each upload reaches the container, from the
+    /// collecting thread or the flusher's (so it must be thread-safe). It may block to slow the
+    /// collection down.
+    public var onEvent: ((CollectionEvent) -> Void)?
 
     public init(repository: ArtifactRepository, registry: Registry, output: String, options: CollectionOptions, cancellation: CancellationFlag) throws {
         self.repository = repository
         self.registry = registry
         self.options = options
         self.cancellation = cancellation
-        self.zip = try ZipWriter(path: output)
+        self.zip = try ZipWriter(path: output, mode: options.containerMode)
         self.summary = CollectionSummary(output: output)
         try writeManifest(complete: false)
     }
 
+    /// The collection's log lines so far (JSON object texts).
+    public var logLines: [String] { log.lines.withLock { $0 }.map { JSONWriter.string($0) } }
+
+    /// Writes the manifest as the container's trailing member (under `zipLock`, or before any other thread runs).
     private func writeManifest(complete: Bool) throws {
         let manifest = Value.dict(Dict([
-            ("tool", .string("quarry")), ("complete", .bool(complete)), ("state", .string(summary.state)),
+            ("tool", .string("quarry")), ("complete", .bool(complete)), ("state", .string(manifestState)),
             ("members", .list(members.map { .dict(Dict([("name", .string($0.name)), ("size", .int(Int64($0.size))), ("sha256", .string($0.sha256))])) })),
         ]))
         try zip.setTrailer(name: "quarry_manifest.json", data: Data(JSONWriter.string(manifest, pretty: true).utf8))
     }
 
-    /// Adds a member, hashing it on the way, and refreshes the manifest.
-    func addMember(_ name: String, reader: (inout [UInt8]) throws -> Int) throws -> (UInt64, String) {
-        var sha = SHA256()
-        let size = try zip.add(name: name) { buffer in
-            let n = try reader(&buffer)
-            if n > 0 { sha.update(data: buffer[0..<n]) }
-            return n
+    /// Adds a member, hashing it on the way, and refreshes the manifest. Returns its size, SHA-256
+    /// and where its bytes start in the container file.
+    func addMember(_ name: String, reader: (inout [UInt8]) throws -> Int) throws -> (size: UInt64, sha256: String, offset: UInt64) {
+        try zipLock.withLock {
+            var sha = SHA256()
+            let size = try zip.add(name: name) { buffer in
+                let n = try reader(&buffer)
+                if n > 0 { sha.update(data: buffer[0..<n]) }
+                return n
+            }
+            let digest = sha.finalize().map { String(format: "%02x", $0) }.joined()
+            members.append((name, size, digest))
+            let offset = zip.lastMemberDataOffset
+            try writeManifest(complete: false)
+            return (size, digest, offset)
         }
-        let digest = sha.finalize().map { String(format: "%02x", $0) }.joined()
-        members.append((name, size, digest))
-        try writeManifest(complete: false)
-        return (size, digest)
     }
 
     func addMember(_ name: String, data: Data) throws {
-        var remaining = data[...]
-        _ = try addMember(name) { buffer in
-            let n = min(buffer.count, remaining.count)
-            buffer.replaceSubrange(0..<n, with: remaining.prefix(n))
-            remaining = remaining.dropFirst(n)
-            return n
+        _ = try addMember(name, reader: ZipWriter.reader(data))
+    }
+
+    /// Writes the source's buffered rows as its next chunk and tells `onEvent`.
+    private func flush(_ chunks: ResultChunks, final: Bool) throws {
+        try chunks.flushLock.withLock {
+            guard let chunk = chunks.take(final: final) else { return }
+            try addMember(chunk.rowsMember, data: Data(chunk.json))
+            try addMember(chunk.rowsMember + ".index", data: Data(chunk.index))
+            if let csv = chunk.csv { try addMember(String(chunk.rowsMember.dropLast(".json".count)) + ".csv", data: Data(csv)) }
+            if let onEvent, chunk.rows > 0 {
+                let rows = chunk.json.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
+                onEvent(.rows(artifact: chunks.artifact, source: chunks.source, rows: rows))
+            }
+        }
+    }
+
+    /// Flushes the running source's rows when they have waited long enough (a timer calls it).
+    private func flushIfDue() {
+        guard let chunks = current.withLock({ $0 }) else { return }
+        let interval = options.chunks.interval(elapsed: Date().timeIntervalSince(started))
+        guard chunks.due(now: Date(), interval: interval) else { return }
+        do {
+            try flush(chunks, final: false)
+        } catch {
+            chunks.failure = error
         }
     }
 
@@ -107,6 +161,11 @@ public final class Collector: @unchecked Sendable {
             timer = t
         }
         defer { timer?.cancel() }
+        let flusher = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "quarry.collector.flush"))
+        flusher.schedule(deadline: .now() + 0.25, repeating: 0.25)
+        flusher.setEventHandler { [weak self] in self?.flushIfDue() }
+        flusher.resume()
+        defer { flusher.cancel() }
         var requests: [Value] = []
         clientInfo(session)
         for name in names {
@@ -154,22 +213,18 @@ public final class Collector: @unchecked Sendable {
                 log.log(.info, "\(compiled.name)/\(source.name ?? ""): source precondition false, not collected")
                 continue
             }
-            try runSource(label: step.label, statements: step.statements, scope: step.scope)
+            try runSource(
+                ResultChunks(label: step.label, artifact: compiled.name, source: source.name ?? "", csv: options.csv),
+                statements: step.statements, scope: step.scope)
         }
     }
 
-    /// Streams one source's rows into a temporary JSON-lines file, then adds it and its index.
-    private func runSource(label: String, statements: [Statement], scope: Env) throws {
-        let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("quarry-rows-\(UUID().uuidString)").path
-        _ = FileManager.default.createFile(atPath: temporary, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: temporary) }
-        guard let out = FileHandle(forWritingAtPath: temporary) else { throw ZipError(message: "cannot write \(temporary)") }
-        var index = Data()
-        var csv = Data()
-        var csvColumns: [String]?
-        var offset: UInt64 = 0
+    /// Runs one source, its rows reaching the container in chunks as they come.
+    private func runSource(_ chunks: ResultChunks, statements: [Statement], scope: Env) throws {
+        let label = chunks.label
+        current.withLock { $0 = chunks }
+        defer { current.withLock { $0 = nil } }
         var count = 0
-        var buffer: [UInt8] = []
         do {
             let cursor = try StatementRunner.open(statements, in: scope)
             defer { cursor.close() }
@@ -179,45 +234,27 @@ public final class Collector: @unchecked Sendable {
                     log.log(.warning, "\(label): truncated at \(max) rows (--max-rows)")
                     break
                 }
-                let value = row.materialized()
-                withUnsafeBytes(of: offset.littleEndian) { index.append(contentsOf: $0) }
-                buffer.removeAll(keepingCapacity: true)
-                JSONWriter.write(value, into: &buffer)
-                buffer.append(0x0A)
-                offset += UInt64(buffer.count)
-                try out.write(contentsOf: buffer)
-                if options.csv, case .dict(let d) = value {
-                    if csvColumns == nil {
-                        csvColumns = d.keys
-                        csv.append(Data((d.keys.map(CellText.csvField).joined(separator: ",") + "\n").utf8))
-                    }
-                    csv.append(Data(((csvColumns ?? []).map { CellText.csvField(CellText.text(d[$0] ?? .null)) }.joined(separator: ",") + "\n").utf8))
-                }
+                if let failure = chunks.failure { throw failure }
+                if chunks.append(row.materialized(), policy: options.chunks) { try flush(chunks, final: false) }
                 count += 1
                 progress?(label, count)
             }
         } catch is QueryCancelled {
             summary.errors.append("\(label): cancelled after \(count) rows")
             log.log(.warning, "\(label): cancelled after \(count) rows")
+        } catch let error as ZipError {
+            throw error
         } catch {
             summary.errors.append("\(label): \(error)")
             log.log(.error, "\(label): \(error)")
         }
-        try out.close()
-        let base = "results/" + label.replacingOccurrences(of: "/", with: "%2F")
-        guard let input = FileHandle(forReadingAtPath: temporary) else { throw ZipError(message: "cannot read \(temporary)") }
-        defer { try? input.close() }
-        _ = try addMember(base + ".json") { buffer in
-            let data = try input.read(upToCount: buffer.count) ?? Data()
-            buffer.replaceSubrange(0..<data.count, with: data)
-            return data.count
-        }
-        try addMember(base + ".json.index", data: index)
-        if options.csv { try addMember(base + ".csv", data: csv) }
+        try flush(chunks, final: true)
+        if let failure = chunks.failure { throw failure }
         summary.rows.append((label, count))
     }
 
     private func finish(requests: [Value], uploads: ContainerUploads) throws {
+        // Members are written by this thread only from here (the flusher has nothing left).
         try addMember("requests.json", data: Data(JSONWriter.string(.list(requests), pretty: true).utf8))
         try addMember("uploads.json", data: Data(uploads.records.withLock { $0 }.map { JSONWriter.string($0) + "\n" }.joined().utf8))
         summary.uploads = uploads.records.withLock { $0.count }
@@ -233,7 +270,11 @@ public final class Collector: @unchecked Sendable {
             ("errors", .list(summary.errors.map { .string($0) })),
         ]))
         try addMember("collection_context.json", data: Data(JSONWriter.string(context, pretty: true).utf8))
-        try writeManifest(complete: summary.state == "finished" || summary.state == "finished with errors")
+        let complete = summary.state == "finished" || summary.state == "finished with errors"
+        try zipLock.withLock {
+            manifestState = summary.state
+            try writeManifest(complete: complete)
+        }
     }
 }
 
@@ -277,7 +318,7 @@ final class ContainerUploads: UploadDestination, @unchecked Sendable {
         if let limit, used >= limit { throw ZipError(message: "max upload bytes (\(limit)) reached") }
         var md5 = Insecure.MD5()
         var written: Int64 = 0
-        let (size, sha) = try collector.addMember(member) { buffer in
+        let (size, sha, offset) = try collector.addMember(member) { buffer in
             var n = try reader(&buffer)
             if let limit, used + written + Int64(n) > limit { n = Int(max(0, limit - used - written)) }
             if n > 0 { md5.update(data: buffer[0..<n]) }
@@ -289,6 +330,7 @@ final class ContainerUploads: UploadDestination, @unchecked Sendable {
         records.withLock {
             $0.append(.dict(Dict([("Name", .string(name)), ("StoredName", .string(member)), ("Size", .int(Int64(size))), ("Sha256", .string(sha)), ("Md5", .string(digest))])))
         }
+        collector.onEvent?(.upload(name: name, member: member, size: Int64(size), sha256: sha, md5: digest, offset: offset))
         return (member, Int64(size), sha, digest)
     }
 }

@@ -49,6 +49,11 @@ extension PostgresFleetStore {
                     outcomes[index] = .rejected("flow \(batch.flowId) does not belong to client \(batch.clientId)")
                     continue
                 }
+                // Checked here, not left to the database: a NUL byte would fail the whole transaction.
+                if let problem = batch.problem {
+                    outcomes[index] = .rejected(problem)
+                    continue
+                }
                 if seen.insert(BatchKey(flowId: batch.flowId, seq: batch.seq)).inserted {
                     candidates.append(index)
                 } else {

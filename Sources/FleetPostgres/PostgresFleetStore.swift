@@ -104,7 +104,9 @@ public final class PostgresFleetStore: FleetStore {
                 var text = "\(operation): \(message)"
                 if let detail = info[.detail] { text += " (\(detail))" }
                 if let state = info[.sqlState] { text += " [SQLSTATE \(state)]" }
-                return StoreError(text)
+                // Data exceptions (22), integrity constraints (23), program limits (54): the data.
+                let state = info[.sqlState] ?? ""
+                return StoreError(text, refusesData: state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("54"))
             }
             // Not from the server (connection refused, pool closed…): its description hides the
             // details, the reflection shows them (clipped: it may quote a large query).

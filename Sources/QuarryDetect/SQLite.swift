@@ -1,5 +1,6 @@
 import CSQLite3
 import Foundation
+import PrivateFiles
 import VQL
 
 /// sqlite(): runs a query against a SQLite file read-only. A database that is locked or has a
@@ -82,13 +83,10 @@ struct PrivateCopy {
     let directory: String
     let file: String
 
-    /// Makes a private folder (mkdtemp, 0700).
+    /// Makes a private folder (mkdtemp, 0700) under the temporary root (the agent's own tmp/ on
+    /// an agent): the copy is evidence.
     static func makeDirectory() throws -> String {
-        var template = Array((NSTemporaryDirectory() + "/quarry-copy-XXXXXX").utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ $0.baseAddress.flatMap { mkdtemp($0) } }) else {
-            throw SQLiteError(message: "cannot create a private temporary folder: \(String(cString: strerror(errno)))")
-        }
-        return String(cString: made)
+        try PrivateFile.makeTemporaryFolder(prefix: "quarry-copy")
     }
 
     init(_ path: OSPath, accessor: any Accessor, ctx: CallContext, name: String = "copy") throws {
@@ -173,7 +171,9 @@ final class SQLiteCursor: RowCursor {
     }
 
     private func copyWithJournal(_ file: String) throws -> String {
-        let dir = try PrivateCopy.makeDirectory()
+        // A private folder (0700) under the temporary root (the agent's own tmp/ on an agent): the copy
+        // is evidence.
+        let dir = try PrivateFile.makeTemporaryFolder(prefix: "quarry-sqlite")
         copyDirectory = dir
         let target = dir + "/" + (file as NSString).lastPathComponent
         try FileManager.default.copyItem(atPath: file, toPath: target)

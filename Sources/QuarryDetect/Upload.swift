@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import PrivateFiles
 import VQL
 
 /// Sanitises an upload name into relative path components: no "..", no ".", no absolute root,
@@ -28,10 +29,16 @@ public final class DirectoryUploads: UploadDestination, @unchecked Sendable {
         let target = root + "/" + relative
         lock.lock()
         defer { lock.unlock() }
-        try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        guard FileManager.default.createFile(atPath: target, contents: nil), let out = FileHandle(forWritingAtPath: target) else {
-            throw UploadError(message: "cannot write \(target)")
+        try FileManager.default.createDirectory(
+            atPath: (target as NSString).deletingLastPathComponent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        // Evidence: private (0600) from the call that creates it; a file already there is replaced.
+        let fd: Int32
+        do {
+            fd = try PrivateFile.replace(target)
+        } catch {
+            throw UploadError(message: "cannot write \(target): \(error)")
         }
+        let out = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         defer { try? out.close() }
         var sha = SHA256()
         var md5 = Insecure.MD5()

@@ -110,9 +110,10 @@ actor SimulatedAgent {
             throw TransportError("enrolment of sim-\(index) failed")
         }
         let base = options.identities + "/\(index)"
-        try certificate.write(toFile: base + ".crt", atomically: true, encoding: .utf8)
-        try key.write(toFile: base + ".key", atomically: true, encoding: .utf8)
-        try id.write(toFile: base + ".id", atomically: true, encoding: .utf8)
+        // The simulated agents' keys are keys too: private from the first byte.
+        try ConfigFile.writeSecret(Data(certificate.utf8), to: base + ".crt")
+        try ConfigFile.writeSecret(Data(key.utf8), to: base + ".key")
+        try ConfigFile.writeSecret(Data(id.utf8), to: base + ".id")
         identity = PEMIdentity(certificate: certificate, privateKey: key)
         clientId = id
         stats.update { $0.enrolled += 1 }

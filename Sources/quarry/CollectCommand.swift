@@ -17,6 +17,7 @@ struct CollectArtifacts: ParsableCommand {
     @Option(help: "At most this many rows per source.") var maxRows: Int?
     @Option(help: "At most this many bytes of uploads.") var maxUploadBytes: Int64?
     @Option(help: "Percent of one CPU core the collection may use (glob, hash, yara pace themselves).") var cpuLimit: Double?
+    @Option(help: "The container's file mode in octal (default 600: only its owner may read the evidence).") var outputMode: String = "600"
     @OptionGroup var definitions: DefinitionOptions
 
     func run() throws {
@@ -37,6 +38,10 @@ struct CollectArtifacts: ParsableCommand {
         options.maxUploadBytes = maxUploadBytes
         options.csv = format == "csv"
         options.cpuLimit = cpuLimit
+        guard let mode = mode_t(outputMode, radix: 8), mode <= 0o777 else {
+            throw ValidationError("--output-mode \(outputMode): expected an octal file mode such as 600 or 640")
+        }
+        options.containerMode = mode
         let cancellation = CancellationFlag()
         let interrupt = InterruptHandler(cancellation: cancellation)
         defer { interrupt.stop() }
@@ -53,8 +58,11 @@ struct CollectArtifacts: ParsableCommand {
         if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         if format == "jsonl" {
             let reader = try ZipReader(path: output)
-            for member in reader.members where member.name.hasPrefix("results/") && member.name.hasSuffix(".json") {
-                FileHandle.standardOutput.write(try reader.read(member.name))
+            for source in ContainerLayout.sources(reader) {
+                try ContainerLayout.forEachRow(reader, source) { row in
+                    FileHandle.standardOutput.write(Data(row) + Data([0x0A]))
+                    return true
+                }
             }
             return
         }
@@ -81,11 +89,13 @@ struct ShowCollection: ParsableCommand {
         if let manifest = try? JSONParser.parse(bytes: [UInt8](reader.read("quarry_manifest.json"))) {
             print("manifest: complete=\(manifest.member("complete").isTruthy), \(manifest.member("members").listElements?.count ?? 0) members")
         }
-        for member in reader.members where member.name.hasPrefix("results/") && member.name.hasSuffix(".json") {
-            let name = member.name.dropFirst("results/".count).dropLast(".json".count).replacingOccurrences(of: "%2F", with: "/")
-            print("\n\(name)")
-            let lines = try reader.read(member.name).split(separator: 0x0A).prefix(rows)
-            let values = lines.compactMap { try? JSONParser.parse(bytes: [UInt8]($0)) }
+        for source in ContainerLayout.sources(reader) {
+            print("\n\(source.label)\(source.members.count > 1 ? " (\(source.members.count) parts)" : "")")
+            var values: [Value] = []
+            try ContainerLayout.forEachRow(reader, source) { row in
+                if let value = try? JSONParser.parse(bytes: Array(row)) { values.append(value) }
+                return values.count < rows
+            }
             print(TableRenderer.render(values, width: RowWriter.detectTerminalWidth()), terminator: "")
         }
     }
@@ -100,13 +110,69 @@ enum CollectionSource {
         ) { ctx in
             guard let artifact = ctx.string("artifact") else { return ArrayCursor([]) }
             let label = artifact + (ctx.string("source").map { "/" + $0 } ?? "")
-            let member = "results/" + label.replacingOccurrences(of: "/", with: "%2F") + ".json"
-            guard let data = try? reader.read(member) else {
-                let available = reader.members.map(\.name).filter { $0.hasSuffix(".json") && $0.hasPrefix("results/") }
-                ctx.log(.error, "source(): no results for \(label) in the container (has: \(available.joined(separator: ", ")))")
+            let sources = ContainerLayout.sources(reader)
+            guard let source = sources.first(where: { $0.label == label }) else {
+                ctx.log(.error, "source(): no results for \(label) in the container (has: \(sources.map(\.label).joined(separator: ", ")))")
                 return ArrayCursor([])
             }
-            return ArrayCursor(data.split(separator: 0x0A).compactMap { try? JSONParser.parse(bytes: [UInt8]($0)) })
+            return ContainerRowCursor(reader: reader, source: source, ctx: ctx)
         }
     }
+}
+
+/// The rows of one source in a container, parsed one at a time as the query pulls them (the parts
+/// are read from the file in pieces, never whole).
+final class ContainerRowCursor: RowCursor {
+    private let reader: ZipReader
+    private let members: [String]
+    private let ctx: CallContext
+    private var member = 0
+    private var stream: MemberStream?
+    private var carry: [UInt8] = []
+    private var start = 0
+
+    init(reader: ZipReader, source: ContainerLayout.Source, ctx: CallContext) {
+        self.reader = reader
+        self.members = source.members
+        self.ctx = ctx
+    }
+
+    func next() throws -> Value? {
+        while true {
+            if let newline = carry[start...].firstIndex(of: 0x0A) {
+                let line = carry[start..<newline]
+                start = newline + 1
+                if line.isEmpty { continue }
+                do {
+                    return try JSONParser.parse(bytes: Array(line))
+                } catch {
+                    ctx.log(.warning, "source(): skipping a row that is not JSON: \(error)")
+                    continue
+                }
+            }
+            carry.removeSubrange(0..<start)
+            start = 0
+            if let chunk = try readMore() {
+                carry.append(contentsOf: chunk)
+                continue
+            }
+            // The last row of a part may lack its newline.
+            if !carry.isEmpty {
+                carry.append(0x0A)
+                continue
+            }
+            guard member < members.count else { return nil }
+            stream = try reader.open(members[member])
+            member += 1
+        }
+    }
+
+    private func readMore() throws -> Data? {
+        guard let stream else { return nil }
+        if let chunk = try stream.read(max: 1 << 20) { return chunk }
+        self.stream = nil
+        return nil
+    }
+
+    func close() { stream = nil }
 }

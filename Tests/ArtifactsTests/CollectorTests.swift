@@ -107,3 +107,42 @@ extension CollectorTests {
         #expect(check.1.hasPrefix("None "))
     }
 }
+
+extension CollectorTests {
+    /// What an agent does with definitions and queries the server sends, on a thread with the
+    /// agent's stack: hostile nesting is refused with a reason, the rest is collected.
+    @Test func hostileDefinitionsAndQueriesAreRefusedNotFatal() throws {
+        let done = DispatchSemaphore(value: 0)
+        let box = ResultBox()
+        let thread = Thread {
+            box.run {
+                let repository = ArtifactRepository.builtin()
+                let n = 100_000
+                let flow = "name: Deep.Flow\nsources:\n  - query: SELECT 1 FROM scope()\nx: " + String(repeating: "[", count: n) + String(repeating: "]", count: n) + "\n"
+                let query = "name: Deep.Query\nsources:\n  - query: SELECT " + String(repeating: "(", count: n) + "1" + String(repeating: ")", count: n) + " FROM scope()\n"
+                #expect(!repository.add(text: flow, file: "server:1"))
+                #expect(!repository.add(text: query, file: "server:2"))
+                #expect(repository.add(text: "name: Fine\nsources:\n  - query: SELECT 1 AS One FROM scope()\n", file: "server:3"))
+                let path = FileManager.default.temporaryDirectory.appendingPathComponent("quarry-\(UUID().uuidString).zip").path
+                defer { unlink(path) }
+                let registry = CoreLibrary.registry()
+                repository.install(into: registry)
+                let collector = try Collector(repository: repository, registry: registry, output: path, options: CollectionOptions(), cancellation: CancellationFlag())
+                let summary = try collector.collect(["Deep.Query", "Fine"])
+                #expect(summary.errors.contains { $0.contains("Deep.Query") })
+                #expect(summary.rows.map(\.count) == [1])
+            }
+            done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+        done.wait()
+        try box.result?.get()
+    }
+}
+
+/// Carries a thrown error out of a thread.
+final class ResultBox: @unchecked Sendable {
+    var result: Result<Void, any Error>?
+    func run(_ body: () throws -> Void) { result = Result { try body() } }
+}

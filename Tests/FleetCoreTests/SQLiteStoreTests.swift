@@ -33,6 +33,9 @@ func withStore<T>(_ body: (SQLiteFleetStore) async throws -> T) async throws -> 
             #expect(mode == "wal")
             let foreignKeys = try store.run("test") { db in try db.queryFirst("PRAGMA foreign_keys", [], { $0.int(0) }) }
             #expect(foreignKeys == 1)
+            // Acknowledged batches must survive a power loss: every commit is synced (2 = FULL).
+            let synchronous = try store.run("test") { db in try db.queryFirst("PRAGMA synchronous", [], { $0.int(0) }) }
+            #expect(synchronous == 2)
         }
     }
 

@@ -63,7 +63,8 @@ final class FleetHarness: @unchecked Sendable {
         if ProcessInfo.processInfo.environment["QUARRY_KEEP_FLEET"] == nil { try? FileManager.default.removeItem(atPath: dir) }
     }
 
-    /// Artifacts the tests collect: many rows after a pause, a long sleep, and a folder listing.
+    /// Artifacts the tests collect: many rows after a pause, a long sleep, rows then a long sleep in one
+    /// source, an upload, and a folder listing.
     static let testArtifacts = """
         name: Test.Rows
         parameters:
@@ -95,6 +96,18 @@ final class FleetHarness: @unchecked Sendable {
           - name: Path
         sources:
           - query: SELECT upload(file=Path) AS Upload FROM scope()
+        ---
+        name: Test.Stream
+        parameters:
+          - name: Count
+            default: "5000"
+          - name: Seconds
+            default: "60"
+        sources:
+          - query: |
+              SELECT * FROM chain(
+                a={ SELECT _value AS N FROM range(end=atoi(string=Count)) },
+                b={ SELECT sleep(time=atoi(string=Seconds)) AS N FROM scope() })
         ---
         name: Test.Files
         parameters:

@@ -40,4 +40,45 @@ import Testing
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".batch") }
         #expect(files.count == kept.count)
     }
+
+    /// A power loss can leave a batch file torn or empty: found at start it is counted as dropped
+    /// (for its flow when its name is still readable, else unattributed), persisted, then removed.
+    @Test func damagedBatchFilesAreCountedNotSilentlyRemoved() throws {
+        let dir = Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let queue = try ResultQueue(directory: dir, maxBytes: 1 << 20)
+        for seq in 1...4 { try queue.append(Self.batch("F.torn", seq)) }
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".batch") }.sorted()
+        #expect(files.count == 4)
+        // Torn in the middle and empty (the flow is in their names), and garbage under a bare number.
+        let torn = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + files[1]))
+        try torn.prefix(torn.count / 2).write(to: URL(fileURLWithPath: dir + "/" + files[1]))
+        try Data().write(to: URL(fileURLWithPath: dir + "/" + files[2]))
+        try Data([0xFF, 0x00, 0x13]).write(to: URL(fileURLWithPath: dir + "/00000000000000000099.batch"))
+        let reopened = try ResultQueue(directory: dir, maxBytes: 1 << 20)
+        #expect(reopened.entries(after: 0, limit: 10).map(\.seq) == [1, 4])
+        #expect(reopened.dropped(flowId: "F.torn") == 2)
+        #expect(reopened.unattributedDropped == 1)
+        #expect(reopened.totalDropped == 3)
+        #expect(reopened.damaged.count == 3)
+        // Counted durably: a third start still knows, and the damaged files are gone.
+        let again = try ResultQueue(directory: dir, maxBytes: 1 << 20)
+        #expect(again.totalDropped == 3 && again.dropped(flowId: "F.torn") == 2 && again.damaged.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".batch") }.count == 2)
+    }
+
+    /// Queue files are private and written through a temporary name that never outlives a start.
+    @Test func queueFilesArePrivate() throws {
+        let dir = Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let queue = try ResultQueue(directory: dir, maxBytes: 1 << 20)
+        try queue.append(Self.batch("F.1", 1))
+        try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/00000000000000000007.batch.tmp-1-2"))
+        _ = try ResultQueue(directory: dir, maxBytes: 1 << 20)
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir)
+        #expect(names.filter { $0.contains(".tmp") }.isEmpty)
+        for name in names {
+            #expect(try FileManager.default.attributesOfItem(atPath: dir + "/" + name)[.posixPermissions] as? Int == 0o600)
+        }
+    }
 }

@@ -1,6 +1,7 @@
 import Artifacts
 import FleetCore
 import Foundation
+import NIOConcurrencyHelpers
 import VQL
 
 extension FleetAgent {
@@ -29,8 +30,10 @@ extension FleetAgent {
         thread.start()
     }
 
-    /// Runs the collector into a container in work/, then queues its results, uploads, log and the
-    /// final status as batches; marks the flow done.
+    /// Runs the collector into a container in work/; each chunk of rows and each upload is queued
+    /// as batches the moment it reaches the container, so the server sees results while the
+    /// collection runs and an agent crash loses only what was not chunked yet. Then the log and the
+    /// final status; the flow is marked done.
     private func collect(flowId: String, request: CollectionRequest, definitions: [String], cancellation: CancellationFlag) {
         let repository = ArtifactRepository.builtin()
         for (index, text) in definitions.enumerated() { _ = repository.add(text: text, file: "server:\(flowId)/\(index)") }
@@ -42,13 +45,13 @@ extension FleetAgent {
         options.maxUploadBytes = request.maxUploadBytes
         options.cpuLimit = request.cpuLimit
         let output = stateDir + "/work/" + flowId.filter { $0.isLetter || $0.isNumber || $0 == "." } + ".zip"
+        let sender = FlowSender(agent: self, flowId: flowId, container: output, cancellation: cancellation)
         var status = FlowStatus(state: .error, time: 0)
         do {
             let collector = try Collector(repository: repository, registry: registry, output: output, options: options, cancellation: cancellation)
+            collector.onEvent = { event in sender.send(event) }
             let summary = try collector.collect(request.artifacts)
-            let (rows, uploaded) = try queueContainer(flowId: flowId, path: output)
-            status.rows = rows
-            status.uploadedBytes = uploaded
+            sender.sendLog(collector.logLines)
             status.errors = summary.errors
             switch summary.state {
             case "finished", "finished with errors": status.state = .finished
@@ -59,6 +62,10 @@ extension FleetAgent {
         } catch {
             status.errors.append("collection failed: \(error)")
         }
+        let sent = sender.totals
+        status.rows = sent.rows
+        status.uploadedBytes = sent.uploaded
+        status.errors += sent.errors
         unlink(output)
         flowLock.withLock {
             guard var record = FlowFile.load(stateDir: stateDir, flowId: flowId) else { return }
@@ -72,61 +79,111 @@ extension FleetAgent {
             }
             record.nextSeq += 1
             record.state = "done"
+            record.finalState = status.state.rawValue
             record.save(stateDir: stateDir)
         }
         pump()
         log("flow \(flowId): \(status.state.rawValue), \(status.rows) rows\(status.errors.isEmpty ? "" : ", \(status.errors.count) errors")")
     }
+}
 
-    /// Turns the container's members into batches: rows per source, upload parts, log lines.
-    private func queueContainer(flowId: String, path: String) throws -> (rows: Int, uploaded: Int64) {
-        let zip = try ZipReader(path: path)
-        var total = 0
-        for member in zip.members where member.name.hasPrefix("results/") && member.name.hasSuffix(".json") {
-            let encoded = String(member.name.dropFirst("results/".count).dropLast(".json".count))
-            let label = encoded.removingPercentEncoding ?? encoded
-            let artifact = label.split(separator: "/", maxSplits: 1).first.map(String.init) ?? label
-            let source = label.split(separator: "/", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
-            var rows: [String] = []
+/// Turns what a running collection writes into queued batches: rows in batches of at most 1000
+/// rows or 2 MiB, uploads in 2 MiB parts read back from the container file one at a time (never
+/// whole: an upload of any size goes with bounded memory). Before each batch it waits while the
+/// queue is more than half full, so a slow server slows the collection instead of making the
+/// queue drop results.
+final class FlowSender: Sendable {
+    private let agent: FleetAgent
+    private let flowId: String
+    private let container: String
+    private let cancellation: CancellationFlag
+    private let state = NIOLockedValueBox(Totals())
+
+    struct Totals {
+        var rows = 0
+        var uploaded: Int64 = 0
+        var uploads = 0
+        var errors: [String] = []
+    }
+
+    init(agent: FleetAgent, flowId: String, container: String, cancellation: CancellationFlag) {
+        self.agent = agent
+        self.flowId = flowId
+        self.container = container
+        self.cancellation = cancellation
+    }
+
+    var totals: Totals { state.withLockedValue { $0 } }
+
+    func send(_ event: CollectionEvent) {
+        switch event {
+        case .rows(let artifact, let source, let rows):
+            var batch: [String] = []
             var bytes = 0
-            for line in try zip.read(member.name).split(separator: 0x0A) where !line.isEmpty {
-                rows.append(String(decoding: line, as: UTF8.self))
-                bytes += line.count
-                total += 1
-                if rows.count >= Self.rowsPerBatch || bytes >= Self.bytesPerBatch {
-                    enqueue(flowId: flowId, .rows(artifact: artifact, source: source, rows: rows))
-                    rows = []
+            for row in rows {
+                batch.append(row)
+                bytes += row.utf8.count
+                if batch.count >= FleetAgent.rowsPerBatch || bytes >= FleetAgent.bytesPerBatch {
+                    queue(.rows(artifact: artifact, source: source, rows: batch))
+                    batch = []
                     bytes = 0
                 }
             }
-            if !rows.isEmpty { enqueue(flowId: flowId, .rows(artifact: artifact, source: source, rows: rows)) }
-        }
-        var uploaded: Int64 = 0
-        if zip.members.contains(where: { $0.name == "uploads.json" }) {
-            for (index, line) in try zip.read("uploads.json").split(separator: 0x0A).enumerated() {
-                guard let record = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any], let name = record["Name"] as? String,
-                    let stored = record["StoredName"] as? String, let sha256 = record["Sha256"] as? String
-                else { continue }
-                let read = try zip.read(stored)
-                let data = read.startIndex == 0 ? read : Data(read)
-                let md5 = record["Md5"] as? String ?? ""
-                var offset = 0
-                repeat {
-                    let end = min(data.count, offset + Self.bytesPerBatch)
-                    enqueue(flowId: flowId, .uploadPart(
-                        index: index, name: name, offset: Int64(offset), data: data.subdata(in: offset..<end), last: end == data.count,
-                        size: Int64(data.count), sha256: sha256, md5: md5))
-                    offset = end
-                } while offset < data.count
-                uploaded += Int64(data.count)
+            if !batch.isEmpty { queue(.rows(artifact: artifact, source: source, rows: batch)) }
+            state.withLockedValue { $0.rows += rows.count }
+        case .upload(let name, _, let size, let sha256, let md5, let offset):
+            let index = state.withLockedValue { totals -> Int in
+                defer { totals.uploads += 1 }
+                return totals.uploads
+            }
+            do {
+                try sendUpload(index: index, name: name, size: size, sha256: sha256, md5: md5, at: offset)
+                state.withLockedValue { $0.uploaded += size }
+            } catch {
+                state.withLockedValue { $0.errors.append("upload \(name): \(error)") }
             }
         }
-        if zip.members.contains(where: { $0.name == "log.json" }) {
-            let lines = try zip.read("log.json").split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
-            for start in stride(from: 0, to: lines.count, by: Self.rowsPerBatch) {
-                enqueue(flowId: flowId, .log(Array(lines[start..<min(lines.count, start + Self.rowsPerBatch)])))
-            }
+    }
+
+    func sendLog(_ lines: [String]) {
+        for start in stride(from: 0, to: lines.count, by: FleetAgent.rowsPerBatch) {
+            queue(.log(Array(lines[start..<min(lines.count, start + FleetAgent.rowsPerBatch)])))
         }
-        return (total, uploaded)
+    }
+
+    /// Reads the upload's bytes from the container, one part at a time, and queues each part.
+    private func sendUpload(index: Int, name: String, size: Int64, sha256: String, md5: String, at start: UInt64) throws {
+        let fd = open(container, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw TransportError("cannot read the container: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var offset: Int64 = 0
+        repeat {
+            if cancellation.isCancelled {
+                throw TransportError("the collection was cancelled after \(offset) of \(size) bytes were queued")
+            }
+            let count = Int(min(Int64(FleetAgent.bytesPerBatch), size - offset))
+            var data = Data(count: count)
+            let read = data.withUnsafeMutableBytes { buffer -> Int in
+                guard let base = buffer.baseAddress else { return 0 }
+                var done = 0
+                while done < count {
+                    let n = pread(fd, base + done, count - done, off_t(start) + off_t(offset) + off_t(done))
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    done += n
+                }
+                return done
+            }
+            guard read == count else { throw TransportError("the container ended early at \(offset + Int64(read)) of \(size) bytes") }
+            queue(.uploadPart(
+                index: index, name: name, offset: offset, data: data, last: offset + Int64(count) == size,
+                size: size, sha256: sha256, md5: md5))
+            offset += Int64(count)
+        } while offset < size
+    }
+
+    private func queue(_ payload: WirePayload) {
+        agent.queue.waitForRoom(below: agent.queue.maxBytes / 2, stop: { [cancellation] in cancellation.isCancelled })
+        agent.enqueue(flowId: flowId, payload)
     }
 }

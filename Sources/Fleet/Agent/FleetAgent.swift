@@ -4,6 +4,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
+import PrivateFiles
 import VQL
 
 /// The endpoint agent. Enrols once (key pair + CSR + secret), then keeps one mutually
@@ -12,8 +13,10 @@ import VQL
 /// back as numbered batches through an on-disk queue, deleting each only when the server
 /// acknowledges it.
 ///
-/// State directory: client.key, client.crt, client_id (0600); queue/ (unacknowledged batches);
-/// flows/ (one file per flow it accepted: its request, state and next sequence number); work/.
+/// State directory (0700): client.key, client.crt, client_id (0600); queue/ (unacknowledged
+/// batches); flows/ (one file per flow it accepted: its request, state and next sequence number);
+/// work/ (the containers of running collections); tmp/ (every temporary file the agent's plugins
+/// make, private, emptied at start). Nothing the agent collects is written outside this folder.
 public final class FleetAgent: Sendable {
     let config: ClientConfig
     let stateDir: String
@@ -31,12 +34,18 @@ public final class FleetAgent: Sendable {
         let urls = config.serverURLs
         return urls[urlIndex.withLockedValue { $0 } % urls.count]
     }
-    /// Batches sent but not yet acknowledged, at most.
+    /// Batches sent but not yet acknowledged, at most, and their bytes at most (upload parts are
+    /// 2 MiB each: the count alone would let 170 MB wait in the send buffers).
     static let window = 64
+    static let windowBytes = 16 << 20
 
     struct SenderState {
         var lastSent: UInt64 = 0
-        var inFlight = 0
+        /// Sizes of the batches sent and not acknowledged, by flow and seq.
+        var unacknowledged: [String: Int] = [:]
+        var inFlightBytes = 0
+
+        static func key(_ flowId: String, _ seq: Int) -> String { flowId + "#\(seq)" }
     }
 
     public init(
@@ -48,10 +57,16 @@ public final class FleetAgent: Sendable {
         self.group = group
         self.makeRegistry = makeRegistry
         self.log = log
-        for sub in ["", "/flows", "/work"] {
+        for sub in ["", "/flows", "/work", "/tmp"] {
             try FileManager.default.createDirectory(atPath: stateDir + sub, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            // A folder that existed before keeps its mode: make it private too.
+            chmod(stateDir + sub, 0o700)
         }
+        try? FileManager.default.removeItem(atPath: stateDir + "/tmp")
+        try FileManager.default.createDirectory(atPath: stateDir + "/tmp", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        PrivateFile.temporaryRoot = stateDir + "/tmp"
         queue = try ResultQueue(directory: stateDir + "/queue", maxBytes: config.maxQueueBytes)
+        reportDamagedBatches()
         recoverInterruptedFlows()
     }
 
@@ -113,6 +128,7 @@ public final class FleetAgent: Sendable {
     private func serve(_ socket: AgentSocket) async {
         self.socket.withLockedValue { $0 = socket }
         sender.withLockedValue { $0 = SenderState() }
+        // Every batch lost so far, the unattributed ones (damaged files whose flow is unknown) included.
         socket.send(AgentMessage.hello(version: Wire.version, queuedBatches: queue.count, droppedBatches: queue.totalDropped))
         log("connected to \(serverURL) as \(clientId ?? "?")")
         pump()
@@ -141,7 +157,9 @@ public final class FleetAgent: Sendable {
         case .ack(let flowId, let seq, let rejected):
             if let rejected { log("batch \(flowId)#\(seq) rejected by the server: \(rejected)") }
             queue.acknowledge(flowId: flowId, seq: seq)
-            sender.withLockedValue { $0.inFlight = max(0, $0.inFlight - 1) }
+            sender.withLockedValue { state in
+                if let size = state.unacknowledged.removeValue(forKey: SenderState.key(flowId, seq)) { state.inFlightBytes -= size }
+            }
             pump()
         case .refused(let reason):
             log("server refused the connection: \(reason)")
@@ -150,16 +168,22 @@ public final class FleetAgent: Sendable {
         }
     }
 
-    /// Sends queued batches in order while fewer than `window` are unacknowledged.
+    /// Sends queued batches in order while fewer than `window` batches and `windowBytes` bytes are
+    /// unacknowledged (one batch always goes, whatever its size).
     func pump() {
         sender.withLockedValue { state in
             guard let socket = self.socket.withLockedValue({ $0 }) else { return }
-            let room = Self.window - state.inFlight
+            let room = Self.window - state.unacknowledged.count
             guard room > 0 else { return }
             for entry in queue.entries(after: state.lastSent, limit: room) {
+                if !state.unacknowledged.isEmpty && state.inFlightBytes + entry.size > Self.windowBytes { break }
                 state.lastSent = entry.number
                 guard let batch = queue.load(entry) else { continue }
-                state.inFlight += 1
+                let key = SenderState.key(batch.flowId, batch.seq)
+                if state.unacknowledged[key] == nil {
+                    state.unacknowledged[key] = entry.size
+                    state.inFlightBytes += entry.size
+                }
                 socket.send(AgentMessage.batch(batch))
             }
         }
@@ -181,17 +205,34 @@ public final class FleetAgent: Sendable {
         pump()
     }
 
-    /// A flow the agent restarted in the middle of ends as an error (its partial container is gone).
+    /// Batch files found damaged when the queue opened are already counted as dropped; a flow that
+    /// had ended hears of its loss through one more final status (a running flow's comes with the
+    /// error status below). Those whose flow is unknown are reported in every hello.
+    private func reportDamagedBatches() {
+        guard !queue.damaged.isEmpty else { return }
+        let unattributed = queue.damaged.filter { $0.flowId == nil }.count
+        log("queue: \(queue.damaged.count) damaged batch files found at start (\(unattributed) of unknown flows) counted as dropped: \(queue.damaged.map(\.file).joined(separator: ", "))")
+        let byFlow = Dictionary(grouping: queue.damaged.compactMap(\.flowId), by: { $0 }).mapValues(\.count)
+        for (flowId, count) in byFlow.sorted(by: { $0.key < $1.key }) {
+            guard let record = FlowFile.load(stateDir: stateDir, flowId: flowId), record.state == "done" else { continue }
+            let state = record.finalState.flatMap(FlowState.init(rawValue:)) ?? .error
+            enqueue(flowId: flowId, .status(FlowStatus(state: state, droppedBatches: count, time: Date().timeIntervalSince1970)))
+        }
+    }
+
+    /// A flow the agent restarted in the middle of ends as an error; what it had queued before (its
+    /// chunks so far) is kept and sent.
     private func recoverInterruptedFlows() {
         for record in FlowFile.all(stateDir: stateDir) where record.state == "running" {
             log("flow \(record.flowId): interrupted by an agent restart, reporting an error")
             enqueue(flowId: record.flowId, .status(FlowStatus(
-                state: .error, errors: ["the agent restarted during the collection; its partial results are lost"],
+                state: .error, errors: ["the agent restarted during the collection; rows queued before were kept, the rest is lost"],
                 batches: record.nextSeq - 1, droppedBatches: queue.dropped(flowId: record.flowId), time: Date().timeIntervalSince1970)))
-            var done = record
-            done.state = "done"
-            done.nextSeq += 1
-            done.save(stateDir: stateDir)
+            if var done = FlowFile.load(stateDir: stateDir, flowId: record.flowId) {
+                done.state = "done"
+                done.finalState = FlowState.error.rawValue
+                done.save(stateDir: stateDir)
+            }
         }
         for name in (try? FileManager.default.contentsOfDirectory(atPath: stateDir + "/work")) ?? [] { unlink(stateDir + "/work/" + name) }
     }
@@ -205,6 +246,8 @@ struct FlowFile: Codable {
     var state: String
     var nextSeq: Int
     var received: Double
+    /// The state the flow's final status reported (for a later correction of its totals).
+    var finalState: String?
 
     static func path(stateDir: String, flowId: String) -> String {
         stateDir + "/flows/" + flowId.filter { $0.isLetter || $0.isNumber || $0 == "." } + ".json"
@@ -222,8 +265,10 @@ struct FlowFile: Codable {
         }
     }
 
+    /// Durable before the sequence numbers it hands out are used: a number must never be reused
+    /// after a power loss (the server would take the new batch for a duplicate of the old).
     func save(stateDir: String) {
         guard let data = try? JSONEncoder().encode(self) else { return }
-        try? data.write(to: URL(fileURLWithPath: FlowFile.path(stateDir: stateDir, flowId: flowId)), options: .atomic)
+        try? PrivateFile.write(data, to: FlowFile.path(stateDir: stateDir, flowId: flowId))
     }
 }

@@ -1,10 +1,14 @@
 import Foundation
 import NIOConcurrencyHelpers
+import PrivateFiles
 
 /// The agent's on-disk queue of batches not yet acknowledged by the server. One file per batch,
-/// named by a growing number, written atomically (write to a temporary name, then rename), removed
-/// on acknowledgement. A restart reloads it, so a crash, a server restart or a network cut loses
-/// nothing. Past `maxBytes` the oldest batches are dropped, counted per flow and reported.
+/// named by a growing number and its flow (`00000000000000000042-F.0123456789abcdef.batch`), made durable before it counts as queued (a private temporary file,
+/// fsync, rename, fsync of the folder), removed on acknowledgement. A restart reloads it, so a
+/// crash, a server restart or a network cut loses nothing. Past `maxBytes` the oldest batches are
+/// dropped, counted per flow and reported. A batch file found damaged at start (torn by a power
+/// loss, empty, undecodable) is counted as dropped too — for its flow when its name can still be
+/// read, otherwise as unattributed — logged and reported, never silently removed.
 public final class ResultQueue: Sendable {
     /// A queued batch: its file and what it is about.
     public struct Entry: Sendable {
@@ -12,41 +16,91 @@ public final class ResultQueue: Sendable {
         public var flowId: String
         public var seq: Int
         public var size: Int
+        /// The file's name in the queue folder.
+        var file: String
     }
 
     let directory: String
     let maxBytes: Int64
     private let state: NIOLockedValueBox<State>
+    /// Signalled whenever batches leave the queue (so a producer waiting for room can go on).
+    private let room = NSCondition()
 
     private struct State {
         var entries: [Entry] = []
         var bytes: Int64 = 0
         var next: UInt64 = 1
-        var dropped: [String: Int] = [:]
+        var dropped = DropCounts()
     }
+
+    /// Batches lost before the server acknowledged them: per flow, and those whose flow could not be
+    /// told (a batch file damaged beyond reading).
+    struct DropCounts: Codable, Equatable {
+        var flows: [String: Int] = [:]
+        var unattributed = 0
+
+        init() {}
+
+        init(from decoder: any Decoder) throws {
+            // The first format was a bare {flow: count} object.
+            if let flows = try? decoder.singleValueContainer().decode([String: Int].self) {
+                self.flows = flows
+                return
+            }
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            flows = try c.decodeIfPresent([String: Int].self, forKey: .flows) ?? [:]
+            unattributed = try c.decodeIfPresent(Int.self, forKey: .unattributed) ?? 0
+        }
+    }
+
+    /// Damaged batch files found when the queue was opened: (flow, if known; file name).
+    public let damaged: [(flowId: String?, file: String)]
 
     public init(directory: String, maxBytes: Int64) throws {
         self.directory = directory
         self.maxBytes = maxBytes
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         var state = State()
+        if let data = FileManager.default.contents(atPath: directory + "/dropped.json"), let dropped = try? JSONDecoder().decode(DropCounts.self, from: data) {
+            state.dropped = dropped
+        }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        for name in names where name.hasSuffix(".tmp") { unlink(directory + "/" + name) }
+        // A temporary name was never renamed into the queue: its batch was never queued.
+        for name in names where name.contains(".tmp") { unlink(directory + "/" + name) }
+        var damaged: [(String?, String)] = []
         for name in names.filter({ $0.hasSuffix(".batch") }).sorted() {
-            guard let number = UInt64(name.dropLast(6)), let data = FileManager.default.contents(atPath: directory + "/" + name),
-                let batch = try? Wire.decode(WireBatch.self, from: data)
-            else {
-                unlink(directory + "/" + name)
+            let data = FileManager.default.contents(atPath: directory + "/" + name) ?? Data()
+            let stem = name.dropLast(".batch".count)
+            let number = UInt64(stem.prefix { $0 != "-" })
+            guard let number, let batch = try? Wire.decode(WireBatch.self, from: data) else {
+                let named = stem.firstIndex(of: "-").map { String(stem[stem.index(after: $0)...]) }.flatMap { $0.isEmpty ? nil : $0 }
+                let flowId = named ?? Self.flowId(inDamaged: data)
+                if let flowId { state.dropped.flows[flowId, default: 0] += 1 } else { state.dropped.unattributed += 1 }
+                damaged.append((flowId, name))
                 continue
             }
-            state.entries.append(Entry(number: number, flowId: batch.flowId, seq: batch.seq, size: data.count))
+            state.entries.append(Entry(number: number, flowId: batch.flowId, seq: batch.seq, size: data.count, file: name))
             state.bytes += Int64(data.count)
             state.next = max(state.next, number + 1)
         }
-        if let data = FileManager.default.contents(atPath: directory + "/dropped.json"), let dropped = try? JSONDecoder().decode([String: Int].self, from: data) {
-            state.dropped = dropped
-        }
+        self.damaged = damaged
         self.state = NIOLockedValueBox(state)
+        if !damaged.isEmpty {
+            // Counted durably first, then removed.
+            try saveDropped()
+            for (_, name) in damaged { unlink(directory + "/" + name) }
+        }
+    }
+
+    /// The flow named in a torn batch file (`"flowId":"F.…"`), when that part survived (for files
+    /// written before names carried the flow).
+    static func flowId(inDamaged data: Data) -> String? {
+        let text = String(decoding: data.prefix(512), as: UTF8.self)
+        guard let key = text.range(of: #""flowId":""#) else { return nil }
+        let rest = text[key.upperBound...]
+        guard let end = rest.firstIndex(of: "\"") else { return nil }
+        let flowId = String(rest[..<end])
+        return flowId.isEmpty || flowId.count > 64 ? nil : flowId
     }
 
     /// Appends a batch (durably) and returns its entry; drops the oldest past the bound.
@@ -57,26 +111,29 @@ public final class ResultQueue: Sendable {
             defer { state.next += 1 }
             return state.next
         }
-        let path = directory + "/" + String(format: "%020llu", number) + ".batch"
-        let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]), rename(temporary, path) == 0 else {
-            throw TransportError("cannot write the result queue in \(directory): \(String(cString: strerror(errno)))")
+        let name = String(format: "%020llu", number) + "-" + batch.flowId.filter { $0.isLetter || $0.isNumber || $0 == "." }.prefix(64) + ".batch"
+        do {
+            try PrivateFile.write(data, to: directory + "/" + name)
+        } catch {
+            throw TransportError("cannot write the result queue: \(error)")
         }
-        let entry = Entry(number: number, flowId: batch.flowId, seq: batch.seq, size: data.count)
+        let entry = Entry(number: number, flowId: batch.flowId, seq: batch.seq, size: data.count, file: name)
         let evicted = state.withLockedValue { state -> [Entry] in
-            state.entries.append(entry)
+            // Appends may finish out of order: keep the entries sorted by number.
+            let position = state.entries.lastIndex { $0.number < number }.map { $0 + 1 } ?? 0
+            state.entries.insert(entry, at: position)
             state.bytes += Int64(data.count)
             var evicted: [Entry] = []
             while state.bytes > maxBytes, state.entries.count > 1 {
                 let oldest = state.entries.removeFirst()
                 state.bytes -= Int64(oldest.size)
-                state.dropped[oldest.flowId, default: 0] += 1
+                state.dropped.flows[oldest.flowId, default: 0] += 1
                 evicted.append(oldest)
             }
             return evicted
         }
-        for old in evicted { unlink(file(old.number)) }
-        if !evicted.isEmpty { saveDropped() }
+        for old in evicted { unlink(directory + "/" + old.file) }
+        if !evicted.isEmpty { try? saveDropped() }
         return entry
     }
 
@@ -95,7 +152,7 @@ public final class ResultQueue: Sendable {
     }
 
     public func load(_ entry: Entry) -> WireBatch? {
-        guard let data = FileManager.default.contents(atPath: file(entry.number)) else { return nil }
+        guard let data = FileManager.default.contents(atPath: directory + "/" + entry.file) else { return nil }
         return try? Wire.decode(WireBatch.self, from: data)
     }
 
@@ -107,17 +164,32 @@ public final class ResultQueue: Sendable {
             state.bytes -= Int64(entry.size)
             return entry
         }
-        if let removed { unlink(file(removed.number)) }
+        if let removed { unlink(directory + "/" + removed.file) }
+        room.broadcast()
     }
 
     public var count: Int { state.withLockedValue { $0.entries.count } }
-    public var totalDropped: Int { state.withLockedValue { $0.dropped.values.reduce(0, +) } }
-    public func dropped(flowId: String) -> Int { state.withLockedValue { $0.dropped[flowId] ?? 0 } }
+    public var bytes: Int64 { state.withLockedValue { $0.bytes } }
+    /// Every batch lost so far, attributed to a flow or not.
+    public var totalDropped: Int { state.withLockedValue { $0.dropped.flows.values.reduce(0, +) + $0.dropped.unattributed } }
+    /// Batches lost whose flow is unknown (damaged files).
+    public var unattributedDropped: Int { state.withLockedValue { $0.dropped.unattributed } }
+    public func dropped(flowId: String) -> Int { state.withLockedValue { $0.dropped.flows[flowId] ?? 0 } }
 
-    private func file(_ number: UInt64) -> String { directory + "/" + String(format: "%020llu", number) + ".batch" }
+    /// Waits until the queue holds at most `limit` bytes, or `timeout` seconds pass, or `stop`
+    /// says to give up. Producers of large amounts (uploads, a long collection's rows) call this so
+    /// the queue never has to drop what they make while the server is merely slow.
+    public func waitForRoom(below limit: Int64, stop: @Sendable () -> Bool, timeout: Double = .infinity) {
+        let deadline = Date().addingTimeInterval(timeout)
+        room.lock()
+        defer { room.unlock() }
+        while bytes > limit, !stop(), Date() < deadline {
+            _ = room.wait(until: min(deadline, Date().addingTimeInterval(0.2)))
+        }
+    }
 
-    private func saveDropped() {
+    private func saveDropped() throws {
         let dropped = state.withLockedValue { $0.dropped }
-        if let data = try? JSONEncoder().encode(dropped) { try? data.write(to: URL(fileURLWithPath: directory + "/dropped.json"), options: .atomic) }
+        try PrivateFile.write(try JSONEncoder().encode(dropped), to: directory + "/dropped.json")
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import PrivateFiles
 import Yams
 
 /// A config or credentials file that cannot be read or written.
@@ -29,12 +30,14 @@ public struct ServerConfig: Codable, Sendable {
     /// The first administrator, added to an empty datastore at start (only the key's SHA-256 is kept).
     public var initialAdmin: String?
     public var initialAdminKeySHA256: String?
+    /// Most bytes a flow may upload when its request names no limit (the server refuses parts past it).
+    public var maxUploadBytes: Int64 = 64 << 30
 
     enum CodingKeys: String, CodingKey {
         case serverURL = "server_url", bindAddress = "bind_address", port, dataDir = "data_dir", datastore
         case enrollmentSecret = "enrollment_secret", ca, server, flowGraceSeconds = "flow_grace_seconds"
         case defaultTimeoutSeconds = "default_timeout_seconds", initialAdmin = "initial_admin"
-        case initialAdminKeySHA256 = "initial_admin_key_sha256"
+        case initialAdminKeySHA256 = "initial_admin_key_sha256", maxUploadBytes = "max_upload_bytes"
     }
 
     public init(serverURL: String, bindAddress: String, port: Int, dataDir: String, datastore: String, enrollmentSecret: String, ca: PEMIdentity, server: PEMIdentity) {
@@ -62,6 +65,7 @@ public struct ServerConfig: Codable, Sendable {
         defaultTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .defaultTimeoutSeconds) ?? 600
         initialAdmin = try c.decodeIfPresent(String.self, forKey: .initialAdmin)
         initialAdminKeySHA256 = try c.decodeIfPresent(String.self, forKey: .initialAdminKeySHA256)
+        maxUploadBytes = try c.decodeIfPresent(Int64.self, forKey: .maxUploadBytes) ?? 64 << 30
     }
 }
 
@@ -145,15 +149,13 @@ public enum ConfigFile {
         try writeSecret(Data(yaml(value).utf8), to: path)
     }
 
+    /// Created 0600 under a temporary name by the call that makes it, fsynced, renamed into place,
+    /// the folder fsynced: no other user can read it at any moment, and a crash leaves a whole file.
     public static func writeSecret(_ data: Data, to path: String) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else {
-            throw ConfigError("cannot write \(path)")
-        }
-        guard rename(temporary, path) == 0 else {
-            let message = String(cString: strerror(errno))
-            unlink(temporary)
-            throw ConfigError("cannot write \(path): \(message)")
+        do {
+            try PrivateFile.write(data, to: path)
+        } catch {
+            throw ConfigError("\(error)")
         }
     }
 

@@ -52,6 +52,9 @@ public final class FleetServer: Sendable {
     /// Binds the listener and starts the scheduler; returns the port bound (useful with port 0).
     public func start(group: EventLoopGroup) async throws -> Int {
         try await store.migrate()
+        // Upload parts staged for flows that are over (or unknown) go; other frontends' stay.
+        let swept = await blobs.sweep { flowId in (try? await self.store.flow(flowId)).flatMap { $0 }.map { !$0.state.isFinal } ?? false }
+        if swept > 0 { log("removed \(swept) staged upload files of ended flows") }
         if let name = config.initialAdmin, let hash = config.initialAdminKeySHA256, try await store.users().isEmpty {
             try await store.addUser(UserRecord(name: name, role: .administrator, apiKeySHA256: hash, createdAt: Date().timeIntervalSince1970))
             log("added the first administrator, \(name)")
@@ -117,14 +120,18 @@ public final class FleetServer: Sendable {
         while let messages = await socket.receive() {
             var batches: [WireBatch] = []
             for data in messages {
-                guard let message = try? Wire.decode(AgentMessage.self, from: data) else {
+                guard let (message, invalidText) = Self.decodeAgentMessage(data) else {
                     log("agent \(clientId): undecodable message (\(data.count) bytes)")
+                    continue
+                }
+                if invalidText, case .batch(let batch) = message {
+                    await reject(batch.flowId, seq: batch.seq, reason: "the batch is not valid UTF-8", clientId: clientId, socket: socket)
                     continue
                 }
                 switch message {
                 case .batch(let batch): batches.append(batch)
                 case .hello(let version, let queued, let dropped):
-                    log("agent \(clientId): \(version), \(queued) batches queued\(dropped > 0 ? ", \(dropped) dropped past the queue bound" : "")")
+                    log("agent \(clientId): \(version), \(queued) batches queued\(dropped > 0 ? ", \(dropped) lost before acknowledgement (queue bound or damaged queue files)" : "")")
                     await deliverScheduled(to: clientId, socket: socket)
                 case .enroll:
                     socket.send(ServerMessage.refused(reason: "already enrolled as \(clientId)"))

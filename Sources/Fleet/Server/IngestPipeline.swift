@@ -59,16 +59,8 @@ final class IngestPipeline: Sendable {
             }
             // More may be waiting than one transaction takes: let another writer (or this one) go on.
             ring.yield()
-            do {
-                let outcomes = try await store.ingest(jobs.flatMap(\.batches))
-                var offset = 0
-                for job in jobs {
-                    job.done.resume(returning: Array(outcomes[offset..<offset + job.batches.count]))
-                    offset += job.batches.count
-                }
-            } catch {
-                for job in jobs { job.done.resume(throwing: error) }
-            }
+            let results = await store.ingest(groups: jobs.map(\.batches))
+            for (job, result) in zip(jobs, results) { job.done.resume(with: result) }
         }
     }
 }

@@ -141,6 +141,7 @@ extension FleetServer {
             try await store.updateFlow(
                 flow.flowId, state: .error, startedAt: nil, endedAt: now,
                 errors: ["no final status from the agent \(Int(timeout + grace)) s after the collection started (agent \(connected ? "connected" : "not connected"))"])
+            blobs.discard(flowId: flow.flowId)
             log("flow \(flow.flowId) on \(flow.clientId): lost, recorded as error")
         }
     }

@@ -254,6 +254,35 @@ public struct UploadRecord: Codable, Sendable, Equatable {
     }
 }
 
+extension IngestBatch {
+    /// Longest artifact, source or upload name accepted.
+    public static let maxNameBytes = 1024
+
+    /// Why the datastore must not take this batch, or nil: text that no engine stores faithfully
+    /// (NUL bytes: PostgreSQL's text type refuses them, and one bad batch must not fail a
+    /// transaction that holds other agents' batches) or names past any sensible length. Invalid
+    /// UTF-8 cannot reach here: the server refuses it when it decodes the message.
+    public var problem: String? {
+        func bad(_ text: String) -> Bool { text.utf8.contains(0) }
+        func badName(_ text: String) -> Bool { bad(text) || text.utf8.count > Self.maxNameBytes }
+        guard !flowId.isEmpty, !badName(flowId) else { return "the flow ID is empty, too long or holds a NUL byte" }
+        switch payload {
+        case .rows(let artifact, let source, let rows):
+            if badName(artifact) || badName(source) { return "the artifact or source name is too long or holds a NUL byte" }
+            if let index = rows.firstIndex(where: bad) { return "row \(index) holds a NUL byte" }
+        case .log(let lines):
+            if let index = lines.firstIndex(where: bad) { return "log line \(index) holds a NUL byte" }
+        case .status(let status):
+            if status.errors.contains(where: bad) { return "the status holds a NUL byte" }
+        case .upload(let upload):
+            if badName(upload.name) || bad(upload.sha256) || bad(upload.md5) { return "the upload record holds a NUL byte or a name that is too long" }
+        case .uploadPart:
+            break
+        }
+        return nil
+    }
+}
+
 /// What happened to a batch at ingestion.
 public enum IngestOutcome: Sendable, Equatable {
     case stored

@@ -43,7 +43,7 @@ public protocol FleetStore: FleetCoordination {
 
     // MARK: ingestion
     /// Stores one batch in one transaction: rejected unless the flow exists and belongs to
-    /// `batch.clientId`; a duplicate (same flow and seq) stores nothing. Rows add to the flow's row
+    /// `batch.clientId` and the batch is valid (`IngestBatch.problem`); a duplicate (same flow and seq) stores nothing. Rows add to the flow's row
     /// count; an upload record adds to its uploaded bytes; a final status sets the flow's state,
     /// end time and errors (a status never moves a flow back from a final state to running).
     func ingest(_ batch: IngestBatch) async throws -> IngestOutcome
@@ -67,9 +67,54 @@ public protocol FleetStore: FleetCoordination {
     func auditLog(limit: Int) async throws -> [AuditEntry]
 }
 
+extension FleetStore {
+    /// Group commit: several connections' batches in one transaction. When that fails, each batch is
+    /// stored alone, so one bad batch never holds back another agent's: a batch the datastore
+    /// refuses for its data is rejected (acknowledged, with the reason, and dropped by its agent);
+    /// any other failure leaves that connection's remaining batches unacknowledged (sent again).
+    public func ingest(groups jobs: [[IngestBatch]]) async -> [Result<[IngestOutcome], any Error>] {
+        let all = jobs.flatMap { $0 }
+        do {
+            let outcomes = try await ingest(all)
+            var offset = 0
+            return jobs.map { batches in
+                defer { offset += batches.count }
+                return .success(Array(outcomes[offset..<offset + batches.count]))
+            }
+        } catch let error as StoreError where all.count == 1 && error.refusesData {
+            return [.success([.rejected("the datastore refused the batch: \(error.message)")])]
+        } catch {
+            if all.count == 1 { return [.failure(error)] }
+        }
+        var results: [Result<[IngestOutcome], any Error>] = []
+        for batches in jobs {
+            var outcomes: [IngestOutcome] = []
+            do {
+                for batch in batches {
+                    do {
+                        outcomes.append(try await ingest([batch]).first ?? .rejected("not ingested"))
+                    } catch let error as StoreError where error.refusesData {
+                        outcomes.append(.rejected("the datastore refused the batch: \(error.message)"))
+                    }
+                }
+                results.append(.success(outcomes))
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        return results
+    }
+}
+
 /// A datastore failure with the engine's own message.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// The datastore refused the data itself (an invalid value, a constraint, a limit): the same
+    /// call would fail again, unlike a lost connection or a full disk.
+    public var refusesData: Bool
+    public init(_ message: String, refusesData: Bool = false) {
+        self.message = message
+        self.refusesData = refusesData
+    }
     public var description: String { message }
 }

@@ -122,6 +122,7 @@ extension SQLiteFleetStore {
         guard owner == batch.clientId else {
             return .rejected("flow \(batch.flowId) does not belong to client \(batch.clientId)")
         }
+        if let problem = batch.problem { return .rejected(problem) }
         var kind = "", artifact: String?, source: String?, rowCount = 0
         switch batch.payload {
         case .rows(let a, let s, let rows): (kind, artifact, source, rowCount) = ("rows", a, s, rows.count)

@@ -4,11 +4,30 @@ public struct Expression: Sendable {
     public var kind: ExpressionKind
     public var range: SourceRange
     public var id: Int
+    /// Levels of the tree under and including this node (1 for a leaf). Everything that walks
+    /// expressions recurses, so the parser refuses trees deeper than `Parser.maxDepth`.
+    public let depth: Int
 
     public init(_ kind: ExpressionKind, range: SourceRange, id: Int) {
         self.kind = kind
         self.range = range
         self.id = id
+        self.depth = 1 + kind.childDepth
+    }
+}
+
+extension ExpressionKind {
+    /// The depth of the deepest child (0 for a leaf).
+    var childDepth: Int {
+        switch self {
+        case .null, .bool, .integer, .float, .string, .symbol: return 0
+        case .member(let e, _, _), .parenthesized(let e), .negate(let e), .not(let e): return e.depth
+        case .index(let a, let b), .binary(_, let a, let b, _): return max(a.depth, b.depth)
+        case .slice(let e, let lo, let hi): return max(e.depth, lo?.depth ?? 0, hi?.depth ?? 0)
+        case .call(_, let args): return args.reduce(0) { max($0, $1.value.depth) }
+        case .list(let items), .tuple(let items, _): return items.reduce(0) { max($0, $1.depth) }
+        case .subquery(let select): return select.depth
+        }
     }
 }
 
@@ -89,6 +108,17 @@ public struct SelectStatement: Sendable {
     public var range: SourceRange
     /// Unique id; stored-query invocations key aggregate state by it.
     public var id: Int
+
+    /// Levels of expression tree in the statement (its deepest expression, plus one).
+    public var depth: Int {
+        var deepest = 0
+        for column in columns { if case .expression(let e, _, _) = column { deepest = max(deepest, e.depth) } }
+        for arg in from?.args ?? [] { deepest = max(deepest, arg.value.depth) }
+        if let w = whereClause { deepest = max(deepest, w.depth) }
+        for e in groupBy { deepest = max(deepest, e.depth) }
+        for term in orderBy { deepest = max(deepest, term.expression.depth) }
+        return deepest + 1
+    }
 }
 
 /// A parameter of a LET function: `LET F(a, b=2) = …`.

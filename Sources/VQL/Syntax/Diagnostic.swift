@@ -30,19 +30,31 @@ public struct Diagnostic: Error, Sendable, CustomStringConvertible {
     }
 
     /// `error: message --> query:LINE:COL`, the source line, and a caret under the column.
+    /// Characters of a source line shown at most.
+    static let maxShownLine = 160
+
     public func render(source: String, name: String = "query") -> String {
         var out = "error: \(message)"
         if let suggestion { out += " (did you mean '\(suggestion)'?)" }
         out += "\n --> \(name):\(range.start.line):\(range.start.column)\n"
         let lines = source.split(separator: "\n", omittingEmptySubsequences: false)
         if range.start.line - 1 < lines.count {
-            let line = String(lines[range.start.line - 1]).replacingOccurrences(of: "\t", with: " ")
+            var line = Array(String(lines[range.start.line - 1]).replacingOccurrences(of: "\t", with: " "))
             let gutter = String(range.start.line)
-            out += "\(gutter) | \(line)\n"
+            var caret = max(0, range.start.column - 1)
             var width = 1
             if range.end.line == range.start.line { width = max(1, range.end.column - range.start.column) }
+            // A very long line (a generated or hostile text) is shown around the caret only.
+            if line.count > Self.maxShownLine {
+                let start = max(0, min(caret - Self.maxShownLine / 3, line.count - Self.maxShownLine))
+                let end = min(line.count, start + Self.maxShownLine)
+                line = (start > 0 ? ["…"] : []) + Array(line[start..<end]) + (end < line.count ? ["…"] : [])
+                caret = caret - start + (start > 0 ? 1 : 0)
+                width = max(1, min(width, line.count - caret))
+            }
+            out += "\(gutter) | \(String(line))\n"
             out += String(repeating: " ", count: gutter.count) + " | "
-                + String(repeating: " ", count: max(0, range.start.column - 1))
+                + String(repeating: " ", count: caret)
                 + String(repeating: "^", count: width) + "\n"
         }
         return out

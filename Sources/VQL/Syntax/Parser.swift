@@ -9,10 +9,15 @@ public struct Parser {
     private var tokens: [Token]
     private var index = 0
     private var nextID: Int
-    /// How deeply expressions nest right now; past `maxDepth` the text is refused rather than
-    /// letting recursion run out of stack (runtime lambdas parse on worker threads too).
-    private var depth = 0
-    static let maxDepth = 128
+    /// How deep the parser has recursed (parentheses, brackets, braces, NOT, unary minus, SELECTs).
+    private var nesting = 0
+
+    /// Most levels of nesting a text may have. Every later stage (binder, compiler, evaluator,
+    /// printer) recurses over the tree too: the limits keep all of them far from the end of a
+    /// thread's stack, whatever text arrives (an agent runs what the server sends it).
+    public static let maxNesting = 100
+    /// Most levels an expression tree may have, long chains of operators (`a + b + c …`) included.
+    public static let maxDepth = 500
 
     /// Parses a whole VQL text: zero or more statements separated by whitespace (or `;`).
     public static func parse(_ text: String) throws(Diagnostic) -> [Statement] {
@@ -71,6 +76,23 @@ public struct Parser {
             return true
         }
         return false
+    }
+
+    /// A new node, refused when the tree under it is deeper than `maxDepth`.
+    private mutating func node(_ kind: ExpressionKind, range: SourceRange) throws(Diagnostic) -> Expression {
+        let expression = Expression(kind, range: range, id: makeID())
+        guard expression.depth <= Self.maxDepth else {
+            throw Diagnostic(.syntax, "expression more than \(Self.maxDepth) levels deep (a chain of operators that long cannot be evaluated)", range: range)
+        }
+        return expression
+    }
+
+    /// One level deeper; refused past `maxNesting`.
+    private mutating func enter() throws(Diagnostic) {
+        nesting += 1
+        guard nesting <= Self.maxNesting else {
+            throw Diagnostic(.syntax, "nested more than \(Self.maxNesting) levels deep (parentheses, brackets, braces, NOT or sub-queries)", range: current.range)
+        }
     }
 
     private mutating func makeID() -> Int {
@@ -185,6 +207,8 @@ public struct Parser {
     }
 
     mutating func parseSelect() throws(Diagnostic) -> SelectStatement {
+        try enter()
+        defer { nesting -= 1 }
         let start = current.range.start
         try expect(.keyword(.select), "SELECT")
         var columns: [SelectColumn] = []
@@ -271,7 +295,7 @@ public struct Parser {
                 if checkKeyword(.select) {
                     let selectStart = current.range.start
                     let select = try parseSelect()
-                    value = Expression(.subquery(select), range: range(from: selectStart), id: makeID())
+                    value = try node(.subquery(select), range: range(from: selectStart))
                 } else {
                     value = try parseExpression()
                 }
@@ -287,15 +311,8 @@ public struct Parser {
 
     mutating func parseExpression() throws(Diagnostic) -> Expression {
         try enter()
-        defer { depth -= 1 }
+        defer { nesting -= 1 }
         return try parseAnd()
-    }
-
-    private mutating func enter() throws(Diagnostic) {
-        depth += 1
-        if depth > Parser.maxDepth {
-            throw Diagnostic(.syntax, "expression nested too deeply (more than \(Parser.maxDepth) levels)", range: current.range)
-        }
     }
 
     private mutating func parseAnd() throws(Diagnostic) -> Expression {
@@ -312,7 +329,7 @@ public struct Parser {
             let text = current.text
             index += 1
             let right = try parseOr()
-            left = binary(op, left, right, text: text)
+            left = try binary(op, left, right, text: text)
         }
     }
 
@@ -330,14 +347,12 @@ public struct Parser {
             let text = current.text
             index += 1
             let right = try parseNot()
-            left = binary(op, left, right, text: text)
+            left = try binary(op, left, right, text: text)
         }
     }
 
-    private mutating func binary(_ op: BinaryOperator, _ left: Expression, _ right: Expression, text: String) -> Expression {
-        Expression(
-            .binary(op, left, right, text: text), range: SourceRange(start: left.range.start, end: right.range.end),
-            id: makeID())
+    private mutating func binary(_ op: BinaryOperator, _ left: Expression, _ right: Expression, text: String) throws(Diagnostic) -> Expression {
+        try node(.binary(op, left, right, text: text), range: SourceRange(start: left.range.start, end: right.range.end))
     }
 
     private mutating func parseNot() throws(Diagnostic) -> Expression {
@@ -345,9 +360,9 @@ public struct Parser {
             let start = current.range.start
             index += 1
             try enter()
-            defer { depth -= 1 }
+            defer { nesting -= 1 }
             let operand = try parseNot()
-            return Expression(.not(operand), range: range(from: start), id: makeID())
+            return try node(.not(operand), range: range(from: start))
         }
         return try parseComparison()
     }
@@ -369,7 +384,7 @@ public struct Parser {
         let text = current.text
         index += 1
         let right = try parseAdditive()
-        return binary(op, left, right, text: text)
+        return try binary(op, left, right, text: text)
     }
 
     private mutating func parseAdditive() throws(Diagnostic) -> Expression {
@@ -384,7 +399,7 @@ public struct Parser {
             let text = current.text
             index += 1
             let right = try parseMultiplicative()
-            left = binary(op, left, right, text: text)
+            left = try binary(op, left, right, text: text)
         }
     }
 
@@ -401,7 +416,7 @@ public struct Parser {
             let text = current.text
             index += 1
             let right = try parseUnary()
-            left = binary(op, left, right, text: text)
+            left = try binary(op, left, right, text: text)
         }
     }
 
@@ -410,16 +425,16 @@ public struct Parser {
             let start = current.range.start
             index += 1
             try enter()
-            defer { depth -= 1 }
+            defer { nesting -= 1 }
             let operand = try parseUnary()
             // Fold negative number literals so that -1 is an integer, as the lexer of VQL does.
             switch operand.kind {
             case .integer(let n, let text) where operand.range.start.offset == start.offset + 1:
-                return Expression(.integer(0 &- n, text: "-" + text), range: range(from: start), id: makeID())
+                return try node(.integer(0 &- n, text: "-" + text), range: range(from: start))
             case .float(let d, let text) where operand.range.start.offset == start.offset + 1:
-                return Expression(.float(-d, text: "-" + text), range: range(from: start), id: makeID())
+                return try node(.float(-d, text: "-" + text), range: range(from: start))
             default:
-                return Expression(.negate(operand), range: range(from: start), id: makeID())
+                return try node(.negate(operand), range: range(from: start))
             }
         }
         return try parsePostfix()
@@ -434,10 +449,9 @@ public struct Parser {
                 if check(.symbol(.lparen)), let dotted = dottedName(expression) {
                     index += 1
                     let args = try parseArguments()
-                    expression = Expression(
-                        .call(name: dotted + "." + name, args: args), range: range(from: start), id: makeID())
+                    expression = try node(.call(name: dotted + "." + name, args: args), range: range(from: start))
                 } else {
-                    expression = Expression(.member(expression, name, quoted: quoted), range: range(from: start), id: makeID())
+                    expression = try node(.member(expression, name, quoted: quoted), range: range(from: start))
                 }
             } else if accept(.symbol(.lbracket)) {
                 var lower: Expression?
@@ -446,11 +460,11 @@ public struct Parser {
                     var upper: Expression?
                     if !check(.symbol(.rbracket)) { upper = try parseExpression() }
                     try expect(.symbol(.rbracket), "']'")
-                    expression = Expression(.slice(expression, lower, upper), range: range(from: start), id: makeID())
+                    expression = try node(.slice(expression, lower, upper), range: range(from: start))
                 } else {
                     try expect(.symbol(.rbracket), "']' or ':'")
                     guard let lower else { throw error(expected: "an index") }
-                    expression = Expression(.index(expression, lower), range: range(from: start), id: makeID())
+                    expression = try node(.index(expression, lower), range: range(from: start))
                 }
             } else {
                 return expression
@@ -473,40 +487,40 @@ public struct Parser {
         switch token.kind {
         case .integer(let n):
             index += 1
-            return Expression(.integer(n, text: token.text), range: token.range, id: makeID())
+            return try node(.integer(n, text: token.text), range: token.range)
         case .float(let d):
             index += 1
-            return Expression(.float(d, text: token.text), range: token.range, id: makeID())
+            return try node(.float(d, text: token.text), range: token.range)
         case .string(let bytes, _, let raw):
             index += 1
-            return Expression(.string(bytes, raw: raw), range: token.range, id: makeID())
+            return try node(.string(bytes, raw: raw), range: token.range)
         case .keyword(.true):
             index += 1
-            return Expression(.bool(true, text: token.text), range: token.range, id: makeID())
+            return try node(.bool(true, text: token.text), range: token.range)
         case .keyword(.false):
             index += 1
-            return Expression(.bool(false, text: token.text), range: token.range, id: makeID())
+            return try node(.bool(false, text: token.text), range: token.range)
         case .keyword(.null):
             index += 1
-            return Expression(.null(text: token.text), range: token.range, id: makeID())
+            return try node(.null(text: token.text), range: token.range)
         case .identifier(let name), .quotedIdentifier(let name):
             index += 1
             let quoted: Bool
             if case .quotedIdentifier = token.kind { quoted = true } else { quoted = false }
             if !quoted, accept(.symbol(.lparen)) {
                 let args = try parseArguments()
-                return Expression(.call(name: name, args: args), range: range(from: start), id: makeID())
+                return try node(.call(name: name, args: args), range: range(from: start))
             }
-            return Expression(.symbol(name, quoted: quoted), range: token.range, id: makeID())
+            return try node(.symbol(name, quoted: quoted), range: token.range)
         case .keyword(let keyword) where Parser.keywordsUsableAsNames.contains(keyword):
             // Velociraptor's artifacts use columns such as `Group`; in expression position these
             // clause keywords cannot start a clause, so they read as names.
             index += 1
             if accept(.symbol(.lparen)) {
                 let args = try parseArguments()
-                return Expression(.call(name: token.text, args: args), range: range(from: start), id: makeID())
+                return try node(.call(name: token.text, args: args), range: range(from: start))
             }
-            return Expression(.symbol(token.text, quoted: false), range: token.range, id: makeID())
+            return try node(.symbol(token.text, quoted: false), range: token.range)
         case .symbol(.lbracket):
             index += 1
             var items: [Expression] = []
@@ -515,12 +529,12 @@ public struct Parser {
                 if !accept(.symbol(.comma)) { break }
             }
             try expect(.symbol(.rbracket), "',' or ']' in the list")
-            return Expression(.list(items), range: range(from: start), id: makeID())
+            return try node(.list(items), range: range(from: start))
         case .symbol(.lparen):
             index += 1
             let first = try parseExpression()
             if accept(.symbol(.rparen)) {
-                return Expression(.parenthesized(first), range: range(from: start), id: makeID())
+                return try node(.parenthesized(first), range: range(from: start))
             }
             try expect(.symbol(.comma), "',' or ')'")
             var items = [first]
@@ -535,13 +549,12 @@ public struct Parser {
                 }
             }
             try expect(.symbol(.rparen), "',' or ')' in the tuple")
-            return Expression(
-                .tuple(items, trailingComma: trailingComma && items.count == 1), range: range(from: start), id: makeID())
+            return try node(.tuple(items, trailingComma: trailingComma && items.count == 1), range: range(from: start))
         case .symbol(.lbrace):
             index += 1
             let select = try parseSelect()
             try expect(.symbol(.rbrace), "'}' to close the sub-query")
-            return Expression(.subquery(select), range: range(from: start), id: makeID())
+            return try node(.subquery(select), range: range(from: start))
         default:
             throw error(expected: "an expression")
         }

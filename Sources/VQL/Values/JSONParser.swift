@@ -44,8 +44,11 @@ public struct JSONParser {
 
     private func fail(_ message: String) -> ParseError { ParseError(message: message, offset: i) }
 
+    /// Most levels of arrays and objects (recursion has a limit: no input may exhaust the stack).
+    public static let maxDepth = 512
+
     private mutating func parseValue(depth: Int) throws -> Value {
-        guard depth < 512 else { throw fail("nesting too deep") }
+        guard depth < Self.maxDepth else { throw fail("nested more than \(Self.maxDepth) levels deep") }
         guard i < bytes.count else { throw fail("unexpected end") }
         switch bytes[i] {
         case UInt8(ascii: "{"):
@@ -177,7 +180,8 @@ public struct JSONParser {
                 {
                     i += 2
                     let low = try hex4()
-                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    // A high surrogate must be followed by a low one; anything else is replaced.
+                    code = (0xDC00..<0xE000).contains(low) ? 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00) : 0xFFFD
                 }
                 let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
                 out.append(contentsOf: Array(String(Character(scalar)).utf8))

@@ -9,7 +9,15 @@ public enum JSONWriter {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Deeper values are written as a string saying so (writing recurses; no value may exhaust the
+    /// stack). Parsed JSON is at most `JSONParser.maxDepth` deep, well within it.
+    public static let maxDepth = 1000
+
     public static func write(_ value: Value, into out: inout [UInt8], pretty: Bool = false, depth: Int = 0) {
+        if depth >= maxDepth {
+            writeString("(nested more than \(maxDepth) levels deep)", into: &out)
+            return
+        }
         switch value {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)

@@ -1,4 +1,5 @@
 import Foundation
+import PrivateFiles
 
 /// A small line editor for the REPL (raw terminal mode, no GPL code): cursor movement, history
 /// with up/down and Ctrl-R search, Tab completion, Ctrl-C/Ctrl-D handling.
@@ -38,8 +39,7 @@ final class LineEditor {
         if history.count > maxHistory { history.removeFirst(history.count - maxHistory) }
         guard let historyFile else { return }
         let text = history.map { $0.replacingOccurrences(of: "\n", with: "\\n") }.joined(separator: "\n") + "\n"
-        _ = FileManager.default.createFile(atPath: historyFile, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
-        chmod(historyFile, 0o600)
+        try? PrivateFile.write(Data(text.utf8), to: historyFile)
     }
 
     // MARK: - Terminal modes
