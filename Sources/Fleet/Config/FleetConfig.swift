@@ -29,12 +29,14 @@ public struct ServerConfig: Codable, Sendable {
     /// The first administrator, added to an empty datastore at start (only the key's SHA-256 is kept).
     public var initialAdmin: String?
     public var initialAdminKeySHA256: String?
+    /// What the server accepts from the network: connections, timeouts, sizes, rates, pages.
+    public var limits = ServerLimits()
 
     enum CodingKeys: String, CodingKey {
         case serverURL = "server_url", bindAddress = "bind_address", port, dataDir = "data_dir", datastore
         case enrollmentSecret = "enrollment_secret", ca, server, flowGraceSeconds = "flow_grace_seconds"
         case defaultTimeoutSeconds = "default_timeout_seconds", initialAdmin = "initial_admin"
-        case initialAdminKeySHA256 = "initial_admin_key_sha256"
+        case initialAdminKeySHA256 = "initial_admin_key_sha256", limits
     }
 
     public init(serverURL: String, bindAddress: String, port: Int, dataDir: String, datastore: String, enrollmentSecret: String, ca: PEMIdentity, server: PEMIdentity) {
@@ -62,6 +64,7 @@ public struct ServerConfig: Codable, Sendable {
         defaultTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .defaultTimeoutSeconds) ?? 600
         initialAdmin = try c.decodeIfPresent(String.self, forKey: .initialAdmin)
         initialAdminKeySHA256 = try c.decodeIfPresent(String.self, forKey: .initialAdminKeySHA256)
+        limits = try c.decodeIfPresent(ServerLimits.self, forKey: .limits) ?? ServerLimits()
     }
 }
 

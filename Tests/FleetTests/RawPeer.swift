@@ -1,0 +1,97 @@
+import Fleet
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// A hostile peer for the hardening tests: a plain TCP or TLS connection to a real server that
+/// sends what the test says, keeps what comes back, and notes when the server closes it.
+final class RawPeer: Sendable {
+    let channel: Channel
+    private let inbox: NIOLockedValueBox<[UInt8]>
+    private let closed: NIOLockedValueBox<Date?>
+
+    private init(channel: Channel, inbox: NIOLockedValueBox<[UInt8]>, closed: NIOLockedValueBox<Date?>) {
+        self.channel = channel
+        self.inbox = inbox
+        self.closed = closed
+    }
+
+    /// Connects to 127.0.0.1:`port`, through TLS when `tls` is given (with or without a client certificate).
+    static func connect(port: Int, tls: NIOSSLContext?) async throws -> RawPeer {
+        let inbox = NIOLockedValueBox<[UInt8]>([])
+        let closed = NIOLockedValueBox<Date?>(nil)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: nil)) }
+                    try channel.pipeline.syncOperations.addHandler(Keeper(inbox: inbox))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        channel.closeFuture.whenComplete { _ in closed.withLockedValue { $0 = Date() } }
+        return RawPeer(channel: channel, inbox: inbox, closed: closed)
+    }
+
+    /// Sends text as it is.
+    func send(_ text: String) async throws {
+        try await channel.writeAndFlush(ByteBuffer(string: text)).get()
+    }
+
+    /// Sends `total` bytes of body in chunks while the server lets it; returns how many went out.
+    func sendBody(total: Int, chunk: Int = 1 << 20) async -> Int {
+        let block = ByteBuffer(repeating: UInt8(ascii: "x"), count: chunk)
+        var sent = 0
+        while sent < total {
+            do {
+                try await channel.writeAndFlush(block).get()
+            } catch {
+                break
+            }
+            sent += chunk
+        }
+        return sent
+    }
+
+    /// Everything received so far, as text.
+    var received: String { String(decoding: inbox.withLockedValue { $0 }, as: UTF8.self) }
+
+    /// When the connection closed, nil while open.
+    var closedAt: Date? { closed.withLockedValue { $0 } }
+
+    /// Waits until the server closes the connection (true) or `seconds` pass (false).
+    func waitClosed(within seconds: Double) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while closedAt == nil, Date() < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        return closedAt != nil
+    }
+
+    /// Waits until what was received contains `text` (true) or `seconds` pass (false).
+    func waitReceived(_ text: String, within seconds: Double) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !received.contains(text), Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        return received.contains(text)
+    }
+
+    func close() {
+        channel.close(promise: nil)
+    }
+
+    /// Keeps the first MiB the server sends.
+    private final class Keeper: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let inbox: NIOLockedValueBox<[UInt8]>
+        init(inbox: NIOLockedValueBox<[UInt8]>) { self.inbox = inbox }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = unwrapInboundIn(data)
+            inbox.withLockedValue { if $0.count < 1 << 20 { $0.append(contentsOf: buffer.readableBytesView) } }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            context.close(promise: nil)
+        }
+    }
+}
