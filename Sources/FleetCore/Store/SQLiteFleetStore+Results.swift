@@ -60,9 +60,11 @@ struct SQLiteResultsReader {
     /// The statements that read `query`, in order.
     static func steps(_ query: ResultQuery) -> [(sql: String, values: [SQLiteBindable?])] {
         guard let after = query.after else { return [sql(query, extra: [], offset: query.offset)] }
-        let seq = query.artifact != nil || query.source != nil ? "b.seq" : "r.seq"
+        // Walking the batches (by source), a range on b.seq would pass to r.seq and make SQLite
+        // sort each batch's rows: skip the earlier batches by filter instead ("+ 0").
+        let start = query.artifact != nil || query.source != nil ? "b.seq + 0 >= ? AND (b.seq > ?" : "r.seq >= ? AND (r.seq > ?"
         return [
-            sql(query, extra: [("f.flow_id = ?", [after.flowId]), ("(\(seq), r.row_index) > (?, ?)", [after.seq, after.index])]),
+            sql(query, extra: [("f.flow_id = ?", [after.flowId]), ("\(start) OR r.row_index > ?)", [after.seq, after.seq, after.index])]),
             sql(query, extra: [("(f.created_at, f.flow_id) > (SELECT created_at, flow_id FROM flows WHERE flow_id = ?)", [after.flowId])]),
         ]
     }
