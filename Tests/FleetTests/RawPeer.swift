@@ -18,11 +18,15 @@ final class RawPeer: Sendable {
         self.closed = closed
     }
 
-    /// Connects to 127.0.0.1:`port`, through TLS when `tls` is given (with or without a client certificate).
-    static func connect(port: Int, tls: NIOSSLContext?) async throws -> RawPeer {
+    /// Connects to 127.0.0.1:`port`, through TLS when `tls` is given (with or without a client
+    /// certificate), from the loopback address `from` if given (another address of 127/8 keeps a
+    /// test's per-address counts apart from other programs on the machine).
+    static func connect(port: Int, tls: NIOSSLContext?, from: String? = nil) async throws -> RawPeer {
         let inbox = NIOLockedValueBox<[UInt8]>([])
         let closed = NIOLockedValueBox<Date?>(nil)
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if let from { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: from, port: 0)) }
+        let channel = try await bootstrap
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -37,7 +41,11 @@ final class RawPeer: Sendable {
 
     /// Sends text as it is.
     func send(_ text: String) async throws {
-        try await channel.writeAndFlush(ByteBuffer(string: text)).get()
+        try await send(ByteBuffer(string: text))
+    }
+
+    func send(_ bytes: ByteBuffer) async throws {
+        try await channel.writeAndFlush(bytes).get()
     }
 
     /// Sends `total` bytes of body in chunks while the server lets it; returns how many went out.

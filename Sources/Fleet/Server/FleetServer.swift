@@ -24,6 +24,8 @@ public final class FleetServer: Sendable {
     let requestLimiter: SharedRateLimiter
     /// Refused enrolments per address that are logged and audited.
     let refusalLimiter: SharedRateLimiter
+    /// Refused connections that are logged (the metric counts them all).
+    let refusalLog = SharedRateLimiter(.perMinute(10))
     let wake: AsyncStream<Void>.Continuation
     let wakeEvents: AsyncStream<Void>
     let listener = NIOLockedValueBox<FleetListener?>(nil)
@@ -67,7 +69,11 @@ public final class FleetServer: Sendable {
         let settings = ListenerSettings(
             host: config.bindAddress, port: config.port,
             tls: try TLSSetup.serverConfiguration(identity: config.server, caCertificate: config.ca.certificate), limits: config.limits,
-            refused: { [metrics] _ in metrics.refusedConnections.increment() }, log: log)
+            refused: { [metrics, refusalLog, log] reason in
+                metrics.refusedConnections.increment()
+                // A flood of refusals must not flood the log: a few a minute are enough to say why.
+                if case .allow = refusalLog.take("connection") { log("refused a connection: \(reason)") }
+            }, log: log)
         let listener = try await FleetListener.start(settings, group: group, router: makeRouter(), webSocketRouter: makeAgentRouter())
         self.listener.withLockedValue { $0 = listener }
         Task { await self.schedulerLoop() }

@@ -164,9 +164,10 @@ extension AgentSocket {
         opened(socket)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
+                // The peer is gone (or broke the protocol): nothing more goes out, then the server hears of it.
                 defer {
-                    socket.closed()
                     socket.close()
+                    socket.closed()
                 }
                 for try await message in inbound.messages(maxSize: maxMessage) {
                     switch message {
