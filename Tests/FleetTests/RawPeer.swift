@@ -12,7 +12,17 @@ final class RawPeer: Sendable {
     private let inbox: NIOLockedValueBox<[UInt8]>
     private let closed: NIOLockedValueBox<Date?>
 
-    private init(channel: Channel, inbox: NIOLockedValueBox<[UInt8]>, closed: NIOLockedValueBox<Date?>) {
+    /// Raw peers have their own event loop, so that what they receive does not delay the test's
+    /// API client (on the shared one).
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    /// Bytes received in all, and how many times "}\n" (the end of a JSON line) came.
+    var totals: (bytes: Int, jsonLines: Int) { counts.withLockedValue { ($0.bytes, $0.lines) } }
+    private var counts: NIOLockedValueBox<Counts> { keeper.counts }
+    private let keeper: KeeperState
+
+    private init(channel: Channel, inbox: NIOLockedValueBox<[UInt8]>, closed: NIOLockedValueBox<Date?>, keeper: KeeperState) {
+        self.keeper = keeper
         self.channel = channel
         self.inbox = inbox
         self.closed = closed
@@ -24,19 +34,20 @@ final class RawPeer: Sendable {
     static func connect(port: Int, tls: NIOSSLContext?, from: String? = nil) async throws -> RawPeer {
         let inbox = NIOLockedValueBox<[UInt8]>([])
         let closed = NIOLockedValueBox<Date?>(nil)
-        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let state = KeeperState()
+        var bootstrap = ClientBootstrap(group: group)
         if let from { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: from, port: 0)) }
         let channel = try await bootstrap
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: nil)) }
-                    try channel.pipeline.syncOperations.addHandler(Keeper(inbox: inbox))
+                    try channel.pipeline.syncOperations.addHandler(Keeper(inbox: inbox, state: state))
                 }
             }
             .connect(host: "127.0.0.1", port: port).get()
         channel.closeFuture.whenComplete { _ in closed.withLockedValue { $0 = Date() } }
-        return RawPeer(channel: channel, inbox: inbox, closed: closed)
+        return RawPeer(channel: channel, inbox: inbox, closed: closed, keeper: state)
     }
 
     /// Sends text as it is.
@@ -87,15 +98,47 @@ final class RawPeer: Sendable {
         channel.close(promise: nil)
     }
 
-    /// Keeps the first MiB the server sends.
+    struct Counts {
+        var bytes = 0
+        var lines = 0
+        var lastByte: UInt8 = 0
+    }
+
+    final class KeeperState: Sendable {
+        let counts = NIOLockedValueBox(Counts())
+    }
+
+    /// Keeps the first MiB the server sends, and counts all of it.
     private final class Keeper: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer
         let inbox: NIOLockedValueBox<[UInt8]>
-        init(inbox: NIOLockedValueBox<[UInt8]>) { self.inbox = inbox }
+        let state: KeeperState
+        init(inbox: NIOLockedValueBox<[UInt8]>, state: KeeperState) {
+            self.inbox = inbox
+            self.state = state
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let buffer = unwrapInboundIn(data)
             inbox.withLockedValue { if $0.count < 1 << 20 { $0.append(contentsOf: buffer.readableBytesView) } }
+            // memchr, not a Swift loop: this runs for every byte of large answers in a debug build.
+            let (lines, last) = buffer.withUnsafeReadableBytes { bytes -> (Int, UInt8?) in
+                guard let base = bytes.baseAddress, !bytes.isEmpty else { return (0, nil) }
+                var lines = 0
+                var offset = 0
+                while offset < bytes.count, let found = memchr(base + offset, 10, bytes.count - offset) {
+                    let index = base.distance(to: UnsafeRawPointer(found))
+                    let before = index > 0 ? bytes[index - 1] : nil
+                    if before == UInt8(ascii: "}") || (before == nil && state.counts.withLockedValue { $0.lastByte } == UInt8(ascii: "}")) { lines += 1 }
+                    offset = index + 1
+                }
+                return (lines, bytes[bytes.count - 1])
+            }
+            state.counts.withLockedValue { counts in
+                counts.bytes += buffer.readableBytes
+                counts.lines += lines
+                if let last { counts.lastByte = last }
+            }
         }
 
         func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -46,6 +46,9 @@ extension FleetServer {
                     }
                     try await writer.write(buffer)
                     watchdog.beat()
+                    // A chunk is read and written without suspending when the socket keeps up: let
+                    // other requests run between chunks, or a few big reads hold every thread.
+                    await Task.yield()
                 }
                 try await writer.finish(nil)
             })
