@@ -112,9 +112,10 @@ final class FleetListener: Sendable {
     }
 
     /// Answers one HTTP request through the router. A refusal (a status of 400 or more) to a request
-    /// whose body the handler never read is sent with `Connection: close`, and the connection is
-    /// closed a second later without reading that body: the peer gets its answer, and the server
-    /// neither buffers nor reads the rest of a body it has no use for.
+    /// whose body the handler never read (or stopped reading at its cap) is sent with
+    /// `Connection: close`, and the connection is closed a second later without reading that body:
+    /// the peer gets its answer, and the server neither buffers nor reads the rest of a body it has
+    /// no use for.
     static func responder<Context: FleetListenerContext>(_ router: RouterResponder<Context>, logger: Logger) -> HTTPChannelHandler.Responder {
         { (request, writer: consuming ResponseWriter, channel) in
             let context = Context(source: ApplicationRequestContextSource(channel: channel, logger: logger))
@@ -124,7 +125,8 @@ final class FleetListener: Sendable {
             } catch {
                 response = Response(status: .internalServerError)
             }
-            let cutOff = response.status.code >= 400 && hasBody(request) && !context.bodyRead.isSet
+            // 413: the handler stopped reading at its cap, so the rest of the body is unread too.
+            let cutOff = response.status.code >= 400 && hasBody(request) && (!context.bodyRead.isSet || response.status == .contentTooLarge)
             if cutOff { response.headers[.connection] = "close" }
             try await writer.write(response: response.head, body: response.body)
             guard cutOff else { return }

@@ -78,7 +78,7 @@ struct RemoveUser: ParsableCommand {
 
     func run() throws {
         let client = try api.client()
-        let path = "/users/" + (name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? name)
+        let path = userPath(name)
         _ = try runBlocking { try await client.delete(path, as: [String: String].self) }
         printError("removed \(name)")
     }
@@ -93,8 +93,13 @@ struct RotateUserKey: ParsableCommand {
 
     func run() throws {
         let client = try api.client()
-        let path = "/users/" + (name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? name) + "/rotate-key"
+        let path = userPath(name) + "/rotate-key"
         let body = RotateKeyBody(expiresIn: try key.expiresIn())
         try key.deliver(try runBlocking { try await client.post(path, body: body, as: IssuedKey.self) }, client: client)
     }
+}
+
+/// The API path of a user, the name percent-encoded.
+func userPath(_ name: String) -> String {
+    "/users/" + (name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? name)
 }
