@@ -22,3 +22,19 @@ def rss_kib(pid):
     except OSError:
         pass
     return 0
+
+
+def with_limits(server_yaml, **limits):
+    """server.yaml text with its `limits:` section replaced by these keys (older servers ignore it)."""
+    lines, skipping = [], False
+    for line in server_yaml.splitlines():
+        if line.startswith("limits:"):
+            skipping = True
+            continue
+        if skipping and (line.startswith(" ") or not line.strip()):
+            continue
+        skipping = False
+        lines.append(line)
+    lines.append("limits:")
+    lines += [f"  {k}: {v}" for k, v in limits.items()]
+    return "\n".join(lines) + "\n"

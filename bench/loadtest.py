@@ -9,7 +9,7 @@ INGEST_ROWS (rows per agent in the ingestion phase, 100).
 import json, os, random, shutil, signal, subprocess, sys, tempfile, time, urllib.request, ssl, glob
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fleetlib import ROOT, Q, quarry, rss_kib  # noqa: E402
+from fleetlib import ROOT, Q, quarry, rss_kib, with_limits  # noqa: E402
 SIM = os.environ.get("SIM", os.path.join(ROOT, ".build/release/quarry-agent-sim"))
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
 MODES = sys.argv[2:] or ["sqlite1", "pg1", "pg3"]
@@ -83,7 +83,9 @@ def run_mode(mode, work):
         os.makedirs(f"{work}/defs")
         with open(f"{work}/defs/rows.yaml", "w") as f:
             f.write(TEST_ROWS)
-        base = open(f"{work}/srv/server.yaml").read()
+        # One simulator enrols and connects every agent from 127.0.0.1: lift the per-address limits.
+        base = with_limits(open(f"{work}/srv/server.yaml").read(), max_unverified_connections_per_address=0,
+                           requests_per_second_per_address=0, max_connections=N + 1000)
         if pg:
             base = "\n".join(l for l in base.splitlines() if not l.startswith("datastore:")) + f"\ndatastore: '{pg.url}'\n"
         for i, port in enumerate(ports):

@@ -108,19 +108,68 @@ extension PostgresFleetStore {
     // MARK: reading results
 
     public func results(_ query: ResultQuery) async throws -> [ResultRow] {
-        try await fetch("results", Self.resultsQuery(query)) { row in
-            let (clientId, flowId, fqdn, huntId, round, artifact, source, json) =
-                try row.decode((String, String, String, String?, Int, String, String, String).self)
-            return ResultRow(clientId: clientId, flowId: flowId, fqdn: fqdn, huntId: huntId, round: round, artifact: artifact, source: source, json: json)
+        var rows: [ResultRow] = []
+        for step in Self.resultSteps(query) {
+            let remaining = query.limit.map { max(0, $0) - rows.count }
+            if remaining == 0 { break }
+            rows += try await fetch("results", Self.resultsQuery(query, step: step, limit: remaining), Self.resultRow)
+        }
+        return rows
+    }
+
+    /// On one pooled connection: PostgreSQL sends the rows as the consumer takes them (postgres-nio
+    /// reads the socket only when asked), so a slow consumer holds a chunk, not the result.
+    public func streamResults(_ query: ResultQuery, chunk: Int, _ body: ([ResultRow]) async throws -> Void) async throws {
+        let size = max(1, chunk)
+        do {
+            try await client.withConnection { connection in
+                var sent = 0
+                for step in Self.resultSteps(query) {
+                    let remaining = query.limit.map { max(0, $0) - sent }
+                    if remaining == 0 { break }
+                    var rows: [ResultRow] = []
+                    for try await row in try await connection.query(Self.resultsQuery(query, step: step, limit: remaining), logger: connection.logger) {
+                        rows.append(try Self.resultRow(row))
+                        if rows.count == size {
+                            sent += rows.count
+                            try await body(rows)
+                            rows.removeAll(keepingCapacity: true)
+                        }
+                    }
+                    sent += rows.count
+                    if !rows.isEmpty { try await body(rows) }
+                }
+            }
+        } catch {
+            throw Self.storeError("streamResults", error)
         }
     }
 
-    /// The query for `results`: flows in creation order, then each flow's rows in (seq, row) order.
-    /// A row carries its batch's artifact and source, so those filters apply to the rows directly.
-    static func resultsQuery(_ query: ResultQuery) -> PostgresQuery {
+    private static func resultRow(_ row: PostgresRow) throws -> ResultRow {
+        let (clientId, flowId, fqdn, huntId, round, artifact, source, json, seq, index) =
+            try row.decode((String, String, String, String?, Int, String, String, String, Int, Int).self)
+        return ResultRow(
+            clientId: clientId, flowId: flowId, fqdn: fqdn, huntId: huntId, round: round, artifact: artifact, source: source, json: json,
+            seq: seq, index: index)
+    }
+
+    /// How a query is read: whole, or after a cursor as the rest of the cursor's flow and then the
+    /// flows created after it (each an index range, so a page costs the same wherever it starts).
+    enum ResultStep {
+        case all, restOfFlow(ResultCursor), laterFlows(ResultCursor)
+    }
+
+    static func resultSteps(_ query: ResultQuery) -> [ResultStep] {
+        guard let after = query.after else { return [.all] }
+        return [.restOfFlow(after), .laterFlows(after)]
+    }
+
+    /// The statement for one step: flows in creation order, then each flow's rows in (seq, row)
+    /// order. A row carries its batch's artifact and source, so those filters apply to the rows directly.
+    static func resultsQuery(_ query: ResultQuery, step: ResultStep = .all, limit: Int? = nil) -> PostgresQuery {
         var sql = QueryBuilder(
             """
-            SELECT f.client_id, f.flow_id, COALESCE(c.fqdn, ''), f.hunt_id, f.round, r.artifact, r.source, r.json
+            SELECT f.client_id, f.flow_id, COALESCE(c.fqdn, ''), f.hunt_id, f.round, r.artifact, r.source, r.json, r.seq, r.row_index
             FROM flows f JOIN results r ON r.flow_id = f.flow_id LEFT JOIN clients c ON c.client_id = f.client_id
             """)
         sql.filter("f.hunt_id", query.huntId)
@@ -129,9 +178,23 @@ extension PostgresFleetStore {
         sql.filter("f.round", query.round)
         sql.filter("r.artifact", query.artifact)
         sql.filter("r.source", query.source)
+        switch step {
+        case .all:
+            break
+        case .restOfFlow(let after):
+            sql.filter("f.flow_id", after.flowId)
+            sql.condition("(r.seq, r.row_index) > (\(sql.bind(after.seq)), \(sql.bind(after.index)))")
+        case .laterFlows(let after):
+            let flow = sql.bind(after.flowId)
+            sql.condition(
+                """
+                (f.created_at > (SELECT created_at FROM flows WHERE flow_id = \(flow)) OR (f.created_at = (SELECT created_at FROM flows \
+                WHERE flow_id = \(flow)) AND f.flow_id COLLATE "C" > \(flow) COLLATE "C"))
+                """)
+        }
         sql.append(" ORDER BY f.created_at, f.flow_id COLLATE \"C\", r.seq, r.row_index")
-        if let limit = query.limit { sql.append(" LIMIT \(sql.bind(max(0, limit)))") }
-        if query.offset > 0 { sql.append(" OFFSET \(sql.bind(query.offset))") }
+        if let limit { sql.append(" LIMIT \(sql.bind(max(0, limit)))") }
+        if case .all = step, query.offset > 0 { sql.append(" OFFSET \(sql.bind(query.offset))") }
         return sql.query
     }
 

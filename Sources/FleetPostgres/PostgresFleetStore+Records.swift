@@ -199,6 +199,7 @@ extension PostgresFleetStore {
     // MARK: audit
 
     public func audit(_ entry: AuditEntry) async throws {
+        let entry = entry.bounded()
         try await transaction("audit") { connection in
             try await connection.perform(
                 """
@@ -209,17 +210,18 @@ extension PostgresFleetStore {
     }
 
     /// Newest first; entries of the same time in reverse insertion order (`entry_id`, migration 2).
-    public func auditLog(limit: Int) async throws -> [AuditEntry] {
+    /// A page after `before` starts below that entry's place on the (logged_at, entry_id) index.
+    public func auditLog(limit: Int, before: Int64?) async throws -> [AuditEntry] {
         guard limit > 0 else { return [] }
-        return try await fetch(
-            "auditLog",
-            """
-            SELECT logged_at, user_name, action, target, details, remote FROM audit
-            ORDER BY logged_at DESC, entry_id DESC LIMIT \(limit)
-            """
-        ) { row in
-            let (time, user, action, target, details, remote) = try row.decode((Double, String, String, String, String, String).self)
-            return AuditEntry(time: time, user: user, action: action, target: target, details: details, remote: remote)
+        var sql = QueryBuilder("SELECT entry_id, logged_at, user_name, action, target, details, remote FROM audit")
+        if let before {
+            let placeholder = sql.bind(before)
+            sql.condition("(logged_at, entry_id) < (SELECT logged_at, entry_id FROM audit WHERE entry_id = \(placeholder))")
+        }
+        sql.append(" ORDER BY logged_at DESC, entry_id DESC LIMIT \(sql.bind(limit))")
+        return try await fetch("auditLog", sql.query) { row in
+            let (id, time, user, action, target, details, remote) = try row.decode((Int64, Double, String, String, String, String, String).self)
+            return AuditEntry(id: id, time: time, user: user, action: action, target: target, details: details, remote: remote)
         }
     }
 }

@@ -174,8 +174,8 @@ public final class PostgresFleetStore: FleetStore {
         try await transaction("addUser \(user.name)") { connection in
             try await connection.perform(
                 """
-                INSERT INTO users (name, role, api_key_sha256, created_at)
-                VALUES (\(user.name), \(user.role.rawValue), \(user.apiKeySHA256), \(user.createdAt))
+                INSERT INTO users (name, role, api_key_sha256, created_at, expires_at)
+                VALUES (\(user.name), \(user.role.rawValue), \(user.apiKeySHA256), \(user.createdAt), \(user.expiresAt))
                 """)
         }
     }
@@ -184,16 +184,34 @@ public final class PostgresFleetStore: FleetStore {
         try await fetch("user", "SELECT \(unescaped: Self.userColumns) FROM users WHERE api_key_sha256 = \(apiKeySHA256)", Self.userRecord).first
     }
 
+    public func user(named name: String) async throws -> UserRecord? {
+        try await fetch("user \(name)", "SELECT \(unescaped: Self.userColumns) FROM users WHERE name = \(name)", Self.userRecord).first
+    }
+
     public func users() async throws -> [UserRecord] {
         try await fetch("users", "SELECT \(unescaped: Self.userColumns) FROM users ORDER BY name COLLATE \"C\"", Self.userRecord)
     }
 
-    private static let userColumns = "name, role, api_key_sha256, created_at"
+    public func removeUser(_ name: String) async throws -> Bool {
+        try await transaction("removeUser \(name)") { connection in
+            try await !connection.fetchAll("DELETE FROM users WHERE name = \(name) RETURNING 1").isEmpty
+        }
+    }
+
+    public func replaceUserKey(_ name: String, apiKeySHA256: String, expiresAt: Double?) async throws -> Bool {
+        try await transaction("replaceUserKey \(name)") { connection in
+            try await !connection.fetchAll(
+                "UPDATE users SET api_key_sha256 = \(apiKeySHA256), expires_at = \(expiresAt) WHERE name = \(name) RETURNING 1"
+            ).isEmpty
+        }
+    }
+
+    private static let userColumns = "name, role, api_key_sha256, created_at, expires_at"
 
     private static func userRecord(_ row: PostgresRow) throws -> UserRecord {
-        let (name, role, key, createdAt) = try row.decode((String, String, String, Double).self)
+        let (name, role, key, createdAt, expiresAt) = try row.decode((String, String, String, Double, Double?).self)
         guard let parsed = Role(rawValue: role) else { throw StoreError("user \(name): unknown role \(role)") }
-        return UserRecord(name: name, role: parsed, apiKeySHA256: key, createdAt: createdAt)
+        return UserRecord(name: name, role: parsed, apiKeySHA256: key, createdAt: createdAt, expiresAt: expiresAt)
     }
 }
 

@@ -208,13 +208,73 @@ import Testing
             #expect(try await numbers(ResultQuery(huntId: "H.2")).isEmpty)
 
             let row = try #require(try await store.results(ResultQuery(flowId: "F.r2", limit: 1)).first)
-            #expect(row == ResultRow(clientId: "C.1", flowId: "F.r2", fqdn: "web1.example.com", huntId: "H.1", round: 2, artifact: "B", source: "", json: "{\"n\":20}"))
+            #expect(row == ResultRow(clientId: "C.1", flowId: "F.r2", fqdn: "web1.example.com", huntId: "H.1", round: 2, artifact: "B", source: "", json: "{\"n\":20}", seq: 1, index: 0))
             #expect(try await store.results(ResultQuery(clientId: "C.2")).first?.fqdn == "")
             #expect(try await store.results(ResultQuery(flowId: "F.direct")).first?.huntId == nil)
 
             let sources = try await store.resultSources(huntId: "H.1", flowId: nil)
             #expect(sources.map { "\($0.artifact)/\($0.source)=\($0.rows)" } == ["A/S=5", "A/T=1", "B/=1"])
             #expect(try await store.resultSources(huntId: nil, flowId: nil).map(\.rows) == [6, 1, 1])
+        }
+    }
+
+    /// Pages after a cursor, of any size, put together give exactly the rows of one read, for every
+    /// filter (flows of the same creation time included); streaming gives them too, a chunk at a time.
+    @Test(arguments: Engine.allCases) func resultsPageByCursorAndStream(engine: Engine) async throws {
+        try await withStore(engine) { store in
+            let flows = [
+                FlowRecord(flowId: "F.b", clientId: "C.1", huntId: "H.1", round: 1, request: request, creator: "a", createdAt: 10),
+                FlowRecord(flowId: "F.a", clientId: "C.2", huntId: "H.1", round: 1, request: request, creator: "a", createdAt: 10),
+                FlowRecord(flowId: "F.c", clientId: "C.1", huntId: "H.1", round: 2, request: request, creator: "a", createdAt: 20),
+                FlowRecord(flowId: "F.empty", clientId: "C.3", huntId: "H.1", round: 1, request: request, creator: "a", createdAt: 15),
+                FlowRecord(flowId: "F.d", clientId: "C.3", request: request, creator: "a", createdAt: 5),
+            ]
+            for flow in flows { try await store.addFlow(flow) }
+            _ = try await store.ingest([
+                IngestBatch(clientId: "C.1", flowId: "F.b", seq: 1, payload: rows("A", "S", [1, 2, 3])),
+                IngestBatch(clientId: "C.1", flowId: "F.b", seq: 2, payload: rows("B", "", [4])),
+                IngestBatch(clientId: "C.1", flowId: "F.b", seq: 3, payload: rows("A", "S", [5, 6])),
+                IngestBatch(clientId: "C.2", flowId: "F.a", seq: 1, payload: rows("A", "S", [7])),
+                IngestBatch(clientId: "C.2", flowId: "F.a", seq: 2, payload: rows("A", "T", [8, 9])),
+                IngestBatch(clientId: "C.1", flowId: "F.c", seq: 1, payload: rows("A", "S", [10, 11, 12, 13])),
+                IngestBatch(clientId: "C.3", flowId: "F.d", seq: 1, payload: rows("A", "S", [14])),
+            ])
+            let queries = [
+                ResultQuery(), ResultQuery(huntId: "H.1"), ResultQuery(huntId: "H.1", round: 1), ResultQuery(huntId: "H.1", artifact: "A"),
+                ResultQuery(artifact: "A", source: "S"), ResultQuery(clientId: "C.1"), ResultQuery(flowId: "F.b"),
+            ]
+            for query in queries {
+                let whole = try await store.results(query)
+                for size in [1, 2, 3, 100] {
+                    var paged: [ResultRow] = []
+                    var page = query
+                    page.limit = size
+                    while true {
+                        let rows = try await store.results(page)
+                        #expect(rows.count <= size)
+                        paged += rows
+                        guard rows.count == size, let last = rows.last else { break }
+                        page.after = last.cursor
+                    }
+                    #expect(paged == whole, "\(query) in pages of \(size)")
+                }
+                var chunks: [[ResultRow]] = []
+                try await store.streamResults(query, chunk: 2) { chunks.append($0) }
+                #expect(chunks.allSatisfy { !$0.isEmpty && $0.count <= 2 })
+                #expect(chunks.flatMap { $0 } == whole, "\(query) streamed")
+            }
+            // Same creation time: flow ID decides (F.a before F.b), and a cursor inside F.a goes on into F.b.
+            let all = try await store.results(ResultQuery())
+            #expect(all.map { Int($0.json.filter(\.isNumber)) ?? -1 } == [14, 7, 8, 9, 1, 2, 3, 4, 5, 6, 10, 11, 12, 13])
+            #expect(all.map(\.seq) == [1, 1, 2, 2, 1, 1, 1, 2, 3, 3, 1, 1, 1, 1])
+            #expect(all.map(\.index) == [0, 0, 0, 1, 0, 1, 2, 0, 0, 1, 0, 1, 2, 3])
+            let afterA = try await store.results(ResultQuery(limit: 2, after: ResultCursor(flowId: "F.a", seq: 2, index: 0)))
+            #expect(afterA.map(\.json) == ["{\"n\":9}", "{\"n\":1}"])
+            // A limited stream stops at its limit; a cursor past the end gives nothing.
+            var streamed: [ResultRow] = []
+            try await store.streamResults(ResultQuery(huntId: "H.1", limit: 5), chunk: 3) { streamed += $0 }
+            #expect(streamed == Array(try await store.results(ResultQuery(huntId: "H.1")).prefix(5)))
+            #expect(try await store.results(ResultQuery(after: ResultCursor(flowId: "F.c", seq: 1, index: 3))).isEmpty)
         }
     }
 }

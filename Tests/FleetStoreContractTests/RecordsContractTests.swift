@@ -175,8 +175,63 @@ import Testing
             #expect(try await store.auditLog(limit: 3).map(\.action) == ["act4", "act3", "act2"])
             #expect(try await store.auditLog(limit: 10).count == 5)
             #expect(try await store.auditLog(limit: 0).isEmpty)
-            let last = try #require(try await store.auditLog(limit: 1).first)
+            var last = try #require(try await store.auditLog(limit: 1).first)
+            #expect(last.id != nil)
+            last.id = nil
             #expect(last == AuditEntry(time: 2, user: "alice", action: "act4", target: "C.1", details: "{}", remote: "127.0.0.1"))
+        }
+    }
+
+    /// Pages below an entry's id go on in the same order, whatever the times; entries are stored
+    /// cut to their bounds.
+    @Test(arguments: Engine.allCases) func auditPagesAndBounds(engine: Engine) async throws {
+        try await withStore(engine) { store in
+            // Times out of insertion order, and ties.
+            let times: [Double] = [5, 1, 3, 3, 9, 2, 3, 7, 7, 0]
+            for (i, time) in times.enumerated() {
+                try await store.audit(AuditEntry(time: time, user: "u", action: "act\(i)", target: "t", details: "{}", remote: "r"))
+            }
+            let whole = try await store.auditLog(limit: 100)
+            #expect(whole.map(\.action) == ["act4", "act8", "act7", "act0", "act6", "act3", "act2", "act5", "act1", "act9"])
+            for size in [1, 3, 4] {
+                var paged: [AuditEntry] = []
+                var before: Int64?
+                while true {
+                    let page = try await store.auditLog(limit: size, before: before)
+                    paged += page
+                    guard page.count == size, let last = page.last?.id else { break }
+                    before = last
+                }
+                #expect(paged == whole, "pages of \(size)")
+            }
+            let huge = String(repeating: "x", count: 1 << 20)
+            try await store.audit(AuditEntry(time: 10, user: huge, action: "enrol-refused", target: huge, details: huge, remote: huge))
+            let stored = try #require(try await store.auditLog(limit: 1).first)
+            #expect(stored.target.utf8.count <= AuditEntry.maxFieldBytes && stored.user.utf8.count <= AuditEntry.maxFieldBytes)
+            #expect(stored.remote.utf8.count <= AuditEntry.maxFieldBytes && stored.details.utf8.count <= AuditEntry.maxDetailsBytes)
+            #expect(stored.target.hasPrefix("xxx") && stored.target.hasSuffix("(1048576 bytes)"))
+        }
+    }
+
+    /// Users are found by name, removed, and given a new key with an expiry; the old key is gone.
+    @Test(arguments: Engine.allCases) func usersRemovedAndRekeyed(engine: Engine) async throws {
+        try await withStore(engine) { store in
+            try await store.addUser(UserRecord(name: "rita", role: .reader, apiKeySHA256: "k1", createdAt: 1, expiresAt: 100))
+            try await store.addUser(UserRecord(name: "ivan", role: .investigator, apiKeySHA256: "k2", createdAt: 2))
+            #expect(try await store.user(named: "rita") == UserRecord(name: "rita", role: .reader, apiKeySHA256: "k1", createdAt: 1, expiresAt: 100))
+            #expect(try await store.user(named: "ivan")?.expiresAt == nil)
+            #expect(try await store.user(named: "nobody") == nil)
+            #expect(try await store.replaceUserKey("rita", apiKeySHA256: "k3", expiresAt: nil))
+            #expect(try await store.user(apiKeySHA256: "k1") == nil)
+            #expect(try await store.user(apiKeySHA256: "k3")?.name == "rita")
+            #expect(try await store.user(named: "rita")?.expiresAt == nil)
+            #expect(try await store.replaceUserKey("nobody", apiKeySHA256: "k4", expiresAt: 5) == false)
+            #expect(try await store.removeUser("rita"))
+            #expect(try await store.removeUser("rita") == false)
+            #expect(try await store.user(apiKeySHA256: "k3") == nil)
+            #expect(try await store.users().map(\.name) == ["ivan"])
+            #expect(UserRecord(name: "x", role: .reader, apiKeySHA256: "", createdAt: 0, expiresAt: 10).isExpired(at: 10))
+            #expect(!UserRecord(name: "x", role: .reader, apiKeySHA256: "", createdAt: 0, expiresAt: 10).isExpired(at: 9.9))
         }
     }
 

@@ -24,7 +24,7 @@ final class FleetHarness: @unchecked Sendable {
     let ports: [Int]
     var servers: [Int: Process] = [:]
 
-    init(grace: Double? = nil, datastore: String? = nil, frontends: Int = 1) throws {
+    init(grace: Double? = nil, datastore: String? = nil, frontends: Int = 1, limits: ((inout ServerLimits) -> Void)? = nil) throws {
         dir = NSTemporaryDirectory() + "quarry-fleet-" + UUID().uuidString.prefix(8)
         let first = Int.random(in: 20000...59000)
         port = first
@@ -34,6 +34,7 @@ final class FleetHarness: @unchecked Sendable {
         var config = try ConfigFile.load(ServerConfig.self, from: serverConfig)
         if let grace { config.flowGraceSeconds = grace }
         if let datastore { config.datastore = datastore }
+        limits?(&config.limits)
         try ConfigFile.save(config, to: serverConfig)
         for (index, port) in ports.enumerated() {
             var frontend = config
@@ -170,6 +171,15 @@ final class FleetHarness: @unchecked Sendable {
         }
     }
 
+    /// The server process's resident memory in KiB (VmRSS), 0 if it is gone.
+    func serverRSS(_ index: Int = 0) -> Int {
+        guard let pid = servers[index]?.processIdentifier,
+            let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return 0 }
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+    }
+
     func log(_ name: String) -> String { (try? String(contentsOfFile: dir + "/\(name).log", encoding: .utf8)) ?? "" }
 
     private func spawn(_ arguments: [String], log: String) throws -> Process {
@@ -224,6 +234,11 @@ final class FleetHarness: @unchecked Sendable {
 
     func get<T: Decodable & Sendable>(_ path: String, query: [String: String?] = [:], as type: T.Type) async throws -> T {
         try await api().get(path, query: query, as: type)
+    }
+
+    /// Every row of a results query (read page by page, as the CLI does).
+    func results(_ query: [String: String?]) async throws -> [ResultRow] {
+        try await api().allResults(query)
     }
 
     func post<T: Decodable & Sendable, B: Encodable & Sendable>(_ path: String, body: B, as type: T.Type) async throws -> T {

@@ -8,7 +8,7 @@ import Testing
 struct FleetTests {
     /// Rows of a hunt per client.
     static func rowsByClient(_ fleet: FleetHarness, hunt: String) async throws -> [String: [ResultRow]] {
-        Dictionary(grouping: try await fleet.get("/results", query: ["hunt_id": hunt], as: [ResultRow].self), by: \.clientId)
+        Dictionary(grouping: try await fleet.results(["hunt_id": hunt]), by: \.clientId)
     }
 
     static func finished(_ fleet: FleetHarness, hunt: String, round: Int? = nil) async throws -> [HuntClientState] {
@@ -146,8 +146,8 @@ struct FleetTests {
         #expect(diff.added.count == 1)
         #expect(diff.added.first?.json.contains("second") == true)
         #expect(diff.removed.isEmpty)
-        let round1 = try await fleet.get("/results", query: ["hunt_id": hunt, "round": "1"], as: [ResultRow].self)
-        let round2 = try await fleet.get("/results", query: ["hunt_id": hunt, "round": "2"], as: [ResultRow].self)
+        let round1 = try await fleet.results(["hunt_id": hunt, "round": "1"])
+        let round2 = try await fleet.results(["hunt_id": hunt, "round": "2"])
         #expect(round1.count == 1)
         #expect(round2.count == 2)
         let printed = try fleet.cli(["hunt", "diff", hunt, "--round", "2", "--format", "jsonl"])

@@ -111,7 +111,7 @@ extension FleetTests {
         try await fleet.waitForAgents(["a", "b"])
         let b = try #require(fleet.clientId("b"))
         let flowOfB = try #require(try await fleet.get("/flows", query: ["client_id": b], as: [FlowRecord].self).first)
-        let before = try await fleet.get("/results", query: ["flow_id": flowOfB.flowId], as: [ResultRow].self)
+        let before = try await fleet.results(["flow_id": flowOfB.flowId])
         fleet.killAgent("a")
         let tls = try TLSSetup.clientContext(caCertificate: Self.serverCA(fleet), identity: fleet.identity("a"))
         let socket = try await Connector.openAgentChannel(url: Self.url(fleet), tls: tls, group: MultiThreadedEventLoopGroup.singleton)
@@ -128,7 +128,7 @@ extension FleetTests {
         }
         #expect(flow == flowOfB.flowId && seq == 999)
         #expect(rejected != nil)
-        let after = try await fleet.get("/results", query: ["flow_id": flowOfB.flowId], as: [ResultRow].self)
+        let after = try await fleet.results(["flow_id": flowOfB.flowId])
         #expect(after == before)
         #expect(!after.contains { $0.json.contains("evil") })
         let audit = try await fleet.get("/audit", as: [AuditEntry].self)

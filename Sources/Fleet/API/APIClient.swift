@@ -27,6 +27,16 @@ public struct APIClient: Sendable {
     }
 
     public func call<T: Decodable>(_ method: HTTPMethod, _ path: String, query: [String: String?], body: Data?, as type: T.Type) async throws -> T {
+        let data = try await raw(method, path, query: query, body: body)
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch {
+            throw APIError(status: 200, message: "unexpected answer from the server: \(error)")
+        }
+    }
+
+    /// One call's answer body; an answer other than 200 is thrown as an `APIError` with the server's message.
+    func raw(_ method: HTTPMethod, _ path: String, query: [String: String?], body: Data?) async throws -> Data {
         var components = URLComponents()
         components.path = "/api/v1" + path
         let items = query.compactMap { key, value in value.map { URLQueryItem(name: key, value: $0) } }.sorted { $0.name < $1.name }
@@ -38,10 +48,40 @@ public struct APIClient: Sendable {
             let message = ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["error"] as? String ?? String(decoding: data, as: UTF8.self)
             throw APIError(status: status, message: message)
         }
+        return data
+    }
+
+    public func delete<T: Decodable>(_ path: String, as type: T.Type) async throws -> T {
+        try await call(.DELETE, path, query: [:], body: nil, as: type)
+    }
+
+    /// Rows per page when reading every row of a query.
+    public static let resultPageRows = 20_000
+
+    /// One page of a results query (JSON lines from the server): up to `rows` rows after `after`
+    /// (from the first row when nil). A page shorter than `rows` is the last.
+    public func resultsPage(_ query: [String: String?], after: ResultCursor?, rows: Int = APIClient.resultPageRows) async throws -> [ResultRow] {
+        var page = query
+        page["limit"] = String(rows)
+        page["after"] = after?.description
+        let data = try await raw(.GET, "/results", query: page, body: nil)
+        let decoder = JSONDecoder()
         do {
-            return try JSONDecoder().decode(T.self, from: data)
+            return try data.split(separator: UInt8(ascii: "\n")).filter { !$0.isEmpty }.map { try decoder.decode(ResultRow.self, from: Data($0)) }
         } catch {
-            throw APIError(status: status, message: "unexpected answer from the server: \(error)")
+            throw APIError(status: 200, message: "unexpected answer from the server: \(error)")
+        }
+    }
+
+    /// Every row of a results query, page by page.
+    public func allResults(_ query: [String: String?]) async throws -> [ResultRow] {
+        var all: [ResultRow] = []
+        var after: ResultCursor?
+        while true {
+            let page = try await resultsPage(query, after: after)
+            all += page
+            guard page.count >= Self.resultPageRows, let last = page.last else { return all }
+            after = last.cursor
         }
     }
 

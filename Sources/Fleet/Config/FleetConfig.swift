@@ -32,12 +32,14 @@ public struct ServerConfig: Codable, Sendable {
     public var initialAdminKeySHA256: String?
     /// Most bytes a flow may upload when its request names no limit (the server refuses parts past it).
     public var maxUploadBytes: Int64 = 64 << 30
+    /// What the server accepts from the network: connections, timeouts, sizes, rates, pages.
+    public var limits = ServerLimits()
 
     enum CodingKeys: String, CodingKey {
         case serverURL = "server_url", bindAddress = "bind_address", port, dataDir = "data_dir", datastore
         case enrollmentSecret = "enrollment_secret", ca, server, flowGraceSeconds = "flow_grace_seconds"
         case defaultTimeoutSeconds = "default_timeout_seconds", initialAdmin = "initial_admin"
-        case initialAdminKeySHA256 = "initial_admin_key_sha256", maxUploadBytes = "max_upload_bytes"
+        case initialAdminKeySHA256 = "initial_admin_key_sha256", maxUploadBytes = "max_upload_bytes", limits
     }
 
     public init(serverURL: String, bindAddress: String, port: Int, dataDir: String, datastore: String, enrollmentSecret: String, ca: PEMIdentity, server: PEMIdentity) {
@@ -66,6 +68,7 @@ public struct ServerConfig: Codable, Sendable {
         initialAdmin = try c.decodeIfPresent(String.self, forKey: .initialAdmin)
         initialAdminKeySHA256 = try c.decodeIfPresent(String.self, forKey: .initialAdminKeySHA256)
         maxUploadBytes = try c.decodeIfPresent(Int64.self, forKey: .maxUploadBytes) ?? 64 << 30
+        limits = try c.decodeIfPresent(ServerLimits.self, forKey: .limits) ?? ServerLimits()
     }
 }
 

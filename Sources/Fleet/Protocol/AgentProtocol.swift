@@ -70,4 +70,10 @@ public enum Wire {
 
     /// The protocol version agents announce.
     public static let version = "quarry-agent/1"
+
+    /// The largest WebSocket frame either side sends or accepts. A longer message travels as a
+    /// first frame and continuation frames; the server caps whole messages by what it knows of the
+    /// peer (small before enrolment). Small frames mean the server never buffers much of a frame
+    /// before it can refuse it.
+    public static let maxFrameBytes = 64 << 10
 }

@@ -43,10 +43,40 @@ public struct HuntRequestBody: Codable, Sendable {
 public struct UserRequestBody: Codable, Sendable {
     public var name: String
     public var role: Role
-    public init(name: String, role: Role) {
+    /// Seconds from now until the key expires; nil for a key without expiry.
+    public var expiresIn: Double?
+    public init(name: String, role: Role, expiresIn: Double? = nil) {
         self.name = name
         self.role = role
+        self.expiresIn = expiresIn
     }
+}
+
+/// POST /api/v1/users/NAME/rotate-key.
+public struct RotateKeyBody: Codable, Sendable {
+    /// Seconds from now until the new key expires; nil for a key without expiry.
+    public var expiresIn: Double?
+    public init(expiresIn: Double? = nil) { self.expiresIn = expiresIn }
+}
+
+/// A key just made for a user (by `users` or `rotate-key`): the only time the server shows it.
+public struct IssuedKey: Codable, Sendable {
+    public var name: String
+    public var role: Role
+    public var apiKey: String
+    public var expiresAt: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case name, role, apiKey = "api_key", expiresAt = "expires_at"
+    }
+}
+
+/// A user as GET /api/v1/users lists it (never the key or its hash).
+public struct UserView: Codable, Sendable {
+    public var name: String
+    public var role: Role
+    public var createdAt: Double
+    public var expiresAt: Double?
 }
 
 /// A client as the API shows it: its record and whether it is connected now.
@@ -177,14 +207,21 @@ extension FleetServer {
         return HuntView(hunt: hunt, states: states, clients: clients.sorted { $0.clientId < $1.clientId }, sources: sources)
     }
 
+    /// Most rows of one round `huntDiff` compares.
+    static let maxDiffRows = 200_000
+
     /// Differential results: rows of `round` (default the latest finished) not in the round before,
     /// and rows of the round before no longer present — per client, artifact and source.
     func huntDiff(_ huntId: String, round: Int?) async throws -> HuntDiff {
         guard let hunt = try await store.hunt(huntId) else { throw APIFailure(status: 404, message: "no hunt \(huntId)") }
         let current = round ?? max(1, hunt.round)
         guard current > 1 else { throw APIFailure(status: 400, message: "round \(current) has no previous round to compare with") }
-        let now = try await store.results(ResultQuery(huntId: huntId, round: current))
-        let before = try await store.results(ResultQuery(huntId: huntId, round: current - 1))
+        // Both rounds are compared in memory: bounded, so that a huge hunt is refused, not a crash.
+        let now = try await store.results(ResultQuery(huntId: huntId, round: current, limit: Self.maxDiffRows + 1))
+        let before = try await store.results(ResultQuery(huntId: huntId, round: current - 1, limit: Self.maxDiffRows + 1))
+        guard now.count <= Self.maxDiffRows, before.count <= Self.maxDiffRows else {
+            throw APIFailure(status: 413, message: "rounds of more than \(Self.maxDiffRows) rows are not compared here; read them with hunt results --round")
+        }
         func key(_ row: ResultRow) -> String { row.clientId + "\u{1}" + row.artifact + "\u{1}" + row.source + "\u{1}" + row.json }
         let clientsNow = Set(now.map(\.clientId)), clientsBefore = Set(before.map(\.clientId))
         let beforeKeys = Set(before.map(key)), nowKeys = Set(now.map(key))

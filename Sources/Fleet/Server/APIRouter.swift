@@ -1,149 +1,175 @@
 import Artifacts
 import FleetCore
 import Foundation
+import Hummingbird
+import HummingbirdWebSocket
 import VQL
 
-/// An API call's outcome: a status and a JSON body, or an error with a message.
-struct APIFailure: Error {
-    var status: Int
-    var message: String
-}
-
-/// The authenticated caller of an API request.
-struct Caller {
-    var user: UserRecord
-    var remote: String
-
-    func require(_ permission: String) throws {
-        guard user.role.permissions.contains(permission) else {
-            throw APIFailure(status: 403, message: "user \(user.name) (role \(user.role.rawValue)) lacks \(permission)")
-        }
-    }
-}
-
 extension FleetServer {
-    /// Entry point of the analyst API (JSON over HTTPS) and /metrics.
-    func handleAPI(_ request: HTTPRequest) async -> HTTPResponse {
-        metrics.apiRequests.increment()
-        if request.method == "GET", request.path == "/metrics" {
-            return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4", body: Data(metrics.text().utf8))
+    /// The HTTP side of the listener: /metrics, and the analyst API under /api/v1 (JSON, an API key
+    /// in `Authorization: Bearer`). Middleware runs in this order: errors as JSON, request count,
+    /// the per-address request rate, then, for the API, the key — all before any body is read.
+    /// Bodies are read by the routes that take one, each with its own cap (`ServerLimits`).
+    func makeRouter() -> Router<FleetRequestContext> {
+        let router = Router(context: FleetRequestContext.self)
+        router.add(middleware: JSONErrorMiddleware())
+        router.add(middleware: RequestCountMiddleware(metrics: metrics))
+        router.add(middleware: RateLimitMiddleware(limiter: requestLimiter))
+        router.get("metrics") { [metrics] _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(string: metrics.text())))
         }
-        do {
-            let caller = try await authenticate(request)
-            let body = try await route(request, caller: caller)
-            return HTTPResponse(status: 200, body: body)
-        } catch let failure as APIFailure {
-            return HTTPResponse(status: failure.status, body: (try? JSONSerialization.data(withJSONObject: ["error": failure.message])) ?? Data())
-        } catch {
-            return HTTPResponse(status: 500, body: (try? JSONSerialization.data(withJSONObject: ["error": String(describing: error)])) ?? Data())
+        let api = router.group("api/v1").add(middleware: APIKeyAuthenticator(keys: keys))
+        addClientRoutes(api)
+        addFlowRoutes(api)
+        addHuntRoutes(api)
+        addUserRoutes(api)
+        api.get("results") { [self] request, context in try await results(request, context) }
+        api.get("audit") { [self] request, context in try await auditPage(request, context) }
+        api.get("artifacts") { [self] _, context in
+            try context.requireCaller().require("READ_RESULTS")
+            return try ok(repository.names.compactMap { repository.artifact(named: $0) }.map {
+                ArtifactSummary(name: $0.name, description: $0.description ?? "", requiredPermissions: $0.requiredPermissions, parameters: $0.parameters.map(\.name))
+            })
         }
+        return router
     }
 
-    private func authenticate(_ request: HTTPRequest) async throws -> Caller {
-        guard let header = request.header("Authorization"), header.hasPrefix("Bearer ") else {
-            throw APIFailure(status: 401, message: "missing API key (Authorization: Bearer …)")
-        }
-        let hash = ConfigFile.sha256Hex(String(header.dropFirst(7)))
-        if let cached = users.withLockedValue({ $0[hash] }) { return Caller(user: cached, remote: request.remote) }
-        guard let user = try await store.user(apiKeySHA256: hash) else { throw APIFailure(status: 401, message: "unknown API key") }
-        users.withLockedValue { $0[hash] = user }
-        return Caller(user: user, remote: request.remote)
+    /// The upgrade side of the listener: the agents' WebSocket at /agent. The peer is known from
+    /// the TLS handshake: with a certificate from the fleet's CA it is that client, and its messages
+    /// may be as large as a batch; without one it may only enrol, in one small message, and its
+    /// upgrades count against its address's request rate.
+    func makeAgentRouter() -> Router<FleetRequestContext> {
+        let router = Router(context: FleetRequestContext.self)
+        let limits = config.limits
+        router.ws(
+            "agent",
+            shouldUpgrade: { [self] _, context in
+                if await context.peerCertificateName() == nil, case .deny = requestLimiter.take(context.address) { return .dontUpgrade }
+                return .upgrade([:])
+            },
+            onUpgrade: { [self] inbound, outbound, webSocket in
+                let context = webSocket.requestContext
+                let name = await context.peerCertificateName()
+                try await AgentSocket.serve(
+                    inbound: inbound, outbound: outbound, channel: context.channel, certificateName: name, remote: context.remote,
+                    maxMessage: name == nil ? limits.maxEnrolmentMessageBytes : limits.maxAgentMessageBytes
+                ) { socket in
+                    Task { await self.serve(socket) }
+                }
+            })
+        return router
     }
 
-    private func route(_ request: HTTPRequest, caller: Caller) async throws -> Data {
-        let parts = request.path.split(separator: "/").map(String.init)
-        guard parts.count >= 3, parts[0] == "api", parts[1] == "v1" else { throw APIFailure(status: 404, message: "no such endpoint \(request.path)") }
-        let rest = Array(parts.dropFirst(2))
-        switch (request.method, rest.first ?? "", rest.count) {
-        case ("GET", "whoami", 1):
-            return try json(["user": caller.user.name, "role": caller.user.role.rawValue])
-        case ("GET", "clients", 1):
-            try caller.require("READ_RESULTS")
-            return try encode(try await clientViews())
-        case ("GET", "clients", 2):
-            try caller.require("READ_RESULTS")
-            guard let view = try await clientViews().first(where: { $0.client.clientId == rest[1] }) else { throw APIFailure(status: 404, message: "no client \(rest[1])") }
-            return try encode(view)
-        case ("POST", "clients", 3) where rest[2] == "labels":
+    private func addClientRoutes(_ api: RouterGroup<FleetRequestContext>) {
+        api.get("whoami") { _, context in
+            let caller = try context.requireCaller()
+            return try okJSON(["user": caller.user.name, "role": caller.user.role.rawValue])
+        }
+        api.get("clients") { [self] _, context in
+            try context.requireCaller().require("READ_RESULTS")
+            return try ok(try await clientViews())
+        }
+        api.get("clients/:id") { [self] _, context in
+            try context.requireCaller().require("READ_RESULTS")
+            let id = try context.parameters.require("id")
+            guard let view = try await clientViews().first(where: { $0.client.clientId == id }) else { throw APIFailure(status: 404, message: "no client \(id)") }
+            return try ok(view)
+        }
+        api.post("clients/:id/labels") { [self] request, context in
+            let caller = try context.requireCaller()
             try caller.require("LABEL_CLIENT")
-            let body = try decode(LabelRequest.self, request.body)
-            guard try await store.client(rest[1]) != nil else { throw APIFailure(status: 404, message: "no client \(rest[1])") }
-            let labels = try await store.labelClient(rest[1], add: body.add, remove: body.remove)
-            try await audit(caller, "label-client", rest[1], request.body)
+            let id = try context.parameters.require("id")
+            let (body, raw) = try await context.decode(LabelRequest.self, from: request, limit: config.limits.maxRequestBodyBytes)
+            guard try await store.client(id) != nil else { throw APIFailure(status: 404, message: "no client \(id)") }
+            let labels = try await store.labelClient(id, add: body.add, remove: body.remove)
+            try await audit(caller, "label-client", id, raw)
             poke()
-            return try encode(labels)
-        case ("POST", "clients", 3) where rest[2] == "revoke":
+            return try ok(labels)
+        }
+        api.post("clients/:id/revoke") { [self] request, context in
+            let caller = try context.requireCaller()
             try caller.require("SERVER_ADMIN")
-            try await store.revokeClient(rest[1])
-            links.withLockedValue { $0[rest[1]] }?.close()
-            try await audit(caller, "revoke-client", rest[1], request.body)
-            return try json(["revoked": rest[1]])
-        case ("POST", "collect", 1):
-            let body = try decode(CollectRequestBody.self, request.body)
-            return try encode(try await collect(body, caller: caller, raw: request.body))
-        case ("GET", "flows", 1):
-            try caller.require("READ_RESULTS")
-            return try encode(try await store.flows(clientId: request.query["client_id"], huntId: request.query["hunt_id"]))
-        case ("GET", "flows", 2):
-            try caller.require("READ_RESULTS")
-            guard let flow = try await store.flow(rest[1]) else { throw APIFailure(status: 404, message: "no flow \(rest[1])") }
-            return try encode(FlowView(flow: flow, uploads: try await store.uploads(flowId: flow.flowId), logs: try await store.logs(flowId: flow.flowId)))
-        case ("POST", "flows", 3) where rest[2] == "cancel":
+            let id = try context.parameters.require("id")
+            let raw = try await context.body(of: request, limit: config.limits.maxRequestBodyBytes)
+            try await store.revokeClient(id)
+            links.withLockedValue { $0[id] }?.close()
+            try await audit(caller, "revoke-client", id, raw)
+            return try okJSON(["revoked": id])
+        }
+        api.post("collect") { [self] request, context in
+            let (body, raw) = try await context.decode(CollectRequestBody.self, from: request, limit: config.limits.maxCollectionBodyBytes)
+            return try ok(try await collect(body, caller: context.requireCaller(), raw: raw))
+        }
+    }
+
+    private func addFlowRoutes(_ api: RouterGroup<FleetRequestContext>) {
+        api.get("flows") { [self] request, context in
+            try context.requireCaller().require("READ_RESULTS")
+            return try ok(try await store.flows(clientId: request.uri.queryParameters.string("client_id"), huntId: request.uri.queryParameters.string("hunt_id")))
+        }
+        api.get("flows/:id") { [self] _, context in
+            try context.requireCaller().require("READ_RESULTS")
+            let id = try context.parameters.require("id")
+            guard let flow = try await store.flow(id) else { throw APIFailure(status: 404, message: "no flow \(id)") }
+            return try ok(FlowView(flow: flow, uploads: try await store.uploads(flowId: flow.flowId), logs: try await store.logs(flowId: flow.flowId)))
+        }
+        api.post("flows/:id/cancel") { [self] request, context in
+            let caller = try context.requireCaller()
             try caller.require("COLLECT_CLIENT")
-            guard let flow = try await store.flow(rest[1]) else { throw APIFailure(status: 404, message: "no flow \(rest[1])") }
+            let id = try context.parameters.require("id")
+            let raw = try await context.body(of: request, limit: config.limits.maxRequestBodyBytes)
+            guard let flow = try await store.flow(id) else { throw APIFailure(status: 404, message: "no flow \(id)") }
             try await store.requestCancel(flow.flowId)
             if flow.state == .scheduled {
                 try await store.updateFlow(flow.flowId, state: .cancelled, startedAt: nil, endedAt: Date().timeIntervalSince1970, errors: ["cancelled by \(caller.user.name)"])
             } else if flow.state == .running {
                 sendCancel(flow)
             }
-            try await audit(caller, "cancel-flow", flow.flowId, request.body)
-            return try encode(try await store.flow(flow.flowId))
-        case ("GET", "results", 1):
-            try caller.require("READ_RESULTS")
-            let q = request.query
-            let query = ResultQuery(
-                huntId: q["hunt_id"], flowId: q["flow_id"], clientId: q["client_id"], artifact: q["artifact"], source: q["source"],
-                round: q["round"].flatMap(Int.init), limit: q["limit"].flatMap(Int.init), offset: q["offset"].flatMap(Int.init) ?? 0)
-            return try encode(try await store.results(query))
-        case ("GET", "hunts", 1):
-            try caller.require("READ_RESULTS")
-            return try encode(try await store.hunts())
-        case ("POST", "hunts", 1):
-            let body = try decode(HuntRequestBody.self, request.body)
-            return try encode(try await createHunt(body, caller: caller, raw: request.body))
-        case ("GET", "hunts", 2):
-            try caller.require("READ_RESULTS")
-            var view = try await huntView(rest[1])
-            if request.query["clients"] == "0" { view.clients = [] }
-            return try encode(view)
-        case ("GET", "hunts", 3) where rest[2] == "diff":
-            try caller.require("READ_RESULTS")
-            return try encode(try await huntDiff(rest[1], round: request.query["round"].flatMap(Int.init)))
-        case ("POST", "hunts", 3):
-            try caller.require("START_HUNT")
-            return try encode(try await changeHunt(rest[1], action: rest[2], caller: caller, raw: request.body))
-        case ("POST", "users", 1):
-            try caller.require("SERVER_ADMIN")
-            let body = try decode(UserRequestBody.self, request.body)
-            let key = ConfigFile.randomSecret()
-            try await store.addUser(UserRecord(name: body.name, role: body.role, apiKeySHA256: ConfigFile.sha256Hex(key), createdAt: Date().timeIntervalSince1970))
-            try await audit(caller, "add-user", body.name, try JSONEncoder().encode(["name": body.name, "role": body.role.rawValue]))
-            return try json(["name": body.name, "role": body.role.rawValue, "api_key": key])
-        case ("GET", "users", 1):
-            try caller.require("SERVER_ADMIN")
-            return try encode(try await store.users().map { ["name": $0.name, "role": $0.role.rawValue] })
-        case ("GET", "audit", 1):
-            try caller.require("SERVER_ADMIN")
-            return try encode(try await store.auditLog(limit: request.query["limit"].flatMap(Int.init) ?? 200))
-        case ("GET", "artifacts", 1):
-            try caller.require("READ_RESULTS")
-            return try encode(repository.names.compactMap { repository.artifact(named: $0) }.map {
-                ArtifactSummary(name: $0.name, description: $0.description ?? "", requiredPermissions: $0.requiredPermissions, parameters: $0.parameters.map(\.name))
-            })
-        default:
-            throw APIFailure(status: 404, message: "no such endpoint \(request.method) \(request.path)")
+            try await audit(caller, "cancel-flow", flow.flowId, raw)
+            return try ok(try await store.flow(flow.flowId))
         }
+    }
+
+    private func addHuntRoutes(_ api: RouterGroup<FleetRequestContext>) {
+        api.get("hunts") { [self] _, context in
+            try context.requireCaller().require("READ_RESULTS")
+            return try ok(try await store.hunts())
+        }
+        api.post("hunts") { [self] request, context in
+            let (body, raw) = try await context.decode(HuntRequestBody.self, from: request, limit: config.limits.maxCollectionBodyBytes)
+            return try ok(try await createHunt(body, caller: context.requireCaller(), raw: raw))
+        }
+        api.get("hunts/:id") { [self] request, context in
+            try context.requireCaller().require("READ_RESULTS")
+            var view = try await huntView(try context.parameters.require("id"))
+            if request.uri.queryParameters.string("clients") == "0" { view.clients = [] }
+            return try ok(view)
+        }
+        api.get("hunts/:id/diff") { [self] request, context in
+            try context.requireCaller().require("READ_RESULTS")
+            return try ok(try await huntDiff(try context.parameters.require("id"), round: request.uri.queryParameters.string("round").flatMap { Int($0) }))
+        }
+        api.post("hunts/:id/:action") { [self] request, context in
+            let caller = try context.requireCaller()
+            try caller.require("START_HUNT")
+            let raw = try await context.body(of: request, limit: config.limits.maxRequestBodyBytes)
+            return try ok(try await changeHunt(try context.parameters.require("id"), action: try context.parameters.require("action"), caller: caller, raw: raw))
+        }
+    }
+
+    /// GET /audit?limit=&before=: a page of the audit log, newest first (administrators).
+    private func auditPage(_ request: Request, _ context: FleetRequestContext) async throws -> Response {
+        try context.requireCaller().require("SERVER_ADMIN")
+        let query = request.uri.queryParameters
+        let limit = ServerLimits.page(query.int("limit"), default: config.limits.auditPageEntries, max: config.limits.maxAuditPageEntries)
+        var before: Int64?
+        if let text = query.string("before") {
+            guard let id = Int64(text) else { throw APIFailure(status: 400, message: "before=\(text): expected the id of an audit entry") }
+            before = id
+        }
+        return try ok(try await store.auditLog(limit: limit, before: before))
     }
 
     func audit(_ caller: Caller, _ action: String, _ target: String, _ details: Data) async throws {
@@ -169,6 +195,27 @@ extension FleetServer {
             pending.append(contentsOf: ArtifactRepository.dependencies(of: artifact))
         }
     }
+}
+
+extension Hummingbird.Parameters {
+    /// A query parameter as text (the first if repeated).
+    func string(_ key: String) -> String? { get(key) }
+    /// A query parameter as a number; nil when absent or not a number.
+    func int(_ key: String) -> Int? { get(key).flatMap { Int($0) } }
+}
+
+/// A 200 answer with `value` as JSON.
+func ok<T: Encodable>(_ value: T) throws -> Response {
+    jsonResponse(try encode(value))
+}
+
+/// A 200 answer with a JSON object.
+func okJSON(_ object: [String: Any]) throws -> Response {
+    jsonResponse(try json(object))
+}
+
+func jsonResponse(_ data: Data, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
 }
 
 func json(_ object: [String: Any]) throws -> Data {

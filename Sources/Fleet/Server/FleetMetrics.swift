@@ -15,6 +15,8 @@ public final class FleetMetrics: Sendable {
     let huntClientsScheduled: Gauge
     let huntClientsFinished: Gauge
     let apiRequests: Counter
+    let refusedConnections: Counter
+    let refusedEnrolments: Counter
 
     public init() {
         connectedClients = registry.makeGauge(descriptor: .init(namespace: "quarry", metricName: "connected_clients", unitName: "", helpText: "Agents connected now"))
@@ -29,6 +31,10 @@ public final class FleetMetrics: Sendable {
         huntClientsScheduled = registry.makeGauge(descriptor: .init(namespace: "quarry", metricName: "hunt_clients_scheduled", unitName: "", helpText: "Clients scheduled in running hunts' current rounds"))
         huntClientsFinished = registry.makeGauge(descriptor: .init(namespace: "quarry", metricName: "hunt_clients_finished", unitName: "", helpText: "Clients done in running hunts' current rounds"))
         apiRequests = registry.makeCounter(descriptor: .init(namespace: "quarry", metricName: "api_requests_total", unitName: "", helpText: "Analyst API requests"))
+        refusedConnections = registry.makeCounter(
+            descriptor: .init(namespace: "quarry", metricName: "connections_refused_total", unitName: "", helpText: "Connections closed on arrival (max_connections or per-address limit)"))
+        refusedEnrolments = registry.makeCounter(
+            descriptor: .init(namespace: "quarry", metricName: "enrolments_refused_total", unitName: "", helpText: "Enrolments refused (wrong secret), audited or not"))
     }
 
     public func text() -> String { registry.emitToString() }

@@ -18,7 +18,14 @@ public final class FleetServer: Sendable {
     let blobs: BlobStore
     public let metrics = FleetMetrics()
     let links = NIOLockedValueBox<[String: AgentSocket]>([:])
-    let users = NIOLockedValueBox<[String: UserRecord]>([:])
+    /// API keys looked up recently (short TTL; forgotten at once on removal or rotation here).
+    let keys: APIKeyCache
+    /// HTTP requests and anonymous upgrades per address.
+    let requestLimiter: SharedRateLimiter
+    /// Refused enrolments per address that are logged and audited.
+    let refusalLimiter: SharedRateLimiter
+    /// Refused connections that are logged (the metric counts them all).
+    let refusalLog = SharedRateLimiter(.perMinute(10))
     let wake: AsyncStream<Void>.Continuation
     let wakeEvents: AsyncStream<Void>
     let listener = NIOLockedValueBox<FleetListener?>(nil)
@@ -44,6 +51,9 @@ public final class FleetServer: Sendable {
         self.ca = try CertificateAuthority(config.ca)
         self.blobs = try BlobStore(root: config.dataDir + "/uploads")
         self.log = log
+        keys = APIKeyCache(store: store, ttl: config.limits.apiKeyCacheSeconds)
+        requestLimiter = SharedRateLimiter(.init(ratePerSecond: config.limits.requestsPerSecondPerAddress, burst: config.limits.requestBurstPerAddress))
+        refusalLimiter = SharedRateLimiter(.perMinute(config.limits.enrolmentRefusalsPerMinutePerAddress))
         // SQLite has one writer; a server engine takes several transactions at once.
         self.pipeline = IngestPipeline(store: store, writers: config.datastore.hasPrefix("sqlite:") ? 1 : 4)
         (wakeEvents, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -59,11 +69,15 @@ public final class FleetServer: Sendable {
             try await store.addUser(UserRecord(name: name, role: .administrator, apiKeySHA256: hash, createdAt: Date().timeIntervalSince1970))
             log("added the first administrator, \(name)")
         }
-        let tls = try TLSSetup.serverContext(identity: config.server, caCertificate: config.ca.certificate)
-        let listener = try await FleetListener.start(
-            host: config.bindAddress, port: config.port, tls: tls, group: group,
-            api: { [self] request in await self.handleAPI(request) },
-            agent: { [self] socket in Task { await self.serve(socket) } })
+        let settings = ListenerSettings(
+            host: config.bindAddress, port: config.port,
+            tls: try TLSSetup.serverConfiguration(identity: config.server, caCertificate: config.ca.certificate), limits: config.limits,
+            refused: { [metrics, refusalLog, log] reason in
+                metrics.refusedConnections.increment()
+                // A flood of refusals must not flood the log: a few a minute are enough to say why.
+                if case .allow = refusalLog.take("connection") { log("refused a connection: \(reason)") }
+            }, log: log)
+        let listener = try await FleetListener.start(settings, group: group, router: makeRouter(), webSocketRouter: makeAgentRouter())
         self.listener.withLockedValue { $0 = listener }
         Task { await self.schedulerLoop() }
         Task { await self.deliveryLoop() }
@@ -152,21 +166,29 @@ public final class FleetServer: Sendable {
     }
 
     /// A connection without a certificate may only enrol: check the secret, sign the CSR with a new
-    /// client ID, record the client and schedule Generic.Client.Info for its first connection.
+    /// client ID, record the client and schedule Generic.Client.Info for its first connection. The
+    /// enrolment must come within `enrolment_timeout_seconds`; what the peer sends is cut to bounds
+    /// before it is logged or stored, and refusals are logged and audited only up to a rate per address.
     private func enrol(_ socket: AgentSocket) async {
         defer { socket.close() }
-        guard let first = await socket.receive(max: 1)?.first, let message = try? Wire.decode(AgentMessage.self, from: first),
-            case .enroll(let secret, let csr, let hostname, let labels) = message
+        let first = await withTimeout(seconds: config.limits.enrolmentTimeoutSeconds) { await socket.receive(max: 1)?.first }
+        guard let first, let message = try? Wire.decode(AgentMessage.self, from: first),
+            case .enroll(let secret, let csr, let sentHostname, let sentLabels) = message
         else {
-            socket.send(ServerMessage.refused(reason: "a connection without a client certificate may only enrol"))
+            _ = try? await socket.send(ServerMessage.refused(reason: "a connection without a client certificate may only enrol")).get()
             return
         }
+        let hostname = AuditEntry.clip(sentHostname, Self.maxHostnameBytes)
         guard constantTimeEqual(secret, config.enrollmentSecret) else {
-            log("enrolment refused from \(socket.remote): wrong secret")
-            try? await store.audit(AuditEntry(time: Date().timeIntervalSince1970, user: "-", action: "enrol-refused", target: hostname, details: "{}", remote: socket.remote))
+            metrics.refusedEnrolments.increment()
+            if case .allow = refusalLimiter.take(PeerAddress.of(socket.channel)) {
+                log("enrolment refused from \(socket.remote): wrong secret (host name \(hostname))")
+                try? await store.audit(AuditEntry(time: Date().timeIntervalSince1970, user: "-", action: "enrol-refused", target: hostname, details: "{}", remote: socket.remote))
+            }
             _ = try? await socket.send(ServerMessage.refused(reason: "wrong enrolment secret")).get()
             return
         }
+        let labels = sentLabels.prefix(Self.maxEnrolmentLabels).map { AuditEntry.clip($0, Self.maxHostnameBytes) }
         do {
             let clientId = Identifiers.client()
             let certificate = try ca.signClientRequest(csr, clientId: clientId)
@@ -183,10 +205,15 @@ public final class FleetServer: Sendable {
             log("enrolled \(clientId) (\(hostname)) from \(socket.remote)")
             _ = try? await socket.send(ServerMessage.enrolled(clientId: clientId, certificate: certificate)).get()
         } catch {
-            log("enrolment from \(socket.remote) failed: \(error)")
-            _ = try? await socket.send(ServerMessage.refused(reason: "enrolment failed: \(error)")).get()
+            log("enrolment from \(socket.remote) failed: \(AuditEntry.clip(String(describing: error), AuditEntry.maxFieldBytes))")
+            _ = try? await socket.send(ServerMessage.refused(reason: "enrolment failed: \(AuditEntry.clip(String(describing: error), AuditEntry.maxFieldBytes))")).get()
         }
     }
+
+    /// Most bytes of a host name or label an enrolling agent may set; longer ones are cut.
+    static let maxHostnameBytes = 255
+    /// Most labels an enrolling agent may ask for.
+    static let maxEnrolmentLabels = 32
 
     /// Sends every flow still waiting for this client (again, after a reconnect; the agent ignores
     /// flows it already has).

@@ -1,157 +1,162 @@
+import FleetCore
 import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import HummingbirdWebSocket
+import Logging
+import NIOConcurrencyHelpers
 import NIOCore
-import NIOHTTP1
-import NIOPosix
 import NIOSSL
-import NIOWebSocket
+import ServiceLifecycle
 
-/// One HTTP request as the API sees it: the whole body read, the peer's address, and the verified
-/// client-certificate name when the peer presented one.
-public struct HTTPRequest: Sendable {
-    public var method: String
-    public var path: String
-    public var query: [String: String]
-    public var headers: HTTPHeaders
-    public var body: Data
-    public var remote: String
-    public var certificateName: String?
-
-    public func header(_ name: String) -> String? { headers.first(name: name) }
+/// A request context the fleet's listener can serve: made from the connection, it knows the peer
+/// and carries a mark that body-reading handlers set, so that the listener knows whether what is
+/// left of a refused request's body must be cut off.
+protocol FleetListenerContext: RequestContext, WebSocketRequestContext where Source == ApplicationRequestContextSource {
+    var bodyRead: BodyReadMark { get }
 }
 
-/// An HTTP response: status, content type and body.
-public struct HTTPResponse: Sendable {
-    public var status: Int
-    public var contentType: String
-    public var body: Data
-    public init(status: Int, contentType: String = "application/json", body: Data) {
-        self.status = status
-        self.contentType = contentType
-        self.body = body
-    }
+/// Set once a handler has read (or started reading) the request's body.
+final class BodyReadMark: Sendable {
+    private let value = NIOLockedValueBox(false)
+    var isSet: Bool { value.withLockedValue { $0 } }
+    func set() { value.withLockedValue { $0 = true } }
 }
 
-/// The server's one listening socket: TLS 1.3, then either an HTTP request for the analyst API and
-/// /metrics, or a WebSocket upgrade at /agent for an agent's long-lived channel.
-public final class FleetListener: Sendable {
-    public let channel: Channel
-    public let port: Int
+/// How the listener is configured: where, which TLS identity, and the limits that apply before a
+/// request reaches the router.
+struct ListenerSettings: Sendable {
+    var host: String
+    var port: Int
+    var tls: TLSConfiguration
+    var limits: ServerLimits
+    /// Told of every connection refused by a ceiling (for the log and metrics).
+    var refused: @Sendable (String) -> Void
+    var log: @Sendable (String) -> Void
+}
 
-    /// Binds and starts serving. `api` answers HTTP requests; `agent` is told of each new agent channel.
-    public static func start(
-        host: String, port: Int, tls: NIOSSLContext, group: EventLoopGroup,
-        api: @escaping @Sendable (HTTPRequest) async -> HTTPResponse,
-        agent: @escaping @Sendable (AgentSocket) -> Void
-    ) async throws -> FleetListener {
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 4096)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.so_keepalive), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let remote = channel.remoteAddress?.description ?? "?"
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
-                    let upgrader = NIOWebSocketServerUpgrader(
-                        maxFrameSize: 1 << 26,
-                        shouldUpgrade: { channel, head in
-                            channel.eventLoop.makeSucceededFuture(head.uri == "/agent" ? HTTPHeaders() : nil)
-                        },
-                        upgradePipelineHandler: { channel, _ in
-                            channel.eventLoop.makeCompletedFuture {
-                                let certificate = try channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
-                                let socket = AgentSocket(channel: channel, certificateName: TLSSetup.peerCommonName(certificate), remote: remote)
-                                try channel.pipeline.syncOperations.addHandler(WebSocketMessageHandler(socket: socket))
-                                agent(socket)
-                            }
-                        })
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withServerUpgrade: (upgraders: [upgrader], completionHandler: { context in
-                            context.pipeline.removeHandler(name: "api", promise: nil)
-                        }),
-                        withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(HTTPRequestHandler(remote: remote, api: api), name: "api")
-                }
-            }
-            .bind(host: host, port: port).get()
-        return FleetListener(channel: channel, port: channel.localAddress?.port ?? port)
-    }
+/// The server's one listening socket, on Hummingbird: TLS 1.3 (HummingbirdTLS over swift-nio-ssl,
+/// the fleet's CA as the only trust root, client certificates optional), then HTTP/1.1 for the
+/// analyst API and /metrics, or a WebSocket upgrade at /agent for an agent's channel
+/// (hummingbird-websocket). Before any of that, `GuardedChannel` enforces the connection ceilings and
+/// the handshake deadline.
+final class FleetListener: Sendable {
+    let port: Int
+    private let services: ServiceGroup
+    private let running: Task<Void, Never>
+    let guarding: ConnectionGuard
 
-    init(channel: Channel, port: Int) {
-        self.channel = channel
+    private init(port: Int, services: ServiceGroup, running: Task<Void, Never>, guarding: ConnectionGuard) {
         self.port = port
+        self.services = services
+        self.running = running
+        self.guarding = guarding
     }
 
-    public func close() async {
-        try? await channel.close()
+    /// Binds and starts serving `router` (HTTP) and `webSocketRouter` (upgrade requests); returns
+    /// once the socket is bound (or throws if it cannot be).
+    static func start<Context: FleetListenerContext>(
+        _ settings: ListenerSettings, group: EventLoopGroup, router: Router<Context>, webSocketRouter: Router<Context>
+    ) async throws -> FleetListener {
+        let limits = settings.limits
+        let logger = Logger(label: "quarry.http") { _ in FleetLogHandler(log: settings.log) }
+        let http = HTTP1WebSocketUpgradeChannel(
+            responder: Self.responder(router.buildResponder(), logger: logger),
+            webSocketResponder: webSocketRouter.buildResponder(),
+            configuration: .init(
+                http1: .init(idleTimeout: Self.seconds(limits.idleTimeoutSeconds), httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 64 << 10, maxHeaderFieldCount: 100)),
+                ws: .init(
+                    maxFrameSize: Wire.maxFrameBytes, autoPing: limits.pingSeconds > 0 ? .enabled(timePeriod: .milliseconds(Int64(limits.pingSeconds * 1000))) : .disabled,
+                    closeTimeout: .seconds(5))))
+        let guarding = ConnectionGuard(
+            limits: .init(maxConnections: limits.maxConnections, maxUnverifiedPerAddress: limits.maxUnverifiedConnectionsPerAddress),
+            headDeadline: Self.seconds(limits.handshakeTimeoutSeconds), refused: settings.refused)
+        let channel = GuardedChannel(base: try TLSChannel(http, tlsConfiguration: settings.tls), guarding: guarding)
+        let bound = OnceBox<Int>(eventLoop: group.next())
+        let server = channel.server(
+            configuration: ServerConfiguration(address: .hostname(settings.host, port: settings.port), backlog: 4096, reuseAddress: true),
+            onServerRunning: { bound.succeed($0.localAddress?.port ?? settings.port) }, eventLoopGroup: group, logger: logger)
+        let services = ServiceGroup(configuration: .init(services: [server], logger: logger))
+        let running = Task {
+            do {
+                try await services.run()
+                bound.fail(TransportError("the listener stopped before it was bound"))
+            } catch {
+                bound.fail(TransportError("cannot listen on \(settings.host):\(settings.port): \(error)"))
+            }
+        }
+        do {
+            let port = try await bound.future.get()
+            return FleetListener(port: port, services: services, running: running, guarding: guarding)
+        } catch {
+            running.cancel()
+            throw error
+        }
+    }
+
+    /// Stops accepting, lets open requests finish for a few seconds, then cuts what is left.
+    func close() async {
+        await services.triggerGracefulShutdown()
+        let running = self.running
+        let deadline = Task {
+            try? await Task.sleep(for: .seconds(5))
+            running.cancel()
+        }
+        await running.value
+        deadline.cancel()
+    }
+
+    static func seconds(_ value: Double) -> TimeAmount? {
+        value > 0 ? .nanoseconds(Int64(value * 1e9)) : nil
+    }
+
+    /// Answers one HTTP request through the router. A refusal (a status of 400 or more) to a request
+    /// whose body the handler never read (or stopped reading at its cap) is sent with
+    /// `Connection: close`, and the connection is closed a second later without reading that body:
+    /// the peer gets its answer, and the server neither buffers nor reads the rest of a body it has
+    /// no use for.
+    static func responder<Context: FleetListenerContext>(_ router: RouterResponder<Context>, logger: Logger) -> HTTPChannelHandler.Responder {
+        { (request, writer: consuming ResponseWriter, channel) in
+            let context = Context(source: ApplicationRequestContextSource(channel: channel, logger: logger))
+            var response: Response
+            do {
+                response = try await router.respond(to: request, context: context)
+            } catch {
+                response = Response(status: .internalServerError)
+            }
+            // 413: the handler stopped reading at its cap, so the rest of the body is unread too.
+            let cutOff = response.status.code >= 400 && hasBody(request) && (!context.bodyRead.isSet || response.status == .contentTooLarge)
+            if cutOff { response.headers[.connection] = "close" }
+            try await writer.write(response: response.head, body: response.body)
+            guard cutOff else { return }
+            // The handler's task stays here meanwhile, so nothing reads the connection: its buffers
+            // fill and the peer stops sending. The wait lets the answer reach the peer before the
+            // close (which resets a connection with unread data).
+            try? await Task.sleep(for: .seconds(1))
+            try? await channel.close()
+        }
+    }
+
+    /// Whether a request carries a body (a length above zero, or chunks).
+    static func hasBody(_ request: Request) -> Bool {
+        if request.headers[.transferEncoding] != nil { return true }
+        return request.headers[.contentLength].flatMap { Int($0) }.map { $0 > 0 } ?? false
     }
 }
 
-/// Reads one HTTP request at a time (body up to 256 MiB), answers it through the API closure.
-final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-    static let maxBody = 256 << 20
-    let remote: String
-    let api: @Sendable (HTTPRequest) async -> HTTPResponse
-    private var head: HTTPRequestHead?
-    private var body = Data()
-    private var tooLarge = false
+/// Hummingbird's and swift-nio's log messages of level warning and above, in the server's log.
+struct FleetLogHandler: LogHandler {
+    let log: @Sendable (String) -> Void
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .warning
 
-    init(remote: String, api: @escaping @Sendable (HTTPRequest) async -> HTTPResponse) {
-        self.remote = remote
-        self.api = api
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-            body = Data()
-            tooLarge = false
-        case .body(var buffer):
-            if body.count + buffer.readableBytes > Self.maxBody { tooLarge = true } else if let bytes = buffer.readBytes(length: buffer.readableBytes) { body.append(contentsOf: bytes) }
-        case .end:
-            guard let head else { return }
-            self.head = nil
-            let keepAlive = head.isKeepAlive
-            if tooLarge {
-                write(context: context, HTTPResponse(status: 413, body: Data(#"{"error":"request body too large"}"#.utf8)), keepAlive: false, version: head.version)
-                return
-            }
-            let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
-            let components = URLComponents(string: head.uri)
-            var query: [String: String] = [:]
-            for item in components?.queryItems ?? [] { query[item.name] = item.value ?? "" }
-            let request = HTTPRequest(
-                method: head.method.rawValue, path: components?.path ?? head.uri, query: query, headers: head.headers, body: body,
-                remote: remote, certificateName: TLSSetup.peerCommonName(certificate))
-            body = Data()
-            let promise = context.eventLoop.makePromise(of: HTTPResponse.self)
-            let api = self.api
-            promise.completeWithTask { await api(request) }
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let version = head.version
-            promise.futureResult.whenSuccess { response in
-                let (handler, context) = bound.value
-                handler.write(context: context, response, keepAlive: keepAlive, version: version)
-            }
-        }
-    }
-
-    private func write(context: ChannelHandlerContext, _ response: HTTPResponse, keepAlive: Bool, version: HTTPVersion) {
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: response.contentType)
-        headers.add(name: "Content-Length", value: String(response.body.count))
-        if !keepAlive { headers.add(name: "Connection", value: "close") }
-        let head = HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        var buffer = context.channel.allocator.buffer(capacity: response.body.count)
-        buffer.writeBytes(response.body)
-        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
-            let channel = context.channel
-            done.whenComplete { _ in channel.close(promise: nil) }
-        }
+    func log(event: LogEvent) {
+        log("http: \(event.level): \(event.message)")
     }
 }

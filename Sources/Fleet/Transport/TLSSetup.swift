@@ -9,15 +9,16 @@ import X509
 /// without one, which may then only enrol or call the API with a key; a certificate that is offered
 /// must chain to the fleet's CA or the handshake fails.
 public enum TLSSetup {
-    public static func serverContext(identity: PEMIdentity, caCertificate: String) throws -> NIOSSLContext {
+    public static func serverConfiguration(identity: PEMIdentity, caCertificate: String) throws -> TLSConfiguration {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(identity.certificate.utf8)).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(identity.privateKey.utf8), format: .pem)))
         configuration.minimumTLSVersion = .tlsv13
         configuration.certificateVerification = .optionalVerification
         configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(caCertificate.utf8)))
-        return try NIOSSLContext(configuration: configuration)
+        return configuration
     }
+
 
     /// A client context pinning the fleet's CA, with the agent's (or analyst's) certificate when it has one.
     public static func clientContext(caCertificate: String, identity: PEMIdentity?) throws -> NIOSSLContext {

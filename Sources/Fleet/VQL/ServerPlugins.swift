@@ -79,7 +79,7 @@ public enum ServerPlugins {
         let query: [String: String?] = [
             "hunt_id": ctx.string("hunt_id"), "artifact": ctx.string("artifact"), "source": ctx.string("source"), "round": ctx.int("round").map { String($0) },
         ]
-        let rows = try runBlocking { try await api.get("/results", query: query, as: [ResultRow].self) }
+        let rows = try runBlocking { try await api.allResults(query) }
         return ArrayCursor(rows.map(resultValue))
     }
 

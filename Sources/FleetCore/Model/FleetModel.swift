@@ -22,17 +22,26 @@ public enum Role: String, Codable, Sendable, CaseIterable, Comparable {
     private var rank: Int { self == .reader ? 0 : self == .investigator ? 1 : 2 }
 }
 
-/// An analyst who may call the server's API. Only the SHA-256 of the API key is stored.
+/// An analyst who may call the server's API. Only the SHA-256 of the API key is stored; a key may
+/// carry an expiry, after which the server refuses it.
 public struct UserRecord: Codable, Sendable, Equatable {
     public var name: String
     public var role: Role
     public var apiKeySHA256: String
     public var createdAt: Double
-    public init(name: String, role: Role, apiKeySHA256: String, createdAt: Double) {
+    /// When the key stops working (seconds since 1970); nil for a key without expiry.
+    public var expiresAt: Double?
+    public init(name: String, role: Role, apiKeySHA256: String, createdAt: Double, expiresAt: Double? = nil) {
         self.name = name
         self.role = role
         self.apiKeySHA256 = apiKeySHA256
         self.createdAt = createdAt
+        self.expiresAt = expiresAt
+    }
+
+    /// Whether the key has expired at `now`.
+    public func isExpired(at now: Double) -> Bool {
+        expiresAt.map { $0 <= now } ?? false
     }
 }
 
@@ -303,7 +312,14 @@ public struct ResultRow: Codable, Sendable, Equatable {
     public var source: String
     /// The row itself, a JSON object text as the agent produced it.
     public var json: String
-    public init(clientId: String, flowId: String, fqdn: String, huntId: String?, round: Int, artifact: String, source: String, json: String) {
+    /// The row's place in its flow: the batch it came in and its index there. With `flowId` they
+    /// identify the row, and make the cursor that reads on from it (`ResultCursor`).
+    public var seq: Int
+    public var index: Int
+    public init(
+        clientId: String, flowId: String, fqdn: String, huntId: String?, round: Int, artifact: String, source: String, json: String,
+        seq: Int = 0, index: Int = 0
+    ) {
         self.clientId = clientId
         self.flowId = flowId
         self.fqdn = fqdn
@@ -312,6 +328,53 @@ public struct ResultRow: Codable, Sendable, Equatable {
         self.artifact = artifact
         self.source = source
         self.json = json
+        self.seq = seq
+        self.index = index
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case clientId, flowId, fqdn, huntId, round, artifact, source, json, seq, index
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        clientId = try c.decode(String.self, forKey: .clientId)
+        flowId = try c.decode(String.self, forKey: .flowId)
+        fqdn = try c.decode(String.self, forKey: .fqdn)
+        huntId = try c.decodeIfPresent(String.self, forKey: .huntId)
+        round = try c.decode(Int.self, forKey: .round)
+        artifact = try c.decode(String.self, forKey: .artifact)
+        source = try c.decode(String.self, forKey: .source)
+        json = try c.decode(String.self, forKey: .json)
+        seq = try c.decodeIfPresent(Int.self, forKey: .seq) ?? 0
+        index = try c.decodeIfPresent(Int.self, forKey: .index) ?? 0
+    }
+
+    /// The cursor that reads on after this row.
+    public var cursor: ResultCursor { ResultCursor(flowId: flowId, seq: seq, index: index) }
+}
+
+/// Where a page of results ends: the last row's flow, batch and index. The next page starts after
+/// it, in the same (flow creation, flow, batch, row) order, however many rows came before: reading
+/// by cursor costs the same for the first page and the thousandth (an offset does not).
+public struct ResultCursor: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var flowId: String
+    public var seq: Int
+    public var index: Int
+    public init(flowId: String, seq: Int, index: Int) {
+        self.flowId = flowId
+        self.seq = seq
+        self.index = index
+    }
+
+    /// `FLOW/SEQ/INDEX`, as the API's `after` parameter carries it.
+    public var description: String { "\(flowId)/\(seq)/\(index)" }
+
+    /// Parses `FLOW/SEQ/INDEX`; nil for anything else.
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[0].isEmpty, let seq = Int(parts[1]), let index = Int(parts[2]) else { return nil }
+        self.init(flowId: String(parts[0]), seq: seq, index: index)
     }
 }
 
@@ -325,7 +388,13 @@ public struct ResultQuery: Codable, Sendable, Equatable {
     public var round: Int?
     public var limit: Int?
     public var offset: Int = 0
-    public init(huntId: String? = nil, flowId: String? = nil, clientId: String? = nil, artifact: String? = nil, source: String? = nil, round: Int? = nil, limit: Int? = nil, offset: Int = 0) {
+    /// Rows after this one only (the previous page's last row); `offset` is ignored with a cursor.
+    public var after: ResultCursor?
+    public init(
+        huntId: String? = nil, flowId: String? = nil, clientId: String? = nil, artifact: String? = nil, source: String? = nil, round: Int? = nil,
+        limit: Int? = nil, offset: Int = 0, after: ResultCursor? = nil
+    ) {
+        self.after = after
         self.huntId = huntId
         self.flowId = flowId
         self.clientId = clientId
@@ -339,6 +408,8 @@ public struct ResultQuery: Codable, Sendable, Equatable {
 
 /// One state-changing API call: who did what to which object, when and from where.
 public struct AuditEntry: Codable, Sendable, Equatable {
+    /// The entry's number in the log (set by the datastore; `auditLog(before:)` pages by it).
+    public var id: Int64?
     public var time: Double
     public var user: String
     public var action: String
@@ -346,12 +417,43 @@ public struct AuditEntry: Codable, Sendable, Equatable {
     /// JSON object text with the call's arguments.
     public var details: String
     public var remote: String
-    public init(time: Double, user: String, action: String, target: String, details: String, remote: String) {
+    public init(id: Int64? = nil, time: Double, user: String, action: String, target: String, details: String, remote: String) {
+        self.id = id
         self.time = time
         self.user = user
         self.action = action
         self.target = target
         self.details = details
         self.remote = remote
+    }
+
+    /// Most bytes kept of the user, action, target and remote fields.
+    public static let maxFieldBytes = 256
+    /// Most bytes kept of the details.
+    public static let maxDetailsBytes = 16 << 10
+
+    /// The entry with every field cut to its bound (a note says how long it was): much of what is
+    /// audited comes from the network (a refused enrolment's host name, a call's body), and the log
+    /// must not grow by what an attacker sends.
+    public func bounded() -> AuditEntry {
+        AuditEntry(
+            id: id, time: time, user: Self.clip(user, Self.maxFieldBytes), action: Self.clip(action, Self.maxFieldBytes),
+            target: Self.clip(target, Self.maxFieldBytes), details: Self.clip(details, Self.maxDetailsBytes), remote: Self.clip(remote, Self.maxFieldBytes))
+    }
+
+    /// `text` cut to at most `limit` bytes of UTF-8 (on a character boundary), with the original length noted.
+    public static func clip(_ text: String, _ limit: Int) -> String {
+        let count = text.utf8.count
+        guard count > limit else { return text }
+        let note = "…(\(count) bytes)"
+        var kept = ""
+        var used = 0
+        for character in text {
+            let size = character.utf8.count
+            if used + size + note.utf8.count > limit { break }
+            kept.append(character)
+            used += size
+        }
+        return kept + note
     }
 }

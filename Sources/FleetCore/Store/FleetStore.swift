@@ -12,7 +12,12 @@ public protocol FleetStore: FleetCoordination {
     // MARK: users
     func addUser(_ user: UserRecord) async throws
     func user(apiKeySHA256: String) async throws -> UserRecord?
+    func user(named name: String) async throws -> UserRecord?
     func users() async throws -> [UserRecord]
+    /// Deletes the user (their key stops working); false if there was none.
+    func removeUser(_ name: String) async throws -> Bool
+    /// Replaces the user's key (only its SHA-256 is given) and its expiry; false if there is no such user.
+    func replaceUserKey(_ name: String, apiKeySHA256: String, expiresAt: Double?) async throws -> Bool
 
     // MARK: clients
     /// Records a newly enrolled client. Fails if the ID exists.
@@ -50,6 +55,10 @@ public protocol FleetStore: FleetCoordination {
     /// Many batches in one transaction (same rules, one outcome each, in order).
     func ingest(_ batches: [IngestBatch]) async throws -> [IngestOutcome]
     func results(_ query: ResultQuery) async throws -> [ResultRow]
+    /// The rows `results` would return, handed to `body` at most `chunk` at a time, in order. The
+    /// next chunk is read only when `body` has returned, so memory holds one chunk however many rows
+    /// there are; the read is one snapshot, on a connection that does not hold up writers.
+    func streamResults(_ query: ResultQuery, chunk: Int, _ body: ([ResultRow]) async throws -> Void) async throws
     /// Sources that have rows for a hunt or flow: (artifact, source, rows).
     func resultSources(huntId: String?, flowId: String?) async throws -> [(artifact: String, source: String, rows: Int)]
     func uploads(flowId: String) async throws -> [UploadRecord]
@@ -63,8 +72,18 @@ public protocol FleetStore: FleetCoordination {
     func updateHunt(_ hunt: HuntRecord) async throws
 
     // MARK: audit
+    /// Appends an entry (its fields cut to `AuditEntry`'s bounds).
     func audit(_ entry: AuditEntry) async throws
-    func auditLog(limit: Int) async throws -> [AuditEntry]
+    /// Up to `limit` entries, newest first (same time: last written first), each with its `id`;
+    /// with `before`, only entries older than the entry with that id (the previous page's last).
+    func auditLog(limit: Int, before: Int64?) async throws -> [AuditEntry]
+}
+
+extension FleetStore {
+    /// The newest `limit` entries.
+    public func auditLog(limit: Int) async throws -> [AuditEntry] {
+        try await auditLog(limit: limit, before: nil)
+    }
 }
 
 extension FleetStore {

@@ -75,6 +75,10 @@ public enum FleetSchema {
                 "CREATE UNIQUE INDEX flows_one_per_hunt_round ON flows (hunt_id, round, client_id) WHERE hunt_id IS NOT NULL",
                 "CREATE INDEX flows_by_state_and_creation ON flows (state, created_at)",
             ]),
+        // API keys may expire; users are looked up by name to remove them or replace their key.
+        SchemaMigration(
+            version: 4, name: "api key expiry",
+            statements: ["ALTER TABLE users ADD COLUMN expires_at DOUBLE PRECISION"]),
     ]
 
     static let initialSchema: [String] = [

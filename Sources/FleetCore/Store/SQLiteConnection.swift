@@ -149,6 +149,10 @@ final class SQLiteConnection {
     }
 }
 
+// A connection is used by one owner at a time: the store under its lock, or whoever leased it from
+// the reader pool; handing it from one task to another is what the pool does.
+extension SQLiteConnection: @unchecked Sendable {}
+
 /// A value that can be bound to a statement parameter.
 protocol SQLiteBindable {
     func bind(to statement: SQLiteStatement, at index: Int32) throws

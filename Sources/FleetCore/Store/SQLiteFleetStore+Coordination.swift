@@ -31,7 +31,7 @@ extension SQLiteFleetStore {
     }
 
     public func huntAssignments(_ huntId: String) async throws -> [HuntAssignment] {
-        try run("huntAssignments \(huntId)") { db in
+        try read("huntAssignments \(huntId)") { db in
             try db.query("SELECT flow_id, client_id, round, created_at, state FROM flows WHERE hunt_id = ?", [huntId]) { row in
                 HuntAssignment(flowId: row.text(0), clientId: row.text(1), round: row.int(2), createdAt: row.double(3), state: FlowState(rawValue: row.text(4)) ?? .error)
             }
@@ -39,7 +39,7 @@ extension SQLiteFleetStore {
     }
 
     public func scheduledFlows(createdAfter: Double) async throws -> [FlowRecord] {
-        try run("scheduledFlows") { db in
+        try read("scheduledFlows") { db in
             try db.query(
                 "SELECT \(Self.flowColumns) FROM flows WHERE created_at > ? AND state = ? ORDER BY created_at, flow_id",
                 [createdAfter, FlowState.scheduled.rawValue], flowRecord)
@@ -47,7 +47,7 @@ extension SQLiteFleetStore {
     }
 
     public func pendingCancellations() async throws -> [FlowRecord] {
-        try run("pendingCancellations") { db in
+        try read("pendingCancellations") { db in
             try db.query(
                 "SELECT \(Self.flowColumns) FROM flows WHERE state = ? AND cancel_requested = 1 ORDER BY created_at, flow_id",
                 [FlowState.running.rawValue], flowRecord)

@@ -15,7 +15,7 @@ extension SQLiteFleetStore {
     }
 
     public func flow(_ flowId: String) async throws -> FlowRecord? {
-        try run("flow \(flowId)") { db in
+        try read("flow \(flowId)") { db in
             try db.queryFirst("SELECT \(Self.flowColumns) FROM flows WHERE flow_id = ?", [flowId], flowRecord)
         }
     }
@@ -26,13 +26,13 @@ extension SQLiteFleetStore {
         if let clientId { conditions.append("client_id = ?"); values.append(clientId) }
         if let huntId { conditions.append("hunt_id = ?"); values.append(huntId) }
         let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try run("flows") { db in
+        return try read("flows") { db in
             try db.query("SELECT \(Self.flowColumns) FROM flows \(filter) ORDER BY created_at DESC, flow_id DESC", values, flowRecord)
         }
     }
 
     public func scheduledFlows(clientId: String) async throws -> [FlowRecord] {
-        try run("scheduledFlows \(clientId)") { db in
+        try read("scheduledFlows \(clientId)") { db in
             try db.query(
                 "SELECT \(Self.flowColumns) FROM flows WHERE client_id = ? AND state = ? ORDER BY created_at, flow_id",
                 [clientId, FlowState.scheduled.rawValue], flowRecord)
@@ -41,7 +41,7 @@ extension SQLiteFleetStore {
 
     /// Running flows started before the time; a running flow without a start time counts from its creation.
     public func runningFlows(startedBefore: Double) async throws -> [FlowRecord] {
-        try run("runningFlows") { db in
+        try read("runningFlows") { db in
             try db.query(
                 """
                 SELECT \(Self.flowColumns) FROM flows WHERE state = ? AND COALESCE(started_at, created_at) < ?
@@ -52,7 +52,7 @@ extension SQLiteFleetStore {
     }
 
     public func flowCounts() async throws -> [FlowState: Int] {
-        let pairs = try run("flowCounts") { db in
+        let pairs = try read("flowCounts") { db in
             try db.query("SELECT state, COUNT(*) FROM flows GROUP BY state", []) { row in (row.text(0), row.int(1)) }
         }
         var counts: [FlowState: Int] = [:]
@@ -202,54 +202,6 @@ extension SQLiteFleetStore {
             status.state.rawValue, status.time, status.time, try json(errors), flowId)
     }
 
-    // MARK: reading results
-
-    public func results(_ query: ResultQuery) async throws -> [ResultRow] {
-        let (sql, values) = Self.resultsSQL(query)
-        return try run("results") { db in
-            try db.query(sql, values) { row in
-                ResultRow(
-                    clientId: row.text(0), flowId: row.text(1), fqdn: row.text(2), huntId: row.optionalText(3),
-                    round: row.int(4), artifact: row.text(5), source: row.text(6), json: row.text(7))
-            }
-        }
-    }
-
-    /// The query for `results`: flows in creation order (through a unique index), then each flow's
-    /// rows through the results' primary key, so no sort is needed however many rows there are.
-    /// With an artifact or source filter, the flow's batches are walked first to skip other sources.
-    static func resultsSQL(_ query: ResultQuery) -> (sql: String, values: [SQLiteBindable?]) {
-        var conditions: [String] = []
-        var values: [SQLiteBindable?] = []
-        let bySource = query.artifact != nil || query.source != nil
-        var from = "flows f"
-        if bySource {
-            from += " CROSS JOIN flow_batches b CROSS JOIN results r"
-            conditions.append("b.flow_id = f.flow_id AND r.flow_id = b.flow_id AND r.seq = b.seq")
-        } else {
-            from += " CROSS JOIN results r"
-            conditions.append("r.flow_id = f.flow_id")
-        }
-        let filters: [(String, SQLiteBindable?)] = [
-            ("f.hunt_id", query.huntId), ("f.flow_id", query.flowId), ("f.client_id", query.clientId),
-            ("f.round", query.round), ("b.artifact", query.artifact), ("b.source", query.source),
-        ]
-        for case let (column, value?) in filters {
-            conditions.append("\(column) = ?")
-            values.append(value)
-        }
-        values.append(query.limit.map { max(0, $0) } ?? -1)
-        values.append(max(0, query.offset))
-        let sql = """
-            SELECT f.client_id, f.flow_id, COALESCE(c.fqdn, ''), f.hunt_id, f.round, r.artifact, r.source, r.json
-            FROM \(from) LEFT JOIN clients c ON c.client_id = f.client_id
-            WHERE \(conditions.joined(separator: " AND "))
-            ORDER BY f.created_at, f.flow_id, \(bySource ? "b.seq" : "r.seq"), r.row_index
-            LIMIT ? OFFSET ?
-            """
-        return (sql, values)
-    }
-
     public func resultSources(huntId: String?, flowId: String?) async throws -> [(artifact: String, source: String, rows: Int)] {
         var conditions = ["b.flow_id = f.flow_id", "b.kind = 'rows'"]
         var values: [SQLiteBindable?] = []
@@ -260,13 +212,13 @@ extension SQLiteFleetStore {
             WHERE \(conditions.joined(separator: " AND "))
             GROUP BY b.artifact, b.source HAVING SUM(b.row_count) > 0 ORDER BY b.artifact, b.source
             """
-        return try run("resultSources") { db in
+        return try read("resultSources") { db in
             try db.query(sql, values) { (artifact: $0.text(0), source: $0.text(1), rows: $0.int(2)) }
         }
     }
 
     public func uploads(flowId: String) async throws -> [UploadRecord] {
-        try run("uploads \(flowId)") { db in
+        try read("uploads \(flowId)") { db in
             try db.query("SELECT flow_id, name, size, sha256, md5 FROM uploads WHERE flow_id = ? ORDER BY seq", [flowId]) { row in
                 UploadRecord(flowId: row.text(0), name: row.text(1), size: Int64(row.int(2)), sha256: row.text(3), md5: row.text(4))
             }
@@ -274,7 +226,7 @@ extension SQLiteFleetStore {
     }
 
     public func logs(flowId: String) async throws -> [String] {
-        try run("logs \(flowId)") { db in
+        try read("logs \(flowId)") { db in
             try db.query("SELECT line FROM flow_logs WHERE flow_id = ? ORDER BY seq, line_index", [flowId]) { $0.text(0) }
         }
     }

@@ -4,14 +4,18 @@ import PrivateFiles
 
 /// The embedded `FleetStore` engine: one SQLite file in WAL mode.
 ///
-/// One connection serves every call under a lock, so calls from many tasks run one at a time; each
-/// call is one transaction (writes take the write lock at BEGIN). Other processes may open the same
-/// file: the busy timeout makes them wait for each other. Call `migrate()` before anything else.
+/// One connection serves every write under a lock, so writes from many tasks run one at a time;
+/// each call is one transaction (writes take the write lock at BEGIN). Reads run on a pool of
+/// read-only connections (`SQLiteReaderPool`) so that a big read neither stalls writers nor other
+/// readers. Other processes may open the same file: the busy timeout makes them wait for each other.
+/// Call `migrate()` before anything else.
 public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
     /// The database file.
     public let path: String
     private let lock = NSLock()
     private let connection: SQLiteConnection
+    /// Readers on the same file (none for an in-memory database, which one connection owns).
+    let readers: SQLiteReaderPool?
     private let migrations: [SchemaMigration]
     let encoder: JSONEncoder
     let decoder = JSONDecoder()
@@ -24,7 +28,7 @@ public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
     }
 
     /// Opens the database with a given list of migrations (tests use it to add steps).
-    init(path: String, migrations: [SchemaMigration], busyTimeoutMilliseconds: Int32 = 10_000) throws {
+    init(path: String, migrations: [SchemaMigration], busyTimeoutMilliseconds: Int32 = 10_000, readers: Int = 4) throws {
         self.path = path
         self.migrations = migrations
         encoder = JSONEncoder()
@@ -40,6 +44,7 @@ public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
             // commit; group commit makes that one sync per few thousand batches (bench/README.md).
             try connection.execute("PRAGMA synchronous = FULL")
             try connection.execute("PRAGMA foreign_keys = ON")
+            self.readers = inMemory ? nil : try SQLiteReaderPool(path: path, size: readers, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         } catch let error as SQLiteError {
             throw StoreError("open \(path): \(error.message)")
         }
@@ -74,8 +79,13 @@ public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
     func run<T>(_ operation: String, _ body: (SQLiteConnection) throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
+        return try Self.named(operation) { try body(connection) }
+    }
+
+    /// `body`'s SQLite errors as `StoreError`s naming `operation`.
+    static func named<T>(_ operation: String, _ body: () throws -> T) throws -> T {
         do {
-            return try body(connection)
+            return try body()
         } catch let error as SQLiteError {
             // Constraint, type mismatch, too big, bad parameter: the data, not the database.
             throw StoreError("\(operation): \(error.message)", refusesData: [18, 19, 20, 25].contains(error.code & 0xFF))
@@ -92,10 +102,15 @@ public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
         try run(operation) { db in try db.transaction { try body(db) } }
     }
 
-    /// Runs `body` in a read transaction (one consistent snapshot for several statements).
+    /// Runs `body` in a read transaction (one consistent snapshot for several statements), on a free
+    /// reader, or on the writer's connection when every reader is busy.
     @discardableResult
     func read<T>(_ operation: String, _ body: (SQLiteConnection) throws -> T) throws -> T {
-        try run(operation) { db in try db.transaction(immediate: false) { try body(db) } }
+        if let readers, let reader = readers.tryTake() {
+            defer { readers.giveBack(reader) }
+            return try Self.named(operation) { try reader.transaction(immediate: false) { try body(reader) } }
+        }
+        return try run(operation) { db in try db.transaction(immediate: false) { try body(db) } }
     }
 
     func json<T: Encodable>(_ value: T) throws -> String {
@@ -148,26 +163,42 @@ public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
     public func addUser(_ user: UserRecord) async throws {
         try write("addUser \(user.name)") { db in
             try db.run(
-                "INSERT INTO users (name, role, api_key_sha256, created_at) VALUES (?, ?, ?, ?)",
-                user.name, user.role.rawValue, user.apiKeySHA256, user.createdAt)
+                "INSERT INTO users (name, role, api_key_sha256, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                user.name, user.role.rawValue, user.apiKeySHA256, user.createdAt, user.expiresAt)
         }
     }
 
     public func user(apiKeySHA256: String) async throws -> UserRecord? {
-        try run("user") { db in
+        try read("user") { db in
             try db.queryFirst("SELECT \(Self.userColumns) FROM users WHERE api_key_sha256 = ?", [apiKeySHA256], userRecord)
         }
     }
 
-    public func users() async throws -> [UserRecord] {
-        try run("users") { db in try db.query("SELECT \(Self.userColumns) FROM users ORDER BY name", [], userRecord) }
+    public func user(named name: String) async throws -> UserRecord? {
+        try read("user \(name)") { db in
+            try db.queryFirst("SELECT \(Self.userColumns) FROM users WHERE name = ?", [name], userRecord)
+        }
     }
 
-    private static let userColumns = "name, role, api_key_sha256, created_at"
+    public func users() async throws -> [UserRecord] {
+        try read("users") { db in try db.query("SELECT \(Self.userColumns) FROM users ORDER BY name", [], userRecord) }
+    }
+
+    public func removeUser(_ name: String) async throws -> Bool {
+        try write("removeUser \(name)") { db in try db.run("DELETE FROM users WHERE name = ?", name) > 0 }
+    }
+
+    public func replaceUserKey(_ name: String, apiKeySHA256: String, expiresAt: Double?) async throws -> Bool {
+        try write("replaceUserKey \(name)") { db in
+            try db.run("UPDATE users SET api_key_sha256 = ?, expires_at = ? WHERE name = ?", apiKeySHA256, expiresAt, name) > 0
+        }
+    }
+
+    private static let userColumns = "name, role, api_key_sha256, created_at, expires_at"
 
     private func userRecord(_ row: SQLiteStatement) throws -> UserRecord {
         guard let role = Role(rawValue: row.text(1)) else { throw StoreError("user \(row.text(0)): unknown role \(row.text(1))") }
-        return UserRecord(name: row.text(0), role: role, apiKeySHA256: row.text(2), createdAt: row.double(3))
+        return UserRecord(name: row.text(0), role: role, apiKeySHA256: row.text(2), createdAt: row.double(3), expiresAt: row.optionalDouble(4))
     }
 
     // MARK: clients
@@ -280,13 +311,13 @@ public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
     }
 
     public func hunt(_ huntId: String) async throws -> HuntRecord? {
-        try run("hunt \(huntId)") { db in
+        try read("hunt \(huntId)") { db in
             try db.queryFirst("SELECT \(Self.huntColumns) FROM hunts WHERE hunt_id = ?", [huntId], huntRecord)
         }
     }
 
     public func hunts() async throws -> [HuntRecord] {
-        try run("hunts") { db in
+        try read("hunts") { db in
             try db.query("SELECT \(Self.huntColumns) FROM hunts ORDER BY created_at DESC, hunt_id DESC", [], huntRecord)
         }
     }
@@ -345,6 +376,7 @@ public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
     // MARK: audit
 
     public func audit(_ entry: AuditEntry) async throws {
+        let entry = entry.bounded()
         try write("audit") { db in
             try db.run(
                 "INSERT INTO audit (logged_at, user_name, action, target, details, remote) VALUES (?, ?, ?, ?, ?, ?)",
@@ -352,16 +384,27 @@ public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
         }
     }
 
-    public func auditLog(limit: Int) async throws -> [AuditEntry] {
+    /// Newest first by (time, rowid); a page after `before` starts below that entry's place, walking
+    /// the (logged_at, rowid) index.
+    public func auditLog(limit: Int, before: Int64?) async throws -> [AuditEntry] {
         guard limit > 0 else { return [] }
-        return try run("auditLog") { db in
+        var condition = ""
+        var values: [SQLiteBindable?] = []
+        if let before {
+            condition = "WHERE (logged_at, rowid) < (SELECT logged_at, rowid FROM audit WHERE rowid = ?)"
+            values.append(before)
+        }
+        values.append(limit)
+        return try read("auditLog") { db in
             try db.query(
                 """
-                SELECT logged_at, user_name, action, target, details, remote FROM audit
+                SELECT rowid, logged_at, user_name, action, target, details, remote FROM audit \(condition)
                 ORDER BY logged_at DESC, rowid DESC LIMIT ?
-                """, [limit]
+                """, values
             ) { row in
-                AuditEntry(time: row.double(0), user: row.text(1), action: row.text(2), target: row.text(3), details: row.text(4), remote: row.text(5))
+                AuditEntry(
+                    id: Int64(row.int(0)), time: row.double(1), user: row.text(2), action: row.text(3), target: row.text(4),
+                    details: row.text(5), remote: row.text(6))
             }
         }
     }

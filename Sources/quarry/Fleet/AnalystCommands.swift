@@ -33,37 +33,28 @@ struct FormatOption: ParsableArguments {
         writer.endStatement()
         writer.flush()
     }
+
+    /// Prints every row of a results query as the pages arrive (json, jsonl and csv stream; a table
+    /// needs them all first).
+    func printResults(_ client: APIClient, _ query: [String: String?]) throws {
+        let writer = try writer()
+        writer.beginStatement()
+        var after: ResultCursor?
+        while true {
+            let cursor = after
+            let page = try runBlocking { try await client.resultsPage(query, after: cursor) }
+            page.map(ServerPlugins.resultValue).forEach(writer.write)
+            writer.flush()
+            guard page.count >= APIClient.resultPageRows, let last = page.last else { break }
+            after = last.cursor
+        }
+        writer.endStatement()
+        writer.flush()
+    }
 }
 
 func isoTime(_ seconds: Double?) -> Value {
     seconds.map { .timestamp(Timestamp(seconds: $0)) } ?? .null
-}
-
-/// `quarry user add`: a new analyst with a role; prints (or writes) their api.yaml.
-struct UserCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "user", abstract: "Manage analysts.", subcommands: [AddUser.self])
-}
-
-struct AddUser: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "add", abstract: "Add an analyst with a role (administrator, investigator, reader).")
-    @Argument(help: "User name.") var name: String
-    @Option(help: "administrator, investigator or reader.") var role: String
-    @Option(help: "Write the new user's api.yaml here (default: standard output).") var output: String?
-    @OptionGroup var api: APIOptions
-
-    func run() throws {
-        guard let role = Role(rawValue: role) else { throw ValidationError("unknown role '\(role)' (administrator, investigator, reader)") }
-        let client = try api.client()
-        let name = self.name
-        let answer = try runBlocking { try await client.post("/users", body: UserRequestBody(name: name, role: role), as: [String: String].self) }
-        let config = APIConfig(serverURL: client.config.serverURL, caCertificate: client.config.caCertificate, user: name, apiKey: answer["api_key"] ?? "")
-        if let output {
-            try ConfigFile.save(config, to: output)
-            printError("wrote \(output) for \(name) (\(role.rawValue))")
-        } else {
-            Swift.print(try ConfigFile.yaml(config), terminator: "")
-        }
-    }
 }
 
 /// `quarry clients list|show|label`.
@@ -171,8 +162,7 @@ struct CollectClientCommand: ParsableCommand {
             current = try runBlocking { try await client.get("/flows/\(id)", as: FlowView.self) }.flow
         }
         printError("\(id): \(current.state.rawValue), \(current.rows) rows\(current.errors.isEmpty ? "" : "; " + current.errors.joined(separator: "; "))")
-        let rows = try runBlocking { try await client.get("/results", query: ["flow_id": id], as: [ResultRow].self) }
-        try format.print(rows.map(ServerPlugins.resultValue))
+        try format.printResults(client, ["flow_id": id])
         if current.state != .finished { throw ExitCode(1) }
     }
 }

@@ -140,8 +140,7 @@ struct HuntResults: ParsableCommand {
     func run() throws {
         let client = try api.client()
         let query: [String: String?] = ["hunt_id": huntId, "artifact": artifact, "source": source, "round": round.map(String.init)]
-        let rows = try runBlocking { try await client.get("/results", query: query, as: [ResultRow].self) }
-        try format.print(rows.map(ServerPlugins.resultValue))
+        try format.printResults(client, query)
     }
 }
 
