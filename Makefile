@@ -2,7 +2,7 @@
 # Both install the Debian packages they need when missing, then build.
 
 SWIFT ?= swift
-DEBIAN_PACKAGES := pkg-config libpcre2-dev libsqlite3-dev libyara-dev libmagic-dev libmagic-mgc zlib1g-dev sqlite3 python3 procps postgresql
+DEBIAN_PACKAGES := pkg-config libbpf-dev libsystemd-dev libpcre2-dev libsqlite3-dev libyara-dev libmagic-dev libmagic-mgc zlib1g-dev sqlite3 python3 procps postgresql
 BIN := .build/release/quarry
 CORPUS := ../shared/conformance/vfilter/cases.json
 # Ratchets: `make test` fails when Velociraptor's golden testcases passing exactly, or the Linux

@@ -236,7 +236,7 @@ public final class ProcessRow: HostObject {
     public var typeName: String { "Process" }
     public var memberNames: [String] { ProcessRow.names }
 
-    private var ids: (uid: Int64, gid: Int64)? {
+    var ids: (uid: Int64, gid: Int64)? {
         if let cached = status.withLock({ $0 }) { return cached }
         var result: (uid: Int64, gid: Int64)?
         if let bytes = HostFS.readProc("/proc/\(pid)/status") {
@@ -326,4 +326,36 @@ public final class ProcessRow: HostObject {
             return nil
         }
     }
+}
+
+/// The live-process surface other modules build on (the event sources and the process tracker).
+extension ProcessRow {
+    /// One process from the live /proc, or nil when it has exited.
+    public static func live(pid: Int32) -> ProcessRow? { ProcessRow(pid: pid, users: UserNames.host) }
+
+    public var processID: Int32 { pid }
+    public var parentID: Int32 { ppid }
+    public var commandName: [UInt8] { name }
+    public var startTime: Timestamp { createTime }
+    /// The real uid (nil when /proc/PID/status cannot be read).
+    public var userID: Int64? { ids?.uid }
+    /// argv as the process sees it (/proc/PID/cmdline split at NULs).
+    public var arguments: [[UInt8]] {
+        guard var bytes = HostFS.readProc("/proc/\(pid)/cmdline") else { return [] }
+        if bytes.last == 0 { bytes.removeLast() }
+        return bytes.isEmpty ? [] : bytes.split(separator: 0, omittingEmptySubsequences: false).map(Array.init)
+    }
+    public var executable: [UInt8] { HostFS.readlink(Array("/proc/\(pid)/exe".utf8)) ?? [] }
+
+    /// User name for a uid from the live /etc/passwd.
+    public static func userName(_ uid: UInt32) -> String? { UserNames.host.name(uid) }
+}
+
+extension Processes {
+    /// Every pid in /proc, ascending.
+    public static func livePids() -> [Int32] { allPids() }
+}
+
+extension UserNames {
+    static let host = UserNames(root: [UInt8(ascii: "/")])
 }

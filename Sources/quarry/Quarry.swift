@@ -2,6 +2,7 @@ import ArgumentParser
 import Artifacts
 import Foundation
 import QuarryDetect
+import QuarryEvents
 import QuarryHost
 import VQL
 
@@ -25,6 +26,7 @@ enum QuarryRegistry {
         let registry = CoreLibrary.registry()
         (repository ?? ArtifactRepository.builtin()).install(into: registry)
         registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        registry.add(plugins: EventsLibrary.plugins, functions: EventsLibrary.functions)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         return registry
     }
