@@ -4,7 +4,7 @@ import VQL
 /// tracker's functions, explicitly. `quarry` adds these after the host library.
 public enum EventsLibrary {
     public static var plugins: [PluginDeclaration] {
-        WatchEBPF.plugins + TrackerFunctions.plugins + WatchFiles.plugins + [WatchJournald.plugin] + WatchAudit.plugins
+        WatchEBPF.plugins + TrackerFunctions.plugins + WatchFiles.plugins + [WatchJournald.plugin] + WatchAudit.plugins + [Fifo.plugin]
     }
     public static var functions: [FunctionDeclaration] {
         TrackerFunctions.functions

@@ -13,7 +13,7 @@ struct Quarry: ParsableCommand {
         commandName: "quarry",
         abstract: "Forensic queries over the live host in VQL.",
         subcommands: [
-            ReplCommand.self, QueryCommand.self, ArtifactsCommand.self, CollectionCommand.self, PluginsCommand.self, FunctionsCommand.self, NamesCommand.self, DocsCommand.self,
+            ReplCommand.self, QueryCommand.self, MonitorCommand.self, ArtifactsCommand.self, CollectionCommand.self, PluginsCommand.self, FunctionsCommand.self, NamesCommand.self, DocsCommand.self,
             ConfigCommand.self, UserCommand.self, ServerCommand.self, ClientCommand.self, ClientsCommand.self, CollectClientCommand.self, HuntCommand.self,
         ],
         defaultSubcommand: ReplCommand.self

@@ -114,6 +114,7 @@ struct QueryCommand: ParsableCommand {
         if let root { session.context.setService("host.root", root) }
         if let api { session.context.setService(ServerPlugins.serviceKey, api) }
         let writer = RowWriter(format: outputFormat)
+        writer.flushWhenIdle()
         for statement in statements {
             do {
                 switch try session.prepare(statement) {
