@@ -602,7 +602,23 @@ static __always_inline struct file *file_of(struct task_struct *task, long fd) {
 
 #define FILE_STRINGS (sizeof(struct qe_header) + sizeof(struct qe_file_open))
 
-static __always_inline int file_open_event(struct qe_config *cfg, struct task_struct *task, long fd) {
+/* The kernel drops O_CREAT, O_EXCL, O_NOCTTY and O_TRUNC from f_flags once the file is open:
+ * they come from the syscall's own flags. */
+#define OPEN_ONLY_FLAGS (0100 | 0200 | 0400 | 01000)
+
+static __always_inline __u32 open_request_flags(long id, struct pt_regs *regs) {
+    if (id == NR_open) return (__u32)SYSCALL_ARG2(regs);
+    if (id == NR_openat) return (__u32)SYSCALL_ARG3(regs);
+    if (id == NR_creat) return 01 | 0100 | 01000;
+    if (id == NR_openat2) {
+        __u64 flags = 0;
+        bpf_probe_read_user(&flags, sizeof(flags), (const void *)SYSCALL_ARG3(regs));
+        return (__u32)flags;
+    }
+    return 0;
+}
+
+static __always_inline int file_open_event(struct qe_config *cfg, struct task_struct *task, long fd, __u32 requested) {
     if ((__u32)(bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid) return 0;
     __u64 slots = wanted(cfg, QE_FILE_OPEN);
     if (!slots) return 0;
@@ -621,7 +637,7 @@ static __always_inline int file_open_event(struct qe_config *cfg, struct task_st
     e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
     e->mode = BPF_CORE_READ(inode, i_mode);
     e->ctime_ns = inode_ctime(inode);
-    e->flags = BPF_CORE_READ(file, f_flags);
+    e->flags = BPF_CORE_READ(file, f_flags) | (requested & OPEN_ONLY_FLAGS);
     e->reserved = 0;
     struct qe_header *h = (struct qe_header *)buf;
     h->retval = fd;
@@ -779,7 +795,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret) {
         if (id == NR_setuid) syscall_event(cfg, QE_SETUID, task, regs, ret);
         return 0;
     }
-    if (type == QE_FILE_OPEN) return ret >= 0 ? file_open_event(cfg, task, ret) : 0;
+    if (type == QE_FILE_OPEN) return ret >= 0 ? file_open_event(cfg, task, ret, open_request_flags(id, regs)) : 0;
     if (type == QE_CONNECT || type == QE_BIND || type == QE_ACCEPT) {
         if (type == QE_ACCEPT && ret < 0) return 0;
         return socket_event(cfg, type, task, regs, ret);

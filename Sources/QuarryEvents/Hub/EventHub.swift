@@ -94,7 +94,8 @@ public final class EventHub: @unchecked Sendable {
             switch sources[type] ?? .unavailable("not started") {
             case .ebpf: logger.log(.info, "\(name): \(kind.name) from eBPF")
             case .fallback(let source):
-                let why = refusal.map { " (eBPF refused: \($0.message))" } ?? ""
+                let why = refusal.map { " (eBPF refused: \($0.message))" }
+                    ?? (configuration.allowBPF ? "" : " (eBPF disabled: QUARRY_EBPF=off)")
                 logger.log(.warning, "\(name): \(kind.name) from \(source)\(why)")
             case .unavailable(let reason):
                 logger.log(.error, "\(name): cannot provide \(kind.name): \(reason)")

@@ -22,7 +22,8 @@ public final class ProcessTracker: @unchecked Sendable {
     /// How the table is fed now.
     public enum FeedKind: String, Sendable { case idle, events, polling, vql }
 
-    private let hub: EventHub
+    /// Where events come from; nil polls /proc only.
+    private let hub: EventHub?
     private let lock = NSLock()
     private var table: ProcessTable
     private var feed: FeedKind = .idle
@@ -33,7 +34,7 @@ public final class ProcessTracker: @unchecked Sendable {
     public var syncPeriod: Double = 60
     public var pollPeriod: Double = 2
 
-    public init(hub: EventHub, maxExited: Int = 10_000) {
+    public init(hub: EventHub?, maxExited: Int = 10_000) {
         self.hub = hub
         self.table = ProcessTable(maxExited: maxExited)
     }
@@ -109,20 +110,22 @@ public final class ProcessTracker: @unchecked Sendable {
 
     private func runBuiltInFeed(generation: Int, logger: QueryLogger) {
         let types: Set<UInt32> = [UInt32(QE_EXEC.rawValue), UInt32(QE_EXIT.rawValue), UInt32(QE_FORK.rawValue)]
-        let subscription = hub.subscribe(EventFilter(types: types), name: "process tracker", logger: logger)
-        defer { subscription.cancel() }
-        let usable = [QE_EXEC, QE_EXIT].allSatisfy { type in
-            if case .unavailable = hub.state(of: UInt32(type.rawValue)) ?? .unavailable("") { return false }
-            return true
-        }
+        let subscription = hub?.subscribe(EventFilter(types: types), name: "process tracker", logger: logger)
+        defer { subscription?.cancel() }
+        let usable = hub.map { hub in
+            [QE_EXEC, QE_EXIT].allSatisfy { type in
+                if case .unavailable = hub.state(of: UInt32(type.rawValue)) ?? .unavailable("") { return false }
+                return true
+            }
+        } ?? false
         if !usable {
-            subscription.cancel()
+            subscription?.cancel()
             lock.withLock { if self.generation == generation { feed = .polling } }
             logger.log(.warning, "process tracker: no exec/exit events here; polling /proc every \(pollPeriod) s")
         }
         var lastSync = Date()
         while isCurrent(generation) {
-            if usable, let row = subscription.queue.take(timeout: 0.5) {
+            if usable, let row = subscription?.queue.take(timeout: 0.5) {
                 let updates = lock.withLock { TrackerRows.apply(event: row, to: &table, now: now()) }
                 apply(updates)
             } else if !usable {
