@@ -83,10 +83,25 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
+        // libbpf (Debian's libbpf-dev) loads Quarry's BPF programs; libsystemd (libsystemd-dev) reads the journal.
+        .systemLibrary(name: "CLibBPF", path: "Sources/CLibBPF", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
+        .systemLibrary(name: "CSystemd", path: "Sources/CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // Kernel headers for the event fallbacks (fanotify, inotify, process connector, audit netlink).
+        .systemLibrary(name: "CLinuxEvents", path: "Sources/CLinuxEvents"),
+        // Compiles Sources/QuarryEvents/BPF/*.bpf.c with clang's BPF target at build time and embeds them.
+        .executableTarget(name: "quarry-bpf-embed"),
+        .plugin(name: "QuarryBPF", capability: .buildTool(), dependencies: ["quarry-bpf-embed"]),
+        // Event plugins (never-ending queries): eBPF with its fallbacks, log and journal followers,
+        // audit, and the process tracker service they feed.
+        .target(
+            name: "QuarryEvents",
+            dependencies: ["VQL", "QuarryHost", "CLibBPF", "CSystemd", "CLinuxEvents"],
+            exclude: ["BPF"],
+            plugins: ["QuarryBPF"]),
         .executableTarget(
             name: "quarry",
             dependencies: [
-                "VQL", "QuarryHost", "QuarryDetect", "QuarryNet", "QuarryAccessors", "Artifacts", "FleetCore", "Fleet", "FleetPostgres", "PrivateFiles",
+                "VQL", "QuarryHost", "QuarryEvents", "QuarryDetect", "QuarryNet", "QuarryAccessors", "Artifacts", "FleetCore", "Fleet", "FleetPostgres", "PrivateFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
@@ -136,6 +151,7 @@ let package = Package(
             dependencies: ["FleetCore", "FleetPostgres", "FleetTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")]),
         .testTarget(name: "QuarryAccessorsTests", dependencies: ["QuarryAccessors", "QuarryHost", "QuarryDetect", "VQL"]),
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "QuarryDetect", "QuarryHost", "QuarryAccessors", "VQL"]),
+        .testTarget(name: "QuarryEventsTests", dependencies: ["QuarryEvents", "QuarryHost", "VQL"]),
     ],
     swiftLanguageModes: [.v6]
 )

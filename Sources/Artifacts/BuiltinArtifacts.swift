@@ -65,6 +65,323 @@ sources:
 """#,
         ),
         (
+            "Linux/Events/DNS.yaml",
+            #"""
+name: Linux.Events.DNS
+description: |
+  DNS queries and answers as they cross the network (UDP port 53, every process of the
+  host), with the process that owns the socket: the names asked, the record types, and the
+  addresses and aliases answered.
+
+  Events come from eBPF (cgroup socket buffer programs); DNS over TLS or HTTPS is not seen.
+type: CLIENT_EVENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+parameters:
+  - name: NameRegex
+    description: Only questions for names matching this regular expression.
+    default: .
+    type: regex
+  - name: ProcessRegex
+    description: Only processes whose name matches this regular expression.
+    default: .
+    type: regex
+  - name: AnswersOnly
+    description: Report only answers (responses), not the queries.
+    type: bool
+sources:
+  - query: |
+      SELECT System.Timestamp AS Time,
+             System.HostProcessID AS Pid,
+             System.ProcessName AS Name,
+             EventData.metadata.Direction AS Direction,
+             EventData.src AS SourceAddress, EventData.src_port AS SourcePort,
+             EventData.dst AS DestinationAddress, EventData.dst_port AS DestinationPort,
+             EventData.proto_dns.QR = 1 AS IsAnswer,
+             EventData.proto_dns.questions.name AS Questions,
+             EventData.proto_dns.questions.type AS QuestionTypes,
+             EventData.proto_dns.answers.IP AS AnswerIPs,
+             EventData.proto_dns.answers.CNAME AS AnswerCNAMEs,
+             EventData.proto_dns.responseCode AS ResponseCode
+      FROM watch_ebpf(events='net_packet_dns')
+      WHERE Name =~ ProcessRegex
+        AND format(format='%v', args=Questions) =~ NameRegex
+        AND (IsAnswer OR NOT AnswersOnly)
+
+"""#,
+        ),
+        (
+            "Linux/Events/FileChanges.yaml",
+            #"""
+name: Linux.Events.FileChanges
+description: |
+  Writes to files attackers change to gain or keep access: accounts (/etc/passwd, shadow,
+  group, gshadow), sudo rules, cron tables, every user's ~/.ssh/authorized_keys, systemd units,
+  PAM, /etc/ld.so.preload and shell start-up files. Reports the file, how it was opened and
+  the process.
+
+  The paths are filtered in the kernel (eBPF path prefixes), so the rest of the host's file
+  activity costs the agent nothing. Without eBPF, fanotify (or inotify) watches the same paths.
+type: CLIENT_EVENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+parameters:
+  - name: Paths
+    description: Paths (or path prefixes, ending in / for folders) to watch.
+    type: csv
+    default: |
+      Path
+      /etc/passwd
+      /etc/shadow
+      /etc/group
+      /etc/gshadow
+      /etc/sudoers
+      /etc/sudoers.d/
+      /etc/crontab
+      /etc/cron.d/
+      /etc/cron.hourly/
+      /etc/cron.daily/
+      /etc/cron.weekly/
+      /etc/cron.monthly/
+      /var/spool/cron/
+      /etc/systemd/system/
+      /lib/systemd/system/
+      /usr/lib/systemd/system/
+      /etc/pam.d/
+      /etc/ld.so.preload
+      /etc/ld.so.conf
+      /etc/profile
+      /etc/profile.d/
+      /etc/bash.bashrc
+      /root/.ssh/
+      /root/.bashrc
+  - name: IncludeReads
+    description: Also report files opened only for reading.
+    type: bool
+sources:
+  - query: |
+      LET Homes <= SELECT Homedir + '/.ssh/' AS Path FROM Artifact.Linux.Sys.Users()
+        WHERE Homedir =~ '^/home/'
+      LET Watched <= SELECT Path FROM chain(a=Paths, b=Homes)
+      SELECT System.Timestamp AS Time,
+             EventData.pathname AS Path,
+             EventData.flags AS Flags,
+             System.HostProcessID AS Pid,
+             System.ProcessName AS Name,
+             System.UserID AS Uid,
+             process_tracker_get(id=System.HostProcessID).Exe AS Exe,
+             process_tracker_get(id=System.HostProcessID).CommandLine AS CommandLine,
+             System.Source AS Source
+      FROM watch_ebpf(events='security_file_open', path_prefix=Watched.Path)
+      WHERE IncludeReads OR Flags =~ 'O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND'
+
+"""#,
+        ),
+        (
+            "Linux/Events/Network.yaml",
+            #"""
+name: Linux.Events.Network
+description: |
+  Network connections as they are made, with the process that made them: outbound connect()
+  and inbound accept() on IPv4 and IPv6 sockets, the addresses and ports of both ends, and
+  the process (name, executable and command line from the process tracker).
+
+  Events come from eBPF (syscall tracepoints); there is no fallback without it.
+type: CLIENT_EVENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+parameters:
+  - name: ProcessRegex
+    description: Only processes whose name matches this regular expression.
+    default: .
+    type: regex
+  - name: RemoteAddressRegex
+    description: Only connections whose remote address matches this regular expression.
+    default: .
+    type: regex
+  - name: IncludeFailed
+    description: Also report connect() calls that failed.
+    type: bool
+sources:
+  - query: |
+      LET Connections = SELECT System.Timestamp AS Time,
+             System.HostProcessID AS Pid,
+             System.ProcessName AS Name,
+             System.UserID AS Uid,
+             if(condition=System.EventName = 'security_socket_connect', then='outbound', else='inbound') AS Direction,
+             EventData.type AS Type,
+             EventData.local_addr AS Local,
+             EventData.remote_addr AS Remote,
+             System.ReturnValue AS Result
+      FROM watch_ebpf(events=['security_socket_connect', 'security_socket_accept'])
+      WHERE Remote.sa_family =~ '^AF_INET6?$'
+        AND (IncludeFailed OR Result = 0 OR Result = -115)
+      SELECT Time, Pid, Name, Uid, Direction, Type,
+             Local.sin_addr || Local.sin6_addr AS LocalAddress,
+             atoi(string=Local.sin_port || Local.sin6_port) AS LocalPort,
+             Remote.sin_addr || Remote.sin6_addr AS RemoteAddress,
+             atoi(string=Remote.sin_port || Remote.sin6_port) AS RemotePort,
+             Result,
+             process_tracker_get(id=Pid).Exe AS Exe,
+             process_tracker_get(id=Pid).CommandLine AS CommandLine
+      FROM Connections
+      WHERE Name =~ ProcessRegex AND RemoteAddress =~ RemoteAddressRegex
+
+"""#,
+        ),
+        (
+            "Linux/Events/ProcessExecutions.yaml",
+            #"""
+name: Linux.Events.ProcessExecutions
+description: |
+  Every program started on this host as it starts: the process, its parent (from the process
+  tracker, so a parent that already exited still has a name), the user, the program and its
+  arguments. Programs run from memory (memfd_create, or a file deleted after exec) are marked
+  Fileless.
+
+  Events come from eBPF (the sched_process_exec tracepoint); where the kernel refuses BPF they
+  come from the netlink process connector (System.Source says which).
+type: CLIENT_EVENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+parameters:
+  - name: ExeRegex
+    description: Only programs whose path matches this regular expression.
+    default: .
+    type: regex
+  - name: CommandLineRegex
+    description: Only command lines matching this regular expression.
+    default: .
+    type: regex
+  - name: UidFilter
+    description: Only processes of this uid (empty for all); filtered in the kernel.
+    default: ""
+sources:
+  - query: |
+      LET Users <= SELECT User, atoi(string=Uid) AS Uid FROM Artifact.Linux.Sys.Users()
+      LET Events = SELECT * FROM if(condition=UidFilter,
+          then={ SELECT * FROM watch_ebpf(events='sched_process_exec', uid=atoi(string=UidFilter)) },
+          else={ SELECT * FROM watch_ebpf(events='sched_process_exec') })
+      SELECT System.Timestamp AS Time,
+             System.HostProcessID AS Pid,
+             System.HostParentProcessID AS Ppid,
+             process_tracker_get(id=System.HostParentProcessID).Name AS ParentName,
+             System.UserID AS Uid,
+             { SELECT User FROM Users WHERE Uid = System.UserID } AS User,
+             System.ProcessName AS Name,
+             EventData.pathname AS Exe,
+             join(array=EventData.argv, sep=' ') AS CommandLine,
+             EventData.fileless AS Fileless,
+             System.Source AS Source
+      FROM Events
+      WHERE Exe =~ ExeRegex AND CommandLine =~ CommandLineRegex
+
+"""#,
+        ),
+        (
+            "Linux/Events/SSHBruteforce.yaml",
+            #"""
+name: Linux.Events.SSHBruteforce
+description: |
+  A successful SSH login by password after several failed ones for the same user within the
+  last hour: a password guessing attack that may have just succeeded. Reads the authentication
+  log (Debian's auth.log) when there is one, and the systemd journal otherwise; the failures
+  are remembered with fifo().
+type: CLIENT_EVENT
+parameters:
+  - name: AuthLogPath
+    description: The authentication log (when it does not exist, the journal is read).
+    default: /var/log/auth.log
+  - name: MinimumFailedLogins
+    description: Failed logins needed before a success is reported.
+    type: int
+    default: 2
+  - name: WindowSeconds
+    description: How far back failures count.
+    type: int
+    default: 3600
+  - name: MessageGrok
+    description: A grok expression for sshd's password messages.
+    default: >-
+      %{WORD:event} password for (?:invalid user )?%{NOTSPACE:user} from %{IPORHOST:ip} port %{NUMBER:port}
+sources:
+  - query: |
+      LET FromLog = SELECT parse_string_with_regex(string=Line, regex='sshd\\[[0-9]+\\]: (?P<Message>.*)').Message AS Message, Line
+        FROM watch_syslog(filename=AuthLogPath)
+        WHERE Line =~ 'sshd\\[[0-9]+\\]: (Failed|Accepted) password '
+      LET FromJournal = SELECT EventData.MESSAGE AS Message, EventData.MESSAGE AS Line
+        FROM watch_journald()
+        WHERE EventData.SYSLOG_IDENTIFIER = 'sshd' AND EventData.MESSAGE =~ '^(Failed|Accepted) password '
+      LET Passwords = SELECT grok(grok=MessageGrok, data=Message) AS Event, Line
+        FROM if(condition=stat(filename=AuthLogPath), then=FromLog, else=FromJournal)
+      LET Failures = SELECT Event AS Failed, Line AS FailedLine FROM Passwords WHERE Event.event = 'Failed'
+      LET RecentFailures = SELECT * FROM fifo(query=Failures, max_rows=1000, max_age=WindowSeconds)
+      LET _ <= SELECT * FROM RecentFailures
+      SELECT now() AS Time, Event.user AS User, Event.ip AS SourceIP, Line,
+             { SELECT FailedLine FROM RecentFailures WHERE Failed.user = Event.user } AS Failures
+      FROM Passwords
+      WHERE Event.event = 'Accepted' AND len(list=Failures) >= MinimumFailedLogins
+
+"""#,
+        ),
+        (
+            "Linux/Events/SSHLogin.yaml",
+            #"""
+name: Linux.Events.SSHLogin
+description: |
+  Successful SSH logins as they happen: user, source address and port, the authentication
+  method and the sshd process. Reads the authentication log (Debian's auth.log, Red Hat's
+  secure) when there is one, and the systemd journal otherwise.
+type: CLIENT_EVENT
+parameters:
+  - name: AuthLogPath
+    description: The authentication log (when it does not exist, the journal is read).
+    default: /var/log/auth.log
+  - name: MessageGrok
+    description: A grok expression for sshd's login message.
+    default: >-
+      %{WORD:event} %{NOTSPACE:method} for (?:invalid user )?%{NOTSPACE:user} from %{IPORHOST:ip} port %{NUMBER:port}
+sources:
+  - query: |
+      LET FromLog = SELECT Line,
+             parse_string_with_regex(string=Line, regex='sshd\\[(?P<Pid>[0-9]+)\\]: (?P<Message>.*)') AS Parsed
+        FROM watch_syslog(filename=AuthLogPath)
+        WHERE Line =~ 'sshd\\[[0-9]+\\]: Accepted '
+      LET FromJournal = SELECT EventData.MESSAGE AS Line,
+             dict(Pid=EventData._PID, Message=EventData.MESSAGE) AS Parsed
+        FROM watch_journald()
+        WHERE EventData.SYSLOG_IDENTIFIER = 'sshd' AND EventData.MESSAGE =~ '^Accepted '
+      LET Messages = SELECT * FROM if(condition=stat(filename=AuthLogPath), then=FromLog, else=FromJournal)
+      SELECT now() AS Time,
+             grok(grok=MessageGrok, data=Parsed.Message).user AS User,
+             grok(grok=MessageGrok, data=Parsed.Message).method AS Method,
+             grok(grok=MessageGrok, data=Parsed.Message).ip AS SourceIP,
+             atoi(string=grok(grok=MessageGrok, data=Parsed.Message).port) AS SourcePort,
+             atoi(string=Parsed.Pid) AS Pid,
+             Line
+      FROM Messages
+
+"""#,
+        ),
+        (
+            "Linux/Events/TrackProcesses.yaml",
+            #"""
+name: Linux.Events.TrackProcesses
+description: |
+  Keeps the process tracker running (it follows every exec, fork and exit, with eBPF or the
+  process connector, or by polling /proc) so that process_tracker_get(), _callchain(),
+  _children(), _tree() and process_tracker_pslist() also know processes that have exited.
+  Forwards the tracker's statistics after each full sync, and every update when asked.
+type: CLIENT_EVENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+parameters:
+  - name: AlsoForwardUpdates
+    description: Forward every start and exit the tracker records, not only its statistics.
+    type: bool
+sources:
+  - query: |
+      SELECT * FROM process_tracker_updates()
+      WHERE update_type = 'stats' OR AlsoForwardUpdates
+
+"""#,
+        ),
+        (
             "Linux/Mounts.yaml",
             #"""
 name: Linux.Mounts

@@ -79,7 +79,7 @@ public enum HostFS {
     }
 
     /// The target of a symbolic link, byte-exact; nil when not a link or unreadable.
-    static func readlink(_ path: [UInt8]) -> [UInt8]? {
+    public static func readlink(_ path: [UInt8]) -> [UInt8]? {
         var buffer = [UInt8](repeating: 0, count: 4096)
         let n = withCPath(path) { cPath in
             buffer.withUnsafeMutableBytes { out -> Int in
@@ -164,7 +164,7 @@ public enum HostFS {
     }
 
     /// A /proc file read lean (open, read to EOF, close): no stat, since /proc sizes are 0.
-    static func readProc(_ path: String, limit: Int = 16 << 20) -> [UInt8]? {
+    public static func readProc(_ path: String, limit: Int = 16 << 20) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { return nil }
         defer { close(fd) }

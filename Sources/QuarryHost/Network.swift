@@ -109,8 +109,8 @@ public enum Network {
 }
 
 /// IPv4/IPv6 parsing, formatting and CIDR tests over raw address bytes (4 or 16).
-enum IPAddress {
-    static func parse(_ text: String) -> [UInt8]? {
+public enum IPAddress {
+    public static func parse(_ text: String) -> [UInt8]? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         var v4 = in_addr()
         if inet_pton(AF_INET, trimmed, &v4) == 1 {
@@ -124,7 +124,7 @@ enum IPAddress {
     }
 
     /// Text form; IPv4-mapped IPv6 addresses print as IPv4 (as Go does).
-    static func format(_ bytes: [UInt8]) -> String? {
+    public static func format(_ bytes: [UInt8]) -> String? {
         var bytes = bytes
         if bytes.count == 16 && bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
             bytes = Array(bytes[12...])

@@ -5,11 +5,11 @@ import VQL
 import Glibc
 #endif
 
-/// Processes from /proc: `pslist()`, the process-tracker forms (`process_tracker_pslist`,
-/// `process_tracker_get`, `process_tracker_callchain`), `getpid()` and `proc_maps()`.
+/// Processes from /proc: `pslist()`, `getpid()` and `proc_maps()`. (The process tracker, which
+/// also remembers exited processes, is the events module's.)
 public enum Processes {
-    public static var plugins: [PluginDeclaration] { [pslist, trackerPslist, procMaps] }
-    public static var functions: [FunctionDeclaration] { [getpid, trackerGet, callchain] }
+    public static var plugins: [PluginDeclaration] { [pslist, procMaps] }
+    public static var functions: [FunctionDeclaration] { [getpid] }
 
     static let columns: [ColumnSpec] = [
         ColumnSpec("Pid", .int, "Process id."),
@@ -87,49 +87,6 @@ public enum Processes {
         examples: ["SELECT Pid, Name, CommandLine FROM pslist() LIMIT 3", "SELECT Name FROM pslist(pid=1)"],
         permissions: [.machineState]
     ) { ctx in cursor(ctx, pid: ctx.int("pid")) }
-
-    public static let trackerPslist = PluginDeclaration(
-        name: "process_tracker_pslist", summary: "The process tracker's processes (the live /proc listing: there is no tracker service).",
-        arguments: [ArgumentSpec("pid", .int, "Only this process.")],
-        columns: columns,
-        examples: ["SELECT Pid, Name FROM process_tracker_pslist() LIMIT 3"],
-        permissions: [.machineState]
-    ) { ctx in cursor(ctx, pid: ctx.int("pid")) }
-
-    static func pidArgument(_ ctx: CallContext, _ name: String) -> Int32? {
-        guard let value = ctx.value(name) else { return nil }
-        if let i = value.intValue { return Int32(exactly: i) }
-        return value.stringValue.flatMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
-    }
-
-    public static let trackerGet = FunctionDeclaration(
-        name: "process_tracker_get", summary: "One process by id, as a pslist row (also answers Id, ParentId, Data).",
-        arguments: [ArgumentSpec("id", .any, required: true, "The process id.")],
-        returns: .object,
-        examples: ["SELECT process_tracker_get(id=1).Name AS Name FROM scope()"]
-    ) { ctx in
-        guard let pid = pidArgument(ctx, "id"),
-              let row = ProcessRow(pid: pid, users: UserNames(root: HostFS.root(ctx.context))) else { return .null }
-        return .object(row)
-    }
-
-    public static let callchain = FunctionDeclaration(
-        name: "process_tracker_callchain",
-        summary: "The process and its ancestors, from the process up to pid 1, as pslist rows.",
-        arguments: [ArgumentSpec("id", .any, required: true, "The process id.")],
-        returns: .list,
-        examples: ["SELECT process_tracker_callchain(id=getpid()).Name AS Chain FROM scope()"]
-    ) { ctx in
-        guard var pid = pidArgument(ctx, "id") else { return .list([]) }
-        let users = UserNames(root: HostFS.root(ctx.context))
-        var chain: [Value] = []
-        var seen: Set<Int32> = []
-        while pid > 0, seen.insert(pid).inserted, chain.count < 1000, let row = ProcessRow(pid: pid, users: users) {
-            chain.append(.object(row))
-            pid = row.ppid
-        }
-        return .list(chain)
-    }
 
     public static let getpid = FunctionDeclaration(
         name: "getpid", summary: "This process's id.", returns: .int,
@@ -236,7 +193,7 @@ public final class ProcessRow: HostObject {
     public var typeName: String { "Process" }
     public var memberNames: [String] { ProcessRow.names }
 
-    private var ids: (uid: Int64, gid: Int64)? {
+    var ids: (uid: Int64, gid: Int64)? {
         if let cached = status.withLock({ $0 }) { return cached }
         var result: (uid: Int64, gid: Int64)?
         if let bytes = HostFS.readProc("/proc/\(pid)/status") {
@@ -326,4 +283,36 @@ public final class ProcessRow: HostObject {
             return nil
         }
     }
+}
+
+/// The live-process surface other modules build on (the event sources and the process tracker).
+extension ProcessRow {
+    /// One process from the live /proc, or nil when it has exited.
+    public static func live(pid: Int32) -> ProcessRow? { ProcessRow(pid: pid, users: UserNames.host) }
+
+    public var processID: Int32 { pid }
+    public var parentID: Int32 { ppid }
+    public var commandName: [UInt8] { name }
+    public var startTime: Timestamp { createTime }
+    /// The real uid (nil when /proc/PID/status cannot be read).
+    public var userID: Int64? { ids?.uid }
+    /// argv as the process sees it (/proc/PID/cmdline split at NULs).
+    public var arguments: [[UInt8]] {
+        guard var bytes = HostFS.readProc("/proc/\(pid)/cmdline") else { return [] }
+        if bytes.last == 0 { bytes.removeLast() }
+        return bytes.isEmpty ? [] : bytes.split(separator: 0, omittingEmptySubsequences: false).map(Array.init)
+    }
+    public var executable: [UInt8] { HostFS.readlink(Array("/proc/\(pid)/exe".utf8)) ?? [] }
+
+    /// User name for a uid from the live /etc/passwd.
+    public static func userName(_ uid: UInt32) -> String? { UserNames.host.name(uid) }
+}
+
+extension Processes {
+    /// Every pid in /proc, ascending.
+    public static func livePids() -> [Int32] { allPids() }
+}
+
+extension UserNames {
+    static let host = UserNames(root: [UInt8(ascii: "/")])
 }

@@ -4,6 +4,7 @@ import Foundation
 import QuarryAccessors
 import QuarryDetect
 import QuarryNet
+import QuarryEvents
 import QuarryHost
 import VQL
 
@@ -14,7 +15,7 @@ struct Quarry: ParsableCommand {
         commandName: "quarry",
         abstract: "Forensic queries over the live host in VQL.",
         subcommands: [
-            ReplCommand.self, QueryCommand.self, ArtifactsCommand.self, CollectionCommand.self, PluginsCommand.self, FunctionsCommand.self, NamesCommand.self, DocsCommand.self,
+            ReplCommand.self, QueryCommand.self, MonitorCommand.self, ArtifactsCommand.self, CollectionCommand.self, PluginsCommand.self, FunctionsCommand.self, NamesCommand.self, DocsCommand.self,
             ConfigCommand.self, UserCommand.self, ServerCommand.self, ClientCommand.self, ClientsCommand.self, CollectClientCommand.self, HuntCommand.self,
         ],
         defaultSubcommand: ReplCommand.self
@@ -27,6 +28,7 @@ enum QuarryRegistry {
         let registry = CoreLibrary.registry()
         (repository ?? ArtifactRepository.builtin()).install(into: registry)
         registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
+        registry.add(plugins: EventsLibrary.plugins, functions: EventsLibrary.functions)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         registry.add(plugins: NetLibrary.plugins, functions: NetLibrary.functions)
         registry.add(plugins: AccessorLibrary.plugins, functions: AccessorLibrary.functions, accessors: AccessorLibrary.accessors)

@@ -116,6 +116,7 @@ struct QueryCommand: ParsableCommand {
         if let root { session.context.setService("host.root", root) }
         if let api { session.context.setService(ServerPlugins.serviceKey, api) }
         let writer = RowWriter(format: outputFormat)
+        writer.flushWhenIdle()
         defer { session.close() }
         for statement in statements {
             do {

@@ -6,8 +6,13 @@ enum OutputFormat: String, CaseIterable {
     case table, json, jsonl, csv
 }
 
-/// Streams rows of one statement after another to a file handle in the chosen format.
-final class RowWriter {
+/// Streams rows of one statement after another to a file handle in the chosen format. With
+/// `flushWhenIdle()`, rows that wait in a table page or the buffer are printed once no row has
+/// come for a moment, so never-ending event queries show each row as it arrives.
+final class RowWriter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var idleTimer: DispatchSourceTimer?
+    private var lastWrite = RowWriter.monotonicMilliseconds()
     private let format: OutputFormat
     private let handle: FileHandle
     private var buffer: [UInt8] = []
@@ -31,7 +36,26 @@ final class RowWriter {
         return 120
     }
 
+    /// Prints pending rows after 300 ms without a new one (for queries that wait for events).
+    func flushWhenIdle() {
+        let timer = DispatchSource.makeTimerSource(queue: .global())
+        timer.schedule(deadline: .now() + 0.2, repeating: 0.2)
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            self.lock.withLock {
+                guard RowWriter.monotonicMilliseconds() &- self.lastWrite > 300 else { return }
+                if self.format == .table { self.flushTable() } else { self.flush() }
+            }
+        }
+        timer.resume()
+        idleTimer = timer
+    }
+
+    deinit { idleTimer?.cancel() }
+
     func beginStatement() {
+        lock.lock()
+        defer { lock.unlock() }
         rowsInStatement = 0
         csvColumns = nil
         tablePage = []
@@ -40,6 +64,9 @@ final class RowWriter {
 
     func write(_ row: Value) {
         let row = row.materialized()
+        lock.lock()
+        defer { lock.unlock() }
+        lastWrite = RowWriter.monotonicMilliseconds()
         switch format {
         case .json:
             buffer.append(contentsOf: rowsInStatement == 0 ? [0x0A] : [UInt8(ascii: ","), 0x0A])
@@ -98,6 +125,8 @@ final class RowWriter {
     }
 
     func endStatement() {
+        lock.lock()
+        defer { lock.unlock() }
         switch format {
         case .json: buffer.append(contentsOf: rowsInStatement == 0 ? [UInt8(ascii: "]"), 0x0A] : [0x0A, UInt8(ascii: "]"), 0x0A])
         case .table: flushTable()

@@ -27,7 +27,7 @@ import VQL
         #expect(!logger.messages.contains { $0.hasPrefix("ERROR") }, "\(name): \(logger.messages)")
     }
 
-    @Test(arguments: ["pslist", "glob", "netstat", "connections", "info", "sysinfo", "users", "groups", "mounts", "interfaces", "proc_maps", "process_tracker_pslist", "stat", "read_file", "parse_lines", "execve"])
+    @Test(arguments: ["pslist", "glob", "netstat", "connections", "info", "sysinfo", "users", "groups", "mounts", "interfaces", "proc_maps", "stat", "read_file", "parse_lines", "execve"])
     func starRowsHaveEveryDeclaredColumn(name: String) throws {
         let arguments: [String: String] = [
             "glob": "globs='/etc/*'", "proc_maps": "pid=getpid()", "stat": "filename='/etc/passwd'",

@@ -52,14 +52,6 @@ import Glibc
         // The full listing finds it too, by its distinctive argument.
         let listed = try Host.rows("SELECT Pid FROM pslist() WHERE CommandLine =~ '30\\\\.4242'")
         #expect(listed.compactMap { Host.int($0, "Pid") }.contains(Int64(pid)))
-        // The call chain goes from the child up through this test process.
-        let chain = try Host.rows("SELECT process_tracker_callchain(id=\(pid)).Pid AS Chain FROM scope()")
-        let pids = chain.first.flatMap { Host.field($0, "Chain")?.listElements?.compactMap(\.intValue) } ?? []
-        #expect(pids.first == Int64(pid))
-        #expect(pids.dropFirst().first == Int64(getpid()))
-        let entry = try Host.rows("SELECT process_tracker_get(id=\(pid)).Data.Name AS Name, process_tracker_get(id=\(pid)).ParentId AS Parent FROM scope()")
-        #expect(entry.first.flatMap { Host.string($0, "Name") } == "sleep")
-        #expect(entry.first.flatMap { Host.string($0, "Parent") } == String(getpid()))
     }
 
     @Test func deletedExecutableIsMarked() throws {
@@ -95,8 +87,6 @@ import Glibc
 
     @Test func missingProcessGivesNoRows() throws {
         #expect(try Host.rows("SELECT * FROM pslist(pid=999999999)").isEmpty)
-        let rows = try Host.rows("SELECT process_tracker_get(id=999999999) AS P FROM scope()")
-        #expect(rows.first.flatMap { Host.field($0, "P") }?.isNull == true)
     }
 
     @Test func procMapsOfThisProcess() throws {
