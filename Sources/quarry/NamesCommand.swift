@@ -18,7 +18,7 @@ struct NamesCommand: ParsableCommand {
             "functions": endpoint.functions.keys.sorted(),
             "server_plugins": server.plugins.keys.sorted(),
             "server_functions": server.functions.keys.sorted(),
-            "accessors": QuarryRegistry.accessorNames,
+            "accessors": endpoint.accessors.keys.sorted(),
         ]
         let data = (try? JSONSerialization.data(withJSONObject: names, options: [.sortedKeys, .prettyPrinted])) ?? Data()
         print(String(decoding: data, as: UTF8.self))

@@ -35,9 +35,6 @@ enum QuarryRegistry {
         registry.add(accessors: [CollectorAccessor()])
         return registry
     }
-
-    /// Names of the accessors path-taking plugins accept (`accessor=`).
-    static var accessorNames: [String] { ["file", "auto"] }
 }
 
 /// Writes a message to standard error.
