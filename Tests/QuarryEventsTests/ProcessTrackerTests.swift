@@ -58,9 +58,11 @@ extension KernelSuite {
 
     @Test(.enabled(if: Events.bpfAvailable, Events.skipMessage))
     func fedByEBPF() throws {
-        let tracker = ProcessTracker(hub: Events.hub())
+        let hub = Events.hub()
+        let tracker = ProcessTracker(hub: hub)
         defer { tracker.stop() }
         try Self.checkLifecycle(tracker, feed: .events)
+        #expect(hub.isBPFLoaded, "\(hub.subscriberCount) subscribers; refusal: \(hub.bpfRefusal ?? "none"); \(tracker.feedKind)")
     }
 
     @Test(.enabled(if: Events.isRoot, "the process connector needs root"))
