@@ -30,8 +30,16 @@ public struct ConsoleRenderer: Sendable {
     /// The whole HTML document for `page` showing `view`. `header` is nil on pages shown before
     /// sign-in; `message` is a notice above the page (escaped like everything else).
     public func render(_ page: ConsolePage, title: String, view: Any, header: HeaderView?, message: String? = nil) -> String {
-        let body = library.render(PageContext(view: view, extras: ["csrf": header?.csrf as Any]), withTemplate: page.rawValue) ?? ""
-        let layout: [String: Any] = ["title": title, "body": body, "header": header as Any, "message": message as Any]
+        // Absent values stay out of the dictionaries: a section over an Optional in an `Any` would
+        // open, but find nothing inside.
+        var extras: [String: Any] = [:]
+        var layout: [String: Any] = ["title": title]
+        if let header {
+            extras["csrf"] = header.csrf
+            layout["header"] = header
+        }
+        if let message { layout["message"] = message }
+        layout["body"] = library.render(PageContext(view: view, extras: extras), withTemplate: page.rawValue) ?? ""
         return library.render(layout, withTemplate: "layout") ?? ""
     }
 }
