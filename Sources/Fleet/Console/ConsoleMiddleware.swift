@@ -7,7 +7,7 @@ import QuarryConsole
 /// read again each time, so a removed user is out at once), makes every failure an HTML page (a
 /// 401 on a page read a redirect to /login), and adds the security headers: a
 /// Content-Security-Policy allowing only this server's scripts and styles (no inline code), no
-/// framing, no sniffing, no referrer, no caching of pages.
+/// framing, no sniffing, no referrer to other sites, no caching of pages.
 struct ConsoleMiddleware: RouterMiddleware {
     typealias Context = FleetRequestContext
     let server: FleetServer
@@ -40,7 +40,8 @@ struct ConsoleMiddleware: RouterMiddleware {
         response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
         response.headers[.xContentTypeOptions] = "nosniff"
         response.headers[.xFrameOptions] = "DENY"
-        response.headers[.referrerPolicy] = "no-referrer"
+        // same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on its own forms.
+        response.headers[.referrerPolicy] = "same-origin"
         if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
         return response
     }
