@@ -154,7 +154,7 @@ let package = Package(
         .testTarget(name: "QuarryDetectTests", dependencies: ["QuarryDetect", "QuarryHost", "VQL", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "QuarryNetTests", dependencies: ["QuarryNet", "VQL"]),
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
-        .testTarget(name: "QuarryConsoleTests", dependencies: ["QuarryConsole", "Fleet", "FleetCore"]),
+        .testTarget(name: "QuarryConsoleTests", dependencies: ["QuarryConsole", "FleetCore"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "FleetCore", "FleetTestSupport"]),
         // One behaviour suite run against every datastore engine (SQLite, and a PostgreSQL it starts).
         .testTarget(

@@ -24,14 +24,8 @@ extension FleetTests {
     @Test(.enabled(if: ConsoleBrowser.installed || ConsoleBrowser.required, "needs chromium, chromium-driver and python3-selenium"))
     func consoleInARealBrowser() async throws {
         try #require(ConsoleBrowser.installed, "QUARRY_REQUIRE_BROWSER=1 but chromium, chromium-driver or python3-selenium is missing")
-        let fleet = try FleetHarness()
-        try await fleet.startServer()
-        try fleet.startAgent("a")
-        try await fleet.waitForAgents(["a"])
-        let id = try #require(fleet.clientId("a"))
-        try fleet.check(fleet.cli(["user", "add", "rita", "--role", "reader", "--password", "--output", fleet.dir + "/rita.yaml"], input: Self.password + "\n"))
         let probe = "<img src=x onerror=alert(1)>"
-        _ = try await fleet.post("/clients/\(id)/labels", body: LabelRequest(add: [probe], remove: []), as: [String].self)
+        let (fleet, id) = try await Self.consoleFleet(labels: [probe])
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ConsoleBrowser.python)

@@ -8,20 +8,27 @@ import Testing
 extension FleetTests {
     static let password = "a long console password"
 
-    /// Sign-in, cookie flags, the security headers, CSRF refusal, role refusal, escaping, logout —
-    /// and API keys still working beside it.
-    @Test func consoleSignInSessionsCSRFAndRoles() async throws {
+    /// A server with one agent and a reader `rita` with a console password; the agent's client
+    /// carries `labels` (set through the API).
+    static func consoleFleet(labels: [String]) async throws -> (fleet: FleetHarness, client: String) {
         let fleet = try FleetHarness()
         try await fleet.startServer()
         try fleet.startAgent("a")
         try await fleet.waitForAgents(["a"])
         let id = try #require(fleet.clientId("a"))
-        try fleet.check(fleet.cli(["user", "add", "rita", "--role", "reader", "--password", "--output", fleet.dir + "/rita.yaml"], input: Self.password + "\n"))
+        try fleet.check(fleet.cli(["user", "add", "rita", "--role", "reader", "--password", "--output", fleet.dir + "/rita.yaml"], input: password + "\n"))
+        _ = try await fleet.post("/clients/\(id)/labels", body: LabelRequest(add: labels, remove: []), as: [String].self)
+        return (fleet, id)
+    }
+
+    /// Sign-in, cookie flags, the security headers, CSRF refusal, role refusal, escaping, logout —
+    /// and API keys still working beside it.
+    @Test func consoleSignInSessionsCSRFAndRoles() async throws {
+        let probe = "<img src=x onerror=alert(1)>\"'"
+        let (fleet, id) = try await Self.consoleFleet(labels: [probe, "web"])
         try fleet.check(fleet.cli(["user", "add", "ivan", "--role", "investigator", "--password", "--output", fleet.dir + "/ivan.yaml"], input: Self.password + "\n"))
         try fleet.check(fleet.cli(["user", "password", "admin"], input: Self.password + "\n"))
         #expect(try fleet.cli(["user", "password", "admin"], input: "short\n").status != 0)
-        let probe = "<img src=x onerror=alert(1)>\"'"
-        _ = try await fleet.post("/clients/\(id)/labels", body: LabelRequest(add: [probe, "web"], remove: []), as: [String].self)
 
         let rita = try ConsoleClient(fleet: fleet, name: "rita")
         // Pages need a session: a read goes to the sign-in page.
