@@ -25,6 +25,7 @@ extension FleetServer {
         addFlowRoutes(api)
         addHuntRoutes(api)
         addUserRoutes(api)
+        addConsoleRoutes(router)
         api.get("results") { [self] request, context in try await results(request, context) }
         api.get("audit") { [self] request, context in try await auditPage(request, context) }
         api.get("artifacts") { [self] _, context in

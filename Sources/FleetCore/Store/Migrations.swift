@@ -79,6 +79,10 @@ public enum FleetSchema {
         SchemaMigration(
             version: 4, name: "api key expiry",
             statements: ["ALTER TABLE users ADD COLUMN expires_at DOUBLE PRECISION"]),
+        // The web console's sign-in: a slow salted hash of the user's password (never the password).
+        SchemaMigration(
+            version: 5, name: "console passwords",
+            statements: ["ALTER TABLE users ADD COLUMN password_hash TEXT"]),
     ]
 
     static let initialSchema: [String] = [
