@@ -136,10 +136,10 @@ final class FleetHarness: @unchecked Sendable {
         name: Test.Hog
         parameters:
           - name: Count
-            default: "3000000"
+            default: "50000"
         sources:
           - query: |
-              LET Held = SELECT _value AS N, format(format='held-%d-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', args=_value) AS Text
+              LET Held = SELECT _value AS N, format(format='%020000d', args=_value) AS Text
                 FROM range(end=atoi(string=Count))
               SELECT len(list=Held) AS Held FROM scope()
         ---

@@ -44,12 +44,14 @@ extension FleetTests {
         #expect(burnSeconds < 60, "the burner ran \(burnSeconds) s")
         #expect(fleet.log("agent-a").contains("over its CPU budget, paced to 8.0% of one core"))
 
-        // A query that holds a huge list in memory: cancelled at the ceiling, long before it is whole.
-        let hog = try await Self.collectAndWait(fleet, id, ["Test.Hog", "--args", "Count=3000000"])
+        // A query that holds a huge list in memory (50,000 rows of 20 kB, 1 GB whole): cancelled at
+        // the ceiling, long before it is whole.
+        let hog = try await Self.collectAndWait(fleet, id, ["Test.Hog", "--args", "Count=50000"])
         let peak = Self.peakRSS(agent.processIdentifier)
         #expect(hog.state == .error)
         #expect(hog.errors.first?.hasPrefix("cancelled: memory ceiling 150 MB exceeded (the agent's resident memory reached ") == true, "\(hog.errors)")
         #expect(peak < 400 * 1024, "agent peak RSS \(peak / 1024) MiB")
+        print("watchdog: burner ended after \(Int(burnSeconds)) s: \(burn.errors.first ?? ""); hog: \(hog.errors.first ?? ""); agent peak RSS \(peak / 1024) MiB")
 
         // The agent is alive and serves the next collection in full.
         #expect(agent.isRunning)
