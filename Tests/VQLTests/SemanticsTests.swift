@@ -222,4 +222,29 @@ final class ProducedCounter: Sendable {
         #expect(cpu / wall < 0.5, "used \(cpu) s of CPU in \(wall) s (sink \(sink))")
         #expect(cpu / wall > 0.1)
     }
+
+    /// The fleet agent's watchdog lowers a running collection's budget; it is never raised again.
+    @Test func cpuThrottleCanBeLoweredWhileItRuns() {
+        let throttle = CPUThrottle(percent: 100, cpuClock: ThrottleTests.threadCPU)
+        var sink = 0
+        let free = Date()
+        let freeCPU = ThrottleTests.threadCPU()
+        while Date().timeIntervalSince(free) < 0.5 {
+            for i in 0..<20_000 { sink &+= i &* i }
+            throttle.pace()
+        }
+        let unpaced = (ThrottleTests.threadCPU() - freeCPU) / Date().timeIntervalSince(free)
+        throttle.lower(toPercent: 20)
+        throttle.lower(toPercent: 90)
+        #expect(throttle.percent == 20)
+        let startWall = Date()
+        let startCPU = ThrottleTests.threadCPU()
+        while Date().timeIntervalSince(startWall) < 1.5 {
+            for i in 0..<20_000 { sink &+= i &* i }
+            throttle.pace()
+        }
+        let paced = (ThrottleTests.threadCPU() - startCPU) / Date().timeIntervalSince(startWall)
+        #expect(paced < 0.4, "used \(paced * 100)% of a core after lowering to 20% (sink \(sink))")
+        #expect(paced < unpaced, "paced \(paced), unpaced \(unpaced)")
+    }
 }
