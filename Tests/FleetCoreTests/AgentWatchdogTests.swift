@@ -33,7 +33,7 @@ import Testing
 
     @Test func aCollectionUnderItsBudgetIsLeftAlone() {
         var watchdog = AgentWatchdog(limits: Self.limits())
-        #expect(watchdog.admit("F1", artifacts: ["A"], cpuLimit: nil, at: 0) == .ok)
+        #expect(watchdog.admit("F1", artifacts: ["A"], at: 0) == .ok)
         var cpu = 0.0, process = 0.0
         #expect(Self.run(&watchdog, from: 0, to: 60, percent: 8, cpu: &cpu, process: &process).isEmpty)
         #expect(watchdog.finish("F1", at: 60) == nil)
@@ -41,7 +41,7 @@ import Testing
 
     @Test func aBusyCollectionIsThrottledThenCancelledAfterAFullWindowOverBudget() {
         var watchdog = AgentWatchdog(limits: Self.limits())
-        _ = watchdog.admit("F1", artifacts: ["A"], cpuLimit: nil, at: 0)
+        _ = watchdog.admit("F1", artifacts: ["A"], at: 0)
         var cpu = 0.0, process = 0.0
         let seen = Self.run(&watchdog, from: 0, to: 30, percent: 95, cpu: &cpu, process: &process)
         // Throttled at the first sample over budget (to 80% of 10%), cancelled one window after that, once.
@@ -58,7 +58,7 @@ import Testing
 
     @Test func aThrottledCollectionThatPacesItselfIsNotCancelled() {
         var watchdog = AgentWatchdog(limits: Self.limits())
-        _ = watchdog.admit("F1", artifacts: ["A"], cpuLimit: nil, at: 0)
+        _ = watchdog.admit("F1", artifacts: ["A"], at: 0)
         var cpu = 0.0, process = 0.0
         // One second at full speed (the burst before the throttle), then paced to 8%.
         let burst = Self.run(&watchdog, from: 0, to: 1, percent: 100, cpu: &cpu, process: &process)
@@ -66,27 +66,21 @@ import Testing
         #expect(Self.run(&watchdog, from: 2, to: 60, percent: 8, cpu: &cpu, process: &process).isEmpty)
     }
 
-    @Test func theRequestsOwnCPULimitIsTheBudgetWhenLower() {
+    @Test func theBudgetIsTheAgentsMaximum() {
         var watchdog = AgentWatchdog(limits: Self.limits { $0.maxCPUPercent = 50 })
-        _ = watchdog.admit("F1", artifacts: ["A"], cpuLimit: 20, at: 0)
+        _ = watchdog.admit("F1", artifacts: ["A"], at: 0)
         var cpu = 0.0, process = 0.0
-        let seen = Self.run(&watchdog, from: 0, to: 20, percent: 30, cpu: &cpu, process: &process)
-        #expect(seen.first.map { $0.1 == .throttle(percent: 16) } == true)
-        #expect(seen.contains { if case .cancel(let reason) = $0.1 { reason.contains("CPU budget 20%") } else { false } })
-        // A request limit above the agent's is capped by it.
-        var capped = AgentWatchdog(limits: Self.limits { $0.maxCPUPercent = 50 })
-        _ = capped.admit("F2", artifacts: ["A"], cpuLimit: 90, at: 0)
-        cpu = 0
-        process = 0
-        let over = Self.run(&capped, "F2", from: 0, to: 3, percent: 60, cpu: &cpu, process: &process)
-        #expect(over.first.map { $0.1 == .throttle(percent: 40) } == true)
+        #expect(Self.run(&watchdog, from: 0, to: 30, percent: 45, cpu: &cpu, process: &process).isEmpty)
+        let seen = Self.run(&watchdog, from: 31, to: 50, percent: 60, cpu: &cpu, process: &process)
+        #expect(seen.first.map { $0.1 == .throttle(percent: 40) } == true)
+        #expect(seen.contains { if case .cancel(let reason) = $0.1 { reason.hasPrefix("cancelled: CPU budget 50% over 10 s exceeded") } else { false } })
     }
 
     @Test func theWholeAgentOverBudgetCancelsTheHeaviestCollection() {
         // Two collections under their own budget of 10% each... with a lot of other agent work.
         var watchdog = AgentWatchdog(limits: Self.limits())
-        _ = watchdog.admit("light", artifacts: ["L"], cpuLimit: nil, at: 0)
-        _ = watchdog.admit("heavy", artifacts: ["H"], cpuLimit: nil, at: 0)
+        _ = watchdog.admit("light", artifacts: ["L"], at: 0)
+        _ = watchdog.admit("heavy", artifacts: ["H"], at: 0)
         var light = 0.0, heavy = 0.0, process = 0.0
         var cancelled: [String: String] = [:]
         for t in 0...20 {
@@ -107,9 +101,9 @@ import Testing
         // "old" began when an earlier collection had left the agent at 120 MB; memory was given back
         // before "hog" began.
         _ = watchdog.observe(WatchdogSample(time: 0, residentBytes: 120 * Self.mb, processCPUSeconds: 0))
-        _ = watchdog.admit("old", artifacts: ["O"], cpuLimit: nil, at: 0)
+        _ = watchdog.admit("old", artifacts: ["O"], at: 0)
         _ = watchdog.observe(WatchdogSample(time: 1, residentBytes: 45 * Self.mb, processCPUSeconds: 0, collectionCPUSeconds: ["old": 0]))
-        _ = watchdog.admit("hog", artifacts: ["H"], cpuLimit: nil, at: 1)
+        _ = watchdog.admit("hog", artifacts: ["H"], at: 1)
         var verdicts = watchdog.observe(WatchdogSample(time: 2, residentBytes: 150 * Self.mb, processCPUSeconds: 0, collectionCPUSeconds: ["old": 0, "hog": 0]))
         #expect(verdicts == ["old": .ok, "hog": .ok])
         verdicts = watchdog.observe(WatchdogSample(time: 3, residentBytes: 230 * Self.mb, processCPUSeconds: 0, collectionCPUSeconds: ["old": 0, "hog": 0]))
@@ -121,7 +115,7 @@ import Testing
         #expect(watchdog.finish("hog", at: 5) != nil)
         #expect(watchdog.finish("old", at: 5) == nil)
         // Over the ceiling with only a collection that barely grew: reported, nothing cancelled.
-        _ = watchdog.admit("new", artifacts: ["N"], cpuLimit: nil, at: 5)
+        _ = watchdog.admit("new", artifacts: ["N"], at: 5)
         verdicts = watchdog.observe(WatchdogSample(time: 6, residentBytes: 250 * Self.mb, processCPUSeconds: 0, collectionCPUSeconds: ["new": 0]))
         #expect(verdicts == ["new": .ok])
         #expect(watchdog.overCeilingWithoutCulprit)
@@ -130,7 +124,7 @@ import Testing
     @Test func aCollectionThatGrowsPastItsOwnLimitIsCancelled() {
         var watchdog = AgentWatchdog(limits: Self.limits { $0.maxCollectionMemoryMB = 50 })
         _ = watchdog.observe(WatchdogSample(time: 0, residentBytes: 40 * Self.mb, processCPUSeconds: 0))
-        _ = watchdog.admit("F1", artifacts: ["A"], cpuLimit: nil, at: 0)
+        _ = watchdog.admit("F1", artifacts: ["A"], at: 0)
         #expect(watchdog.observe(WatchdogSample(time: 1, residentBytes: 80 * Self.mb, processCPUSeconds: 0, collectionCPUSeconds: ["F1": 0]))["F1"] == .ok)
         let verdict = watchdog.observe(WatchdogSample(time: 2, residentBytes: 95 * Self.mb, processCPUSeconds: 0, collectionCPUSeconds: ["F1": 0]))["F1"]
         #expect(verdict == .cancel(reason: "cancelled: collection memory limit 50 MB exceeded (the agent's resident memory grew by 55 MB during this collection, to 95 MB)"))
@@ -141,13 +135,13 @@ import Testing
         var cpu = 0.0, process = 0.0
         for (index, start) in [0, 20].enumerated() {
             let id = "F\(index)"
-            #expect(watchdog.admit(id, artifacts: ["Burn"], cpuLimit: nil, at: Double(start)) == .ok)
+            #expect(watchdog.admit(id, artifacts: ["Burn"], at: Double(start)) == .ok)
             cpu = 0
             _ = Self.run(&watchdog, id, from: start, to: start + 12, percent: 100, cpu: &cpu, process: &process)
             #expect(watchdog.finish(id, at: Double(start + 13))?.hasPrefix("cancelled: CPU budget") == true)
         }
         // Second strike at 33: refused until 133; other artifacts still run.
-        guard case .refuse(let until, let reason) = watchdog.admit("F2", artifacts: ["Other", "Burn"], cpuLimit: nil, at: 40) else {
+        guard case .refuse(let until, let reason) = watchdog.admit("F2", artifacts: ["Other", "Burn"], at: 40) else {
             Issue.record("not refused")
             return
         }
@@ -155,13 +149,13 @@ import Testing
         #expect(reason.hasPrefix("refused: Burn was cancelled by the agent's limits 2 times in the last 100 s (last time: cancelled: CPU budget 10%"))
         #expect(reason.hasSuffix("it is refused for 93 s more"))
         #expect(watchdog.collections.isEmpty)
-        #expect(watchdog.admit("F3", artifacts: ["Other"], cpuLimit: nil, at: 40) == .ok)
-        #expect(watchdog.admit("F4", artifacts: ["Burn"], cpuLimit: nil, at: 133) == .ok)
+        #expect(watchdog.admit("F3", artifacts: ["Other"], at: 40) == .ok)
+        #expect(watchdog.admit("F4", artifacts: ["Burn"], at: 133) == .ok)
     }
 
     @Test func disabledLimitsNeverAct() {
         var watchdog = AgentWatchdog(limits: Self.limits { $0.enabled = false })
-        _ = watchdog.admit("F1", artifacts: ["A"], cpuLimit: 5, at: 0)
+        _ = watchdog.admit("F1", artifacts: ["A"], at: 0)
         var cpu = 0.0, process = 0.0
         #expect(Self.run(&watchdog, from: 0, to: 40, percent: 100, resident: 900 * Self.mb, cpu: &cpu, process: &process).isEmpty)
     }

@@ -208,43 +208,34 @@ final class ProducedCounter: Sendable {
         return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
-    @Test func cpuThrottleKeepsTheBudget() {
-        let throttle = CPUThrottle(percent: 30, cpuClock: ThrottleTests.threadCPU)
+    /// Spins for `seconds`, pacing with `throttle`; returns the share of a core this thread used.
+    static func spin(_ throttle: CPUThrottle, seconds: Double) -> Double {
         let startWall = Date()
-        let startCPU = ThrottleTests.threadCPU()
+        let startCPU = threadCPU()
         var sink = 0
-        while Date().timeIntervalSince(startWall) < 1.5 {
+        while Date().timeIntervalSince(startWall) < seconds {
             for i in 0..<20_000 { sink &+= i &* i }
             throttle.pace()
         }
-        let cpu = ThrottleTests.threadCPU() - startCPU
-        let wall = Date().timeIntervalSince(startWall)
-        #expect(cpu / wall < 0.5, "used \(cpu) s of CPU in \(wall) s (sink \(sink))")
-        #expect(cpu / wall > 0.1)
+        withExtendedLifetime(sink) {}
+        return (threadCPU() - startCPU) / Date().timeIntervalSince(startWall)
+    }
+
+    @Test func cpuThrottleKeepsTheBudget() {
+        let used = Self.spin(CPUThrottle(percent: 30, cpuClock: ThrottleTests.threadCPU), seconds: 1.5)
+        #expect(used < 0.5, "used \(used * 100)% of a core")
+        #expect(used > 0.1)
     }
 
     /// The fleet agent's watchdog lowers a running collection's budget; it is never raised again.
     @Test func cpuThrottleCanBeLoweredWhileItRuns() {
         let throttle = CPUThrottle(percent: 100, cpuClock: ThrottleTests.threadCPU)
-        var sink = 0
-        let free = Date()
-        let freeCPU = ThrottleTests.threadCPU()
-        while Date().timeIntervalSince(free) < 0.5 {
-            for i in 0..<20_000 { sink &+= i &* i }
-            throttle.pace()
-        }
-        let unpaced = (ThrottleTests.threadCPU() - freeCPU) / Date().timeIntervalSince(free)
+        let unpaced = Self.spin(throttle, seconds: 0.5)
         throttle.lower(toPercent: 20)
         throttle.lower(toPercent: 90)
         #expect(throttle.percent == 20)
-        let startWall = Date()
-        let startCPU = ThrottleTests.threadCPU()
-        while Date().timeIntervalSince(startWall) < 1.5 {
-            for i in 0..<20_000 { sink &+= i &* i }
-            throttle.pace()
-        }
-        let paced = (ThrottleTests.threadCPU() - startCPU) / Date().timeIntervalSince(startWall)
-        #expect(paced < 0.4, "used \(paced * 100)% of a core after lowering to 20% (sink \(sink))")
+        let paced = Self.spin(throttle, seconds: 1.5)
+        #expect(paced < 0.4, "used \(paced * 100)% of a core after lowering to 20%")
         #expect(paced < unpaced, "paced \(paced), unpaced \(unpaced)")
     }
 }

@@ -55,7 +55,7 @@ final class WatchdogSampler: Sendable {
 
     /// Asks whether a collection may start; `.ok` means it is watched from now on.
     func admit(flowId: String, request: CollectionRequest) -> WatchdogVerdict {
-        state.withLockedValue { $0.machine.admit(flowId, artifacts: request.artifacts, cpuLimit: request.cpuLimit, at: Self.now()) }
+        state.withLockedValue { $0.machine.admit(flowId, artifacts: request.artifacts, at: Self.now()) }
     }
 
     /// Called on the collection's worker thread as it starts: registers the thread's CPU clock and

@@ -3,9 +3,9 @@
 /// its own resident memory and CPU time, and cancels the collection to blame. The defaults follow the
 /// osquery watchdog (200 MB, 10% CPU).
 ///
-/// CPU is measured in percent of one core, averaged over `cpuWindowSeconds`. Each collection's budget
-/// is its request's `cpu_limit` when it gives a lower one, else `maxCPUPercent`; the whole agent
-/// process is held to `maxCPUPercent` too (the overall ceiling).
+/// CPU is measured in percent of one core, averaged over `cpuWindowSeconds`. Each collection and the
+/// whole agent process are held to `maxCPUPercent`. A request's own `cpu_limit` keeps working as
+/// before (plugins pace themselves to it); the agent's budget is the ceiling above it.
 public struct AgentLimits: Codable, Sendable, Equatable {
     /// Off: nothing is measured, cancelled or refused (request limits still apply).
     public var enabled = true

@@ -33,8 +33,9 @@ public enum WatchdogVerdict: Sendable, Equatable {
 /// Decides, from samples, which collections to pace, cancel or refuse.
 ///
 /// Rules:
-/// - CPU, per collection: a collection whose worker used more than its budget (percent of one core)
-///   between two samples is throttled to 80% of its budget, once. If, over a full `cpuWindowSeconds`
+/// - CPU, per collection: a collection whose worker used more than `maxCPUPercent` (of one core)
+///   between two samples is throttled to 80% of it, once (a request's own, lower `cpu_limit` paces
+///   it from the start and is never raised). If, over a full `cpuWindowSeconds`
 ///   counted from the throttle, it still averages over its budget (its work does not pace itself), it
 ///   is cancelled.
 /// - CPU, overall: when the whole agent process averages over `maxCPUPercent` over a full window,
@@ -83,8 +84,8 @@ public struct AgentWatchdog: Sendable {
     public var collections: [String] { running.keys.sorted() }
 
     /// A collection asks to start: `.ok` (it is watched from now) or `.refuse` when one of its
-    /// artifacts is cooling down. `cpuLimit` is the request's own CPU limit, if any.
-    public mutating func admit(_ id: String, artifacts: [String], cpuLimit: Double?, at now: Double) -> WatchdogVerdict {
+    /// artifacts is cooling down.
+    public mutating func admit(_ id: String, artifacts: [String], at now: Double) -> WatchdogVerdict {
         guard limits.enabled else { return .ok }
         for artifact in artifacts {
             let recent = (strikeTimes[artifact] ?? []).filter { $0 > now - limits.cooldownSeconds }
@@ -95,8 +96,7 @@ public struct AgentWatchdog: Sendable {
                 return .refuse(until: until, reason: "refused: \(artifact) was cancelled by the agent's limits \(recent.count) times in the last \(Self.format(limits.cooldownSeconds)) s\(because); it is refused for \(Self.format(until - now)) s more")
             }
         }
-        let budget = min(limits.maxCPUPercent, cpuLimit.map { max(1, $0) } ?? limits.maxCPUPercent)
-        running[id] = Tracked(artifacts: artifacts, budget: budget, startResident: lastResident)
+        running[id] = Tracked(artifacts: artifacts, budget: limits.maxCPUPercent, startResident: lastResident)
         return .ok
     }
 
