@@ -228,14 +228,24 @@ final class ProducedCounter: Sendable {
     }
 
     /// The fleet agent's watchdog lowers a running collection's budget; it is never raised again.
+    /// A fake CPU clock says the work was busy all along, so the pause pace() takes is known whatever
+    /// the machine's load: none at 100% of a core, four times the busy time at 20%.
     @Test func cpuThrottleCanBeLoweredWhileItRuns() {
-        let throttle = CPUThrottle(percent: 100, cpuClock: ThrottleTests.threadCPU)
-        let unpaced = Self.spin(throttle, seconds: 0.5)
+        let cpu = Mutex(0.0)
+        let throttle = CPUThrottle(percent: 100, cpuClock: { cpu.withLock { $0 } })
+        func burst() -> Double {
+            let start = Date()
+            Thread.sleep(forTimeInterval: 0.1)
+            cpu.withLock { $0 += Date().timeIntervalSince(start) }
+            let before = Date()
+            for _ in 0..<16 { throttle.pace() }
+            return Date().timeIntervalSince(before)
+        }
+        #expect(burst() < 0.2)
         throttle.lower(toPercent: 20)
         throttle.lower(toPercent: 90)
         #expect(throttle.percent == 20)
-        let paced = Self.spin(throttle, seconds: 1.5)
-        #expect(paced < 0.4, "used \(paced * 100)% of a core after lowering to 20%")
-        #expect(paced < unpaced, "paced \(paced), unpaced \(unpaced)")
+        let paced = burst()
+        #expect(paced >= 0.35 && paced < 3, "paused \(paced) s")
     }
 }
