@@ -37,7 +37,7 @@ public enum Isolation {
     static func statusRow(_ record: IsolationRecord?, tableExists: Bool) -> Value {
         .dict(Dict(schema: statusSchema, values: [
             .bool(tableExists), .string(record?.id ?? ""), .string(record?.namespace ?? ""),
-            .list((record?.plan.servers ?? []).map { .string($0.port.map { p in "\($0.address) tcp/\(p)" } ?? $0.address) }),
+            .list((record?.plan.servers ?? []).map { .string($0.label) }),
             .list((record?.plan.resolvers ?? []).map { .string($0) }), .int(Int64(record?.deadmanSeconds ?? 0)),
             record.map { .timestamp(Timestamp(seconds: $0.appliedAt)) } ?? .null, .string(record?.reason ?? ""), .string("inet \(IsolationPlan.table)"),
         ]))
@@ -85,7 +85,7 @@ public enum Isolation {
                                      plan: plan, deadmanSeconds: deadman, watchdogPid: nil, appliedAt: Date().timeIntervalSince1970,
                                      reason: ctx.string("reason") ?? "")
         ResponseAudit.record(ctx, action: "isolate", [
-            "id": record.id, "netns": nft.namespace ?? "", "servers": plan.servers.map { $0.port.map { p in "\($0.address):\(p)" } ?? $0.address }.joined(separator: ","),
+            "id": record.id, "netns": nft.namespace ?? "", "servers": plan.servers.map(\.label).joined(separator: ","),
             "dns": resolvers.joined(separator: ","),
             "deadman": String(deadman), "reason": record.reason, "step": "start",
         ])
@@ -149,7 +149,7 @@ public enum Isolation {
             ColumnSpec("AppliedAt", .timestamp, "When it was applied."), ColumnSpec("Reason", .string, "Why, as given."),
             ColumnSpec("Table", .string, "The nftables table used."),
         ],
-        examples: ["SELECT Isolated, Servers FROM isolation_status()"],
+        examples: ["SELECT Isolated, Servers FROM isolation_status(netns='no-such-namespace')"],
         permissions: [.remediation]
     ) { ctx in
         guard ResponseAudit.allowed(ctx) else { return ArrayCursor([]) }

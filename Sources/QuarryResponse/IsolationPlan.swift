@@ -9,6 +9,8 @@ struct AllowedPeer: Codable, Sendable, Equatable {
     var port: Int?
 
     var isIPv6: Bool { address.contains(":") }
+    /// "ADDRESS" or "ADDRESS tcp/PORT", as reports show it.
+    var label: String { port.map { "\(address) tcp/\($0)" } ?? address }
 }
 
 /// The isolation ruleset as a pure value: which peers stay reachable and the nftables script that
@@ -62,7 +64,7 @@ struct IsolationPlan: Codable, Sendable, Equatable {
                 var a = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
                 inet_ntop(AF_INET6, &a, &buffer, socklen_t(buffer.count))
             }
-            let text = String(cString: buffer)
+            let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             if !text.isEmpty && !result.contains(text) { result.append(text) }
             node = info.ai_next
         }

@@ -1,3 +1,4 @@
+import CResponse
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -78,16 +79,20 @@ struct Nft: Sendable {
             rm -f "$state"
             printf '{"action":"isolation_deadman","id":"%s","time":"%s","lifted":"no heartbeat for %s s"}\\n' "$id" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$limit" >> "$audit"
             """
-        let setsid = Nft.find(["/usr/bin/setsid", "/bin/setsid"])
-        let argv = (setsid.map { [$0] } ?? []) + (try prefix())
-            + ["/bin/sh", "-c", script, "quarry-deadman", statePath, heartbeat, String(seconds), nft, IsolationPlan.table, id, audit]
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process.processIdentifier
+        let argv = (try prefix()) + ["/bin/sh", "-c", script, "quarry-deadman", statePath, heartbeat, String(seconds), nft, IsolationPlan.table, id, audit]
+        let pid = Nft.spawnDetached(argv, environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"])
+        guard pid > 0 else { throw ResponseError("cannot start the dead man's switch: \(String(cString: strerror(errno)))") }
+        // Reap it when it ends (if the agent is still running then).
+        Thread.detachNewThread { var status: Int32 = 0; _ = waitpid(pid, &status, 0) }
+        return pid
+    }
+
+    /// posix_spawn in a new session with only /dev/null on 0-2: no inherited descriptor keeps
+    /// anyone's pipe open for as long as the child lives.
+    static func spawnDetached(_ argv: [String], environment: [String]) -> pid_t {
+        func cStrings(_ strings: [String]) -> [UnsafeMutablePointer<CChar>?] { strings.map { strdup($0) } + [nil] }
+        let args = cStrings(argv), env = cStrings(environment)
+        defer { for p in args + env { free(p) } }
+        return quarry_spawn_detached(argv[0], args, env)
     }
 }

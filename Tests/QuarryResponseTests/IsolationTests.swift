@@ -14,7 +14,7 @@ final class IsolationLab {
     let peer: String
     let serverAddress: String
     let otherAddress: String
-    private var listeners: [Process] = []
+    private var listeners: [pid_t] = []
 
     static let ip = Nft.ipPath
     static var available: Bool { getuid() == 0 && ip != nil && Nft.nftPath != nil }
@@ -46,14 +46,14 @@ final class IsolationLab {
         for address in [serverAddress, otherAddress] { try listen(address, 8000) }
     }
 
-    /// A TCP listener in the peer namespace that accepts and closes every connection.
+    /// A TCP listener in the peer namespace that accepts and closes every connection (spawned
+    /// detached, holding none of the test's descriptors).
     func listen(_ address: String, _ port: Int) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: IsolationLab.ip ?? "ip")
-        process.arguments = ["netns", "exec", peer, "/usr/bin/python3", "-c",
-                             "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('\(address)', \(port)))\ns.listen(16)\nwhile True:\n  c,_=s.accept(); c.close()"]
-        try process.run()
-        listeners.append(process)
+        let script = "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            + "s.bind(('\(address)', \(port)))\ns.listen(16)\nwhile True:\n  c,_=s.accept(); c.close()"
+        let pid = Nft.spawnDetached([IsolationLab.ip ?? "ip", "netns", "exec", peer, "/usr/bin/python3", "-c", script], environment: ["PATH=/usr/bin:/bin"])
+        guard pid > 0 else { throw ResponseError("cannot start a listener") }
+        listeners.append(pid)
         for _ in 0..<50 where !canConnect(address, port, from: peer) { usleep(100_000) }
     }
 
@@ -69,9 +69,10 @@ final class IsolationLab {
     }
 
     func destroy() {
-        for process in listeners where process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
+        for pid in listeners {
+            kill(pid, SIGTERM)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
         }
         listeners = []
         for ns in [agent, peer] { _ = try? Response.run([IsolationLab.ip ?? "ip", "netns", "del", ns]) }
@@ -120,11 +121,19 @@ final class IsolationLab {
         let status = try Response.rows(session, "SELECT Isolated, Servers FROM isolation_status()")
         #expect(status.first.flatMap { Response.bool($0, "Isolated") } == true)
 
+        // A restart after the ruleset was lost (a reboot) puts the same table back from the record.
+        #expect(try Response.run([IsolationLab.ip ?? "ip", "netns", "exec", lab.agent, Nft.nftPath ?? "nft", "delete", "table", "inet", "quarry_isolation"]).0 == 0)
+        #expect(lab.canConnect(lab.otherAddress, 8000))
+        let note = try Isolation.reapply(stateRoot: root)
+        #expect(note?.contains("table re-added") == true)
+        #expect(!lab.canConnect(lab.otherAddress, 8000) && lab.canConnect(lab.serverAddress, 8000))
+
         let lifted = try Response.first(session, "SELECT unisolate(reason='done') AS S FROM scope()", "S")
         #expect(lifted.flatMap { Response.bool($0, "Isolated") } == false, "\(logger.messages)")
         #expect(lab.canConnect(lab.serverAddress, 8000) && lab.canConnect(lab.otherAddress, 8000))
         #expect(try lab.ruleset(lab.agent).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
         #expect(try lab.ruleset() == hostRuleset)
+        #expect(try Isolation.reapply(stateRoot: root) == nil)
         let journal = try String(contentsOfFile: root + "/audit.jsonl", encoding: .utf8)
         #expect(journal.contains("\"action\":\"isolate\"") && journal.contains("\"action\":\"unisolate\""))
     }
