@@ -1,3 +1,4 @@
+import CResponse
 import Crypto
 import Foundation
 import PrivateFiles
@@ -42,7 +43,9 @@ struct Vault {
         guard !real.hasPrefix(root + "/") else { throw ResponseError("\(path) is inside the response state folder") }
         guard let (before, type) = FileStat.at(path) else { throw ResponseError("\(path): no such file") }
         guard type == S_IFREG else { throw ResponseError("\(path) is not a regular file (symbolic links, folders and devices are not quarantined)") }
-        let source = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        // O_NOATIME (allowed to root and the owner) keeps the copy from moving the access time.
+        var source = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | quarry_o_noatime)
+        if source < 0 && errno == EPERM { source = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) }
         guard source >= 0 else { throw ResponseError("cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(source) }
         let opened = try FileStat.of(fd: source)

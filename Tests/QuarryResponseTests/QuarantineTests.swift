@@ -25,7 +25,8 @@ import Glibc
     }
 
     static func snapshot(_ path: String) throws -> (FileStat, String, [String: [UInt8]]) {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW)
+        // O_NOATIME: reading for the snapshot must not move the access time it checks.
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | quarry_o_noatime)
         guard fd >= 0 else { throw ResponseError("cannot open \(path)") }
         defer { close(fd) }
         return (try FileStat.of(fd: fd), try FileDigest.sha256(fd: fd), ExtendedAttributes.read(fd: fd))
