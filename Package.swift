@@ -100,10 +100,16 @@ let package = Package(
             dependencies: ["VQL", "QuarryHost", "CLibBPF", "CSystemd", "CLinuxEvents"],
             exclude: ["BPF"],
             plugins: ["QuarryBPF"]),
+        // pidfd and xattr system calls for the response actions.
+        .systemLibrary(name: "CResponse", path: "Sources/CResponse"),
+        // Response on the endpoint (REMEDIATION): pskill, file quarantine and restore, nftables isolation.
+        .target(
+            name: "QuarryResponse",
+            dependencies: ["VQL", "PrivateFiles", "CResponse", .product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(
             name: "quarry",
             dependencies: [
-                "VQL", "QuarryHost", "QuarryEvents", "QuarryDetect", "QuarryNet", "QuarryAccessors", "Artifacts", "FleetCore", "Fleet", "FleetPostgres", "PrivateFiles",
+                "VQL", "QuarryHost", "QuarryEvents", "QuarryResponse", "QuarryDetect", "QuarryNet", "QuarryAccessors", "Artifacts", "FleetCore", "Fleet", "FleetPostgres", "PrivateFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
@@ -163,6 +169,7 @@ let package = Package(
         .testTarget(name: "QuarryAccessorsTests", dependencies: ["QuarryAccessors", "QuarryHost", "QuarryDetect", "VQL"]),
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "QuarryDetect", "QuarryHost", "QuarryAccessors", "VQL"]),
         .testTarget(name: "QuarryEventsTests", dependencies: ["QuarryEvents", "QuarryHost", "VQL"]),
+        .testTarget(name: "QuarryResponseTests", dependencies: ["QuarryResponse", "VQL", "CResponse", "Artifacts"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -425,6 +425,184 @@ sources:
 """#,
         ),
         (
+            "Linux/Response/Isolate.yaml",
+            #"""
+name: Linux.Response.Isolate
+description: |
+  Cuts the host off the network with nftables, in a table of Quarry's own
+  (inet quarry_isolation): only loopback, the Quarry server(s) and the DNS resolvers given stay
+  reachable, everything else is dropped both ways. A dead man's switch lifts isolation by
+  itself when the agent has not heard from the server for DeadmanSeconds. With Remove set,
+  isolation is lifted instead (as Linux.Response.Unisolate does).
+type: CLIENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+required_permissions:
+  - REMEDIATION
+parameters:
+  - name: Servers
+    description: Comma-separated server URLs or host:port to keep reachable (default, the agent's server URLs).
+  - name: DNS
+    description: Comma-separated numeric addresses of DNS resolvers to keep reachable.
+  - name: DeadmanSeconds
+    type: int
+    default: "600"
+    description: Lift isolation after this many seconds without contact with the server (0 never).
+  - name: Remove
+    type: bool
+    description: Lift isolation instead of applying it.
+  - name: Namespace
+    description: Act in this network namespace instead of the host's (for tests).
+  - name: Reason
+    description: Why (kept in the audit journal).
+sources:
+  - query: |
+      LET NonEmpty(Text) = SELECT * FROM foreach(row=split(string=Text, sep=','), query={
+          SELECT _value AS Item FROM scope() WHERE _value })
+      LET ServerList <= NonEmpty(Text=Servers).Item
+      LET DNSList <= NonEmpty(Text=DNS).Item
+      LET NetNS <= if(condition=Namespace, then=Namespace)
+      LET State <= if(condition=Remove,
+          then=unisolate(netns=NetNS, reason=Reason),
+          else=isolate(servers=ServerList, dns=DNSList, deadman=DeadmanSeconds, netns=NetNS, reason=Reason))
+      SELECT State.Isolated AS Isolated, State.Id AS Id, State.Servers AS Servers,
+             State.Resolvers AS Resolvers, State.DeadmanSeconds AS DeadmanSeconds, State.Table AS Table
+      FROM scope() WHERE State
+
+"""#,
+        ),
+        (
+            "Linux/Response/KillProcess.yaml",
+            #"""
+name: Linux.Response.KillProcess
+description: |
+  Kills a process, or with Tree the process and every descendant (frozen first so none can
+  fork away). pid 1, kernel threads, the agent and its ancestors are refused. One row per
+  process killed: its pid, parent, executable, command line and the executable's SHA-256,
+  recorded in the audit journal before the signal was sent. No row means nothing was killed;
+  the collection's log says why.
+type: CLIENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+required_permissions:
+  - REMEDIATION
+parameters:
+  - name: Pid
+    type: int
+    description: The process to kill.
+  - name: Tree
+    type: bool
+    description: Also kill all its descendants.
+  - name: Reason
+    description: Why (kept in the audit journal).
+sources:
+  - query: |
+      SELECT * FROM foreach(row=pskill(pid=Pid, tree=Tree, reason=Reason))
+
+"""#,
+        ),
+        (
+            "Linux/Response/QuarantineFile.yaml",
+            #"""
+name: Linux.Response.QuarantineFile
+description: |
+  Takes a file out of reach: moves it into the agent's root-only quarantine vault, keeping its
+  SHA-256, owner, mode, times, extended attributes and original path, so that
+  Linux.Response.RestoreFile can put it back exactly. With Upload the file is uploaded to the
+  server first. The row carries the quarantine Id (Q. and 16 hex digits).
+type: CLIENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+required_permissions:
+  - REMEDIATION
+parameters:
+  - name: Path
+    description: Absolute path of the file to quarantine.
+  - name: Upload
+    type: bool
+    description: Upload the file to the server before quarantining it.
+  - name: Reason
+    description: Why (kept in the vault record and the audit journal).
+sources:
+  - query: |
+      LET Uploaded <= if(condition=Upload, then=upload(file=Path))
+      LET Held <= quarantine(path=Path, reason=Reason)
+      SELECT Held.Id AS Id, Held.Path AS Path, Held.SHA256 AS SHA256, Held.Size AS Size,
+             Held.Uid AS Uid, Held.Gid AS Gid, Held.Mode AS Mode, Held.Mtime AS Mtime,
+             Held.Xattrs AS Xattrs, Uploaded AS Upload
+      FROM scope() WHERE Held
+
+"""#,
+        ),
+        (
+            "Linux/Response/Quarantined.yaml",
+            #"""
+name: Linux.Response.Quarantined
+description: |
+  The files held in the agent's quarantine vault: id, original path, SHA-256, size, owner, mode,
+  times, extended attribute names, when and why each was taken.
+type: CLIENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+required_permissions:
+  - REMEDIATION
+sources:
+  - query: |
+      SELECT * FROM quarantine_list()
+
+"""#,
+        ),
+        (
+            "Linux/Response/RestoreFile.yaml",
+            #"""
+name: Linux.Response.RestoreFile
+description: |
+  Puts a quarantined file back where it was, exactly: bytes (checked against the SHA-256 kept),
+  owner, mode, access and modification times, and extended attributes. An existing file at the
+  original path is never replaced unless Overwrite is set.
+type: CLIENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+required_permissions:
+  - REMEDIATION
+parameters:
+  - name: Id
+    description: The quarantine id (Q. and 16 hex digits).
+  - name: Overwrite
+    type: bool
+    description: Replace a file that now exists at the original path.
+  - name: Reason
+    description: Why (kept in the audit journal).
+sources:
+  - query: |
+      LET Restored <= quarantine_restore(id=Id, overwrite=Overwrite, reason=Reason)
+      SELECT Restored.Id AS Id, Restored.Path AS Path, Restored.SHA256 AS SHA256,
+             Restored.Mode AS Mode, Restored.Uid AS Uid, Restored.Gid AS Gid
+      FROM scope() WHERE Restored
+
+"""#,
+        ),
+        (
+            "Linux/Response/Unisolate.yaml",
+            #"""
+name: Linux.Response.Unisolate
+description: |
+  Lifts network isolation: deletes Quarry's nftables table (inet quarry_isolation) and nothing
+  else, and forgets the isolation record.
+type: CLIENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+required_permissions:
+  - REMEDIATION
+parameters:
+  - name: Namespace
+    description: Act in this network namespace instead of the host's (for tests).
+  - name: Reason
+    description: Why (kept in the audit journal).
+sources:
+  - query: |
+      LET NetNS <= if(condition=Namespace, then=Namespace)
+      LET State <= unisolate(netns=NetNS, reason=Reason)
+      SELECT State.Isolated AS Isolated, State.Id AS Id, State.Table AS Table
+      FROM scope() WHERE State
+
+"""#,
+        ),
+        (
             "Linux/Search/FileFinder.yaml",
             #"""
 name: Linux.Search.FileFinder

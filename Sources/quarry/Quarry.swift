@@ -6,6 +6,7 @@ import QuarryDetect
 import QuarryNet
 import QuarryEvents
 import QuarryHost
+import QuarryResponse
 import VQL
 
 /// The one executable: ask the live host questions in VQL, collect artifacts, run a fleet.
@@ -31,6 +32,7 @@ enum QuarryRegistry {
         registry.add(plugins: EventsLibrary.plugins, functions: EventsLibrary.functions)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
         registry.add(plugins: NetLibrary.plugins, functions: NetLibrary.functions)
+        registry.add(plugins: ResponseLibrary.plugins, functions: ResponseLibrary.functions)
         registry.add(plugins: AccessorLibrary.plugins, functions: AccessorLibrary.functions, accessors: AccessorLibrary.accessors)
         registry.add(accessors: [CollectorAccessor()])
         return registry

@@ -25,6 +25,9 @@ public final class FleetAgent: Sendable {
     let queue: ResultQueue
     let makeRegistry: @Sendable (ArtifactRepository) -> Registry
     let log: @Sendable (String) -> Void
+    /// Called on connecting, on every message from the server and every 5 s while connected: the
+    /// heartbeat of the isolation dead man's switch (isolation lifts itself when it stops).
+    let serverContact: @Sendable () -> Void
     let socket = NIOLockedValueBox<AgentSocket?>(nil)
     let sender = NIOLockedValueBox(SenderState())
     let running = NIOLockedValueBox<[String: CancellationFlag]>([:])
@@ -53,8 +56,9 @@ public final class FleetAgent: Sendable {
 
     public init(
         config: ClientConfig, stateDir: String, group: EventLoopGroup, makeRegistry: @escaping @Sendable (ArtifactRepository) -> Registry,
-        log: @escaping @Sendable (String) -> Void
+        log: @escaping @Sendable (String) -> Void, serverContact: @escaping @Sendable () -> Void = {}
     ) throws {
+        self.serverContact = serverContact
         self.config = config
         self.stateDir = stateDir
         self.group = group
@@ -137,7 +141,17 @@ public final class FleetAgent: Sendable {
         socket.send(AgentMessage.hello(version: Wire.version, queuedBatches: queue.count, droppedBatches: queue.totalDropped))
         log("connected to \(serverURL) as \(clientId ?? "?")")
         pump()
+        serverContact()
+        let contact = serverContact
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(5))
+                contact()
+            }
+        }
+        defer { ticker.cancel() }
         while let messages = await socket.receive() {
+            serverContact()
             for data in messages {
                 guard let message = try? Wire.decode(ServerMessage.self, from: data) else {
                     log("undecodable message from the server (\(data.count) bytes)")

@@ -14,7 +14,7 @@ public enum Role: String, Codable, Sendable, CaseIterable, Comparable {
         case .reader: return ["READ_RESULTS"]
         case .investigator: return ["READ_RESULTS", "COLLECT_CLIENT", "START_HUNT", "LABEL_CLIENT", "FILESYSTEM_READ", "NETWORK", "MACHINE_STATE"]
         case .administrator:
-            return Role.investigator.permissions.union(["SERVER_ADMIN", "EXECVE", "FILESYSTEM_WRITE", "COLLECT_SERVER", "ARTIFACT_WRITER", "PREPARE_RESULTS"])
+            return Role.investigator.permissions.union(["SERVER_ADMIN", "EXECVE", "FILESYSTEM_WRITE", "COLLECT_SERVER", "ARTIFACT_WRITER", "PREPARE_RESULTS", "REMEDIATION"])
         }
     }
 

@@ -42,6 +42,8 @@ public enum Permission: String, Sendable, CaseIterable {
     case filesystemWrite = "FILESYSTEM_WRITE"
     case machineState = "MACHINE_STATE"
     case network = "NETWORK"
+    /// Acting on the endpoint: killing processes, quarantining files, isolating the host.
+    case remediation = "REMEDIATION"
 }
 
 /// A plugin: a row source used after FROM. Everything about it lives in this one declaration:

@@ -4,6 +4,7 @@ import Fleet
 import FleetCore
 import FleetPostgres
 import Foundation
+import QuarryResponse
 import NIOPosix
 
 /// `quarry config generate|client`: set up a fleet and derive agent configs.
@@ -75,9 +76,19 @@ struct ClientCommand: ParsableCommand {
 
     func run() throws {
         let config = try ConfigFile.load(ClientConfig.self, from: self.config)
+        // Response actions keep their vault, isolation record and audit journal in the state folder,
+        // and isolation keeps the configured server URLs reachable.
+        let responseRoot = stateDir + "/response"
+        ResponseSettings.configure(stateRoot: responseRoot, servers: config.serverURLs)
+        do {
+            if let note = try Isolation.reapply(stateRoot: responseRoot) { fleetLog("client")(note) }
+        } catch {
+            fleetLog("client")("isolation: cannot re-apply: \(error)")
+        }
         let agent = try FleetAgent(
             config: config, stateDir: stateDir, group: MultiThreadedEventLoopGroup.singleton,
-            makeRegistry: { QuarryRegistry.make(repository: $0) }, log: fleetLog("client"))
+            makeRegistry: { QuarryRegistry.make(repository: $0) }, log: fleetLog("client"),
+            serverContact: { Isolation.heartbeat(stateRoot: responseRoot) })
         let task = Task { await agent.run() }
         try blockUntilSignal {} onSignal: {
             task.cancel()
