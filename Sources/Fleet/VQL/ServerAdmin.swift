@@ -46,7 +46,7 @@ enum ServerAdmin {
         name: "artifact_set",
         summary: "Adds (or replaces) a custom artifact in the server's repository from its YAML; needs ARTIFACT_WRITER. Built-in names cannot be replaced. Returns the artifact.",
         arguments: [ArgumentSpec("definition", .string, required: true, "The artifact's YAML.")], returns: .dict,
-        examples: ["SELECT artifact_set(definition='name: Custom.Hello\\nsources:\\n  - query: SELECT 1 AS One FROM scope()\\n').name AS Name FROM scope()"]
+        examples: ["SELECT artifact_set(definition='''name: Custom.Hello\nsources:\n  - query: SELECT 1 AS One FROM scope()\n''').name AS Name FROM scope()"]
     ) { ctx in
         guard let definition = ctx.string("definition") else { return .null }
         return ServerPlugins.call(ctx, "artifact_set") { api in
