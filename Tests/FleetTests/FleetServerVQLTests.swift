@@ -117,12 +117,37 @@ struct FleetServerVQLTests {
         #expect(try Self.vql(fleet, "SELECT Deleted FROM delete_flow(client_id='\(id)', flow_id='\(helloFlow)', really_do_it=TRUE)").rows.first?["Deleted"] as? Bool == true)
         let gone = try Self.vql(fleet, "SELECT get_flow(client_id='\(id)', flow_id='\(helloFlow)') AS F FROM scope()")
         #expect(gone.rows.first?["F"] is NSNull && gone.stderr.contains("404"))
+        // A server artifact (type SERVER) that calls only server names verifies and runs with --server.
+        let serverArtifacts = fleet.dir + "/server-artifacts"
+        try FileManager.default.createDirectory(atPath: serverArtifacts, withIntermediateDirectories: true)
+        try Self.serverArtifact.write(toFile: serverArtifacts + "/overview.yaml", atomically: true, encoding: .utf8)
+        let verify = try fleet.run(["artifacts", "verify", serverArtifacts])
+        #expect(verify.status == 0 && verify.stdout.contains("Server.Test.Overview: loaded\n"), "\(verify.stdout)")
+        let overview = try fleet.cli(["query", "--server", "--format", "jsonl", "--definitions", serverArtifacts, "SELECT * FROM Artifact.Server.Test.Overview()"])
+        try fleet.check(overview)
+        let line = try #require(overview.stdout.split(separator: "\n").first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+        #expect(line["client_id"] as? String == id && ((line["Flows"] as? Int) ?? 0) >= 2, "\(line)")
         // Every change went to the audit log under the analyst's name.
         let audit = try await fleet.get("/audit", query: ["limit": "200"], as: [AuditEntry].self)
         for action in ["set-client-metadata", "set-server-metadata", "delete-hunt", "delete-flow", "set-artifact", "update-hunt", "set-user-options"] {
             #expect(audit.contains { $0.action == action && $0.user == "admin" }, "no audit entry \(action)")
         }
     }
+
+    /// A Velociraptor-style server artifact: clients with a label, and how many flows each has.
+    static let serverArtifact = """
+        name: Server.Test.Overview
+        type: SERVER
+        parameters:
+          - name: Label
+            default: web
+        sources:
+          - query: |
+              LET Hosts = SELECT client_id, os_info.hostname AS Hostname FROM clients(search='label:' + Label)
+              SELECT client_id, Hostname, len(list={ SELECT session_id FROM flows(client_id=client_id) }) AS Flows,
+                     client_metadata(client_id=client_id) AS Notes
+              FROM Hosts
+        """
 
     @Test func rolesBoundWhatServerVQLMayDo() async throws {
         let fleet = try FleetHarness()
