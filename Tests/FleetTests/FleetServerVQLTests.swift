@@ -201,6 +201,15 @@ struct FleetServerVQLTests {
         #expect(try await fleet.get("/flows/\(flowId)", as: FlowView.self).flow.flowId == flowId)
         #expect(try await fleet.get("/artifacts/definitions", as: [ArtifactDefinitionView].self).allSatisfy { $0.name != "Custom.X" })
         #expect(try await fleet.get("/clients/\(id)/metadata", as: [String: String].self).isEmpty)
+        // Only an administrator adds and removes analysts; the new key works at once.
+        let refusedUser = try Self.vql(fleet, "SELECT user_create(user='eve', roles='administrator') AS R FROM scope()", apiConfig: investigator)
+        #expect(refusedUser.rows.first?["R"] is NSNull && refusedUser.stderr.contains("SERVER_ADMIN"))
+        let created = try #require(try Self.one(fleet, "SELECT user_create(user='tom', roles='reader') AS U FROM scope()") as? [String: Any])
+        #expect(created["roles"] as? [String] == ["reader"] && ((created["api_key"] as? String) ?? "").count > 20)
+        #expect(try Self.one(fleet, "SELECT user_delete(user='tom') AS R FROM scope()") is NSNull)
+        #expect(try await fleet.get("/users", as: [UserView].self).contains { $0.name == "tom" })
+        #expect(try Self.one(fleet, "SELECT user_delete(user='tom', really_do_it=TRUE) AS R FROM scope()") as? String == "tom")
+        #expect(try await !fleet.get("/users", as: [UserView].self).contains { $0.name == "tom" })
         // Analysts read their own record and options, not other people's.
         #expect(try Self.one(fleet, "SELECT user(user='rita').role AS R FROM scope()", apiConfig: reader) as? String == "reader")
     }

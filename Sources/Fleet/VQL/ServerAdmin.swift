@@ -6,7 +6,7 @@ import VQL
 /// Server VQL about the server itself: its artifacts, its users, its metadata notes, its tools.
 enum ServerAdmin {
     static var plugins: [PluginDeclaration] { [artifactDefinitions, guiUsers, inventory] }
-    static var functions: [FunctionDeclaration] { [artifactSet, whoami, user, userOptions, serverMetadata, serverSetMetadata] }
+    static var functions: [FunctionDeclaration] { [artifactSet, whoami, user, userOptions, serverMetadata, serverSetMetadata, userCreate, userDelete] }
 
     static func artifactRow(_ view: ArtifactDefinitionView) -> Value {
         .dict(Dict([
@@ -84,6 +84,44 @@ enum ServerAdmin {
     ) { ctx in
         guard let name = ctx.string("user") else { return .null }
         return ServerPlugins.call(ctx, "user") { api in userRow(try await api.get("/users/\(ServerPlugins.segment(name))", as: UserView.self)) }
+    }
+
+    static let userCreate = FunctionDeclaration(
+        name: "user_create",
+        summary: "Adds an analyst with one role (reader, investigator or administrator); administrators. Returns the user with the new API key, shown this once.",
+        arguments: [
+            ArgumentSpec("user", .string, required: true, "The new user's name."),
+            ArgumentSpec("roles", .stringList, required: true, "The role (Quarry gives each user one)."),
+        ],
+        returns: .dict,
+        examples: ["SELECT user_create(user='rita', roles='reader').name AS Name FROM scope()"]
+    ) { ctx in
+        guard let name = ctx.string("user"), let roles = ctx.strings("roles") else { return .null }
+        guard roles.count == 1, let role = Role(rawValue: roles[0].lowercased()) else {
+            ctx.log(.error, "user_create: give one role of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+            return .null
+        }
+        return ServerPlugins.call(ctx, "user_create") { api in
+            let issued = try await api.post("/users", body: UserRequestBody(name: name, role: role), as: IssuedKey.self)
+            return .dict(Dict([("name", .string(issued.name)), ("roles", ServerPlugins.strings([issued.role.rawValue])), ("api_key", .string(issued.apiKey))]))
+        }
+    }
+
+    static let userDelete = FunctionDeclaration(
+        name: "user_delete", summary: "Removes an analyst (their key stops working at once); administrators. Needs really_do_it=TRUE. Returns the name.",
+        arguments: [ArgumentSpec("user", .string, required: true, "The user."), ArgumentSpec("really_do_it", .bool, "Remove; otherwise nothing happens.")],
+        returns: .string,
+        examples: ["SELECT user_delete(user='rita', really_do_it=TRUE) AS Removed FROM scope()"]
+    ) { ctx in
+        guard let name = ctx.string("user") else { return .null }
+        guard ctx.bool("really_do_it") ?? false else {
+            ctx.log(.warning, "user_delete: \(name) kept (add really_do_it=TRUE to remove)")
+            return .null
+        }
+        return ServerPlugins.call(ctx, "user_delete") { api in
+            _ = try await api.delete("/users/\(ServerPlugins.segment(name))", as: [String: String].self)
+            return .string(name)
+        }
     }
 
     static let userOptions = FunctionDeclaration(
