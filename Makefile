@@ -2,7 +2,7 @@
 # Both install the Debian packages they need when missing, then build.
 
 SWIFT ?= swift
-DEBIAN_PACKAGES := pkg-config tzdata libbpf-dev libsystemd-dev libpcre2-dev libsqlite3-dev libyara-dev libmagic-dev libmagic-mgc zlib1g-dev libbz2-dev sqlite3 python3 procps postgresql openssl ca-certificates python3-plyvel libzstd-dev liblzma-dev zip unzip bzip2 e2fsprogs
+DEBIAN_PACKAGES := pkg-config tzdata libbpf-dev libsystemd-dev libpcre2-dev libsqlite3-dev libyara-dev libmagic-dev libmagic-mgc zlib1g-dev libbz2-dev sqlite3 python3 procps postgresql openssl ca-certificates python3-plyvel libzstd-dev liblzma-dev zip unzip bzip2 e2fsprogs curl chromium chromium-driver python3-selenium
 BIN := .build/release/quarry
 CORPUS := ../shared/conformance/vfilter/cases.json
 # Ratchets: `make test` fails when Velociraptor's golden testcases passing exactly, or the Linux
@@ -51,7 +51,7 @@ run-fleet: release
 ## Every test: unit, golden, conformance (when ../shared is present), CLI.
 test: deps
 	$(SWIFT) build
-	QUARRY_REQUIRE_POSTGRES=1 $(SWIFT) test
+	QUARRY_REQUIRE_POSTGRES=1 QUARRY_REQUIRE_BROWSER=1 $(SWIFT) test
 	@if [ -f $(CORPUS) ]; then .build/debug/vql-conformance $(CORPUS) | tail -n 1; fi
 	python3 scripts/velociraptor_testcases.py --min $(TESTCASES_MIN)
 	python3 scripts/parity.py --min-endpoint $(PARITY_MIN_ENDPOINT) --min-server $(PARITY_MIN_SERVER) --summary

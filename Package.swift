@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         // http_client(): HTTP/1.1 and HTTP/2 over TLS with redirects, timeouts and Unix sockets.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // The web console's server-rendered pages (Mustache templates, HTML-escaped by default).
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // PCRE2 (Debian's libpcre2-dev) gives RE2-compatible, JIT-compiled regular expressions.
@@ -113,12 +115,20 @@ let package = Package(
         .target(
             name: "FleetPostgres",
             dependencies: ["FleetCore", .product(name: "PostgresNIO", package: "postgres-nio")]),
+        // The web console's parts that know no networking: password hashing (scrypt), sessions and
+        // CSRF tokens, the embedded templates and assets, and the page renderer.
+        .target(
+            name: "QuarryConsole",
+            dependencies: [
+                "FleetCore", .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Mustache", package: "swift-mustache"),
+            ]),
         // The fleet over the network: PKI, configs, server (agent channel + analyst API + metrics),
         // agent (enrolment, on-disk result queue), API client and the server-side VQL plugins.
         .target(
             name: "Fleet",
             dependencies: [
-                "FleetCore", "VQL", "Artifacts", "PrivateFiles",
+                "FleetCore", "VQL", "Artifacts", "PrivateFiles", "QuarryConsole",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -144,6 +154,7 @@ let package = Package(
         .testTarget(name: "QuarryDetectTests", dependencies: ["QuarryDetect", "QuarryHost", "VQL", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "QuarryNetTests", dependencies: ["QuarryNet", "VQL"]),
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
+        .testTarget(name: "QuarryConsoleTests", dependencies: ["QuarryConsole", "FleetCore"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "FleetCore", "FleetTestSupport"]),
         // One behaviour suite run against every datastore engine (SQLite, and a PostgreSQL it starts).
         .testTarget(

@@ -17,6 +17,9 @@ public struct CollectionOptions: Sendable {
     public var csv = false
     /// Percent of one core the collection may use (plugins that walk the disk or read content pace themselves).
     public var cpuLimit: Double?
+    /// A throttle the caller keeps, used instead of one made from `cpuLimit` (the fleet agent's
+    /// watchdog lowers it while the collection runs).
+    public var throttle: CPUThrottle?
     /// How often rows reach the container while a source runs.
     public var chunks = ChunkPolicy()
     /// The container's mode: private unless asked otherwise.
@@ -146,7 +149,11 @@ public final class Collector: @unchecked Sendable {
     /// Runs every artifact; the container is finished (or marked cancelled/incomplete) on return.
     public func collect(_ names: [String]) throws -> CollectionSummary {
         let session = Session(registry: registry, logger: log, cancellation: cancellation)
-        if let limit = options.cpuLimit { session.context.throttle = CPUThrottle(percent: limit) }
+        if let throttle = options.throttle {
+            session.context.throttle = throttle
+        } else if let limit = options.cpuLimit {
+            session.context.throttle = CPUThrottle(percent: limit)
+        }
         let uploads = ContainerUploads(collector: self, limit: options.maxUploadBytes)
         session.context.setService(UploadService.key, uploads as any UploadDestination)
         var timer: DispatchSourceTimer?

@@ -206,6 +206,18 @@ public final class PostgresFleetStore: FleetStore {
         }
     }
 
+    public func setUserPasswordHash(_ name: String, hash: String?) async throws -> Bool {
+        try await transaction("setUserPasswordHash \(name)") { connection in
+            try await !connection.fetchAll("UPDATE users SET password_hash = \(hash) WHERE name = \(name) RETURNING 1").isEmpty
+        }
+    }
+
+    public func userPasswordHash(named name: String) async throws -> String? {
+        try await fetch("userPasswordHash \(name)", "SELECT password_hash FROM users WHERE name = \(name) AND password_hash IS NOT NULL") { row in
+            try row.decode(String.self)
+        }.first
+    }
+
     private static let userColumns = "name, role, api_key_sha256, created_at, expires_at"
 
     private static func userRecord(_ row: PostgresRow) throws -> UserRecord {

@@ -47,7 +47,11 @@ public enum DocumentParsers {
         examples: ["SELECT parse_xml(file='<a x=\"1\"><b>hi</b><b>yo</b></a>', accessor='data') AS X FROM scope()"],
         permissions: [.filesystemRead]
     ) { ctx in
-        guard let bytes = ParserLibrary.content(ctx, "file") else { return .null }
+        guard let bytes = ParserLibrary.content(ctx, "file") else {
+            // An empty text (no output from a program, say) is no document: an error, as any other.
+            if ctx.string("file")?.isEmpty == true { ctx.log(.error, "parse_xml: XML: empty document") }
+            return .null
+        }
         do {
             return try XMLReader.parse(bytes)
         } catch {

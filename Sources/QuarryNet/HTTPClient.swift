@@ -238,8 +238,8 @@ public final class TemporaryFiles: Sendable {
     }
 }
 
-/// Runs async work from a synchronous plugin: waits in short steps so a cancelled query cancels
-/// the work.
+/// Runs async work from a synchronous plugin on the bridge's own threads (see BridgeExecutor):
+/// waits in short steps so a cancelled query cancels the work.
 enum Bridge {
     final class Box<T: Sendable>: Sendable {
         let result = Mutex<Result<T, any Error>?>(nil)
@@ -248,7 +248,7 @@ enum Bridge {
     static func run<T: Sendable>(_ ctx: CallContext, _ work: @escaping @Sendable () async throws -> T) -> Result<T, any Error> {
         let box = Box<T>()
         let done = DispatchSemaphore(value: 0)
-        let task = Task {
+        let task = Task(executorPreference: BridgeExecutor.shared) {
             let result: Result<T, any Error>
             do { result = .success(try await work()) } catch { result = .failure(error) }
             box.result.withLock { $0 = result }

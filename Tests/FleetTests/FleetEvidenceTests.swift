@@ -20,7 +20,7 @@ extension FleetTests {
         try fleet.check(collect)
         let flow = collect.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try await fleet.waitUntil(timeout: 30, "5000 rows stored while the flow runs") {
-            let rows = try await fleet.get("/results", query: ["flow_id": flow, "limit": "10000"], as: [ResultRow].self)
+            let rows = try await fleet.results(["flow_id": flow])
             let state = try await fleet.get("/flows/\(flow)", as: FlowView.self).flow.state
             return rows.count == 5000 && state == .running
         }
@@ -29,7 +29,7 @@ extension FleetTests {
         try await fleet.waitUntil(timeout: 30, "the flow ends") { try await fleet.get("/flows/\(flow)", as: FlowView.self).flow.state.isFinal }
         let ended = try await fleet.get("/flows/\(flow)", as: FlowView.self).flow
         #expect(ended.state == .error && ended.errors.contains { $0.contains("restarted") })
-        let rows = try await fleet.get("/results", query: ["flow_id": flow, "limit": "10000"], as: [ResultRow].self)
+        let rows = try await fleet.results(["flow_id": flow])
         let numbers = Set(rows.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.json.utf8)) as? [String: Any])?["N"] as? Int })
         #expect(rows.count == 5000 && numbers == Set(0..<5000))
     }
@@ -227,7 +227,7 @@ extension FleetTests {
             let view = try await fleet.get("/flows/\(flow)", as: FlowView.self).flow
             return view.state == .finished && view.errors.contains { $0.contains("1 batch was lost") }
         }
-        let rows = try await fleet.get("/results", query: ["flow_id": flow, "limit": "10000"], as: [ResultRow].self)
+        let rows = try await fleet.results(["flow_id": flow])
         #expect(rows.count == 3000 - torn.rows)
         #expect(fleet.log("agent-a").contains("damaged batch files found at start"))
         #expect(fleet.log("server").contains("1 lost before acknowledgement"))

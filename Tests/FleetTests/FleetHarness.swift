@@ -24,7 +24,20 @@ final class FleetHarness: @unchecked Sendable {
     let ports: [Int]
     var servers: [Int: Process] = [:]
 
-    init(grace: Double? = nil, datastore: String? = nil, frontends: Int = 1, limits: ((inout ServerLimits) -> Void)? = nil) throws {
+    /// The agents' limits unless a test sets its own: the watchdog runs in every test, with a ceiling
+    /// and budget far above what the other tests' (debug-build) collections use, so they measure what
+    /// they are about and the watchdog tests set tight limits themselves.
+    static func roomyAgentLimits() -> AgentLimits {
+        var limits = AgentLimits()
+        limits.maxMemoryMB = 4000
+        limits.maxCPUPercent = 1000
+        return limits
+    }
+
+    init(
+        grace: Double? = nil, datastore: String? = nil, frontends: Int = 1, limits: ((inout ServerLimits) -> Void)? = nil,
+        agentLimits: AgentLimits = FleetHarness.roomyAgentLimits()
+    ) throws {
         dir = NSTemporaryDirectory() + "quarry-fleet-" + UUID().uuidString.prefix(8)
         let first = Int.random(in: 20000...59000)
         port = first
@@ -50,6 +63,7 @@ final class FleetHarness: @unchecked Sendable {
             let urls = (ports[index...] + ports[..<index]).map { "https://127.0.0.1:\($0)" }
             agent.serverURL = urls[0]
             agent.extraServerURLs = Array(urls.dropFirst())
+            agent.limits = agentLimits
             try ConfigFile.save(agent, to: dir + "/client\(index).yaml")
         }
         try FileManager.default.createDirectory(atPath: definitions, withIntermediateDirectories: true)
@@ -65,7 +79,7 @@ final class FleetHarness: @unchecked Sendable {
     }
 
     /// Artifacts the tests collect: many rows after a pause, a long sleep, rows then a long sleep in one
-    /// source, an upload, and a folder listing.
+    /// source, an upload, a CPU burner, a memory hog and a folder listing.
     static let testArtifacts = """
         name: Test.Rows
         parameters:
@@ -109,6 +123,25 @@ final class FleetHarness: @unchecked Sendable {
               SELECT * FROM chain(
                 a={ SELECT _value AS N FROM range(end=atoi(string=Count)) },
                 b={ SELECT sleep(time=atoi(string=Seconds)) AS N FROM scope() })
+        ---
+        name: Test.Burn
+        parameters:
+          - name: Count
+            default: "1000000000"
+        sources:
+          - query: |
+              SELECT _value AS N FROM range(end=atoi(string=Count))
+              WHERE format(format='%x', args=_value * 7919) =~ '^fffffff$'
+        ---
+        name: Test.Hog
+        parameters:
+          - name: Count
+            default: "50000"
+        sources:
+          - query: |
+              LET Held = SELECT _value AS N, format(format='%020000d', args=_value) AS Text
+                FROM range(end=atoi(string=Count))
+              SELECT len(list=Held) AS Held FROM scope()
         ---
         name: Test.Files
         parameters:

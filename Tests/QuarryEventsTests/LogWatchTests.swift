@@ -217,7 +217,7 @@ struct AuditNetlinkTests {
         Thread.sleep(forTimeInterval: 0.5)
         let marker = Events.marker("audited")
         let pid = try Events.run("/bin/echo", [marker]).pid
-        let event = watch.first(within: 8) { $0["Process.PID"].stringValue == String(pid) }
+        let event = watch.first(within: 20) { $0["Process.PID"].stringValue == String(pid) }
         #expect(event?["Process.Exe"].stringValue == "/usr/bin/echo")
         #expect(event?["Process.Args"].listElements?.compactMap(\.stringValue) == ["/bin/echo", marker])
         #expect(event?["Process.PPID"].stringValue == String(getpid()))

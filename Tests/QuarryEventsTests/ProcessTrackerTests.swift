@@ -58,9 +58,11 @@ extension KernelSuite {
 
     @Test(.enabled(if: Events.bpfAvailable, Events.skipMessage))
     func fedByEBPF() throws {
-        let tracker = ProcessTracker(hub: Events.hub())
+        let hub = Events.hub()
+        let tracker = ProcessTracker(hub: hub)
         defer { tracker.stop() }
         try Self.checkLifecycle(tracker, feed: .events)
+        #expect(hub.isBPFLoaded, "\(hub.subscriberCount) subscribers; refusal: \(hub.bpfRefusal ?? "none"); \(tracker.feedKind)")
     }
 
     @Test(.enabled(if: Events.isRoot, "the process connector needs root"))
@@ -83,9 +85,10 @@ extension KernelSuite {
         defer { tracker.stop() }
         let watch = Watch("SELECT * FROM process_tracker_updates()", tracker: tracker)
         defer { watch.stop() }
+        // The first stats row follows the first full listing: a process started after it is new.
+        #expect(watch.first(within: 10) { $0["update_type"].stringValue == "stats" } != nil)
         let child = try Self.sleeper("30.\(UInt32.random(in: 100_000...999_999))")
         let pid = Int64(child.processIdentifier)
-        #expect(watch.first(within: 5) { $0["update_type"].stringValue == "stats" } != nil)
         #expect(watch.first(within: 5) { $0["update_type"].stringValue == "start" && $0["id"].intValue == pid } != nil)
         kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()

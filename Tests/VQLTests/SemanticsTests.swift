@@ -208,18 +208,44 @@ final class ProducedCounter: Sendable {
         return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
-    @Test func cpuThrottleKeepsTheBudget() {
-        let throttle = CPUThrottle(percent: 30, cpuClock: ThrottleTests.threadCPU)
+    /// Spins for `seconds`, pacing with `throttle`; returns the share of a core this thread used.
+    static func spin(_ throttle: CPUThrottle, seconds: Double) -> Double {
         let startWall = Date()
-        let startCPU = ThrottleTests.threadCPU()
+        let startCPU = threadCPU()
         var sink = 0
-        while Date().timeIntervalSince(startWall) < 1.5 {
+        while Date().timeIntervalSince(startWall) < seconds {
             for i in 0..<20_000 { sink &+= i &* i }
             throttle.pace()
         }
-        let cpu = ThrottleTests.threadCPU() - startCPU
-        let wall = Date().timeIntervalSince(startWall)
-        #expect(cpu / wall < 0.5, "used \(cpu) s of CPU in \(wall) s (sink \(sink))")
-        #expect(cpu / wall > 0.1)
+        withExtendedLifetime(sink) {}
+        return (threadCPU() - startCPU) / Date().timeIntervalSince(startWall)
+    }
+
+    @Test func cpuThrottleKeepsTheBudget() {
+        let used = Self.spin(CPUThrottle(percent: 30, cpuClock: ThrottleTests.threadCPU), seconds: 1.5)
+        #expect(used < 0.5, "used \(used * 100)% of a core")
+        #expect(used > 0.1)
+    }
+
+    /// The fleet agent's watchdog lowers a running collection's budget; it is never raised again.
+    /// A fake CPU clock says the work was busy all along, so the pause pace() takes is known whatever
+    /// the machine's load: none at 100% of a core, four times the busy time at 20%.
+    @Test func cpuThrottleCanBeLoweredWhileItRuns() {
+        let cpu = Mutex(0.0)
+        let throttle = CPUThrottle(percent: 100, cpuClock: { cpu.withLock { $0 } })
+        func burst() -> Double {
+            let start = Date()
+            Thread.sleep(forTimeInterval: 0.1)
+            cpu.withLock { $0 += Date().timeIntervalSince(start) }
+            let before = Date()
+            for _ in 0..<16 { throttle.pace() }
+            return Date().timeIntervalSince(before)
+        }
+        #expect(burst() < 0.2)
+        throttle.lower(toPercent: 20)
+        throttle.lower(toPercent: 90)
+        #expect(throttle.percent == 20)
+        let paced = burst()
+        #expect(paced >= 0.35 && paced < 3, "paused \(paced) s")
     }
 }

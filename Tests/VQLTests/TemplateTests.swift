@@ -63,7 +63,7 @@ import Testing
         let parens = "{{ " + String(repeating: "(", count: 500) + "1" + String(repeating: ")", count: 500) + " }}"
         let (row2, log2) = try expand(parens)
         #expect(row2 == #"{"T":null}"#)
-        #expect(log2.contains { $0.contains("nested more than") })
+        #expect(log2.contains { $0.contains("nested too deeply") })
     }
 
     @Test func rangeOutputIsBounded() throws {

@@ -18,12 +18,18 @@ extension FleetAgent {
             return true
         }
         guard isNew else { return }
-        log("flow \(flowId): collecting \(request.artifacts.joined(separator: ", "))")
         enqueue(flowId: flowId, .status(FlowStatus(state: .running, time: Date().timeIntervalSince1970)))
+        if case .refuse(_, let reason) = watchdog.admit(flowId: flowId, request: request) {
+            log("flow \(flowId): \(reason)")
+            finishFlow(flowId: flowId, status: FlowStatus(state: .error, errors: [reason], time: 0))
+            return
+        }
+        log("flow \(flowId): collecting \(request.artifacts.joined(separator: ", "))")
         let flag = CancellationFlag()
         running.withLockedValue { $0[flowId] = flag }
         let thread = Thread { [self] in
-            self.collect(flowId: flowId, request: request, definitions: definitions, cancellation: flag)
+            let throttle = self.watchdog.attach(flowId: flowId, cancellation: flag, cpuLimit: request.cpuLimit)
+            self.collect(flowId: flowId, request: request, definitions: definitions, cancellation: flag, throttle: throttle)
             self.running.withLockedValue { $0[flowId] = nil }
         }
         thread.stackSize = 8 << 20
@@ -33,8 +39,9 @@ extension FleetAgent {
     /// Runs the collector into a container in work/; each chunk of rows and each upload is queued
     /// as batches the moment it reaches the container, so the server sees results while the
     /// collection runs and an agent crash loses only what was not chunked yet. Then the log and the
-    /// final status; the flow is marked done.
-    private func collect(flowId: String, request: CollectionRequest, definitions: [String], cancellation: CancellationFlag) {
+    /// final status; the flow is marked done. A collection the watchdog cancelled ends as an error
+    /// whose first line is the watchdog's reason.
+    private func collect(flowId: String, request: CollectionRequest, definitions: [String], cancellation: CancellationFlag, throttle: CPUThrottle?) {
         let repository = ArtifactRepository.builtin()
         for (index, text) in definitions.enumerated() { _ = repository.add(text: text, file: "server:\(flowId)/\(index)") }
         let registry = makeRegistry(repository)
@@ -44,6 +51,7 @@ extension FleetAgent {
         options.maxRows = request.maxRows
         options.maxUploadBytes = request.maxUploadBytes
         options.cpuLimit = request.cpuLimit
+        options.throttle = throttle
         let output = stateDir + "/work/" + flowId.filter { $0.isLetter || $0.isNumber || $0 == "." } + ".zip"
         let sender = FlowSender(agent: self, flowId: flowId, container: output, cancellation: cancellation)
         var status = FlowStatus(state: .error, time: 0)
@@ -62,11 +70,21 @@ extension FleetAgent {
         } catch {
             status.errors.append("collection failed: \(error)")
         }
+        if let reason = watchdog.finish(flowId: flowId) {
+            status.state = .error
+            status.errors.insert(reason, at: 0)
+        }
         let sent = sender.totals
         status.rows = sent.rows
         status.uploadedBytes = sent.uploaded
         status.errors += sent.errors
         unlink(output)
+        finishFlow(flowId: flowId, status: status)
+    }
+
+    /// Queues the flow's final status (with its batch totals) and marks the flow done.
+    private func finishFlow(flowId: String, status: FlowStatus) {
+        var status = status
         flowLock.withLock {
             guard var record = FlowFile.load(stateDir: stateDir, flowId: flowId) else { return }
             status.batches = record.nextSeq - 1

@@ -11,7 +11,8 @@ import VQL
 /// authenticated WebSocket to the server, reconnecting with exponential backoff and jitter. It runs
 /// collection requests with the same collector as `quarry artifacts collect`, and sends the results
 /// back as numbered batches through an on-disk queue, deleting each only when the server
-/// acknowledges it.
+/// acknowledges it. A watchdog holds it to its own memory ceiling and CPU budget: a collection over
+/// them is cancelled with the reason, and an artifact cancelled repeatedly is refused for a while.
 ///
 /// State directory (0700): client.key, client.crt, client_id (0600); queue/ (unacknowledged
 /// batches); flows/ (one file per flow it accepted: its request, state and next sequence number);
@@ -28,6 +29,8 @@ public final class FleetAgent: Sendable {
     let sender = NIOLockedValueBox(SenderState())
     let running = NIOLockedValueBox<[String: CancellationFlag]>([:])
     let flowLock = NIOLock()
+    /// Holds the agent to its memory ceiling and CPU budget (`limits:` in client.yaml).
+    let watchdog: WatchdogSampler
     /// Which of the configured frontends the agent uses now; it moves on after a failed connection.
     let urlIndex = NIOLockedValueBox(0)
     var serverURL: String {
@@ -57,6 +60,7 @@ public final class FleetAgent: Sendable {
         self.group = group
         self.makeRegistry = makeRegistry
         self.log = log
+        watchdog = WatchdogSampler(limits: config.limits, log: log)
         for sub in ["", "/flows", "/work", "/tmp"] {
             try FileManager.default.createDirectory(atPath: stateDir + sub, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             // A folder that existed before keeps its mode: make it private too.
@@ -68,6 +72,7 @@ public final class FleetAgent: Sendable {
         queue = try ResultQueue(directory: stateDir + "/queue", maxBytes: config.maxQueueBytes)
         reportDamagedBatches()
         recoverInterruptedFlows()
+        watchdog.start()
     }
 
     /// The client ID once enrolled.

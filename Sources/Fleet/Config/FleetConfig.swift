@@ -1,4 +1,5 @@
 import Crypto
+import FleetCore
 import Foundation
 import PrivateFiles
 import Yams
@@ -85,10 +86,12 @@ public struct ClientConfig: Codable, Sendable {
     public var labels: [String] = []
     /// Most bytes of unacknowledged results kept on disk; past it the oldest batches are dropped (and reported).
     public var maxQueueBytes: Int64 = 512 << 20
+    /// The agent's limits on itself: memory ceiling, CPU budget, cool-down of repeated offenders.
+    public var limits = AgentLimits()
 
     enum CodingKeys: String, CodingKey {
         case serverURL = "server_url", caCertificate = "ca_certificate", enrollmentSecret = "enrollment_secret", labels
-        case maxQueueBytes = "max_queue_bytes", extraServerURLs = "extra_server_urls"
+        case maxQueueBytes = "max_queue_bytes", extraServerURLs = "extra_server_urls", limits
     }
 
     /// Every frontend the agent may use, the main one first.
@@ -108,6 +111,7 @@ public struct ClientConfig: Codable, Sendable {
         labels = try c.decodeIfPresent([String].self, forKey: .labels) ?? []
         extraServerURLs = try c.decodeIfPresent([String].self, forKey: .extraServerURLs) ?? []
         maxQueueBytes = try c.decodeIfPresent(Int64.self, forKey: .maxQueueBytes) ?? 512 << 20
+        limits = try c.decodeIfPresent(AgentLimits.self, forKey: .limits) ?? AgentLimits()
     }
 }
 

@@ -5,6 +5,7 @@ import HummingbirdWebSocket
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
+import QuarryConsole
 
 /// The context every request to the server carries through the router and its middleware: the
 /// connection it came on (whose TLS peer certificate is the only source of a client's identity),
@@ -18,8 +19,11 @@ struct FleetRequestContext: FleetListenerContext {
     let channel: any Channel
     /// The peer's address and port.
     let remote: String
-    /// The analyst behind the request's API key (set by `APIKeyAuthenticator`).
+    /// The analyst behind the request's API key (set by `APIKeyAuthenticator`) or console session
+    /// (set by `ConsoleMiddleware`).
     var caller: Caller?
+    /// The web console's session of the request's cookie, and that cookie's token.
+    var console: (session: ConsoleSession, token: String)?
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

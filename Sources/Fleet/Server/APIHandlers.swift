@@ -45,11 +45,20 @@ public struct UserRequestBody: Codable, Sendable {
     public var role: Role
     /// Seconds from now until the key expires; nil for a key without expiry.
     public var expiresIn: Double?
-    public init(name: String, role: Role, expiresIn: Double? = nil) {
+    /// A password for the web console (sent over TLS, stored only as a scrypt hash); nil for none.
+    public var password: String?
+    public init(name: String, role: Role, expiresIn: Double? = nil, password: String? = nil) {
         self.name = name
         self.role = role
         self.expiresIn = expiresIn
+        self.password = password
     }
+}
+
+/// POST /api/v1/users/NAME/password: sets (or with nil, removes) the user's console password.
+public struct PasswordBody: Codable, Sendable {
+    public var password: String?
+    public init(password: String?) { self.password = password }
 }
 
 /// POST /api/v1/users/NAME/rotate-key.

@@ -1,12 +1,15 @@
 import FleetCore
 import Foundation
 import Hummingbird
+import NIOPosix
+import QuarryConsole
 
 // Analysts and their API keys: add (with an optional expiry), list, remove, rotate. Keys are shown
 // once, when made; only their SHA-256 is stored. Every change is audited (never with the key), and
 // drops the user's cached keys on this frontend at once.
 extension FleetServer {
     func addUserRoutes(_ api: RouterGroup<FleetRequestContext>) {
+        addPasswordRoute(api)
         api.post("users") { [self] request, context in
             let caller = try context.requireCaller()
             try caller.require("SERVER_ADMIN")
@@ -15,9 +18,11 @@ extension FleetServer {
                 throw APIFailure(status: 400, message: "a user name is 1 to 128 bytes without '/'")
             }
             guard try await store.user(named: body.name) == nil else { throw APIFailure(status: 409, message: "user \(body.name) exists") }
+            let passwordHash = try await body.password.asyncMap(Self.hashPassword)
             let issued = try issue(name: body.name, role: body.role, expiresIn: body.expiresIn)
             let now = Date().timeIntervalSince1970
             try await store.addUser(UserRecord(name: body.name, role: body.role, apiKeySHA256: ConfigFile.sha256Hex(issued.apiKey), createdAt: now, expiresAt: issued.expiresAt))
+            if let passwordHash { _ = try await store.setUserPasswordHash(body.name, hash: passwordHash) }
             try await audit(caller, "add-user", body.name, try Self.keyDetails(role: body.role, expiresAt: issued.expiresAt))
             return try ok(issued)
         }
@@ -35,6 +40,7 @@ extension FleetServer {
             }
             guard try await store.removeUser(name) else { throw APIFailure(status: 404, message: "no user \(name)") }
             keys.forget(user: name)
+            consoleSessions.end(user: name)
             try await audit(caller, "remove-user", name, try json(["role": user.role.rawValue]))
             return try okJSON(["removed": name])
         }
@@ -55,6 +61,32 @@ extension FleetServer {
         }
     }
 
+    /// POST /users/NAME/password {"password": …}: sets the user's console password (anyone their own,
+    /// an administrator anyone's); null removes it. The user's console sessions end.
+    func addPasswordRoute(_ api: RouterGroup<FleetRequestContext>) {
+        api.post("users/:name/password") { [self] request, context in
+            let caller = try context.requireCaller()
+            let name = try Self.userName(context)
+            if caller.user.name != name { try caller.require("SERVER_ADMIN") }
+            let (body, _) = try await context.decode(PasswordBody.self, from: request, limit: config.limits.maxRequestBodyBytes)
+            let hash = try await body.password.asyncMap(Self.hashPassword)
+            guard try await store.setUserPasswordHash(name, hash: hash) else { throw APIFailure(status: 404, message: "no user \(name)") }
+            consoleSessions.end(user: name)
+            try await audit(caller, hash == nil ? "remove-password" : "set-password", name, try json([:]))
+            return try okJSON(["user": name, "password": hash == nil ? "removed" : "set"])
+        }
+    }
+
+    /// The scrypt hash of a new console password (on the thread pool: it takes tens of milliseconds).
+    static func hashPassword(_ password: String) async throws -> String {
+        do {
+            try PasswordHash.checkPolicy(password)
+        } catch {
+            throw APIFailure(status: 400, message: String(describing: error))
+        }
+        return try await NIOThreadPool.singleton.runIfActive { try PasswordHash.make(password) }
+    }
+
     /// A new random key for a user, with its expiry.
     private func issue(name: String, role: Role, expiresIn: Double?) throws -> IssuedKey {
         if let expiresIn, !(expiresIn > 0) { throw APIFailure(status: 400, message: "an expiry must be in the future") }
@@ -70,5 +102,13 @@ extension FleetServer {
         var details: [String: Any] = ["role": role.rawValue]
         if let expiresAt { details["expires_at"] = expiresAt }
         return try json(details)
+    }
+}
+
+extension Optional {
+    /// The wrapped value transformed by async `transform`; nil stays nil.
+    func asyncMap<U>(_ transform: (Wrapped) async throws -> U) async rethrows -> U? {
+        guard let value = self else { return nil }
+        return try await transform(value)
     }
 }

@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+import QuarryConsole
 
 /// The fleet server: one TLS listener for agents (WebSocket at /agent) and analysts (JSON API),
 /// the datastore, the upload store, the hunt scheduler and the metrics. The server keeps no state
@@ -33,6 +34,9 @@ public final class FleetServer: Sendable {
     let pipeline: IngestPipeline
     /// Scheduler passes so far (some work runs only every few passes).
     let schedulerPasses = NIOLockedValueBox(0)
+    /// Signed-in browsers of the web console (in memory: a restart signs them out).
+    let consoleSessions = ConsoleSessions()
+    let consoleRenderer = ConsoleRenderer()
     /// Flows sent to an agent recently (so the delivery poll does not send them again and again).
     let delivered = NIOLockedValueBox<[String: Double]>([:])
     /// Held while a custom artifact is written and added, so that two writes of one name do not interleave.

@@ -18,6 +18,10 @@ public protocol FleetStore: FleetCoordination {
     func removeUser(_ name: String) async throws -> Bool
     /// Replaces the user's key (only its SHA-256 is given) and its expiry; false if there is no such user.
     func replaceUserKey(_ name: String, apiKeySHA256: String, expiresAt: Double?) async throws -> Bool
+    /// Sets (or, with nil, clears) the hash of the user's console password; false if there is no such user.
+    func setUserPasswordHash(_ name: String, hash: String?) async throws -> Bool
+    /// The hash of the user's console password; nil if the user has none (or does not exist).
+    func userPasswordHash(named name: String) async throws -> String?
 
     // MARK: clients
     /// Records a newly enrolled client. Fails if the ID exists.

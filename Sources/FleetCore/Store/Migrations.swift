@@ -79,10 +79,14 @@ public enum FleetSchema {
         SchemaMigration(
             version: 4, name: "api key expiry",
             statements: ["ALTER TABLE users ADD COLUMN expires_at DOUBLE PRECISION"]),
+        // The web console's sign-in: a slow salted hash of the user's password (never the password).
+        SchemaMigration(
+            version: 5, name: "console passwords",
+            statements: ["ALTER TABLE users ADD COLUMN password_hash TEXT"]),
         // Free-form key/value notes that server VQL reads and writes: the server's own
         // (owner "server") and each client's (owner = client ID).
         SchemaMigration(
-            version: 5, name: "server and client metadata",
+            version: 6, name: "server and client metadata",
             statements: [
                 """
                 CREATE TABLE metadata (

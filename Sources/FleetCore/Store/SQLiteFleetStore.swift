@@ -194,6 +194,16 @@ public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
         }
     }
 
+    public func setUserPasswordHash(_ name: String, hash: String?) async throws -> Bool {
+        try write("setUserPasswordHash \(name)") { db in try db.run("UPDATE users SET password_hash = ? WHERE name = ?", hash, name) > 0 }
+    }
+
+    public func userPasswordHash(named name: String) async throws -> String? {
+        try read("userPasswordHash \(name)") { db in
+            try db.queryFirst("SELECT password_hash FROM users WHERE name = ? AND password_hash IS NOT NULL", [name]) { $0.text(0) }
+        }
+    }
+
     private static let userColumns = "name, role, api_key_sha256, created_at, expires_at"
 
     private func userRecord(_ row: SQLiteStatement) throws -> UserRecord {

@@ -7,7 +7,7 @@ import VQL
 /// `quarry user add|list|rm|rotate-key`: analysts and their API keys.
 struct UserCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "user", abstract: "Manage analysts and their API keys.", subcommands: [AddUser.self, ListUsers.self, RemoveUser.self, RotateUserKey.self])
+        commandName: "user", abstract: "Manage analysts and their API keys.", subcommands: [AddUser.self, ListUsers.self, RemoveUser.self, RotateUserKey.self, SetUserPassword.self])
 }
 
 /// Where a new key goes: an api.yaml for its user, printed or written 0600 to `--output`.
@@ -46,13 +46,15 @@ struct AddUser: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "add", abstract: "Add an analyst with a role (administrator, investigator, reader).")
     @Argument(help: "User name.") var name: String
     @Option(help: "administrator, investigator or reader.") var role: String
+    @Flag(help: "Also give a password for the web console (asked for on a terminal, else read from the first line of standard input).")
+    var password = false
     @OptionGroup var key: KeyOutput
     @OptionGroup var api: APIOptions
 
     func run() throws {
         guard let role = Role(rawValue: role) else { throw ValidationError("unknown role '\(role)' (administrator, investigator, reader)") }
         let client = try api.client()
-        let body = UserRequestBody(name: name, role: role, expiresIn: try key.expiresIn())
+        let body = UserRequestBody(name: name, role: role, expiresIn: try key.expiresIn(), password: password ? try readPassword() : nil)
         try key.deliver(try runBlocking { try await client.post("/users", body: body, as: IssuedKey.self) }, client: client)
     }
 }
@@ -102,4 +104,47 @@ struct RotateUserKey: ParsableCommand {
 /// The API path of a user, the name percent-encoded.
 func userPath(_ name: String) -> String {
     "/users/" + (name.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? name)
+}
+
+struct SetUserPassword: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "password", abstract: "Set an analyst's web console password (asked for on a terminal, else read from standard input).")
+    @Argument(help: "User name.") var name: String
+    @Flag(help: "Remove the password instead: the user can no longer sign in to the console.") var remove = false
+    @OptionGroup var api: APIOptions
+
+    func run() throws {
+        let client = try api.client()
+        let body = PasswordBody(password: remove ? nil : try readPassword())
+        let path = userPath(name) + "/password"
+        _ = try runBlocking { try await client.post(path, body: body, as: [String: String].self) }
+        printError(remove ? "removed the console password of \(name)" : "set the console password of \(name)")
+    }
+}
+
+/// A password: typed twice without echo on a terminal, else the first line of standard input.
+func readPassword() throws -> String {
+    if isatty(STDIN_FILENO) == 0 {
+        guard let line = Swift.readLine(strippingNewline: true), !line.isEmpty else { throw ValidationError("no password on standard input") }
+        return line
+    }
+    let first = try promptHidden("Password: ")
+    guard try promptHidden("Again: ") == first else { throw ValidationError("the two passwords differ") }
+    return first
+}
+
+/// Reads one line from the terminal with echo off.
+private func promptHidden(_ prompt: String) throws -> String {
+    FileHandle.standardError.write(Data(prompt.utf8))
+    var saved = termios()
+    tcgetattr(STDIN_FILENO, &saved)
+    var quiet = saved
+    quiet.c_lflag &= ~tcflag_t(ECHO)
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet)
+    defer {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved)
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+    guard let line = Swift.readLine(strippingNewline: true), !line.isEmpty else { throw ValidationError("no password given") }
+    return line
 }

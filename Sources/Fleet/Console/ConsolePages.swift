@@ -1,0 +1,105 @@
+import FleetCore
+import Foundation
+import Hummingbird
+import QuarryConsole
+
+// The console's pages: clients (search), a client (facts, labels, flows), hunts (progress), a hunt
+// (progress, sources, a page of results read from the datastore), the audit log (administrators).
+extension FleetServer {
+    /// Rows per page of a hunt's results table.
+    static let consoleResultRows = 100
+    /// Hunts listed (newest first) with their progress.
+    static let consoleHuntRows = 200
+
+    func addConsolePages(_ console: RouterGroup<FleetRequestContext>) {
+        console.get("clients") { [self] request, context in
+            try context.requireConsoleCaller().require("READ_RESULTS")
+            let query = request.uri.queryParameters
+            let text = query.string("q") ?? ""
+            let search = ClientSearch(query: text, seen: query.string("seen"))
+            let connected = connectedClientIds
+            let view = ClientsPageView(
+                search: search, query: text, clients: try await store.clients().map { ($0, connected.contains($0.clientId)) }, now: Date().timeIntervalSince1970)
+            return consolePage(.clients, title: "Clients", view: view, context: context)
+        }
+        console.get("clients/:id") { [self] _, context in
+            let caller = try context.requireConsoleCaller()
+            try caller.require("READ_RESULTS")
+            let id = try context.parameters.require("id")
+            guard let client = try await store.client(id) else { throw APIFailure(status: 404, message: "no client \(id)") }
+            let view = ClientPageView(
+                client, connected: connectedClientIds.contains(id), canLabel: caller.user.role.permissions.contains("LABEL_CLIENT"),
+                flows: try await store.flows(clientId: id, huntId: nil))
+            return consolePage(.client, title: client.hostname.isEmpty ? id : client.hostname, view: view, context: context)
+        }
+        console.post("clients/:id/labels") { [self] request, context in
+            let form = try await ConsoleForm.read(request, context)
+            let caller = try context.requireSameSiteForm(form, request)
+            try caller.require("LABEL_CLIENT")
+            let id = try context.parameters.require("id")
+            let add = form.value("add").map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
+            let remove = form.value("remove")
+            for label in [add, remove].compactMap({ $0 }) where label.utf8.count > 128 {
+                throw APIFailure(status: 400, message: "a label is at most 128 bytes (\(label.prefix(20))…)")
+            }
+            guard try await store.client(id) != nil else { throw APIFailure(status: 404, message: "no client \(id)") }
+            let request = LabelRequest(add: add.map { [$0] } ?? [], remove: remove.map { [$0] } ?? [])
+            _ = try await store.labelClient(id, add: request.add, remove: request.remove)
+            try await audit(caller, "label-client", id, try encode(request))
+            poke()
+            return ConsoleResponse.redirect("/clients/" + ConsoleText.pathSegment(id))
+        }
+        console.get("hunts") { [self] _, context in
+            try context.requireConsoleCaller().require("READ_RESULTS")
+            var rows: [HuntRowView] = []
+            for hunt in try await store.hunts().sorted(by: { $0.createdAt > $1.createdAt }).prefix(Self.consoleHuntRows) {
+                rows.append(HuntRowView(hunt, states: try await huntView(hunt.huntId).states))
+            }
+            return consolePage(.hunts, title: "Hunts", view: ["rows": rows], context: context)
+        }
+        console.get("hunts/:id") { [self] request, context in
+            try context.requireConsoleCaller().require("READ_RESULTS")
+            return consolePage(.hunt, title: "Hunt", view: try await huntPage(try context.parameters.require("id"), request.uri.queryParameters), context: context)
+        }
+        console.get("audit") { [self] request, context in
+            try context.requireConsoleCaller().require("SERVER_ADMIN")
+            let text = request.uri.queryParameters.string("before")
+            let before = try text.map { text in
+                guard let id = Int64(text) else { throw APIFailure(status: 400, message: "before=\(text): expected the id of an audit entry") }
+                return id
+            }
+            let limit = config.limits.auditPageEntries
+            let entries = try await store.auditLog(limit: limit, before: before)
+            let next = entries.count == limit ? entries.last?.id.map { ConsoleText.link("/audit", [("before", String($0))]) } : nil
+            return consolePage(.audit, title: "Audit log", view: ["entries": entries.map(AuditRowView.init), "next": next as Any], context: context)
+        }
+    }
+
+    /// A hunt with one page of one source's results (the first source unless `artifact`/`source`
+    /// say), read from the datastore after the cursor `after`: the page costs the same at row 10 as at row 10⁶.
+    private func huntPage(_ id: String, _ query: Hummingbird.Parameters) async throws -> HuntPageView {
+        let view = try await huntView(id)
+        let chosen = view.sources.first { $0.artifact == query.string("artifact") && $0.source == (query.string("source") ?? "") } ?? view.sources.first
+        let base = "/hunts/" + ConsoleText.pathSegment(id)
+        let sources = view.sources.map { source in
+            CountView(
+                name: source.source.isEmpty ? source.artifact : source.artifact + "/" + source.source, count: source.rows,
+                link: ConsoleText.link(base, [("artifact", source.artifact), ("source", source.source)]),
+                selected: source.artifact == chosen?.artifact && source.source == chosen?.source)
+        }
+        var after: ResultCursor?
+        if let text = query.string("after") {
+            guard let cursor = ResultCursor(text) else { throw APIFailure(status: 400, message: "after=\(text): expected FLOW/SEQ/INDEX") }
+            after = cursor
+        }
+        var rows: [ResultRow] = []
+        if let chosen {
+            rows = try await store.results(
+                ResultQuery(huntId: id, artifact: chosen.artifact, source: chosen.source, limit: Self.consoleResultRows, after: after))
+        }
+        let here: [(String, String?)] = [("artifact", chosen?.artifact), ("source", chosen?.source)]
+        let next = rows.count == Self.consoleResultRows ? rows.last.map { ConsoleText.link(base, here + [("after", $0.cursor.description)]) } : nil
+        let first = after == nil ? nil : ConsoleText.link(base, here)
+        return HuntPageView(view.hunt, states: view.states, sources: sources, results: ResultTableView(rows: rows, next: next, first: first))
+    }
+}

@@ -1,0 +1,135 @@
+import Fleet
+import FleetCore
+import Foundation
+import Testing
+
+/// The web console against a real server and agent, through a real HTTP client (curl) and, when
+/// Chromium is installed, a real browser (Selenium, scripts/console_browser.py).
+extension FleetTests {
+    static let password = "a long console password"
+
+    /// A server with one agent and a reader `rita` with a console password; the agent's client
+    /// carries `labels` (set through the API).
+    static func consoleFleet(labels: [String]) async throws -> (fleet: FleetHarness, client: String) {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        let id = try #require(fleet.clientId("a"))
+        try fleet.check(fleet.cli(["user", "add", "rita", "--role", "reader", "--password", "--output", fleet.dir + "/rita.yaml"], input: password + "\n"))
+        _ = try await fleet.post("/clients/\(id)/labels", body: LabelRequest(add: labels, remove: []), as: [String].self)
+        return (fleet, id)
+    }
+
+    /// Sign-in, cookie flags, the security headers, CSRF refusal, role refusal, escaping, logout —
+    /// and API keys still working beside it.
+    @Test func consoleSignInSessionsCSRFAndRoles() async throws {
+        let probe = "<img src=x onerror=alert(1)>\"'"
+        let (fleet, id) = try await Self.consoleFleet(labels: [probe, "web"])
+        try fleet.check(fleet.cli(["user", "add", "ivan", "--role", "investigator", "--password", "--output", fleet.dir + "/ivan.yaml"], input: Self.password + "\n"))
+        try fleet.check(fleet.cli(["user", "password", "admin"], input: Self.password + "\n"))
+        #expect(try fleet.cli(["user", "password", "admin"], input: "short\n").status != 0)
+
+        let rita = try ConsoleClient(fleet: fleet, name: "rita")
+        // Pages need a session: a read goes to the sign-in page.
+        let anonymous = try rita.get("/clients")
+        #expect(anonymous.status == 303 && anonymous.header("Location") == "/login")
+        let login = try rita.get("/login")
+        #expect(login.status == 200 && login.body.contains("data-testid=\"login-username\""))
+        let policy = try #require(login.header("Content-Security-Policy"))
+        #expect(policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"))
+        #expect(login.header("X-Frame-Options") == "DENY" && login.header("X-Content-Type-Options") == "nosniff")
+
+        // Wrong password, unknown user, and a sign-in form not from this site are refused.
+        #expect(try rita.signIn("rita", "not the password").status == 401)
+        #expect(try rita.signIn("nobody", Self.password).status == 401)
+        let forged = try rita.post("/login", [("username", "rita"), ("password", Self.password)])
+        #expect(forged.status == 403 && forged.headers("Set-Cookie").allSatisfy { !$0.hasPrefix("quarry_session=") || $0.hasPrefix("quarry_session=;") })
+
+        let signedIn = try rita.signIn("rita", Self.password)
+        #expect(signedIn.status == 303 && signedIn.header("Location") == "/clients")
+        let cookie = try #require(signedIn.headers("Set-Cookie").first { $0.hasPrefix("quarry_session=") })
+        for flag in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="] { #expect(cookie.contains(flag), "\(cookie)") }
+
+        // The clients page: the agent, its labels escaped, and the search.
+        let clients = try rita.get("/clients")
+        #expect(clients.status == 200 && clients.body.contains("data-testid=\"clients-table\"") && clients.body.contains(id))
+        #expect(clients.body.contains("&lt;img src=x onerror=alert(1)&gt;&quot;&#39;") && !clients.body.contains(probe))
+        #expect(try rita.get("/clients?q=label:web").body.contains(id))
+        #expect(try !rita.get("/clients?q=no-such-host-anywhere").body.contains(id))
+        #expect(try !rita.get("/clients?seen=-24h").body.contains(id))
+        let page = try rita.get("/clients/\(id)")
+        #expect(page.status == 200 && page.body.contains("data-testid=\"flows-table\"") && page.body.contains("Generic.Client.Info"))
+        // A reader sees no label form, and the server refuses the post even with a good CSRF token.
+        #expect(!page.body.contains("data-testid=\"label-form\""))
+        let csrf = try #require(page.field("csrf"))
+        let refused = try rita.post("/clients/\(id)/labels", [("csrf", csrf), ("add", "by-reader")])
+        #expect(refused.status == 403 && refused.body.contains("LABEL_CLIENT"), "\(refused.body)")
+        #expect(try rita.get("/audit").status == 403)
+
+        // An investigator may label, but only from its own pages: no token, a wrong one, or a
+        // browser saying the post is cross-site are refused.
+        let ivan = try ConsoleClient(fleet: fleet, name: "ivan")
+        #expect(try ivan.signIn("ivan", Self.password).status == 303)
+        let ivanCSRF = try #require(try ivan.get("/clients/\(id)").field("csrf"))
+        #expect(try ivan.post("/clients/\(id)/labels", [("add", "no-token")]).status == 403)
+        #expect(try ivan.post("/clients/\(id)/labels", [("csrf", csrf), ("add", "rita-token")]).status == 403)
+        #expect(try ivan.post("/clients/\(id)/labels", [("csrf", ivanCSRF), ("add", "cross")], headers: ["Sec-Fetch-Site: cross-site"]).status == 403)
+        #expect(try ivan.post("/clients/\(id)/labels", [("csrf", ivanCSRF), ("add", "evil")], headers: ["Origin: https://evil.example"]).status == 403)
+        let added = try ivan.post("/clients/\(id)/labels", [("csrf", ivanCSRF), ("add", "triaged")])
+        #expect(added.status == 303)
+        let removed = try ivan.post("/clients/\(id)/labels", [("csrf", ivanCSRF), ("remove", "web")])
+        #expect(removed.status == 303)
+        let labels = try await fleet.get("/clients/\(id)", as: ClientView.self).client.labels
+        #expect(labels.contains("triaged") && !labels.contains("web"))
+        #expect(!labels.contains { ["by-reader", "no-token", "rita-token", "cross", "evil"].contains($0) })
+
+        // The administrator's audit page shows the console's actions; the API key still works.
+        let admin = try ConsoleClient(fleet: fleet, name: "admin")
+        #expect(try admin.signIn("admin", Self.password).status == 303)
+        let audit = try admin.get("/audit")
+        #expect(audit.status == 200 && audit.body.contains("console-login") && audit.body.contains("triaged"))
+        #expect(try await fleet.get("/clients", as: [ClientView].self).count == 1)
+
+        // Logout ends the session (the old cookie no longer opens a page); so does removing the user.
+        let logout = try ivan.post("/logout", [("csrf", ivanCSRF)])
+        #expect(logout.status == 303 && logout.header("Location") == "/login")
+        #expect(try ivan.get("/clients").status == 303)
+        try fleet.check(fleet.cli(["user", "rm", "rita"]))
+        #expect(try rita.get("/clients").status == 303)
+        let script = try admin.get("/assets/console.js")
+        #expect(script.status == 200 && script.header("Content-Type")?.hasPrefix("text/javascript") == true)
+    }
+
+    /// Hunts with their progress, and a hunt's results paged by the server (100 rows a page).
+    @Test func consoleHuntPagesResultsOnTheServer() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        try fleet.check(fleet.cli(["user", "password", "admin"], input: Self.password + "\n"))
+        let created = try fleet.cli(["hunt", "create", "Test.Rows", "--args", "Count=250", "--description", "<b>rows</b>"])
+        try fleet.check(created)
+        let hunt = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try await fleet.waitUntil(timeout: 60, "hunt done") { try await Self.finished(fleet, hunt: hunt).count == 1 }
+
+        let admin = try ConsoleClient(fleet: fleet, name: "admin")
+        #expect(try admin.signIn("admin", Self.password).status == 303)
+        let hunts = try admin.get("/hunts")
+        #expect(hunts.body.contains("data-testid=\"hunts-table\"") && hunts.body.contains(hunt) && hunts.body.contains("&lt;b&gt;rows&lt;/b&gt;"))
+        #expect(hunts.body.contains("<span data-testid=\"hunt-progress\">1/1</span>"))
+        var path = "/hunts/\(hunt)"
+        var seen: [String] = []
+        for expected in [100, 100, 50] {
+            let page = try admin.get(path)
+            #expect(page.status == 200 && page.body.contains("data-testid=\"results-table\""))
+            let rows = page.body.components(separatedBy: "data-testid=\"result-row\"").dropFirst()
+            #expect(rows.count == expected)
+            seen += rows.compactMap { row in row.range(of: "row-\\d+", options: .regularExpression).map { String(row[$0]) } }
+            guard let next = page.body.range(of: "data-testid=\"results-next\"") else { break }
+            let link = page.body[..<next.lowerBound].components(separatedBy: "href=\"").last?.split(separator: "\"").first.map(String.init) ?? ""
+            path = link.replacingOccurrences(of: "&amp;", with: "&")
+        }
+        #expect(seen.count == 250 && Set(seen).count == 250)
+    }
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Drives the Quarry web console in headless Chromium (Selenium + Debian's chromedriver).
+
+Signs in, finds a client with the search field (reached with the "/" key), opens it, and checks
+that a hostile label renders as text, that no script ran from it, and that the pages raised no
+Content-Security-Policy violation. Screenshots of each step go to --screenshots.
+Exits 0 when every check passed; prints 'N passed, M failed'.
+"""
+import argparse
+import os
+import sys
+
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--password", required=True)
+    parser.add_argument("--client-id", required=True)
+    parser.add_argument("--label", required=True, help="a label of the client, shown as text")
+    parser.add_argument("--screenshots", required=True)
+    parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    args = parser.parse_args()
+    os.makedirs(args.screenshots, exist_ok=True)
+
+    options = webdriver.ChromeOptions()
+    for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--ignore-certificate-errors", "--window-size=1366,900"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(args.chromedriver), options=options)
+    wait = WebDriverWait(driver, 20)
+    results = []
+
+    def check(name, condition):
+        results.append((name, bool(condition)))
+        print(("ok   " if condition else "FAIL ") + name, flush=True)
+
+    def shot(name):
+        driver.save_screenshot(os.path.join(args.screenshots, name + ".png"))
+
+    def by_test(test_id):
+        return (By.CSS_SELECTOR, '[data-testid="%s"]' % test_id)
+
+    try:
+        driver.get(args.url + "/clients")
+        wait.until(EC.presence_of_element_located(by_test("login-username")))
+        check("a page without a session shows the sign-in form", driver.current_url.endswith("/login"))
+        shot("1-login")
+        driver.find_element(*by_test("login-username")).send_keys(args.user)
+        driver.find_element(*by_test("login-password")).send_keys(args.password)
+        driver.find_element(*by_test("login-submit")).click()
+        wait.until(EC.presence_of_element_located(by_test("clients-table")))
+        check("signed in to the clients page", driver.current_url.endswith("/clients"))
+        session = driver.get_cookie("quarry_session")
+        check("the session cookie is HttpOnly, Secure and SameSite=Strict",
+              session is not None and session.get("httpOnly") and session.get("secure") and session.get("sameSite") == "Strict")
+        check("scripts cannot read the session cookie", "quarry_session" not in (driver.execute_script("return document.cookie") or ""))
+        shot("2-clients")
+
+        # The keyboard: "/" focuses the search field (console.js), then type and press Enter.
+        driver.find_element(By.TAG_NAME, "body").send_keys("/")
+        active = driver.switch_to.active_element
+        check("'/' focuses the search field", active.get_attribute("id") == "client-search")
+        active.send_keys(args.client_id, Keys.ENTER)
+        wait.until(EC.url_contains("q="))
+        rows = driver.find_elements(By.CSS_SELECTOR, '[data-testid="client-row"]')
+        check("the search finds the client", [r.get_attribute("data-client-id") for r in rows] == [args.client_id])
+        driver.find_element(By.CSS_SELECTOR, '[data-testid="client-search"]').clear()
+        driver.find_element(By.CSS_SELECTOR, '[data-testid="client-search"]').send_keys("no-such-host-at-all", Keys.ENTER)
+        wait.until(EC.url_contains("no-such-host"))
+        check("a search without match shows no client", not driver.find_elements(By.CSS_SELECTOR, '[data-testid="client-row"]'))
+        driver.back()
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, '[data-testid="client-row"]')))
+        shot("3-search")
+
+        driver.find_element(By.CSS_SELECTOR, '[data-testid="client-link"]').click()
+        wait.until(EC.presence_of_element_located(by_test("client-id")))
+        check("the client page opens", driver.find_element(*by_test("client-id")).text == args.client_id)
+        labels = [e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="client-labels"] [data-testid="client-label"]')]
+        check("the hostile label is shown as text", args.label in labels)
+        try:
+            driver.switch_to.alert
+            check("no script ran from the label", False)
+        except NoAlertPresentException:
+            check("no script ran from the label", True)
+        check("the flows table is there", driver.find_elements(*by_test("flows-table")))
+        shot("4-client")
+
+        violations = [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e.get("message", "")]
+        check("no Content-Security-Policy violation", not violations)
+        for message in violations:
+            print("  " + message)
+
+        driver.find_element(*by_test("logout")).click()
+        wait.until(EC.presence_of_element_located(by_test("login-username")))
+        driver.get(args.url + "/clients")
+        check("after signing out the pages need a new sign-in", driver.current_url.endswith("/login"))
+        shot("5-signed-out")
+    except Exception as error:  # a failed wait or a missing element is a failed check, with a screenshot
+        check("no unexpected error (%s: %s)" % (type(error).__name__, str(error).splitlines()[0] if str(error) else ""), False)
+        shot("error")
+    finally:
+        driver.quit()
+
+    failed = sum(1 for _, ok in results if not ok)
+    print("%d passed, %d failed" % (len(results) - failed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
