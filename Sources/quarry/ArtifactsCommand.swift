@@ -1,4 +1,5 @@
 import ArgumentParser
+import Fleet
 import Artifacts
 import Foundation
 import VQL
@@ -86,6 +87,9 @@ struct VerifyArtifacts: ParsableCommand {
             for d in directories { repository.load(directory: d) }
         }
         let registry = QuarryRegistry.make(repository: repository)
+        // Server artifacts run with the server's names too (as `quarry query --server` offers them).
+        let serverRegistry = QuarryRegistry.make(repository: repository)
+        serverRegistry.add(plugins: ServerPlugins.plugins, functions: ServerPlugins.functions)
         var failed = 0
         var missingCounts: [String: Int] = [:]
         let loadedFromFolders = repository.artifacts.filter { a in directories.isEmpty || directories.contains { a.origin.hasPrefix($0) } }
@@ -101,7 +105,8 @@ struct VerifyArtifacts: ParsableCommand {
             }
             for text in texts {
                 guard let statements = try? Parser.parse(text) else { continue }
-                for problem in Binder.check(statements, registry: registry, knownNames: known)
+                let names = artifact.type == .server || artifact.type == .serverEvent ? serverRegistry : registry
+                for problem in Binder.check(statements, registry: names, knownNames: known)
                 where problem.kind == .unknownPlugin || problem.kind == .unknownFunction {
                     if let name = problem.message.split(separator: "'").dropFirst().first { missing.insert(String(name)) }
                 }

@@ -12,7 +12,7 @@ struct NamesCommand: ParsableCommand {
     func run() {
         let endpoint = QuarryRegistry.make()
         let server = Registry()
-        server.add(plugins: ServerPlugins.plugins)
+        server.add(plugins: ServerPlugins.plugins, functions: ServerPlugins.functions)
         let names: [String: [String]] = [
             "plugins": endpoint.plugins.keys.sorted(),
             "functions": endpoint.functions.keys.sorted(),

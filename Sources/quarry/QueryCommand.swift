@@ -47,7 +47,7 @@ struct QueryCommand: ParsableCommand {
     @Flag(help: "Only parse and bind the text: report syntax errors and unknown names, run nothing.")
     var check = false
 
-    @Flag(help: "Add the fleet server's plugins (clients(), hunts(), flows(), hunt_results(), collect_client()).")
+    @Flag(help: "Add the fleet server's plugins and functions (clients(), flows(), hunts(), collect_client(), hunt(), label()…).")
     var server = false
 
     @Option(help: "The analyst's api.yaml for --server.")
@@ -81,7 +81,7 @@ struct QueryCommand: ParsableCommand {
         }
         var api: APIClient?
         if server {
-            registry.add(plugins: ServerPlugins.plugins)
+            registry.add(plugins: ServerPlugins.plugins, functions: ServerPlugins.functions)
             if !check { api = try APIClient(config: ConfigFile.load(APIConfig.self, from: apiConfig)) }
         }
         let problems = Binder.check(statements, registry: registry, knownNames: Set(variables.keys))

@@ -99,6 +99,8 @@ public struct FlowView: Codable, Sendable {
     public var flow: FlowRecord
     public var uploads: [UploadRecord]
     public var logs: [String]
+    /// Rows per artifact source (absent from servers older than this field).
+    public var sources: [SourceCount]?
 }
 
 /// A hunt with per-client states of its current round and its sources.

@@ -25,6 +25,7 @@ extension FleetServer {
         addFlowRoutes(api)
         addHuntRoutes(api)
         addUserRoutes(api)
+        addServerVQLRoutes(api)
         addConsoleRoutes(router)
         api.get("results") { [self] request, context in try await results(request, context) }
         api.get("audit") { [self] request, context in try await auditPage(request, context) }
@@ -114,7 +115,8 @@ extension FleetServer {
             try context.requireCaller().require("READ_RESULTS")
             let id = try context.parameters.require("id")
             guard let flow = try await store.flow(id) else { throw APIFailure(status: 404, message: "no flow \(id)") }
-            return try ok(FlowView(flow: flow, uploads: try await store.uploads(flowId: flow.flowId), logs: try await store.logs(flowId: flow.flowId)))
+            let sources = try await store.resultSources(huntId: nil, flowId: flow.flowId).map { SourceCount(artifact: $0.artifact, source: $0.source, rows: $0.rows) }
+            return try ok(FlowView(flow: flow, uploads: try await store.uploads(flowId: flow.flowId), logs: try await store.logs(flowId: flow.flowId), sources: sources))
         }
         api.post("flows/:id/cancel") { [self] request, context in
             let caller = try context.requireCaller()
@@ -156,7 +158,12 @@ extension FleetServer {
             let caller = try context.requireCaller()
             try caller.require("START_HUNT")
             let raw = try await context.body(of: request, limit: config.limits.maxRequestBodyBytes)
-            return try ok(try await changeHunt(try context.parameters.require("id"), action: try context.parameters.require("action"), caller: caller, raw: raw))
+            let id = try context.parameters.require("id")
+            switch try context.parameters.require("action") {
+            case "add": return try ok(try await addToHunt(id, try decode(HuntAddBody.self, raw), caller: caller, raw: raw))
+            case "update": return try ok(try await updateHunt(id, try decode(HuntUpdateBody.self, raw), caller: caller, raw: raw))
+            case let action: return try ok(try await changeHunt(id, action: action, caller: caller, raw: raw))
+            }
         }
     }
 

@@ -39,6 +39,8 @@ public final class FleetServer: Sendable {
     let consoleRenderer = ConsoleRenderer()
     /// Flows sent to an agent recently (so the delivery poll does not send them again and again).
     let delivered = NIOLockedValueBox<[String: Double]>([:])
+    /// Held while a custom artifact is written and added, so that two writes of one name do not interleave.
+    let artifactWrites = NIOLockedValueBox(0)
 
     func recentlyDelivered(_ flowId: String, now: Double) -> Bool {
         delivered.withLockedValue { sent in
@@ -52,6 +54,8 @@ public final class FleetServer: Sendable {
         self.config = config
         self.store = store
         self.repository = repository
+        // Custom artifacts set through the API earlier.
+        if FileManager.default.fileExists(atPath: config.dataDir + "/artifacts") { repository.load(directory: config.dataDir + "/artifacts") }
         self.ca = try CertificateAuthority(config.ca)
         self.blobs = try BlobStore(root: config.dataDir + "/uploads")
         self.log = log

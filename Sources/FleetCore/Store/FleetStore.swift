@@ -75,6 +75,20 @@ public protocol FleetStore: FleetCoordination {
     func hunts() async throws -> [HuntRecord]
     func updateHunt(_ hunt: HuntRecord) async throws
 
+    /// Deletes a hunt with its flows and everything they stored (rows, uploads records, logs);
+    /// returns the IDs of the flows deleted. Fails if there is no such hunt.
+    func deleteHunt(_ huntId: String) async throws -> [String]
+
+    /// Deletes one flow with everything it stored; false if there was none.
+    func deleteFlow(_ flowId: String) async throws -> Bool
+
+    // MARK: metadata
+    /// The key/value notes of one owner (`MetadataOwner.server` or a client ID).
+    func metadata(_ owner: String) async throws -> [String: String]
+    /// Sets (or, for a nil value, removes) notes of one owner in one transaction; returns them all afterwards.
+    @discardableResult
+    func setMetadata(_ owner: String, _ changes: [String: String?]) async throws -> [String: String]
+
     // MARK: audit
     /// Appends an entry (its fields cut to `AuditEntry`'s bounds).
     func audit(_ entry: AuditEntry) async throws
@@ -127,6 +141,12 @@ extension FleetStore {
         }
         return results
     }
+}
+
+/// Owners of metadata notes other than clients (whose notes are kept under their client ID).
+public enum MetadataOwner {
+    /// The server's own notes (`server_metadata`).
+    public static let server = "server"
 }
 
 /// A datastore failure with the engine's own message.

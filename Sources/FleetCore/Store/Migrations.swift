@@ -83,6 +83,20 @@ public enum FleetSchema {
         SchemaMigration(
             version: 5, name: "console passwords",
             statements: ["ALTER TABLE users ADD COLUMN password_hash TEXT"]),
+        // Free-form key/value notes that server VQL reads and writes: the server's own
+        // (owner "server") and each client's (owner = client ID).
+        SchemaMigration(
+            version: 6, name: "server and client metadata",
+            statements: [
+                """
+                CREATE TABLE metadata (
+                    owner TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    PRIMARY KEY (owner, name)
+                )
+                """
+            ]),
     ]
 
     static let initialSchema: [String] = [
