@@ -39,7 +39,7 @@ public enum DocumentParsers {
 
     public static let parseXML = FunctionDeclaration(
         name: "parse_xml",
-        summary: "Parses an XML file into a dict: the root element as the one key, attributes as \"-name\", text as \"#text\", repeated elements as lists.",
+        summary: "Parses an XML file into a dict: the root element as the one key, attributes as \"Attrname\", text as \"#text\", repeated elements as lists.",
         arguments: [
             ArgumentSpec("file", .string, required: true, "The XML file (or the text, with accessor='data')."),
             ArgumentSpec("accessor", .string, "file (default) or data."),

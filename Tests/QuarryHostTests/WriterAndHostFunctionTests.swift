@@ -77,3 +77,47 @@ import Glibc
         ])
     }
 }
+
+/// info() as a function, pskill() on a real child process, cache_dns() feeding host().
+@Suite struct HostControlTests {
+    @Test func infoFunctionMatchesThePlugin() throws {
+        let rows = try Host.rows("SELECT info().OS AS OS, info().Hostname = Hostname AS Same FROM info()")
+        #expect(Host.string(rows[0], "OS") == "linux")
+        #expect(Host.field(rows[0], "Same")?.isTruthy == true)
+    }
+
+    @Test func pskillKillsAChild() throws {
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        child.arguments = ["60"]
+        try child.run()
+        defer { if child.isRunning { child.terminate() } }
+        let rows = try Host.rows("SELECT pskill(pid=\(child.processIdentifier)) AS Killed FROM scope()")
+        #expect(Host.field(rows[0], "Killed")?.isTruthy == true)
+        child.waitUntilExit()
+        #expect(child.terminationReason == .uncaughtSignal)
+        #expect(child.terminationStatus == SIGKILL)
+    }
+
+    @Test func pskillRefusesInitAndItself() throws {
+        let (session, logger) = Host.session()
+        let rows = try session.run("SELECT pskill(pid=1) AS A, pskill(pid=\(getpid())) AS B, pskill(pid=-5) AS C FROM scope()").last.flatMap { $0 } ?? []
+        #expect(Host.field(rows[0], "A")?.isTruthy == false)
+        #expect(Host.field(rows[0], "B")?.isTruthy == false)
+        #expect(Host.field(rows[0], "C")?.isTruthy == false)
+        #expect(logger.messages.filter { $0.contains("pskill()") }.count == 3)
+    }
+
+    @Test func cacheDNSAnswersHost() throws {
+        let rows = try Host.rows("""
+            SELECT cache_dns(name='Intranet.Example', ip='10.1.2.3') AS Cached,
+                   host(name='intranet.example') AS Resolved, host(name='localhost', tracker_only=TRUE) AS Untracked,
+                   cache_dns(name='x.example', ip='not-an-ip') AS Bad
+            FROM scope()
+            """)
+        #expect(Host.field(rows[0], "Cached")?.isTruthy == true)
+        #expect(Host.field(rows[0], "Resolved").map { JSONWriter.string($0) } == #"["10.1.2.3"]"#)
+        #expect(Host.field(rows[0], "Untracked").map { JSONWriter.string($0) } == "[]")
+        #expect(Host.field(rows[0], "Bad")?.isTruthy == false)
+    }
+}
