@@ -161,8 +161,9 @@ public final class ArtifactRepository: @unchecked Sendable {
         return found
     }
 
-    /// Makes `Artifact.NAME(param=…, source=…)` callable from VQL.
+    /// Makes `Artifact.NAME(param=…, source=…)` callable from VQL, and `verify()` check artifacts.
     public func install(into registry: Registry) {
+        registry.add(functions: [ArtifactVerifier.function(repository: self)])
         registry.addPluginResolver { [self] name in
             guard name.hasPrefix("Artifact."), let artifact = artifact(named: String(name.dropFirst("Artifact.".count))) else { return nil }
             return ArtifactPlugin.declaration(for: artifact, repository: self)
