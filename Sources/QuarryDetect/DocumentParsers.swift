@@ -47,7 +47,8 @@ public enum DocumentParsers {
         examples: ["SELECT parse_xml(file='<a x=\"1\"><b>hi</b><b>yo</b></a>', accessor='data') AS X FROM scope()"],
         permissions: [.filesystemRead]
     ) { ctx in
-        guard let bytes = ParserLibrary.content(ctx, "file") else { return .null }
+        // An empty text (accessor='data') is an empty document: an error below, not a silent NULL.
+        guard let bytes = ParserLibrary.content(ctx, "file") ?? (ctx.string("file") == "" ? [] : nil) else { return .null }
         do {
             return try XMLReader.parse(bytes)
         } catch {

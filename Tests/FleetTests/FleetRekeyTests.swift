@@ -16,7 +16,7 @@ extension FleetTests {
         try fleet.check(collect)
         let flow = collect.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         try await fleet.waitUntil(timeout: 30, "the rekey flow finishes") { try await fleet.get("/flows/\(flow)", as: FlowView.self).flow.state.isFinal }
-        let rows = try await fleet.get("/results", query: ["flow_id": flow], as: [ResultRow].self)
+        let rows = try await fleet.results(["flow_id": flow])
         #expect(rows.count == 1 && rows.first?.json.contains("\"Rekeyed\":true") == true)
         try await fleet.waitUntil(timeout: 60, "a new client id") { (fleet.clientId("a") ?? old) != old }
         let new = try #require(fleet.clientId("a"))
