@@ -57,16 +57,20 @@ public enum ArtifactCompiler {
         }
     }
 
+    /// `bound` names parameters whose values the caller already set in the scope as typed values
+    /// (a list or dict passed to `Artifact.NAME(param=…)`): they get no LET, so the value is used
+    /// as given rather than re-parsed from text, as Velociraptor does.
     public static func compile(
-        _ artifact: Artifact, parameters overrides: [String: String] = [:], repository: ArtifactRepository
+        _ artifact: Artifact, parameters overrides: [String: String] = [:], bound: Set<String> = [],
+        repository: ArtifactRepository
     ) throws -> CompiledArtifact {
-        for key in overrides.keys where !artifact.parameters.contains(where: { $0.name == key }) {
+        for key in Set(overrides.keys).union(bound) where !artifact.parameters.contains(where: { $0.name == key }) {
             var message = "\(artifact.name): no parameter '\(key)'"
             if let s = NameSuggester.closest(to: key, in: artifact.parameters.map(\.name)) { message += " (did you mean '\(s)'?)" }
             throw ArtifactProblem(file: artifact.origin, line: 1, column: 1, message: message, isWarning: false)
         }
         var prelude = ""
-        for p in artifact.parameters {
+        for p in artifact.parameters where !bound.contains(p.name) {
             let value = overrides[p.name] ?? p.defaultValue ?? ""
             prelude += "LET \(quoteName(p.name)) <= \(expression(for: p, value: value))\n"
         }

@@ -161,8 +161,9 @@ public final class ArtifactRepository: @unchecked Sendable {
         return found
     }
 
-    /// Makes `Artifact.NAME(param=…, source=…)` callable from VQL.
+    /// Makes `Artifact.NAME(param=…, source=…)` callable from VQL, and `verify()` check artifacts.
     public func install(into registry: Registry) {
+        registry.add(functions: [ArtifactVerifier.function(repository: self)])
         registry.addPluginResolver { [self] name in
             guard name.hasPrefix("Artifact."), let artifact = artifact(named: String(name.dropFirst("Artifact.".count))) else { return nil }
             return ArtifactPlugin.declaration(for: artifact, repository: self)
@@ -181,13 +182,24 @@ enum ArtifactPlugin {
                 + [ArgumentSpec("source", .string, "Run only this source.")],
             strictArguments: true
         ) { ctx in
+            // Text goes through the parameter's type conversion; a typed value (a list of
+            // dicts for a csv parameter, a number, a bool) is bound in the scope as given.
             var overrides: [String: String] = [:]
+            let scope = ctx.env.child()
+            var bound = Set<String>()
             for name in ctx.argumentNames where name != "source" {
-                guard let value = ctx.value(name) else { continue }
-                overrides[name] = value.stringValue ?? (value.isNull ? "" : JSONWriter.string(value.materialized()))
+                guard let value = ctx.value(name)?.unwrappedScalar else { continue }
+                if let text = value.stringValue {
+                    overrides[name] = text
+                } else if value.isNull {
+                    overrides[name] = ""
+                } else {
+                    scope.set(name, value.materialized())
+                    bound.insert(name)
+                }
             }
-            let compiled = try ArtifactCompiler.compile(artifact, parameters: overrides, repository: repository)
-            return try run(compiled, only: ctx.string("source"), in: ctx.env.child())
+            let compiled = try ArtifactCompiler.compile(artifact, parameters: overrides, bound: bound, repository: repository)
+            return try run(compiled, only: ctx.string("source"), in: scope)
         }
     }
 

@@ -21,21 +21,75 @@ sources:
 """#,
         ),
         (
+            "Generic/Client/Rekey.yaml",
+            #"""
+name: Generic.Client.Rekey
+description: |
+  Makes the client forget its identity and enrol again as a new client, after Wait seconds
+  (so this collection's results reach the server first). Use it on machines cloned from one
+  image, which otherwise all share one client id. The old client stops reporting.
+implied_permissions:
+  - EXECVE
+parameters:
+  - name: Wait
+    description: Seconds before the client rekeys.
+    type: int
+    default: 10
+sources:
+  - query: SELECT rekey(wait=Wait) AS Rekeyed FROM scope()
+
+"""#,
+        ),
+        (
             "Linux/Debian/Packages.yaml",
             #"""
 name: Linux.Debian.Packages
 description: |
-  Installed Debian packages from the dpkg status database.
+  Debian packages dpkg knows about (installed, half-installed, removed with configuration
+  left, …) from its status database, and the snaps snapd reports over its local socket.
+  InstalledSize is the dpkg or snap size as a human-readable number.
 parameters:
-  - name: statusFile
-    description: The dpkg status file.
+  - name: linuxDpkgStatus
+    description: The dpkg status database.
     default: /var/lib/dpkg/status
+  - name: snapdSocket
+    description: snapd's UNIX socket; when snapd is absent the Snaps source is simply empty.
+    default: /run/snapd.socket
+implied_permissions:
+  - NETWORK
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
 sources:
-  - query: |
-      SELECT Package, Version, Architecture, Status
-      FROM parse_records_with_regex(file=statusFile,
-        regex='(?m)^Package: (?P<Package>.+)\\n(?:.+\\n)*?Status: (?P<Status>.+)\\n(?:.+\\n)*?Architecture: (?P<Architecture>.+)\\n(?:.+\\n)*?Version: (?P<Version>.+)')
-      WHERE Status =~ 'installed'
+  - name: DebPackages
+    query: |
+      -- One stanza per package, separated by a blank line; each field read with its own regex.
+      LET stanzas = SELECT parse_string_with_regex(string=Stanza, regex=[
+            '''Package:\s(?P<Package>.+)''',
+            '''Status:\s(?P<SelectionState>\S+)\s(?P<Flag>\S+)\s(?P<State>\S+)''',
+            '''Installed-Size:\s(?P<InstalledSize>.+)''',
+            '''Version:\s(?P<Version>.+)''',
+            '''Source:\s(?P<Source>.+)''',
+            '''Description:\s+(?P<Description>.+(\n\s+.+)*)''',
+            '''Architecture:\s(?P<Architecture>.+)''']) AS F
+        FROM parse_records_with_regex(file=linuxDpkgStatus, regex='''(?sm)^(?P<Stanza>Package:.+?)\n\n''')
+
+      SELECT F.Package AS Package, F.SelectionState AS _SelectionState, F.Flag AS _Flag, F.State AS State,
+             humanize(bytes=atoi(string=F.InstalledSize)) AS InstalledSize, F.Version AS Version,
+             F.Source AS Source, regex_replace(source=F.Description, re='''^\s+\.$''') AS _Description,
+             F.Architecture AS Architecture
+      FROM stanzas
+  - name: Snaps
+    query: |
+      LET answer = SELECT parse_json(data=Content).result AS Snaps
+        FROM http_client(url=snapdSocket + ':unix/v2/snaps')
+        WHERE Response = 200 OR NOT log(message='snapd did not answer: %v', args=Content)
+
+      SELECT * FROM foreach(row=answer, query={
+          SELECT name AS Name, summary AS _Summary, description AS _Description, status AS Status,
+                 humanize(bytes=`installed-size`) AS InstalledSize, publisher.`display-name` AS Publisher,
+                 timestamp(string=`install-date`) AS InstalledAt, version AS Version, channel AS Channel,
+                 id AS PackageId
+          FROM foreach(row=Snaps)
+      })
 
 """#,
         ),
@@ -382,14 +436,56 @@ sources:
 """#,
         ),
         (
+            "Linux/Forensics/RecentlyUsed.yaml",
+            #"""
+name: Linux.Forensics.RecentlyUsed
+description: |
+  Files users opened recently in desktop applications, from the GTK bookmark file
+  (recently-used.xbel, XML): the file's URL and path, its MIME type, when it was added, last
+  modified and last visited, and the applications that opened it.
+parameters:
+  - name: RecentlyUsedGlob
+    description: The recently-used.xbel files.
+    default: /{root,home/*}/.local/share/recently-used.xbel
+  - name: PathRegex
+    description: Keep entries whose location matches this regular expression.
+    type: regex
+    default: .
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+sources:
+  - query: |
+      LET files = SELECT OSPath, parse_xml(file=OSPath) AS XML FROM glob(globs=RecentlyUsedGlob)
+      LET Entries(Bookmarks) = SELECT * FROM foreach(row=Bookmarks)
+      SELECT * FROM foreach(row=files, query={
+          SELECT OSPath, Attrhref AS URL, url(parse=Attrhref).Path AS Path,
+                 info.metadata.`mime-type`.Attrtype AS MimeType,
+                 timestamp(string=Attradded) AS Added, timestamp(string=Attrmodified) AS Modified,
+                 timestamp(string=Attrvisited) AS Visited,
+                 info.metadata.applications.application.Attrname AS Applications
+          FROM Entries(Bookmarks=XML.xbel.bookmark)
+          WHERE Path =~ PathRegex
+      })
+
+"""#,
+        ),
+        (
             "Linux/Mounts.yaml",
             #"""
 name: Linux.Mounts
 description: |
-  Mounted file systems.
+  Mounted file systems as the kernel lists them: device, mount point, file system type and
+  mount options (as a list).
+parameters:
+  - name: ProcMounts
+    description: The mount table to read.
+    default: /proc/mounts
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
 sources:
   - query: |
-      SELECT * FROM mounts()
+      SELECT Device, Mount, FSType, split(string=Opts, sep=',') AS Options
+      FROM split_records(filenames=ProcMounts, regex=' ', record_regex='\n',
+                         columns=['Device', 'Mount', 'FSType', 'Opts', 'Dump', 'Pass'])
+      WHERE Mount
 
 """#,
         ),
@@ -413,14 +509,66 @@ sources:
 """#,
         ),
         (
+            "Linux/Proc/Arp.yaml",
+            #"""
+name: Linux.Proc.Arp
+description: |
+  The kernel's ARP table (neighbours on the local networks): IP address, hardware type,
+  flags, MAC address, mask and interface, with the column names of /proc/net/arp.
+parameters:
+  - name: ProcNetArp
+    description: The ARP table to read.
+    default: /proc/net/arp
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+sources:
+  - query: |
+      SELECT * FROM split_records(filenames=ProcNetArp, regex='\\s{3,20}', first_row_is_headers=TRUE)
+
+"""#,
+        ),
+        (
             "Linux/Proc/Modules.yaml",
             #"""
 name: Linux.Proc.Modules
 description: |
-  Loaded kernel modules from /proc/modules.
+  Loaded kernel modules: name, size, how many users and which modules use them, state and
+  load address (zero unless running as root).
+parameters:
+  - name: ProcModules
+    description: The module list to read.
+    default: /proc/modules
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
 sources:
   - query: |
-      SELECT * FROM kernel_modules()
+      SELECT Name, atoi(string=Size) AS Size, atoi(string=UseCount) AS UseCount,
+             if(condition=UsedBy != '-', then=regex_replace(source=UsedBy, re=',$', replace='')) AS UsedBy, Status, Address
+      FROM split_records(filenames=ProcModules, regex='\\s+', record_regex='\n',
+                         columns=['Name', 'Size', 'UseCount', 'UsedBy', 'Status', 'Address'])
+      WHERE Name
+
+"""#,
+        ),
+        (
+            "Linux/RHEL/Packages.yaml",
+            #"""
+name: Linux.RHEL.Packages
+description: |
+  Installed RPM packages (Red Hat, Fedora, CentOS, SUSE…) as rpm reports them: name,
+  version, release, architecture, install time, vendor and summary.
+implied_permissions:
+  - EXECVE
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+sources:
+  - query: |
+      LET listing = SELECT Stdout FROM execve(length=100000000, argv=['rpm', '-qa', '--queryformat',
+          '%{NAME}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\t%{INSTALLTIME}\t%{VENDOR}\t%{SUMMARY}\n'])
+      SELECT * FROM foreach(row=listing, query={
+          SELECT Name, Version, Release, Architecture, timestamp(epoch=atoi(string=InstallTime)) AS InstallTime,
+                 Vendor, Summary
+          FROM split_records(filenames=Stdout, accessor='data', regex='\t', record_regex='\n',
+                             columns=['Name', 'Version', 'Release', 'Architecture', 'InstallTime', 'Vendor', 'Summary'])
+          WHERE Name
+      })
 
 """#,
         ),
@@ -645,21 +793,90 @@ sources:
             #"""
 name: Linux.Ssh.AuthorizedKeys
 description: |
-  Keys allowed to log in over SSH, per user, from authorized_keys files.
+  Keys allowed to log in over SSH, one row per key line of each authorized_keys file: its
+  options (a list; command=…, from=… restrictions), key type, base64 key and comment.
 parameters:
-  - name: keysGlob
-    description: authorized_keys files to read.
-    default: /home/*/.ssh/authorized_keys*,/root/.ssh/authorized_keys*
+  - name: sshKeyFilesGlob
+    description: The authorized_keys files to read.
+    default: /home/*/.ssh/authorized_keys*
+  - name: keyTypes
+    description: A regular expression matching the key types to report.
+    type: regex
+    default: sk-ecdsa-sha2-nistp256|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519|ssh-ed25519|ssh-dss|ssh-rsa
+  - name: AlsoUpload
+    description: Upload the files as well.
+    type: bool
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
 sources:
   - query: |
-      LET files = SELECT OSPath, Uid, Mtime FROM glob(globs=split(string=keysGlob, sep=','))
+      LET files = SELECT OSPath, if(condition=AlsoUpload, then=upload(file=OSPath)) AS _Upload
+        FROM glob(globs=sshKeyFilesGlob)
+
+      -- A key line is [options] type key [comment]; options are present when the first
+      -- word is not a key type. Padding keeps short lines from indexing past the end.
+      LET Fields(Words) = if(condition=Words[0] =~ keyTypes,
+          then=dict(options='', keytype=Words[0], base64key=Words[1], comment=Words[2] || ''),
+          else=dict(options=split(string=Words[0], sep_string=','), keytype=Words[1],
+                    base64key=Words[2], comment=Words[3] || ''))
+
+      LET KeyLines(Path) = SELECT Fields(Words=commandline_split(command=Line, bash_style=TRUE) + ('', '', '', '', '')) AS Key
+        FROM parse_lines(filename=Path)
+        WHERE NOT Line =~ '^\\s*#' AND Key.keytype =~ keyTypes
+
       SELECT * FROM foreach(row=files, query={
-          SELECT OSPath AS Path, Uid, Mtime,
-                 parse_string_with_regex(string=Line,
-                   regex='^(?P<Options>.*?)\\s*(?P<KeyType>(?:ssh|ecdsa|sk)-[^\\s]+)\\s+(?P<Key>[^\\s]+)\\s*(?P<Comment>.*)$') AS Entry
-          FROM parse_lines(filename=OSPath)
-          WHERE Line =~ '^\\s*[^#\\s]'
+          SELECT OSPath, _Upload, * FROM foreach(row=KeyLines(Path=OSPath), column='Key')
       })
+
+"""#,
+        ),
+        (
+            "Linux/Ssh/KnownHosts.yaml",
+            #"""
+name: Linux.Ssh.KnownHosts
+description: |
+  Hosts each user's SSH client has connected to, from the known_hosts files in their home
+  folders: host name (or its hash), key type and public key. Shows where accounts on this
+  machine reached out to.
+parameters:
+  - name: sshKnownHostsFiles
+    description: A glob for known_hosts files, relative to each home folder.
+    default: .ssh/known_hosts*
+  - name: PasswordFile
+    description: The password file that lists the users and their home folders.
+    default: /etc/passwd
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+sources:
+  - query: |
+      LET files = SELECT * FROM foreach(
+          row={ SELECT Uid, User, Homedir FROM Artifact.Linux.Sys.Users(PasswordFile=PasswordFile) WHERE Homedir },
+          query={ SELECT OSPath, Mtime, Ctime, User, Uid FROM glob(root=Homedir, globs=sshKnownHostsFiles) })
+      SELECT * FROM foreach(row=files, query={
+          SELECT Uid, User, OSPath, Hostname, Type, PublicKey
+          FROM split_records(filenames=OSPath, regex=' +', record_regex='\n',
+                             columns=['Hostname', 'Type', 'PublicKey'])
+          WHERE Hostname AND NOT Hostname =~ '^#'
+      })
+
+"""#,
+        ),
+        (
+            "Linux/Sys/ACPITables.yaml",
+            #"""
+name: Linux.Sys.ACPITables
+description: |
+  The firmware's ACPI tables with their sizes and hashes. A table that differs from the
+  vendor's known one can hide a firmware implant. Reading the tables needs root.
+parameters:
+  - name: kLinuxACPIPath
+    description: Where the kernel exposes the ACPI tables.
+    default: /sys/firmware/acpi/tables
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+sources:
+  - query: |
+      LET tables = SELECT Name, Size, hash(path=OSPath) AS Hash
+        FROM glob(globs='*', root=kLinuxACPIPath)
+        WHERE NOT IsDir
+      SELECT Name, Size, Hash.MD5, Hash.SHA1, Hash.SHA256 FROM tables
 
 """#,
         ),
@@ -668,18 +885,53 @@ sources:
             #"""
 name: Linux.Sys.BashHistory
 description: |
-  Commands from users' shell history files, with the user the file belongs to.
+  Lines of the shell history files in root's and the users' home folders (bash, zsh and
+  any other .*_history file), optionally only those matching SearchRegex and not
+  WhitelistRegex.
 parameters:
-  - name: historyGlob
-    description: History files to read.
-    default: /home/*/.bash_history,/root/.bash_history,/home/*/.zsh_history,/root/.zsh_history
+  - name: TargetGlob
+    description: The history files.
+    default: /{root,home/*}/.*_history
+  - name: SearchRegex
+    description: Keep lines matching this regular expression.
+    type: regex
+    default: .
+  - name: WhitelistRegex
+    description: Drop lines matching this regular expression (empty keeps everything).
+    type: regex
+    default: ""
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
 sources:
   - query: |
-      LET files = SELECT OSPath, Uid FROM glob(globs=split(string=historyGlob, sep=','))
-      SELECT * FROM foreach(row=files, query={
-          SELECT OSPath AS Path, Uid, Line AS Command FROM parse_lines(filename=OSPath)
-          WHERE Line
+      SELECT * FROM foreach(row={ SELECT OSPath FROM glob(globs=TargetGlob) WHERE NOT IsDir }, query={
+          SELECT OSPath, Line FROM parse_lines(filename=OSPath)
+          WHERE Line =~ SearchRegex AND NOT (WhitelistRegex AND Line =~ WhitelistRegex)
       })
+
+"""#,
+        ),
+        (
+            "Linux/Sys/CPUTime.yaml",
+            #"""
+name: Linux.Sys.CPUTime
+description: |
+  Time each processor has spent in user, nice, system, idle, I/O wait, interrupt and
+  virtualisation states since boot, in clock ticks (USER_HZ), from /proc/stat.
+parameters:
+  - name: procStat
+    description: The kernel statistics file.
+    default: /proc/stat
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+sources:
+  - query: |
+      LET cores = SELECT * FROM split_records(filenames=procStat, regex=' +', record_regex='\n',
+          columns=['core', 'user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal', 'guest', 'guest_nice'])
+        WHERE core =~ '^cpu[0-9]+'
+      SELECT core AS Core, atoi(string=user) AS User, atoi(string=nice) AS Nice, atoi(string=system) AS System,
+             atoi(string=idle) AS Idle, atoi(string=iowait) AS IOWait, atoi(string=irq) AS IRQ,
+             atoi(string=softirq) AS SoftIRQ, atoi(string=steal) AS Steal, atoi(string=guest) AS Guest,
+             atoi(string=guest_nice) AS GuestNice
+      FROM cores
 
 """#,
         ),
@@ -688,22 +940,47 @@ sources:
             #"""
 name: Linux.Sys.Crontab
 description: |
-  Scheduled commands: every non-comment line of the system crontab, /etc/cron.d and the users'
-  crontabs, with the file it came from. Environment assignments (PATH=…) are reported too.
+  Scheduled commands. CronTabs: every entry of the system crontab, /etc/cron.d and the
+  users' crontabs, split into its schedule fields (or the @reboot-style event) and command.
+  CronScripts: the scripts in the periodic cron folders with their content. Uploaded: the
+  crontab files themselves.
 parameters:
   - name: cronTabGlob
-    description: The crontab files to read.
-    default: /etc/crontab,/etc/cron.d/**,/var/spool/cron/**,/var/spool/cron/crontabs/**
+    description: The crontab files to read (comma separated globs).
+    default: /etc/crontab,/etc/cron.d/**,/var/at/tabs/**,/var/spool/cron/**,/var/spool/cron/crontabs/**
+  - name: cronTabScripts
+    description: The periodic scripts (comma separated globs).
+    default: /etc/cron.daily/*,/etc/cron.hourly/*,/etc/cron.monthly/*,/etc/cron.weekly/*
+  - name: Length
+    description: How many bytes of each script to read.
+    type: int
+    default: 10000
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
 sources:
-  - query: |
-      LET files = SELECT OSPath FROM glob(globs=split(string=cronTabGlob, sep=',')) WHERE NOT IsDir
-      SELECT OSPath AS Path, Line,
-             parse_string_with_regex(string=Line,
-               regex='^\\s*(?P<Minute>[^\\s]+)\\s+(?P<Hour>[^\\s]+)\\s+(?P<DayOfMonth>[^\\s]+)\\s+(?P<Month>[^\\s]+)\\s+(?P<DayOfWeek>[^\\s]+)\\s+(?P<Command>.+)$') AS Schedule
-      FROM foreach(row=files, query={
-          SELECT OSPath, Line FROM parse_lines(filename=OSPath)
-          WHERE Line =~ '^\\s*[^#\\s]'
-      })
+  - name: CronTabs
+    query: |
+      LET tabs = SELECT OSPath FROM glob(globs=split(string=cronTabGlob, sep=',')) WHERE NOT IsDir
+      LET entries = SELECT * FROM foreach(row=tabs, query={
+          SELECT OSPath, parse_string_with_regex(string=Line, regex=[
+                '''^\s*(?P<Event>@[a-zA-Z]+)\s+(?P<Command>.+)''',
+                '''^\s*(?P<Minute>[^\s]+)\s+(?P<Hour>[^\s]+)\s+(?P<DayOfMonth>[^\s]+)\s+(?P<Month>[^\s]+)\s+(?P<DayOfWeek>[^\s]+)\s+(?P<Command>.+)$''']) AS E
+          FROM parse_lines(filename=OSPath)
+          WHERE NOT Line =~ '^\\s*(#|$)' AND NOT Line =~ '^\\s*[A-Za-z_][A-Za-z0-9_]*\\s*='
+        })
+      SELECT E.Event AS Event, E.Minute AS Minute, E.Hour AS Hour, E.DayOfMonth AS DayOfMonth,
+             E.Month AS Month, E.DayOfWeek AS DayOfWeek, E.Command AS Command, OSPath AS Path
+      FROM entries
+      WHERE E.Command
+  - name: CronScripts
+    query: |
+      SELECT Mtime, OSPath, read_file(filename=OSPath, length=Length) AS Content
+      FROM glob(globs=split(string=cronTabScripts, sep=','))
+      WHERE NOT IsDir
+  - name: Uploaded
+    query: |
+      SELECT OSPath, Upload.Path AS Path, Upload.Size AS Size
+      FROM foreach(row={ SELECT OSPath FROM glob(globs=split(string=cronTabGlob, sep=',')) WHERE NOT IsDir },
+                   query={ SELECT OSPath, upload(file=OSPath) AS Upload FROM scope() })
 
 """#,
         ),
@@ -756,16 +1033,18 @@ sources:
             #"""
 name: Linux.Sys.Pslist
 description: |
-  Running processes from /proc, optionally filtered by a regular expression on the process name.
+  Running processes with their program file, its hashes, owner, start time and resident
+  memory; Deleted is true when the program file was removed after the process started.
 parameters:
   - name: processRegex
-    description: Only processes whose name matches this regular expression.
-    default: .
+    description: Keep processes whose name matches this regular expression.
     type: regex
+    default: .
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
 sources:
   - query: |
-      SELECT Pid, Ppid, Name, Username, CommandLine, Exe, Cwd, CreateTime,
-             MemoryInfo.RSS AS RSS, Status
+      SELECT Pid, Ppid, Name, CommandLine, Exe, hash(path=Exe) AS Hash, Username, CreateTime,
+             MemoryInfo.RSS AS RSS, Exe =~ '\\(deleted\\)$' AS Deleted
       FROM pslist()
       WHERE Name =~ processRegex
 
@@ -776,16 +1055,16 @@ sources:
             #"""
 name: Linux.Sys.SUID
 description: |
-  Files with the set-user-id or set-group-id bit (Mode.String starts with u or g, as Go prints
-  file modes): privilege escalation candidates and persistence.
+  Files with the set-user-id or set-group-id bit (Mode starts with u or g, as Go prints
+  modes), with their owner and group ids. Attackers leave such copies of shells behind.
 parameters:
-  - name: searchGlob
+  - name: GlobExpression
     description: Where to look.
     default: /usr/**
 sources:
   - query: |
-      SELECT OSPath AS Path, Mode.String AS Mode, Uid, Gid, Size, Mtime
-      FROM glob(globs=searchGlob, one_filesystem=TRUE)
+      SELECT Mode.String AS Mode, OSPath, Size, Mtime, Sys.Uid AS OwnerID, Sys.Gid AS GroupID
+      FROM glob(globs=GlobExpression)
       WHERE NOT IsDir AND Mode =~ '^[ug]'
 
 """#,
@@ -819,15 +1098,17 @@ sources:
             #"""
 name: Linux.Sys.Users
 description: |
-  Local user accounts from the password file.
+  Local user accounts from the password file: name, comment (GECOS), ids, home folder and
+  login shell.
 parameters:
   - name: PasswordFile
     description: The password file to parse.
     default: /etc/passwd
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
 sources:
   - query: |
-      SELECT User, Uid, Gid, Description, Homedir, Shell
-      FROM split_records(filenames=PasswordFile, regex=':', record_regex='\n',
+      SELECT User, Description, Uid, Gid, Homedir, Shell
+      FROM split_records(filenames=PasswordFile, regex=':', record_regex='\r?\n',
                          columns=['User', 'X', 'Uid', 'Gid', 'Description', 'Homedir', 'Shell'])
       WHERE User
 
@@ -861,6 +1142,25 @@ sources:
     query: SELECT * FROM Artifact.Linux.Ssh.AuthorizedKeys()
   - name: Packages
     query: SELECT * FROM Artifact.Linux.Debian.Packages()
+
+"""#,
+        ),
+        (
+            "Linux/Users/InteractiveUsers.yaml",
+            #"""
+name: Linux.Users.InteractiveUsers
+description: |
+  Accounts that can log in interactively: every local user whose shell is not a
+  placeholder such as /usr/sbin/nologin or /bin/false.
+parameters:
+  - name: PasswordFile
+    description: The password file to parse.
+    default: /etc/passwd
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+sources:
+  - query: |
+      SELECT * FROM Artifact.Linux.Sys.Users(PasswordFile=PasswordFile)
+      WHERE Shell AND NOT Shell =~ '(nologin|false|sync|halt|shutdown)$'
 
 """#,
         ),

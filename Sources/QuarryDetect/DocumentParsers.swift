@@ -39,7 +39,7 @@ public enum DocumentParsers {
 
     public static let parseXML = FunctionDeclaration(
         name: "parse_xml",
-        summary: "Parses an XML file into a dict: the root element as the one key, attributes as \"-name\", text as \"#text\", repeated elements as lists.",
+        summary: "Parses an XML file into a dict: the root element as the one key, attributes as \"Attrname\", text as \"#text\", repeated elements as lists.",
         arguments: [
             ArgumentSpec("file", .string, required: true, "The XML file (or the text, with accessor='data')."),
             ArgumentSpec("accessor", .string, "file (default) or data."),
@@ -47,11 +47,8 @@ public enum DocumentParsers {
         examples: ["SELECT parse_xml(file='<a x=\"1\"><b>hi</b><b>yo</b></a>', accessor='data') AS X FROM scope()"],
         permissions: [.filesystemRead]
     ) { ctx in
-        guard let bytes = ParserLibrary.content(ctx, "file") else {
-            // An empty text (no output from a program, say) is no document: an error, as any other.
-            if ctx.string("file")?.isEmpty == true { ctx.log(.error, "parse_xml: XML: empty document") }
-            return .null
-        }
+        // An empty text (accessor='data') is an empty document: an error below, not a silent NULL.
+        guard let bytes = ParserLibrary.content(ctx, "file") ?? (ctx.string("file") == "" ? [] : nil) else { return .null }
         do {
             return try XMLReader.parse(bytes)
         } catch {

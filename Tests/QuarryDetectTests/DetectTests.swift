@@ -298,7 +298,7 @@ func temporaryDirectory() throws -> String {
             session.root.set("X", .string(xml))
         }
         #expect(rows.map { JSONWriter.string($0) } == [
-            ##"{"X":{"root":{"-version":"2","item":[{"-id":"1","#text":"first & best"},{"-id":"2"}],"name":"QA","raw":"<b>"}}}"##
+            ##"{"X":{"root":{"Attrversion":"2","item":[{"Attrid":"1","#text":"first & best"},{"Attrid":"2"}],"name":"QA","raw":"<b>"}}}"##
         ])
     }
 

@@ -77,3 +77,25 @@ import Glibc
         ])
     }
 }
+
+/// info() as a function, cache_dns() feeding host() (pskill() is QuarryResponse's).
+@Suite struct HostControlTests {
+    @Test func infoFunctionMatchesThePlugin() throws {
+        let rows = try Host.rows("SELECT info().OS AS OS, info().Hostname = Hostname AS Same FROM info()")
+        #expect(Host.string(rows[0], "OS") == "linux")
+        #expect(Host.field(rows[0], "Same")?.isTruthy == true)
+    }
+
+    @Test func cacheDNSAnswersHost() throws {
+        let rows = try Host.rows("""
+            SELECT cache_dns(name='Intranet.Example', ip='10.1.2.3') AS Cached,
+                   host(name='intranet.example') AS Resolved, host(name='localhost', tracker_only=TRUE) AS Untracked,
+                   cache_dns(name='x.example', ip='not-an-ip') AS Bad
+            FROM scope()
+            """)
+        #expect(Host.field(rows[0], "Cached")?.isTruthy == true)
+        #expect(Host.field(rows[0], "Resolved").map { JSONWriter.string($0) } == #"["10.1.2.3"]"#)
+        #expect(Host.field(rows[0], "Untracked").map { JSONWriter.string($0) } == "[]")
+        #expect(Host.field(rows[0], "Bad")?.isTruthy == false)
+    }
+}

@@ -45,6 +45,7 @@ extension FleetAgent {
         let repository = ArtifactRepository.builtin()
         for (index, text) in definitions.enumerated() { _ = repository.add(text: text, file: "server:\(flowId)/\(index)") }
         let registry = makeRegistry(repository)
+        registry.add(functions: [rekeyFunction])
         var options = CollectionOptions()
         options.parameters = request.parameters
         options.timeout = request.timeout

@@ -137,11 +137,12 @@ public enum BasicInfo {
 /// The language core's registry list: every built-in plugin and function, explicitly.
 public enum CoreLibrary {
     public static var plugins: [PluginDeclaration] {
-        ControlPlugins.all + [BasicInfo.plugin] + StreamPlugins.all + EventPlugins.all + LanguagePlugins.all
+        ControlPlugins.all + [BasicInfo.plugin, QueryPlugin.plugin] + StreamPlugins.all + EventPlugins.all + LanguagePlugins.all
     }
     public static var functions: [FunctionDeclaration] {
         CoreFunctions.all + StringFunctions.all + Aggregates.all + TimeFunctions.all + CollectionFunctions.all
             + CacheFunctions.all + TextFunctions.all + CodecFunctions.all + ProgramFunctions.all + PathFunctions.all
+            + [PatchFunction.function, AlertFunction.function, RekeyFunction.placeholder]
     }
     /// Accessors that need no operating system (data, scope, offset, sparse).
     public static var accessors: [any Accessor] { CoreAccessors.all }

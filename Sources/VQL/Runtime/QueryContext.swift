@@ -103,7 +103,10 @@ public final class QueryContext: @unchecked Sendable {
         self.cancellation = cancellation
     }
 
-    public func log(_ level: LogLevel, _ message: String) { logger.log(level, message) }
+    public func log(_ level: LogLevel, _ message: String) {
+        Diagnostics.recordLog(level, message)
+        logger.log(level, message)
+    }
 
     /// Runs `action` when the session ends (temporary files and folders are removed this way).
     public func atEnd(_ action: @escaping @Sendable () -> Void) {
@@ -124,7 +127,7 @@ public final class QueryContext: @unchecked Sendable {
     /// Logs a message only the first time it is seen in this session (per-row problems).
     public func logOnce(_ level: LogLevel, _ message: String) {
         let first = loggedOnce.withLock { $0.insert(message).inserted }
-        if first { logger.log(level, message) }
+        if first { log(level, message) }
     }
 
     /// Compiles a pattern once per session; later calls reuse it. Nil (and a logged error) when invalid.

@@ -37,7 +37,8 @@ public final class Session: @unchecked Sendable {
             return .bound(l.name)
         case .select(let s):
             let compiled = compiler.compileSelect(s)
-            return .rows(try compiled.open(in: root), columns: Session.declaredColumns(s))
+            let cursor = try Diagnostics.tracked(text: CanonicalPrinter.print(s)) { try compiled.open(in: root) }
+            return .rows(cursor, columns: Session.declaredColumns(s))
         case .explain(let s):
             let compiled = compiler.compileSelect(s)
             context.log(.info, "EXPLAIN: " + Session.explain(s))

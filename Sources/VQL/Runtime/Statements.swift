@@ -23,7 +23,7 @@ public enum StatementRunner {
                     }
                 case .select(let s), .explain(let s):
                     env.aggregates = AggregateState()
-                    current = try compiler.compileSelect(s).open(in: env)
+                    current = try Diagnostics.tracked(text: CanonicalPrinter.print(s)) { try compiler.compileSelect(s).open(in: env) }
                 }
             }
         }
