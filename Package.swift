@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "quarry", targets: ["quarry"]),
         .library(name: "VQL", targets: ["VQL"]),
+        // For the libFuzzer harnesses in Fuzz/ (a separate package that depends on this one by path).
+        .library(name: "QuarryLibraries", targets: ["Artifacts", "Fleet", "FleetCore", "QuarryDetect", "QuarryAccessors", "QuarryHost"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
