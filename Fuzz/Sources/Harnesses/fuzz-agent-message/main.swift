@@ -1,7 +1,7 @@
 import Fleet
 import FleetCore
 import Foundation
-import FuzzSupport
+import FuzzDriver
 
 // What the server decodes from an agent (before and after enrolment): a frame through the server's
 // own decoder (invalid UTF-8 repaired), then the result rows as the server reads host facts from

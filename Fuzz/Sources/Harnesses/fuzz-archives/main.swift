@@ -1,4 +1,5 @@
-import FuzzSupport
+import FuzzDriver
+import FuzzQuery
 import VQL
 
 // The stream containers on arbitrary bytes: gzip and bzip2 through their accessors, gunzip(), and

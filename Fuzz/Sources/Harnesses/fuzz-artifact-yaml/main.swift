@@ -1,5 +1,5 @@
 import Artifacts
-import FuzzSupport
+import FuzzDriver
 
 // The artifact loader on arbitrary YAML (what an agent is sent in a collection's definitions, and
 // what `--definitions` folders hold); an artifact that loads is compiled to VQL with its defaults.

@@ -1,4 +1,5 @@
-import FuzzSupport
+import FuzzDriver
+import FuzzQuery
 
 // parse_auditd on arbitrary text: record lines, grouping by event, hex-encoded fields.
 let harness = QueryHarness("SELECT * FROM parse_auditd(filename=Data, accessor='data')")

@@ -1,5 +1,5 @@
 import Artifacts
-import FuzzSupport
+import FuzzDriver
 
 // The evidence container reader (`quarry collection show`, `query --collection`, the agent) on an
 // arbitrary file: the directory, then every member read back (inflated, size and CRC checked).

@@ -1,4 +1,5 @@
-import FuzzSupport
+import FuzzDriver
+import FuzzQuery
 
 // The ext4 reader (raw_ext4: superblock, group descriptors, inodes, extents, directories) on an
 // arbitrary image held in memory: every file listed and its first bytes read.

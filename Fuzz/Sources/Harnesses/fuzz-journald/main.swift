@@ -1,4 +1,5 @@
-import FuzzSupport
+import FuzzDriver
+import FuzzQuery
 
 // parse_journald on arbitrary bytes: the journal header, object chains, entry arrays and
 // compressed payloads (xz, lz4, zstd), in both the decoded and the raw form.

@@ -1,4 +1,5 @@
-import FuzzSupport
+import FuzzDriver
+import FuzzQuery
 import VQL
 
 // VQL's JSON parser on arbitrary text, directly and through parse_json, parse_json_array and

@@ -1,4 +1,5 @@
-import FuzzSupport
+import FuzzDriver
+import FuzzQuery
 import VQL
 
 // leveldb() on an arbitrary file, read both as a write-ahead log (.log) and as a sorted table

@@ -1,4 +1,5 @@
-import FuzzSupport
+import FuzzDriver
+import FuzzQuery
 import VQL
 
 // parse_binary on an arbitrary profile and arbitrary bytes: the input is the profile (JSON), a NUL

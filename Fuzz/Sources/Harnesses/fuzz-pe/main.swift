@@ -1,4 +1,5 @@
-import FuzzSupport
+import FuzzDriver
+import FuzzQuery
 
 // parse_pe on arbitrary bytes: headers, sections, imports, exports, resources, version info,
 // Authenticode signatures; every lazy column is forced.

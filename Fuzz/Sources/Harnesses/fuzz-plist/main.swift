@@ -1,4 +1,5 @@
-import FuzzSupport
+import FuzzDriver
+import FuzzQuery
 
 // plist() on arbitrary bytes: binary plists (bplist00: offset tables, object references, nesting)
 // and XML plists.

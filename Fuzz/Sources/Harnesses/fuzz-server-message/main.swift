@@ -2,7 +2,7 @@ import Artifacts
 import Fleet
 import FleetCore
 import Foundation
-import FuzzSupport
+import FuzzDriver
 
 // What an agent decodes from the server: a frame through the wire decoder, then (for a collection)
 // the artifact definitions it carries, loaded as the agent loads them. A decoded message must

@@ -1,4 +1,5 @@
-import FuzzSupport
+import FuzzDriver
+import FuzzQuery
 
 // utmp() on arbitrary bytes: wtmp/utmp/btmp records (fixed 384-byte structs, any count).
 let harness = QueryHarness("SELECT * FROM utmp(filename=Data, accessor='data')")

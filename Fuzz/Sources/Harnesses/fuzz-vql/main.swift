@@ -1,10 +1,10 @@
-import FuzzSupport
+import FuzzDriver
 import VQL
 
 // The language front end on arbitrary text: lexer, parser (statements, expressions, lambdas) and
-// binder against the full registry. A statement that parses must print canonically to text that
+// binder against the language core's registry. A statement that parses must print canonically to text that
 // parses again (the canonical printer feeds EXPLAIN, artifact display and the REPL).
-let registry = fullRegistry()
+let registry = CoreLibrary.registry()
 
 runFuzzer(samples: {
     [

@@ -1,4 +1,5 @@
-import FuzzSupport
+import FuzzDriver
+import FuzzQuery
 
 // The certificate decoders on arbitrary bytes: parse_x509 (PEM or DER, one or many) and
 // parse_pkcs7 (signed data, as in Authenticode).

@@ -1,4 +1,5 @@
-import FuzzSupport
+import FuzzDriver
+import FuzzQuery
 
 // The zip accessors (zip, zip_nocase: WinZip AES, zip64, nested zips) on arbitrary bytes held in
 // memory: every member listed and its first bytes read.

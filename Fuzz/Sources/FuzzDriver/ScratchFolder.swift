@@ -14,7 +14,7 @@ public struct ScratchFolder: Sendable {
     @discardableResult
     public func write(_ bytes: [UInt8], as name: String) -> String {
         let file = path + "/" + name
-        FileManager.default.createFile(atPath: file, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: file, contents: Data(bytes))
         return file
     }
 
