@@ -11,7 +11,7 @@ TESTCASES_MIN := 54
 PARITY_MIN_ENDPOINT := 196
 PARITY_MIN_SERVER := 4
 
-.PHONY: run run-fleet test deps install-packages build release conformance parity bench bench-fleet docs clean artifacts
+.PHONY: run run-fleet test deps install-packages build release conformance parity bench bench-fleet docs clean artifacts fuzz sanitize
 
 BENCH_PACKAGES := hyperfine valgrind yara openssl iproute2
 
@@ -76,6 +76,22 @@ bench-fleet: release
 	$(SWIFT) build -c release --product quarry-agent-sim
 	python3 bench/fleet.py 200
 	python3 bench/loadtest.py 10000
+
+## libFuzzer harnesses (Fuzz/, a separate package `make test` never builds), one after the other for
+## FUZZ_SECONDS each (FUZZ_HARNESSES="fuzz-vql fuzz-pe" for a subset); see docs/fuzzing.md.
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?=
+fuzz: deps
+	@if [ -f Package.resolved ] && [ ! -f Fuzz/Package.resolved ]; then cp Package.resolved Fuzz/Package.resolved; fi
+	cd Fuzz && $(SWIFT) build -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_HARNESSES)
+
+## The test suite under AddressSanitizer, then ThreadSanitizer (own build folders; not part of `make
+## test`). SANITIZE_FILTER narrows it, e.g. SANITIZE_FILTER=VQLTests.
+SANITIZE_FILTER ?=
+sanitize: deps
+	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --sanitize=address --scratch-path .build-asan $(if $(SANITIZE_FILTER),--filter $(SANITIZE_FILTER))
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --scratch-path .build-tsan $(if $(SANITIZE_FILTER),--filter $(SANITIZE_FILTER))
 
 docs: build
 	.build/debug/quarry docs > docs/reference.md

@@ -7,6 +7,13 @@ let package = Package(
     products: [
         .executable(name: "quarry", targets: ["quarry"]),
         .library(name: "VQL", targets: ["VQL"]),
+        // For the libFuzzer harnesses in Fuzz/ (a separate package that depends on this one by path).
+        .library(name: "QuarryHost", targets: ["QuarryHost"]),
+        .library(name: "QuarryDetect", targets: ["QuarryDetect"]),
+        .library(name: "QuarryAccessors", targets: ["QuarryAccessors"]),
+        .library(name: "Artifacts", targets: ["Artifacts"]),
+        .library(name: "FleetCore", targets: ["FleetCore"]),
+        .library(name: "Fleet", targets: ["Fleet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

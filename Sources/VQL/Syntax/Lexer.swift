@@ -83,6 +83,14 @@ public struct Lexer {
 
     private static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
 
+    /// Whether `name` lexes as one bare identifier, so it needs no backquotes. Keywords count as
+    /// bare only where the grammar takes them as names (after a dot).
+    static func isBareName(_ name: String, keywordsAllowed: Bool) -> Bool {
+        let utf8 = Array(name.utf8)
+        guard let first = utf8.first, isIdentStart(first), utf8.dropFirst().allSatisfy(isIdentContinue) else { return false }
+        return keywordsAllowed || Keyword(rawValue: name.uppercased()) == nil
+    }
+
     public mutating func next() throws(Diagnostic) -> Token {
         try skipTrivia()
         let start = position

@@ -11,10 +11,10 @@ public enum CanonicalPrinter {
     }
 
     public static func print(_ l: LetStatement) -> String {
-        var out = "LET " + l.name
+        var out = "LET " + printName(l.name, usableKeywords: Parser.keywordsUsableAsNames)
         if let parameters = l.parameters {
             out += "(" + parameters.map { p in
-                p.defaultValue.map { "\(p.name)=\(print($0))" } ?? p.name
+                p.defaultValue.map { "\(printName(p.name))=\(print($0))" } ?? printName(p.name)
             }.joined(separator: ", ") + ")"
         }
         out += l.materialized ? " <= " : " = "
@@ -36,7 +36,7 @@ public enum CanonicalPrinter {
             }
         }.joined(separator: ", ")
         if let from = select.from {
-            out += " FROM " + from.name
+            out += " FROM " + printDotted(from.name)
             if from.hasParentheses { out += "(" + printArguments(from.args) + ")" }
         }
         if let w = select.whereClause { out += " WHERE " + print(w) }
@@ -50,6 +50,22 @@ public enum CanonicalPrinter {
             if inBraces { out += " " }
         }
         return out
+    }
+
+    /// A name, backquoted when it would not lex as a bare name (`LET \`my var\` = …`); keywords
+    /// in `usableKeywords` stand bare where the grammar takes them as names.
+    static func printName(_ name: String, usableKeywords: Set<Keyword> = []) -> String {
+        if Lexer.isBareName(name, keywordsAllowed: false) { return name }
+        if let keyword = Keyword(rawValue: name.uppercased()), usableKeywords.contains(keyword) { return name }
+        return "`\(name)`"
+    }
+
+    /// A dotted plugin or function name with each part backquoted when it would not lex as a bare
+    /// name (`FROM D1.\`@Items\``), so the text parses back to the same name.
+    static func printDotted(_ name: String) -> String {
+        name.split(separator: ".", omittingEmptySubsequences: false).enumerated().map { index, part in
+            Lexer.isBareName(String(part), keywordsAllowed: index > 0) ? String(part) : "`\(part)`"
+        }.joined(separator: ".")
     }
 
     static func printArguments(_ args: [CallArgument]) -> String {
@@ -72,7 +88,7 @@ public enum CanonicalPrinter {
         case .index(let base, let i): return print(base) + "[" + print(i) + "]"
         case .slice(let base, let lower, let upper):
             return print(base) + "[" + (lower.map { print($0) } ?? "") + ":" + (upper.map { print($0) } ?? "") + "]"
-        case .call(let name, let args): return name + "(" + printArguments(args) + ")"
+        case .call(let name, let args): return printDotted(name) + "(" + printArguments(args) + ")"
         case .list(let items): return "[" + items.map { print($0) }.joined(separator: ", ") + "]"
         case .tuple(let items, let trailing):
             return "(" + items.map { print($0) }.joined(separator: ", ") + (trailing ? ", " : "") + ")"
