@@ -24,7 +24,7 @@ enum Events {
 
     static func registry() -> Registry {
         let registry = CoreLibrary.registry()
-        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions)
+        registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
         registry.add(plugins: EventsLibrary.plugins, functions: EventsLibrary.functions)
         return registry
     }
