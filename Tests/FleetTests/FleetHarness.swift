@@ -158,7 +158,7 @@ final class FleetHarness: @unchecked Sendable {
         let process = try spawn(["server", "--config", dir + "/srv/server\(index).yaml", "--definitions", definitions], log: dir + "/\(name).log")
         servers[index] = process
         if index == 0 { server = process }
-        try await waitUntil(timeout: 20, "server \(index) listening") { self.log(name).components(separatedBy: "listening on").count > before }
+        try await waitUntil(timeout: 60, "server \(index) listening") { self.log(name).components(separatedBy: "listening on").count > before }
     }
 
     func killServer(_ index: Int = 0) {
