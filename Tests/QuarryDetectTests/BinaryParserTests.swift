@@ -195,7 +195,7 @@ import VQL
         let session = detectSession()
         _ = try session.run("LET P <= '''\(Self.profile)'''")
         let sample = Self.sample()
-        for _ in 0..<2000 {
+        for _ in 0..<FuzzBudget.iterations {
             let input = random.mutate(sample)
             let results = try session.run("SELECT parse_binary(accessor='data', filename=unhex(string='\(hex(input))'), profile=P, struct='Header', env=dict(Extra=1)) AS H FROM scope()")
             let rows = (results.last ?? nil) ?? []

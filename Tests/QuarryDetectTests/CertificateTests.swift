@@ -129,7 +129,7 @@ struct CertificateTests {
         var random = SeededRandom(seed: 509)
         for (name, function) in [("cert.der", "parse_x509"), ("signed.p7", "parse_pkcs7")] {
             let sample = try fixture.bytes(name)
-            for _ in 0..<1500 {
+            for _ in 0..<FuzzBudget.iterations {
                 let input = random.mutate(sample)
                 let results = try session.run("SELECT \(function)(data=unhex(string='\(hex(input))')) AS X FROM scope()")
                 _ = JSONWriter.string(Value.list((results.last ?? nil) ?? []).materialized())

@@ -63,3 +63,14 @@ func detectSession() -> Session {
     registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
     return Session(registry: registry, logger: MemoryLogger())
 }
+
+/// How many mutated inputs each in-suite fuzz loop tries. The suite runs every test at once on
+/// the machine's cores, and a few thousand debug-build parses per parser held both cores of a
+/// 2-core machine for over a minute, starving the time-bounded tests; the deep runs belong to the
+/// libFuzzer harnesses (`make fuzz`). `QUARRY_TEST_FUZZ_ITERATIONS=N` asks for more here.
+enum FuzzBudget {
+    static let iterations: Int = {
+        if let text = ProcessInfo.processInfo.environment["QUARRY_TEST_FUZZ_ITERATIONS"], let n = Int(text), n > 0 { return n }
+        return 250
+    }()
+}

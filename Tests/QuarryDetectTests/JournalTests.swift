@@ -63,7 +63,7 @@ struct JournalTests {
         let session = detectSession()
         var random = SeededRandom(seed: 0x10C)
         let path = directory + "/fuzz.journal"
-        for _ in 0..<1500 {
+        for _ in 0..<FuzzBudget.iterations {
             var mutated = used
             for _ in 0..<3 {
                 let at = 240 + random.below(used.count - 256)

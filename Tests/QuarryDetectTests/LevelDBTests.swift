@@ -83,7 +83,7 @@ struct LevelDBTests {
         var random = SeededRandom(seed: 0x1e7e1)
         let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { !$0.hasPrefix("LOCK") && !$0.hasPrefix("LOG") }
         let originals = try Dictionary(uniqueKeysWithValues: files.map { ($0, [UInt8](try Data(contentsOf: URL(fileURLWithPath: folder + "/" + $0)))) })
-        for iteration in 0..<2000 {
+        for iteration in 0..<FuzzBudget.iterations {
             let name = files[iteration % files.count]
             let original = originals[name] ?? []
             // Mutate only the head or tail region (where headers, footers and index blocks are) on big files.

@@ -124,7 +124,7 @@ func syntheticPE() -> [UInt8] {
         var samples = [syntheticPE()]
         if let real = sharedTestFile("3DBuilder.ResourceResolver.exe") { samples.append([UInt8](try Data(contentsOf: URL(fileURLWithPath: real)))) }
         for sample in samples {
-            for _ in 0..<1500 {
+            for _ in 0..<FuzzBudget.iterations {
                 let path = try writeTemporary(random.mutate(sample))
                 let results = try session.run("SELECT parse_pe(file='\(path)') AS PE FROM scope()")
                 _ = JSONWriter.string(Value.list((results.last ?? nil) ?? []).materialized())

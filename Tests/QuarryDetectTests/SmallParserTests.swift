@@ -43,7 +43,7 @@ import VQL
         let sample = [UInt8](try Data(contentsOf: URL(fileURLWithPath: directory + "/b.plist")))
         let session = detectSession()
         var random = SeededRandom(seed: 0x9115)
-        for _ in 0..<2000 {
+        for _ in 0..<FuzzBudget.iterations {
             let results = try session.run("SELECT plist(accessor='data', file=unhex(string='\(hex(random.mutate(sample)))')) AS P FROM scope()")
             _ = JSONWriter.string(Value.list((results.last ?? nil) ?? []).materialized())
         }
@@ -123,7 +123,7 @@ import VQL
         let session = detectSession()
         var random = SeededRandom(seed: 0xA0D)
         let sample = Array(Self.log.utf8)
-        for _ in 0..<2000 {
+        for _ in 0..<FuzzBudget.iterations {
             let results = try session.run("SELECT * FROM parse_auditd(accessor='data', filename=unhex(string='\(hex(random.mutate(sample)))'))")
             _ = JSONWriter.string(Value.list((results.last ?? nil) ?? []).materialized())
         }

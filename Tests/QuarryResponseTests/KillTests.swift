@@ -23,6 +23,10 @@ import Glibc
         sleep.arguments = ["301"]
         try sleep.run()
         let pid = sleep.processIdentifier
+        // A vfork-style spawn returns once the child has its new memory, a moment before the
+        // kernel has written the arguments into it: until then /proc/PID/cmdline reads empty.
+        let deadline = Date().addingTimeInterval(5)
+        while ((try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()).isEmpty, Date() < deadline { usleep(1000) }
         let (session, logger) = Response.session(stateRoot: root)
         let rows = try Response.rows(session, "SELECT pskill(pid=\(pid), reason='test') AS K FROM scope()")
         guard case .list(let killed)? = rows.first.flatMap({ Response.field($0, "K") }) else {
