@@ -14,8 +14,11 @@ import Testing
                 try await store.addFlow(FlowRecord(flowId: id, clientId: "C.1", request: request, creator: "a", createdAt: 1))
             }
             let attempts = Counter()
+            let firstLocks = Counter()
             // Two transactions lock the same two rows in opposite orders: PostgreSQL aborts one
-            // (after deadlock_timeout, 1 s by default); it runs again and both commit.
+            // (after deadlock_timeout, 1 s by default); it runs again and both commit. Each waits
+            // until both hold their first row, so the deadlock happens however the tasks are
+            // scheduled (a retry finds the count already reached and does not wait).
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for order in [["F.a", "F.b"], ["F.b", "F.a"]] {
                     group.addTask {
@@ -23,7 +26,10 @@ import Testing
                             attempts.increment()
                             for (step, id) in order.enumerated() {
                                 try await connection.perform("UPDATE flows SET row_count = row_count + 1 WHERE flow_id = \(id)")
-                                if step == 0 { try await Task.sleep(for: .milliseconds(300)) }
+                                guard step == 0 else { continue }
+                                firstLocks.increment()
+                                let deadline = Date().addingTimeInterval(30)
+                                while firstLocks.value < 2, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
                             }
                         }
                     }
