@@ -123,6 +123,9 @@ public final class ProcessTracker: @unchecked Sendable {
             lock.withLock { if self.generation == generation { feed = .polling } }
             logger.log(.warning, "process tracker: no exec/exit events here; polling /proc every \(pollPeriod) s")
         }
+        // Loading and attaching BPF takes a moment after the first listing: a process started in
+        // between would be unknown until the next sync, so list /proc again once events flow.
+        if usable { syncFromProc() }
         var lastSync = Date()
         while isCurrent(generation) {
             if usable, let row = subscription?.queue.take(timeout: 0.5) {
