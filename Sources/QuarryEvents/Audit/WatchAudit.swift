@@ -98,24 +98,8 @@ final class AuditNetlink {
     let fd: Int32
 
     init() throws {
-        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_AUDIT)
-        guard fd >= 0 else { throw Errno(errno) }
-        var address = sockaddr_nl()
-        address.nl_family = sa_family_t(AF_NETLINK)
-        address.nl_groups = UInt32(1) << (UInt32(AUDIT_NLGRP_READLOG.rawValue) - 1)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_nl>.size)) }
-        }
-        guard bound == 0 else {
-            let code = errno
-            close(fd)
-            throw Errno(code)
-        }
-        var timeout = timeval(tv_sec: 0, tv_usec: 250_000)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var size: Int32 = 4 << 20
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        self.fd = fd
+        fd = try NetlinkSocket.open(type: Int32(SOCK_RAW.rawValue), protocol: NETLINK_AUDIT,
+                                    groups: UInt32(1) << (UInt32(AUDIT_NLGRP_READLOG.rawValue) - 1), timeoutMicroseconds: 250_000)
     }
 
     deinit { close(fd) }

@@ -23,24 +23,8 @@ final class ProcConnectorSource: @unchecked Sendable {
 
     init(deliver: @escaping @Sendable (DecodedEvent) -> Void) throws {
         self.deliver = deliver
-        let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Self.netlinkConnector)
-        guard fd >= 0 else { throw Errno(errno) }
-        var address = sockaddr_nl()
-        address.nl_family = sa_family_t(AF_NETLINK)
-        address.nl_groups = Self.idxProc
-        address.nl_pid = 0
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_nl>.size)) }
-        }
-        guard bound == 0 else {
-            let code = errno
-            close(fd)
-            throw Errno(code)
-        }
-        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var size: Int32 = 4 << 20
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        let fd = try NetlinkSocket.open(type: Int32(SOCK_DGRAM.rawValue), protocol: Self.netlinkConnector,
+                                        groups: Self.idxProc, timeoutMicroseconds: 200_000)
         socketFD = fd
         guard Self.control(fd, Self.mcastListen) else {
             let code = errno

@@ -90,24 +90,7 @@ public enum EventPlugins {
         let maxAge = ctx.int("max_age").map { Double(max(0, $0)) }
         let sources = ctx.argumentNames.filter { $0 != "query" && $0 != "max_age" }
         let queue = BoundedQueue<Value>(capacity: 1024)
-        let remaining = Counter(sources.count)
-        if sources.isEmpty { queue.finish() }
-        for name in sources {
-            let box = UncheckedBox(try Rows.cursor(for: ctx.raw(name) ?? .null))
-            let context = UncheckedBox(ctx)
-            Thread.detachNewThread {
-                do {
-                    while let row = try box.value.next() {
-                        if !queue.put(normalizeRow(row).materialized()) { break }
-                    }
-                } catch is QueryCancelled {
-                } catch {
-                    context.value.log(.error, "sequence: \(error)")
-                }
-                box.value.close()
-                if remaining.decrement() == 0 { queue.finish() }
-            }
-        }
+        try FanIn.start(sources, of: ctx, into: queue, label: "sequence")
         var window: [(Date, Value)] = []
         var inner: RowCursor?
         return GeneratorCursor(onClose: { inner?.close(); queue.close() }) {

@@ -105,26 +105,7 @@ public enum StreamPlugins {
         strictArguments: false
     ) { ctx in
         let queue = BoundedQueue<Value>(capacity: 1024)
-        let names = ctx.argumentNames
-        let remaining = Counter(names.count)
-        if names.isEmpty { queue.finish() }
-        for name in names {
-            let cursor = try Rows.cursor(for: ctx.raw(name) ?? .null)
-            let box = UncheckedBox(cursor)
-            let context = UncheckedBox(ctx)
-            Thread.detachNewThread {
-                do {
-                    while let row = try box.value.next() {
-                        if !queue.put(normalizeRow(row).materialized()) { break }
-                    }
-                } catch is QueryCancelled {
-                } catch {
-                    context.value.log(.error, "combine: \(error)")
-                }
-                box.value.close()
-                if remaining.decrement() == 0 { queue.finish() }
-            }
-        }
+        try FanIn.start(ctx.argumentNames, of: ctx, into: queue, label: "combine")
         return GeneratorCursor(onClose: { queue.close() }) {
             try ctx.checkCancelled()
             return queue.take()
@@ -342,5 +323,30 @@ final class RecencyTable<V>: @unchecked Sendable {
         newest?.next = node
         newest = node
         if oldest == nil { oldest = node }
+    }
+}
+
+/// Runs each named query argument on a thread of its own and feeds their rows into one bounded
+/// queue, finishing it when the last source ends: the parallel half of combine() and sequence().
+enum FanIn {
+    static func start(_ names: [String], of ctx: CallContext, into queue: BoundedQueue<Value>, label: String) throws {
+        let remaining = Counter(names.count)
+        if names.isEmpty { queue.finish() }
+        for name in names {
+            let box = UncheckedBox(try Rows.cursor(for: ctx.raw(name) ?? .null))
+            let context = UncheckedBox(ctx)
+            Thread.detachNewThread {
+                do {
+                    while let row = try box.value.next() {
+                        if !queue.put(normalizeRow(row).materialized()) { break }
+                    }
+                } catch is QueryCancelled {
+                } catch {
+                    context.value.log(.error, "\(label): \(error)")
+                }
+                box.value.close()
+                if remaining.decrement() == 0 { queue.finish() }
+            }
+        }
     }
 }
