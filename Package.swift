@@ -142,6 +142,7 @@ let package = Package(
             name: "Fleet",
             dependencies: [
                 "FleetCore", "VQL", "Artifacts", "PrivateFiles", "QuarryConsole",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),

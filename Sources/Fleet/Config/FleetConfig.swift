@@ -35,12 +35,15 @@ public struct ServerConfig: Codable, Sendable {
     public var maxUploadBytes: Int64 = 64 << 30
     /// What the server accepts from the network: connections, timeouts, sizes, rates, pages.
     public var limits = ServerLimits()
+    /// Where alerts are also posted as JSON (e.g. a chat or SOAR hook); none when nil.
+    public var alertWebhook: String?
 
     enum CodingKeys: String, CodingKey {
         case serverURL = "server_url", bindAddress = "bind_address", port, dataDir = "data_dir", datastore
         case enrollmentSecret = "enrollment_secret", ca, server, flowGraceSeconds = "flow_grace_seconds"
         case defaultTimeoutSeconds = "default_timeout_seconds", initialAdmin = "initial_admin"
         case initialAdminKeySHA256 = "initial_admin_key_sha256", maxUploadBytes = "max_upload_bytes", limits
+        case alertWebhook = "alert_webhook"
     }
 
     public init(serverURL: String, bindAddress: String, port: Int, dataDir: String, datastore: String, enrollmentSecret: String, ca: PEMIdentity, server: PEMIdentity) {
@@ -70,6 +73,7 @@ public struct ServerConfig: Codable, Sendable {
         initialAdminKeySHA256 = try c.decodeIfPresent(String.self, forKey: .initialAdminKeySHA256)
         maxUploadBytes = try c.decodeIfPresent(Int64.self, forKey: .maxUploadBytes) ?? 64 << 30
         limits = try c.decodeIfPresent(ServerLimits.self, forKey: .limits) ?? ServerLimits()
+        alertWebhook = try c.decodeIfPresent(String.self, forKey: .alertWebhook)
     }
 }
 

@@ -26,6 +26,7 @@ extension FleetServer {
         addHuntRoutes(api)
         addUserRoutes(api)
         addServerVQLRoutes(api)
+        addAlertRoutes(api)
         addConsoleRoutes(router)
         api.get("results") { [self] request, context in try await results(request, context) }
         api.get("audit") { [self] request, context in try await auditPage(request, context) }

@@ -17,6 +17,7 @@ public final class FleetMetrics: Sendable {
     let apiRequests: Counter
     let refusedConnections: Counter
     let refusedEnrolments: Counter
+    let alertsRaised: Counter
 
     public init() {
         connectedClients = registry.makeGauge(descriptor: .init(namespace: "quarry", metricName: "connected_clients", unitName: "", helpText: "Agents connected now"))
@@ -35,6 +36,7 @@ public final class FleetMetrics: Sendable {
             descriptor: .init(namespace: "quarry", metricName: "connections_refused_total", unitName: "", helpText: "Connections closed on arrival (max_connections or per-address limit)"))
         refusedEnrolments = registry.makeCounter(
             descriptor: .init(namespace: "quarry", metricName: "enrolments_refused_total", unitName: "", helpText: "Enrolments refused (wrong secret), audited or not"))
+        alertsRaised = registry.makeCounter(descriptor: .init(namespace: "quarry", metricName: "alerts_total", unitName: "", helpText: "Alerts raised by detections and stored"))
     }
 
     public func text() -> String { registry.emitToString() }

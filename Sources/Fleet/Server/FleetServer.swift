@@ -18,6 +18,7 @@ public final class FleetServer: Sendable {
     let ca: CertificateAuthority
     let blobs: BlobStore
     public let metrics = FleetMetrics()
+    let webhook: AlertWebhook
     let links = NIOLockedValueBox<[String: AgentSocket]>([:])
     /// API keys looked up recently (short TTL; forgotten at once on removal or rotation here).
     let keys: APIKeyCache
@@ -59,6 +60,7 @@ public final class FleetServer: Sendable {
         self.ca = try CertificateAuthority(config.ca)
         self.blobs = try BlobStore(root: config.dataDir + "/uploads")
         self.log = log
+        webhook = AlertWebhook(log: log)
         keys = APIKeyCache(store: store, ttl: config.limits.apiKeyCacheSeconds)
         requestLimiter = SharedRateLimiter(.init(ratePerSecond: config.limits.requestsPerSecondPerAddress, burst: config.limits.requestBurstPerAddress))
         refusalLimiter = SharedRateLimiter(.perMinute(config.limits.enrolmentRefusalsPerMinutePerAddress))

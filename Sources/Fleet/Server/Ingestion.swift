@@ -49,6 +49,8 @@ extension FleetServer {
                 case .rows(let artifact, _, let rows):
                     metrics.rowsIngested.increment(by: Int64(rows.count))
                     if artifact == "Generic.Client.Info" { await learnFacts(clientId: clientId, rows: rows) }
+                case .log(let lines):
+                    await raiseAlerts(fromLog: lines, clientId: clientId, flowId: batch.flowId)
                 case .status(let status) where status.state.isFinal:
                     // A flow that ended keeps no staged upload parts (removed before the agent hears).
                     blobs.discard(flowId: batch.flowId)

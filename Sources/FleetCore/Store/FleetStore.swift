@@ -95,6 +95,15 @@ public protocol FleetStore: FleetCoordination {
     /// Up to `limit` entries, newest first (same time: last written first), each with its `id`;
     /// with `before`, only entries older than the entry with that id (the previous page's last).
     func auditLog(limit: Int, before: Int64?) async throws -> [AuditEntry]
+
+    // MARK: alerts
+    /// Stores an alert (its fields cut to `AlertRecord.bounded()`); returns its id.
+    @discardableResult
+    func addAlert(_ alert: AlertRecord) async throws -> Int64
+    /// Alerts matching `query`, newest first (same time: last stored first), each with its id.
+    func alerts(_ query: AlertQuery) async throws -> [AlertRecord]
+    /// Marks an alert seen by `user` (the first acknowledgement stays); nil if there is no such alert.
+    func acknowledgeAlert(_ id: Int64, by user: String, at time: Double) async throws -> AlertRecord?
 }
 
 extension FleetStore {

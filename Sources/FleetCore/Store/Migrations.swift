@@ -97,6 +97,37 @@ public enum FleetSchema {
                 )
                 """
             ]),
+        // Alerts raised by detections, listed newest first and by client; the id orders alerts
+        // of the same second and pages the list.
+        SchemaMigration(
+            version: 7, name: "alerts", statements: [],
+            variants: [
+                .sqlite: [alertsTable("alert_id INTEGER PRIMARY KEY AUTOINCREMENT")] + alertIndexes,
+                .postgresql: [alertsTable("alert_id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")] + alertIndexes,
+            ]),
+    ]
+
+    static func alertsTable(_ idColumn: String) -> String {
+        """
+        CREATE TABLE alerts (
+            \(idColumn),
+            raised_at DOUBLE PRECISION NOT NULL,
+            name TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            severity_rank INTEGER NOT NULL,
+            client_id TEXT NOT NULL,
+            flow_id TEXT NOT NULL,
+            artifact TEXT NOT NULL,
+            details TEXT NOT NULL,
+            acknowledged_by TEXT,
+            acknowledged_at DOUBLE PRECISION
+        )
+        """
+    }
+
+    static let alertIndexes = [
+        "CREATE INDEX alerts_by_time ON alerts (raised_at, alert_id)",
+        "CREATE INDEX alerts_by_client ON alerts (client_id, raised_at)",
     ]
 
     static let initialSchema: [String] = [

@@ -1,0 +1,102 @@
+import AsyncHTTPClient
+import FleetCore
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOFoundationCompat
+
+/// Alerts reach the server as lines of a flow's log: `alert()` on the agent logs
+/// `ALERT: {"name":…,"event_time":…,"details":{…}}`. Each stored log batch is read for them once
+/// (batches are stored exactly once, so alerts are too); every alert is stored, audited, counted
+/// in /metrics and, when `alert_webhook` is set, posted to it.
+enum AlertLine {
+    static let prefix = "ALERT: "
+
+    /// The alerts in log lines (JSON objects with a "message"), bounded in number per batch.
+    static func alerts(in lines: [String], clientId: String, flowId: String, artifact: String, limit: Int = 100) -> [AlertRecord] {
+        var found: [AlertRecord] = []
+        for line in lines where line.contains(prefix) {
+            guard found.count < limit,
+                  let entry = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
+                  let message = entry["message"] as? String, message.hasPrefix(prefix),
+                  let record = (try? JSONSerialization.jsonObject(with: Data(message.dropFirst(prefix.count).utf8))) as? [String: Any],
+                  let name = record["name"] as? String, !name.isEmpty
+            else { continue }
+            let details = record["details"] as? [String: Any] ?? [:]
+            let detailText = (try? JSONSerialization.data(withJSONObject: details, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+            found.append(AlertRecord(
+                time: Date().timeIntervalSince1970, name: name, severity: AlertSeverity.named(details["severity"] as? String),
+                clientId: clientId, flowId: flowId, artifact: artifact, details: detailText))
+        }
+        return found
+    }
+}
+
+extension FleetServer {
+    /// Alerts in a log batch just stored for `flowId`.
+    func raiseAlerts(fromLog lines: [String], clientId: String, flowId: String) async {
+        guard lines.contains(where: { $0.contains(AlertLine.prefix) }) else { return }
+        let artifact = ((try? await store.flow(flowId)) ?? nil)?.request.artifacts.joined(separator: ",") ?? ""
+        for alert in AlertLine.alerts(in: lines, clientId: clientId, flowId: flowId, artifact: artifact) {
+            await record(alert)
+        }
+    }
+
+    /// Stores, audits, counts and forwards one alert. A datastore failure is logged: the alert
+    /// is still in the flow's log it came from.
+    func record(_ alert: AlertRecord) async {
+        do {
+            var stored = alert.bounded()
+            stored.id = try await store.addAlert(stored)
+            metrics.alertsRaised.increment()
+            try await store.audit(AuditEntry(
+                time: stored.time, user: stored.clientId.isEmpty ? "server" : stored.clientId, action: "alert",
+                target: stored.name, details: stored.details, remote: stored.flowId))
+            if let url = config.alertWebhook { webhook.post(stored, to: url) }
+        } catch {
+            log("alert \(alert.name) from \(alert.clientId): not stored: \(error)")
+        }
+    }
+}
+
+/// Posts alerts as JSON to the configured URL, a few at a time, each with a short timeout; when
+/// the receiver is slow or down, alerts beyond a bounded backlog are dropped from the webhook
+/// (never from the datastore) and counted.
+final class AlertWebhook: Sendable {
+    private let inFlight = NIOLockedValueBox(0)
+    private let maxInFlight = 64
+    let dropped = NIOLockedValueBox(0)
+    let failures = NIOLockedValueBox(0)
+    private let log: @Sendable (String) -> Void
+
+    init(log: @escaping @Sendable (String) -> Void) { self.log = log }
+
+    func post(_ alert: AlertRecord, to url: String) {
+        let admitted = inFlight.withLockedValue { count -> Bool in
+            guard count < maxInFlight else { return false }
+            count += 1
+            return true
+        }
+        guard admitted else {
+            dropped.withLockedValue { $0 += 1 }
+            return
+        }
+        Task { [self] in
+            defer { inFlight.withLockedValue { $0 -= 1 } }
+            do {
+                var request = HTTPClientRequest(url: url)
+                request.method = .POST
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(alert)))
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+                if !(200..<300).contains(response.status.code) {
+                    failures.withLockedValue { $0 += 1 }
+                    log("alert webhook: \(url) answered \(response.status.code)")
+                }
+            } catch {
+                failures.withLockedValue { $0 += 1 }
+                log("alert webhook: \(url): \(error)")
+            }
+        }
+    }
+}
