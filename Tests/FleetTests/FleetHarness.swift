@@ -143,6 +143,13 @@ final class FleetHarness: @unchecked Sendable {
                 FROM range(end=atoi(string=Count))
               SELECT len(list=Held) AS Held FROM scope()
         ---
+        name: Test.Alert
+        parameters:
+          - name: Marker
+        sources:
+          - query: |
+              SELECT alert(name='Exec from /tmp', severity='high', Marker=Marker, dedup=-1) AS Raised FROM scope()
+        ---
         name: Test.Files
         parameters:
           - name: Dir

@@ -1,0 +1,84 @@
+import Fleet
+import FleetCore
+import Foundation
+import Testing
+
+/// Alerts end to end: alert() in a collection on a real agent becomes a stored alert, an audit
+/// entry, a /metrics count and a webhook call to a real local HTTP listener; analysts list and
+/// acknowledge it, readers may not acknowledge.
+extension FleetTests {
+@Suite(.serialized, .enabled(if: FleetHarness.available, "run `swift build` first"))
+struct FleetAlertTests {
+    /// A local HTTP listener that answers 200 and appends every POST body, one per line, to a file.
+    static let listener = """
+        import http.server, sys
+        out = sys.argv[1]
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
+                with open(out, 'ab') as f: f.write(body + b'\\n')
+                self.send_response(200); self.end_headers()
+            def log_message(self, *a): pass
+        s = http.server.HTTPServer(('127.0.0.1', 0), H)
+        open(out + '.port', 'w').write(str(s.server_address[1]))
+        s.serve_forever()
+        """
+
+    @Test func alertFromACollectionIsStoredAuditedCountedAndPosted() async throws {
+        let fleet = try FleetHarness()
+        let received = fleet.dir + "/webhook.jsonl"
+        let hook = Process()
+        hook.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        hook.arguments = ["python3", "-c", Self.listener, received]
+        try hook.run()
+        defer { hook.terminate() }
+        try await fleet.waitUntil(timeout: 20, "the webhook listener") { FileManager.default.fileExists(atPath: received + ".port") }
+        let port = try String(contentsOfFile: received + ".port", encoding: .utf8)
+        var config = try ConfigFile.load(ServerConfig.self, from: fleet.dir + "/srv/server0.yaml")
+        config.alertWebhook = "http://127.0.0.1:\(port)/hook"
+        try ConfigFile.save(config, to: fleet.dir + "/srv/server0.yaml")
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        let id = try #require(fleet.clientId("a"))
+        let marker = "m\(UInt32.random(in: 0...UInt32.max))"
+        try fleet.check(fleet.cli(["collect", id, "Test.Alert", "--args", "Marker=\(marker)", "--wait"]))
+
+        try await fleet.waitUntil(timeout: 20, "the alert") {
+            (try? await fleet.get("/alerts", as: [AlertRecord].self))?.contains { $0.details.contains(marker) } == true
+        }
+        let alert = try #require(try await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self).first)
+        #expect(alert.name == "Exec from /tmp" && alert.severity == .high && alert.artifact == "Test.Alert" && alert.flowId.hasPrefix("F."))
+        // Filters: a higher minimum severity hides it; the CLI lists it.
+        #expect(try await fleet.get("/alerts", query: ["severity": "critical"], as: [AlertRecord].self).isEmpty)
+        let listed = try fleet.cli(["alerts", "list", "--severity", "high", "--since", "1h", "--format", "jsonl"])
+        #expect(listed.status == 0 && listed.stdout.contains(marker), "\(listed.stderr)")
+        // The webhook got it, as JSON.
+        try await fleet.waitUntil(timeout: 20, "the webhook call") {
+            ((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").contains(marker)
+        }
+        let posted = try String(contentsOfFile: received, encoding: .utf8).split(separator: "\n").first { $0.contains(marker) }
+        let decoded = try JSONDecoder().decode(AlertRecord.self, from: Data((posted ?? "").utf8))
+        #expect(decoded.name == alert.name && decoded.clientId == id && decoded.id == alert.id)
+        // Counted and audited.
+        let metrics = try await fleet.api().metrics()
+        #expect(metrics.contains("quarry_alerts_total 1"), "\(metrics.split(separator: "\n").filter { $0.contains("alert") })")
+        #expect(try await fleet.get("/audit", as: [AuditEntry].self).contains { $0.action == "alert" && $0.user == id && $0.details.contains(marker) })
+
+        // A reader may list but not acknowledge; an investigator acknowledges, once, audited.
+        let reader = fleet.dir + "/reader.yaml", investigator = fleet.dir + "/investigator.yaml"
+        try fleet.check(fleet.cli(["user", "add", "rita", "--role", "reader", "--output", reader]))
+        try fleet.check(fleet.cli(["user", "add", "ivan", "--role", "investigator", "--output", investigator]))
+        let alertId = String(try #require(alert.id))
+        #expect(try fleet.cli(["alerts", "ack", alertId], apiConfig: reader).status != 0)
+        let acked = try fleet.cli(["alerts", "ack", alertId], apiConfig: investigator)
+        #expect(acked.status == 0 && acked.stdout.contains("acknowledged by ivan"), "\(acked.stderr)")
+        let open = try fleet.cli(["alerts", "list", "--open", "--format", "jsonl"], apiConfig: reader)
+        #expect(open.status == 0 && !open.stdout.contains(marker))
+        let shown = try fleet.cli(["alerts", "show", alertId, "--format", "jsonl"])
+        #expect(shown.stdout.contains("\"AcknowledgedBy\":\"ivan\"") && shown.stdout.contains(marker), "\(shown.stdout)")
+        #expect(try await fleet.get("/audit", as: [AuditEntry].self).contains { $0.action == "ack-alert" && $0.user == "ivan" && $0.target == alertId })
+        #expect(try fleet.cli(["alerts", "show", "987654"]).status != 0)
+    }
+}
+}
