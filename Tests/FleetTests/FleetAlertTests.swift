@@ -30,8 +30,15 @@ struct FleetAlertTests {
         let hook = Process()
         hook.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         hook.arguments = ["python3", "-c", Self.listener, received]
+        // Not the test's own output: a child holding that pipe keeps `swift test` waiting.
+        hook.standardOutput = FileHandle.nullDevice
+        hook.standardError = FileHandle.nullDevice
         try hook.run()
-        defer { hook.terminate() }
+        // SIGKILL: children of the test process inherit a mask that blocks SIGTERM.
+        defer {
+            kill(hook.processIdentifier, SIGKILL)
+            hook.waitUntilExit()
+        }
         try await fleet.waitUntil(timeout: 20, "the webhook listener") { FileManager.default.fileExists(atPath: received + ".port") }
         let port = try String(contentsOfFile: received + ".port", encoding: .utf8)
         var config = try ConfigFile.load(ServerConfig.self, from: fleet.dir + "/srv/server0.yaml")
