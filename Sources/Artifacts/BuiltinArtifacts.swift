@@ -94,6 +94,48 @@ sources:
 """#,
         ),
         (
+            "Linux/Detection/ExecFromTmp.yaml",
+            #"""
+name: Linux.Detection.ExecFromTmp
+description: |
+  Raises an alert each time a program runs from a place an intruder can write without
+  privileges or from memory: /tmp, /var/tmp, /dev/shm, a memfd, or a file deleted after it
+  started. Droppers, miners and reverse shells typically start this way; package managers and
+  services almost never do.
+
+  Each match is also a row, and the alert (severity High by default) carries the process, its
+  parent, user, program and command line, and the ATT&CK technique: T1620 (reflective code
+  loading) for programs run from memory, T1036 (masquerading, execution from a temporary
+  folder) otherwise — the tags Sigma's rules for the same behaviour use. On a fleet, add it to
+  the client monitoring table; its alerts reach the server's alert list.
+type: CLIENT_EVENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+parameters:
+  - name: PathRegex
+    description: Programs whose path matches this are reported.
+    default: ^(/tmp/|/var/tmp/|/dev/shm/|/run/shm/|memfd:)
+    type: regex
+  - name: Severity
+    description: The alerts' severity (info, low, medium, high, critical).
+    default: high
+  - name: DedupSeconds
+    description: An identical alert (same process and details) is raised at most once in this many seconds.
+    type: int
+    default: 60
+sources:
+  - query: |
+      SELECT Time, Pid, Ppid, ParentName, Uid, User, Name, Exe, CommandLine, Fileless,
+             alert(name='Linux.Detection.ExecFromTmp', severity=Severity, dedup=DedupSeconds,
+                   Pid=Pid, Ppid=Ppid, ParentName=ParentName, User=User, Exe=Exe,
+                   CommandLine=CommandLine, Fileless=Fileless,
+                   Technique=if(condition=Fileless, then='T1620', else='T1036'),
+                   Tags='attack.defense_evasion') AS Alerted
+      FROM Artifact.Linux.Events.ProcessExecutions()
+      WHERE Exe =~ PathRegex OR Fileless
+
+"""#,
+        ),
+        (
             "Linux/Detection/Yara/Process.yaml",
             #"""
 name: Linux.Detection.Yara.Process
