@@ -143,6 +143,14 @@ final class FleetHarness: @unchecked Sendable {
                 FROM range(end=atoi(string=Count))
               SELECT len(list=Held) AS Held FROM scope()
         ---
+        name: Test.Clock
+        type: CLIENT_EVENT
+        parameters:
+          - name: Millis
+            default: "1000"
+        sources:
+          - query: SELECT Unix AS Tick FROM clock(ms=atoi(string=Millis))
+        ---
         name: Test.Files
         parameters:
           - name: Dir
