@@ -36,8 +36,8 @@ import Testing
         let refused = try fleet.cli(["monitoring", "add", "Test.Clock"], apiConfig: reader)
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("lacks COLLECT_CLIENT"))
-        let badArgument = try fleet.cli(["monitoring", "add", "Test.Clock", "--args", "Milliseconds=300"])
-        #expect(badArgument.stderr.contains("has no parameter Milliseconds (did you mean Millis?)"))
+        let badArgument = try fleet.cli(["monitoring", "add", "Test.Clock", "--args", "Milis=300"])
+        #expect(badArgument.stderr.contains("has no parameter Milis (did you mean Millis?)"))
 
         try fleet.check(fleet.cli(["monitoring", "add", "Test.Clock", "--args", "Millis=300", "--format", "json"]))
         let shown = try fleet.cli(["monitoring", "show", "--format", "jsonl"], apiConfig: reader)
@@ -52,6 +52,18 @@ import Testing
         let lines = printed.stdout.split(separator: "\n")
         #expect(lines.count >= 5)
         #expect(lines.allSatisfy { $0.contains("\"ClientId\":\"\(clientId)\"") && $0.contains("\"Tick\":") && $0.contains("\"_ts\":") })
+
+        // Server VQL reads the same rows (a reader may), and follows new ones.
+        let stored = try await clockRows(fleet).count
+        let query = try fleet.cli(
+            ["query", "--server", "--format", "jsonl", "SELECT count() AS N FROM monitoring(artifact='Test.Clock', client_id='\(clientId)', start_time=now() - 3600) GROUP BY 1"],
+            apiConfig: reader)
+        try fleet.check(query)
+        let counted = query.stdout.split(separator: "\n").last.flatMap { line in Int(line.split(separator: ":").last?.dropLast() ?? "") } ?? 0
+        #expect(counted >= stored, "\(query.stdout)")
+        let live = try fleet.cli(["query", "--server", "--format", "jsonl", "SELECT ClientId, Tick FROM watch_monitoring(artifact='Test.Clock') LIMIT 2"], apiConfig: reader)
+        try fleet.check(live)
+        #expect(live.stdout.split(separator: "\n").count == 2 && live.stdout.contains(clientId), "\(live.stdout)")
 
         // The server dies; the agent keeps collecting into its queue and sends it all afterwards.
         let beforeKill = try await clockRows(fleet)
