@@ -35,6 +35,9 @@ struct RunningMonitor {
 extension FleetAgent {
     /// Most event artifacts the agent runs at once (the rest of a larger table is logged and skipped).
     static let maxMonitors = 64
+    /// Pauses before an event artifact that ended is run again (doubling up to the last).
+    static let firstRestartPause = 10.0
+    static let lastRestartPause = 300.0
 
     /// Runs exactly the table's artifacts: those no longer in it, or with other parameters, are
     /// cancelled; new ones start. The table is saved first.
@@ -86,16 +89,26 @@ extension FleetAgent {
             let events = self.eventRows
             let logger = AgentLogger(prefix: "monitoring \(artifact)", log: log)
             let monitorRun = EventMonitor(repository: repository, registry: registry, parameters: monitor.entry.parameters, cancellation: monitor.cancellation)
-            do {
-                let problems = try monitorRun.run([artifact], logger: logger) { label, row in
-                    var line: [UInt8] = []
-                    JSONWriter.write(row, into: &line)
-                    let source = label.hasPrefix(artifact + "/") ? String(label.dropFirst(artifact.count + 1)) : ""
-                    events.add(artifact: artifact, source: source, row: String(decoding: line, as: UTF8.self))
+            // An event query that ends (an error, a source that gave up) runs again after a pause
+            // that doubles from 10 s to 5 minutes, until the table drops it.
+            var pause = Self.firstRestartPause
+            while !monitor.cancellation.isCancelled {
+                do {
+                    let problems = try monitorRun.run([artifact], logger: logger) { label, row in
+                        var line: [UInt8] = []
+                        JSONWriter.write(row, into: &line)
+                        let source = label.hasPrefix(artifact + "/") ? String(label.dropFirst(artifact.count + 1)) : ""
+                        events.add(artifact: artifact, source: source, row: String(decoding: line, as: UTF8.self))
+                    }
+                    if monitor.cancellation.isCancelled { break }
+                    log("monitoring: \(artifact) ended by itself\(problems.isEmpty ? "" : ": " + problems.joined(separator: "; ")); again in \(Int(pause)) s")
+                } catch {
+                    log("monitoring: \(artifact) cannot run: \(error); again in \(Int(pause)) s")
                 }
-                if !monitor.cancellation.isCancelled { log("monitoring: \(artifact) ended by itself\(problems.isEmpty ? "" : ": " + problems.joined(separator: "; "))") }
-            } catch {
-                log("monitoring: \(artifact) cannot run: \(error)")
+                events.flush()
+                let deadline = Date().addingTimeInterval(pause)
+                while Date() < deadline && !monitor.cancellation.isCancelled { Thread.sleep(forTimeInterval: 0.2) }
+                pause = min(pause * 2, Self.lastRestartPause)
             }
             events.flush()
             self.monitors.withLockedValue { running in
