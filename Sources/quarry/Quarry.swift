@@ -17,7 +17,7 @@ struct Quarry: ParsableCommand {
         abstract: "Forensic queries over the live host in VQL.",
         subcommands: [
             ReplCommand.self, QueryCommand.self, MonitorCommand.self, ArtifactsCommand.self, CollectionCommand.self, PluginsCommand.self, FunctionsCommand.self, NamesCommand.self, DocsCommand.self,
-            ConfigCommand.self, UserCommand.self, ServerCommand.self, ClientCommand.self, ClientsCommand.self, CollectClientCommand.self, HuntCommand.self, RespondCommand.self, AlertsCommand.self,
+            ConfigCommand.self, UserCommand.self, ServerCommand.self, ClientCommand.self, ClientsCommand.self, CollectClientCommand.self, HuntCommand.self, RespondCommand.self, AlertsCommand.self, MonitoringCommand.self, EventsCommand.self,
         ],
         defaultSubcommand: ReplCommand.self
     )

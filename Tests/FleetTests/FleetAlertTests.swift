@@ -87,5 +87,25 @@ struct FleetAlertTests {
         #expect(try await fleet.get("/audit", as: [AuditEntry].self).contains { $0.action == "ack-alert" && $0.user == "ivan" && $0.target == alertId })
         #expect(try fleet.cli(["alerts", "show", "987654"]).status != 0)
     }
+
+    /// alert() in a client event artifact from the monitoring table: the alerts arrive as events
+    /// of Server.Internal.Alerts and are recorded with the artifact that raised them.
+    @Test func alertsFromAMonitoredEventArtifactAreRecorded() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        let id = try #require(fleet.clientId("a"))
+        try fleet.check(fleet.cli(["monitoring", "add", "Test.AlertEvent"]))
+        try await fleet.waitUntil(timeout: 60, "alerts from the event artifact") {
+            ((try? await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self)) ?? []).count >= 2
+        }
+        let alerts = try await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self)
+        #expect(alerts.allSatisfy { $0.name == "Tick alert" && $0.severity == .low && $0.artifact == "Test.AlertEvent" && $0.details.contains("Tick") }, "\(alerts)")
+        // The stream is also kept as events, like any other.
+        let events = try fleet.cli(["events", "Server.Internal.Alerts", "--client", id, "--format", "jsonl"])
+        #expect(events.status == 0 && events.stdout.contains("Tick alert"), "\(events.stderr)")
+        try fleet.check(fleet.cli(["monitoring", "rm", "Test.AlertEvent"]))
+    }
 }
 }

@@ -150,6 +150,19 @@ final class FleetHarness: @unchecked Sendable {
           - query: |
               SELECT alert(name='Exec from /tmp', severity='high', Marker=Marker, dedup=-1) AS Raised FROM scope()
         ---
+        name: Test.AlertEvent
+        type: CLIENT_EVENT
+        sources:
+          - query: SELECT alert(name='Tick alert', severity='low', Tick=Unix, dedup=-1) AS Raised FROM clock(ms=500)
+        ---
+        name: Test.Clock
+        type: CLIENT_EVENT
+        parameters:
+          - name: Millis
+            default: "1000"
+        sources:
+          - query: SELECT Unix AS Tick FROM clock(ms=atoi(string=Millis))
+        ---
         name: Test.Files
         parameters:
           - name: Dir

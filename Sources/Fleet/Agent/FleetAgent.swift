@@ -32,6 +32,10 @@ public final class FleetAgent: Sendable {
     let sender = NIOLockedValueBox(SenderState())
     let running = NIOLockedValueBox<[String: CancellationFlag]>([:])
     let flowLock = NIOLock()
+    /// The event artifacts of the monitoring table running now, by name (`AgentMonitoring.swift`).
+    let monitors = NIOLockedValueBox<[String: RunningMonitor]>([:])
+    /// Event rows on their way to batches.
+    let eventRows: EventRowBuffer
     /// Holds the agent to its memory ceiling and CPU budget (`limits:` in client.yaml).
     let watchdog: WatchdogSampler
     /// Which of the configured frontends the agent uses now; it moves on after a failed connection.
@@ -65,6 +69,8 @@ public final class FleetAgent: Sendable {
         self.makeRegistry = makeRegistry
         self.log = log
         watchdog = WatchdogSampler(limits: config.limits, log: log)
+        let reference = AgentReference()
+        eventRows = EventRowBuffer { artifact, source, rows in reference.agent?.sendEvents(artifact: artifact, source: source, rows: rows) }
         for sub in ["", "/flows", "/work", "/tmp"] {
             try FileManager.default.createDirectory(atPath: stateDir + sub, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             // A folder that existed before keeps its mode: make it private too.
@@ -77,6 +83,9 @@ public final class FleetAgent: Sendable {
         reportDamagedBatches()
         recoverInterruptedFlows()
         watchdog.start()
+        reference.agent = self
+        Task { [eventRows] in await eventRows.run() }
+        resumeMonitoring()
     }
 
     /// The client ID once enrolled.
@@ -180,6 +189,8 @@ public final class FleetAgent: Sendable {
                 if let size = state.unacknowledged.removeValue(forKey: SenderState.key(flowId, seq)) { state.inFlightBytes -= size }
             }
             pump()
+        case .monitoring(let entries, let definitions):
+            applyMonitoring(MonitoringFile(entries: entries, definitions: definitions))
         case .refused(let reason):
             log("server refused the connection: \(reason)")
         case .enrolled:

@@ -33,6 +33,8 @@ public struct ServerConfig: Codable, Sendable {
     public var initialAdminKeySHA256: String?
     /// Most bytes a flow may upload when its request names no limit (the server refuses parts past it).
     public var maxUploadBytes: Int64 = 64 << 30
+    /// Days of client event rows kept; older days are deleted by the scheduler.
+    public var eventRetentionDays: Int = 30
     /// What the server accepts from the network: connections, timeouts, sizes, rates, pages.
     public var limits = ServerLimits()
     /// Where alerts are also posted as JSON (e.g. a chat or SOAR hook); none when nil.
@@ -44,6 +46,7 @@ public struct ServerConfig: Codable, Sendable {
         case defaultTimeoutSeconds = "default_timeout_seconds", initialAdmin = "initial_admin"
         case initialAdminKeySHA256 = "initial_admin_key_sha256", maxUploadBytes = "max_upload_bytes", limits
         case alertWebhook = "alert_webhook"
+        case eventRetentionDays = "event_retention_days"
     }
 
     public init(serverURL: String, bindAddress: String, port: Int, dataDir: String, datastore: String, enrollmentSecret: String, ca: PEMIdentity, server: PEMIdentity) {
@@ -74,6 +77,10 @@ public struct ServerConfig: Codable, Sendable {
         maxUploadBytes = try c.decodeIfPresent(Int64.self, forKey: .maxUploadBytes) ?? 64 << 30
         limits = try c.decodeIfPresent(ServerLimits.self, forKey: .limits) ?? ServerLimits()
         alertWebhook = try c.decodeIfPresent(String.self, forKey: .alertWebhook)
+        eventRetentionDays = try c.decodeIfPresent(Int.self, forKey: .eventRetentionDays) ?? 30
+        guard eventRetentionDays >= 1 else {
+            throw DecodingError.dataCorruptedError(forKey: .eventRetentionDays, in: c, debugDescription: "event_retention_days must be at least 1")
+        }
     }
 }
 

@@ -32,6 +32,9 @@ public enum ServerMessage: Codable, Sendable, Equatable {
     /// The batch (flow, seq) is stored (or was before); the agent may delete it. A rejected batch is
     /// acknowledged too, with the reason, so a bad batch cannot block the queue.
     case ack(flowId: String, seq: Int, rejected: String?)
+    /// The client's monitoring table (the entries that apply to it), sent on connect and on every
+    /// change: the agent runs exactly these event artifacts. `definitions` as in `collect`.
+    case monitoring(entries: [MonitoringEntry], definitions: [String])
 }
 
 /// A batch as it crosses the wire: `IngestBatch` without the client ID (the server takes that from

@@ -27,6 +27,7 @@ extension FleetServer {
         addUserRoutes(api)
         addServerVQLRoutes(api)
         addAlertRoutes(api)
+        addMonitoringRoutes(api)
         addConsoleRoutes(router)
         api.get("results") { [self] request, context in try await results(request, context) }
         api.get("audit") { [self] request, context in try await auditPage(request, context) }
@@ -88,6 +89,7 @@ extension FleetServer {
             guard try await store.client(id) != nil else { throw APIFailure(status: 404, message: "no client \(id)") }
             let labels = try await store.labelClient(id, add: body.add, remove: body.remove)
             try await audit(caller, "label-client", id, raw)
+            await pushMonitoring(to: id)
             poke()
             return try ok(labels)
         }

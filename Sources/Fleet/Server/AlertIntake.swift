@@ -32,6 +32,33 @@ enum AlertLine {
     }
 }
 
+/// Alerts raised by client event artifacts travel as rows of their own event stream, named as
+/// Velociraptor names its alert queue: each row is the alert's JSON (name, event_time, details)
+/// plus the artifact that raised it.
+public enum AlertEvents {
+    public static let artifact = "Server.Internal.Alerts"
+
+    /// The event row for an `ALERT: {…}` log message; nil for any other message.
+    public static func row(fromLog message: String, artifact source: String) -> String? {
+        guard message.hasPrefix(AlertLine.prefix),
+              var record = (try? JSONSerialization.jsonObject(with: Data(message.dropFirst(AlertLine.prefix.count).utf8))) as? [String: Any]
+        else { return nil }
+        record["artifact"] = source
+        return (try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The alerts in stored rows of the alert stream.
+    static func alerts(in rows: [String], clientId: String, limit: Int = 100) -> [AlertRecord] {
+        rows.prefix(limit).compactMap { row in
+            guard let record = (try? JSONSerialization.jsonObject(with: Data(row.utf8))) as? [String: Any] else { return nil }
+            let artifact = record["artifact"] as? String ?? ""
+            let message = AlertLine.prefix + String(decoding: (try? JSONSerialization.data(withJSONObject: record)) ?? Data(), as: UTF8.self)
+            let line = (try? JSONSerialization.data(withJSONObject: ["message": message])).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            return AlertLine.alerts(in: [line], clientId: clientId, flowId: EventStream.id(artifact: Self.artifact), artifact: artifact).first
+        }
+    }
+}
+
 extension FleetServer {
     /// Alerts in a log batch just stored for `flowId`.
     func raiseAlerts(fromLog lines: [String], clientId: String, flowId: String) async {

@@ -42,6 +42,10 @@ public final class FleetServer: Sendable {
     let delivered = NIOLockedValueBox<[String: Double]>([:])
     /// Held while a custom artifact is written and added, so that two writes of one name do not interleave.
     let artifactWrites = NIOLockedValueBox(0)
+    /// Live readers of client event rows (`watch_monitoring`).
+    public let eventReaders: EventBroadcaster
+    /// The monitoring table as last pushed to agents (a change made anywhere is pushed by the scheduler).
+    let pushedMonitoring = NIOLockedValueBox<[MonitoringEntry]?>(nil)
 
     func recentlyDelivered(_ flowId: String, now: Double) -> Bool {
         delivered.withLockedValue { sent in
@@ -61,6 +65,7 @@ public final class FleetServer: Sendable {
         self.blobs = try BlobStore(root: config.dataDir + "/uploads")
         self.log = log
         webhook = AlertWebhook(log: log)
+        eventReaders = EventBroadcaster(log: log)
         keys = APIKeyCache(store: store, ttl: config.limits.apiKeyCacheSeconds)
         requestLimiter = SharedRateLimiter(.init(ratePerSecond: config.limits.requestsPerSecondPerAddress, burst: config.limits.requestBurstPerAddress))
         refusalLimiter = SharedRateLimiter(.perMinute(config.limits.enrolmentRefusalsPerMinutePerAddress))
@@ -157,6 +162,7 @@ public final class FleetServer: Sendable {
                 case .hello(let version, let queued, let dropped):
                     log("agent \(clientId): \(version), \(queued) batches queued\(dropped > 0 ? ", \(dropped) lost before acknowledgement (queue bound or damaged queue files)" : "")")
                     await deliverScheduled(to: clientId, socket: socket)
+                    await pushMonitoring(to: clientId, socket: socket)
                 case .enroll:
                     socket.send(ServerMessage.refused(reason: "already enrolled as \(clientId)"))
                 }

@@ -10,7 +10,12 @@ extension FleetServer {
         var batches: [IngestBatch] = []
         var refused: [(batch: WireBatch, reason: String)] = []
         var bytes = 0
+        var events: [WireBatch] = []
         for batch in wire {
+            if EventStream.artifact(of: batch.flowId) != nil {
+                events.append(batch)
+                continue
+            }
             let payload: IngestBatch.Payload
             switch batch.payload {
             case .rows(let artifact, let source, let rows):
@@ -30,6 +35,7 @@ extension FleetServer {
             batches.append(IngestBatch(clientId: clientId, flowId: batch.flowId, seq: batch.seq, payload: payload))
         }
         for (batch, reason) in refused { await reject(batch.flowId, seq: batch.seq, reason: reason, clientId: clientId, socket: socket) }
+        if !events.isEmpty { await ingestEvents(events, from: clientId, socket: socket) }
         if batches.isEmpty { return }
         let outcomes: [IngestOutcome]
         do {

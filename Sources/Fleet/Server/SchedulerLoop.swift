@@ -47,6 +47,8 @@ extension FleetServer {
                 records = try await store.clients()
                 closeRevoked(records, connected: connected)
             }
+            try await pushMonitoringIfChanged()
+            if pass % 3600 == 1 { try await applyEventRetention(now: now) }
             if !hunts.isEmpty {
                 let clients = records.filter { !$0.revoked }.map {
                     PlannerClient(clientId: $0.clientId, labels: $0.labels, os: $0.os, connected: connected.contains($0.clientId))

@@ -11,7 +11,7 @@ public enum ServerPlugins {
     public static let serviceKey = "fleet.api"
 
     public static var plugins: [PluginDeclaration] {
-        ServerClients.plugins + ServerFlows.plugins + ServerHunts.plugins + ServerAdmin.plugins
+        ServerClients.plugins + ServerFlows.plugins + ServerHunts.plugins + ServerAdmin.plugins + ServerMonitoring.plugins
     }
 
     public static var functions: [FunctionDeclaration] {

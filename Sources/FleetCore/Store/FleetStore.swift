@@ -89,6 +89,21 @@ public protocol FleetStore: FleetCoordination {
     @discardableResult
     func setMetadata(_ owner: String, _ changes: [String: String?]) async throws -> [String: String]
 
+    // MARK: client monitoring
+    /// The monitoring table, by artifact then label.
+    func monitoringTable() async throws -> [MonitoringEntry]
+    /// Adds the entry or replaces the one of the same artifact and label.
+    func setMonitoring(_ entry: MonitoringEntry) async throws
+    /// Removes the entry of this artifact and label; false if there was none.
+    func removeMonitoring(artifact: String, label: String) async throws -> Bool
+    /// Stores event batches in one transaction, each at most once per (client, artifact, seq); one
+    /// outcome each, in order (a batch with a `problem` is rejected).
+    func ingestEvents(_ batches: [EventBatch]) async throws -> [IngestOutcome]
+    /// Event rows of one artifact in (time, client, seq, index) order (see `EventQuery`).
+    func events(_ query: EventQuery) async throws -> [EventRow]
+    /// Deletes the event rows (and batch records) of days before `day`; returns the rows deleted.
+    func deleteEvents(beforeDay day: Int) async throws -> Int
+
     // MARK: audit
     /// Appends an entry (its fields cut to `AuditEntry`'s bounds).
     func audit(_ entry: AuditEntry) async throws

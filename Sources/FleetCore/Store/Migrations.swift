@@ -97,10 +97,53 @@ public enum FleetSchema {
                 )
                 """
             ]),
+        // Client event monitoring: the table of event artifacts agents run (label '' = every
+        // client), the event rows they send (per client, artifact and day; read by artifact and
+        // time, or client, artifact and time; deleted by day), and the batches stored (at most once).
+        SchemaMigration(
+            version: 7, name: "client event monitoring",
+            statements: [
+                """
+                CREATE TABLE client_monitoring (
+                    artifact TEXT NOT NULL,
+                    label TEXT NOT NULL,
+                    parameters TEXT NOT NULL,
+                    creator TEXT NOT NULL,
+                    updated_at DOUBLE PRECISION NOT NULL,
+                    PRIMARY KEY (artifact, label)
+                )
+                """,
+                """
+                CREATE TABLE event_batches (
+                    client_id TEXT NOT NULL,
+                    artifact TEXT NOT NULL,
+                    seq BIGINT NOT NULL,
+                    day BIGINT NOT NULL,
+                    PRIMARY KEY (client_id, artifact, seq)
+                )
+                """,
+                "CREATE INDEX event_batches_by_day ON event_batches (day)",
+                """
+                CREATE TABLE events (
+                    client_id TEXT NOT NULL,
+                    artifact TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    day BIGINT NOT NULL,
+                    received_at DOUBLE PRECISION NOT NULL,
+                    seq BIGINT NOT NULL,
+                    row_index BIGINT NOT NULL,
+                    json TEXT NOT NULL,
+                    PRIMARY KEY (client_id, artifact, seq, row_index)
+                )
+                """,
+                "CREATE INDEX events_by_artifact_time ON events (artifact, received_at, client_id, seq, row_index)",
+                "CREATE INDEX events_by_client_time ON events (client_id, artifact, received_at, seq, row_index)",
+                "CREATE INDEX events_by_day ON events (day)",
+            ]),
         // Alerts raised by detections, listed newest first and by client; the id orders alerts
         // of the same second and pages the list.
         SchemaMigration(
-            version: 7, name: "alerts", statements: [],
+            version: 8, name: "alerts", statements: [],
             variants: [
                 .sqlite: [alertsTable("alert_id INTEGER PRIMARY KEY AUTOINCREMENT")] + alertIndexes,
                 .postgresql: [alertsTable("alert_id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")] + alertIndexes,

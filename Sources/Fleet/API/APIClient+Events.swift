@@ -1,0 +1,51 @@
+import FleetCore
+import Foundation
+import VQL
+
+extension APIClient {
+    /// One page of event rows (GET /events): up to `rows` rows after `after`. A page shorter than
+    /// `rows` is the last stored so far.
+    public func eventsPage(_ query: [String: String?], after: EventCursor?, rows: Int = 20_000) async throws -> [EventRow] {
+        var page = query
+        page["limit"] = String(rows)
+        page["after"] = after?.description
+        let data = try await raw(.GET, "/events", query: page, body: nil)
+        let decoder = JSONDecoder()
+        do {
+            return try data.split(separator: UInt8(ascii: "\n")).filter { !$0.isEmpty }.map { try decoder.decode(EventRow.self, from: Data($0)) }
+        } catch {
+            throw APIError(status: 200, message: "unexpected answer from the server: \(error)")
+        }
+    }
+
+    /// The monitoring table.
+    public func monitoringTable() async throws -> [MonitoringEntry] {
+        try await get("/monitoring", as: [MonitoringEntry].self)
+    }
+}
+
+/// Event rows as VQL values: the row's own columns after `ClientId` and `_ts` (when the server
+/// received it), as Velociraptor's monitoring() shows them.
+public enum EventRows {
+    public static func value(_ row: EventRow) -> Value {
+        var pairs: [(String, Value)] = [("ClientId", .string(row.clientId)), ("_ts", .timestamp(Timestamp(seconds: row.time)))]
+        if case .dict(let dict)? = try? JSONParser.parse(row.json) {
+            for key in dict.keys where key != "ClientId" && key != "_ts" { pairs.append((key, dict[key] ?? .null)) }
+        }
+        return .dict(Dict(pairs))
+    }
+
+    /// A time given as seconds since 1970, an RFC 3339 / ISO 8601 time, or an age ("90s", "15m",
+    /// "2h", "7d": that long before `now`).
+    public static func parseTime(_ text: String, now: Double = Date().timeIntervalSince1970) -> Double? {
+        if let seconds = Double(text), seconds.isFinite { return seconds }
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        if let unit = text.last.flatMap({ units[$0] }), let count = Double(text.dropLast()), count.isFinite, count >= 0 { return now - count * unit }
+        let formatter = ISO8601DateFormatter()
+        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime], [.withFullDate]] {
+            formatter.formatOptions = options
+            if let date = formatter.date(from: text) { return date.timeIntervalSince1970 }
+        }
+        return nil
+    }
+}

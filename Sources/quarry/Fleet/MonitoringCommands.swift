@@ -1,0 +1,114 @@
+import ArgumentParser
+import Fleet
+import FleetCore
+import Foundation
+import VQL
+
+/// `quarry monitoring add|rm|show`: the client monitoring table (event artifacts every agent, or
+/// every agent with a label, runs continuously).
+struct MonitoringCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "monitoring", abstract: "The client monitoring table: event artifacts agents run continuously.",
+        subcommands: [AddMonitoring.self, RemoveMonitoring.self, ShowMonitoring.self])
+}
+
+func monitoringRows(_ table: [MonitoringEntry]) -> [Value] {
+    table.map { entry in
+        .dict(Dict([
+            ("Artifact", .string(entry.artifact)), ("Label", entry.label.isEmpty ? .null : .string(entry.label)),
+            ("Parameters", .dict(Dict(entry.parameters.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))),
+            ("Creator", .string(entry.creator)), ("Updated", isoTime(entry.updatedAt)),
+        ]))
+    }
+}
+
+struct AddMonitoring: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "add", abstract: "Add an event artifact to the table (or replace its parameters).")
+    @Argument(help: "A CLIENT_EVENT artifact.") var artifact: String
+    @Option(name: .customLong("args"), help: "Artifact parameter as NAME=VALUE (repeatable).") var args: [String] = []
+    @Option(help: "Only clients with this label run it (default: every client).") var label: String?
+    @OptionGroup var api: APIOptions
+    @OptionGroup var format: FormatOption
+
+    func run() throws {
+        var parameters: [String: String] = [:]
+        for arg in args {
+            guard let equals = arg.firstIndex(of: "="), equals != arg.startIndex else { throw ValidationError("--args \(arg): expected NAME=VALUE") }
+            parameters[String(arg[..<equals])] = String(arg[arg.index(after: equals)...])
+        }
+        let client = try api.client()
+        let body = MonitoringRequest(artifact: artifact, parameters: parameters, label: label)
+        let table = try runBlocking { try await client.post("/monitoring", body: body, as: [MonitoringEntry].self) }
+        try format.print(monitoringRows(table))
+    }
+}
+
+struct RemoveMonitoring: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove an event artifact from the table (agents stop it).")
+    @Argument var artifact: String
+    @Option(help: "The label of the entry (default: the entry for every client).") var label: String?
+    @OptionGroup var api: APIOptions
+    @OptionGroup var format: FormatOption
+
+    func run() throws {
+        let client = try api.client()
+        let body = MonitoringRequest(artifact: artifact, label: label)
+        let table = try runBlocking { try await client.post("/monitoring/remove", body: body, as: [MonitoringEntry].self) }
+        try format.print(monitoringRows(table))
+    }
+}
+
+struct ShowMonitoring: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show the monitoring table.")
+    @OptionGroup var api: APIOptions
+    @OptionGroup var format: FormatOption
+
+    func run() throws {
+        let client = try api.client()
+        try format.print(monitoringRows(try runBlocking { try await client.monitoringTable() }))
+    }
+}
+
+/// `quarry events ARTIFACT`: event rows the server stored, oldest first; `--follow` keeps reading
+/// new rows as they arrive (polling once a second) until interrupted.
+struct EventsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "events", abstract: "Read client event rows stored on the server.")
+    @Argument(help: "The event artifact (ARTIFACT or ARTIFACT/SOURCE).") var artifact: String
+    @Option(help: "Only this client's rows.") var client: String?
+    @Option(help: "From this time: seconds since 1970, an ISO 8601 time, or an age such as 15m, 2h, 7d.") var since: String?
+    @Option(help: "Before this time (same forms as --since).") var until: String?
+    @Flag(help: "Keep printing rows as they arrive.") var follow = false
+    @OptionGroup var api: APIOptions
+    @OptionGroup var format: FormatOption
+
+    func run() throws {
+        func time(_ text: String?, _ name: String) throws -> String? {
+            guard let text else { return nil }
+            guard let value = EventRows.parseTime(text) else { throw ValidationError("--\(name) \(text): expected seconds, an ISO 8601 time or an age (15m, 2h, 7d)") }
+            return String(value)
+        }
+        var name = artifact, source: String?
+        if let slash = artifact.firstIndex(of: "/") {
+            name = String(artifact[..<slash])
+            source = String(artifact[artifact.index(after: slash)...])
+        }
+        let query: [String: String?] = ["artifact": name, "source": source, "client_id": client, "since": try time(since, "since"), "until": try time(until, "until")]
+        let api = try self.api.client()
+        let writer = try format.writer()
+        if follow && format.format != "jsonl" { throw ValidationError("--follow prints rows as they come: use --format jsonl") }
+        writer.beginStatement()
+        var after: EventCursor?
+        while true {
+            let cursor = after
+            let page = try runBlocking { try await api.eventsPage(query, after: cursor) }
+            page.map(EventRows.value).forEach(writer.write)
+            writer.flush()
+            if let last = page.last { after = last.cursor }
+            if page.count >= 20_000 { continue }
+            guard follow else { break }
+            Thread.sleep(forTimeInterval: 1)
+        }
+        writer.endStatement()
+        writer.flush()
+    }
+}

@@ -1,0 +1,50 @@
+import FleetCore
+import Foundation
+import NIOConcurrencyHelpers
+import Testing
+
+@testable import Fleet
+
+/// The server's live readers of event rows: each gets its artifact's rows in order, a slow one loses
+/// rows past its bound (counted and logged) without holding up the others or the ingestion.
+@Suite struct EventBroadcasterTests {
+    func row(_ artifact: String, _ n: Int) -> EventRow {
+        EventRow(clientId: "C.1", artifact: artifact, source: "", time: Double(n), seq: n, index: 0, json: "{\"n\":\(n)}")
+    }
+
+    @Test func readersGetTheirArtifactsRowsAndASlowReaderLosesOnlyItsOwn() async throws {
+        let lines = NIOLockedValueBox<[String]>([])
+        let broadcaster = EventBroadcaster(log: { line in lines.withLockedValue { $0.append(line) } })
+        let slow = broadcaster.subscribe(artifact: "A")
+        let other = broadcaster.subscribe(artifact: "B")
+        #expect(broadcaster.readers == 2)
+        let total = EventBroadcaster.queueRows + 5
+        broadcaster.publish((0..<total).map { row("A", $0) } + [row("B", 1)])
+        #expect(broadcaster.dropped == 5)
+        #expect(lines.withLockedValue { $0 }.contains { $0.contains("slow reader missed 5 rows") })
+
+        var iterator = slow.makeAsyncIterator()
+        var seen: [Int] = []
+        for _ in 0..<EventBroadcaster.queueRows { if let next = await iterator.next() { seen.append(next.seq) } }
+        #expect(seen == Array(0..<EventBroadcaster.queueRows))
+        var others = other.makeAsyncIterator()
+        #expect(await others.next()?.json == "{\"n\":1}")
+        // Once drained, the slow reader takes new rows again.
+        broadcaster.publish([row("A", 99)])
+        #expect(await iterator.next()?.seq == 99)
+    }
+
+    @Test func aReaderThatStopsIsForgotten() async throws {
+        let broadcaster = EventBroadcaster(log: { _ in })
+        let stream = broadcaster.subscribe(artifact: "A")
+        #expect(broadcaster.readers == 1)
+        let task = Task {
+            for await _ in stream {}
+        }
+        task.cancel()
+        _ = await task.value
+        #expect(broadcaster.readers == 0)
+        broadcaster.publish([row("A", 1)])
+        #expect(broadcaster.dropped == 0)
+    }
+}
