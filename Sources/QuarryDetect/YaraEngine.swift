@@ -31,7 +31,7 @@ struct YaraHit {
 }
 
 /// libyara wrapped: initialised once per process, rules compiled once per query and cached by
-/// their text, buffers scanned with matches collected into Swift values.
+/// their text, matches collected into Swift values (YaraScanner runs the scans).
 enum YaraEngine {
     /// `yr_initialize` runs once per process.
     static let initialized: Bool = yr_initialize() == ERROR_SUCCESS
@@ -89,36 +89,8 @@ enum YaraEngine {
         return rule + "  condition:\n    any of them\n}\n"
     }
 
-    private final class Collector {
-        var hits: [YaraHit] = []
-        let base: Int64
-        let maxMatches: Int
-        init(base: Int64, maxMatches: Int) {
-            self.base = base
-            self.maxMatches = maxMatches
-        }
-    }
-
-    /// Scans one buffer; offsets are reported relative to `base`.
-    static func scan(_ rules: YaraRules, buffer: UnsafeRawBufferPointer, base: Int64, maxMatches: Int, timeout: Int32 = 600) -> [YaraHit] {
-        guard let address = buffer.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return [] }
-        let collector = Collector(base: base, maxMatches: maxMatches)
-        let unmanaged = Unmanaged.passRetained(collector)
-        defer { unmanaged.release() }
-        _ = yr_rules_scan_mem(
-            rules.pointer, address, buffer.count, 0,
-            { context, message, data, user in
-                guard message == quarry_msg_rule_matching(), let context, let user,
-                    let rule = data?.assumingMemoryBound(to: YR_RULE.self)
-                else { return CALLBACK_CONTINUE }
-                let collector = Unmanaged<Collector>.fromOpaque(user).takeUnretainedValue()
-                collector.hits.append(YaraEngine.hit(rule, context: context, base: collector.base, maxMatches: collector.maxMatches))
-                return CALLBACK_CONTINUE
-            }, unmanaged.toOpaque(), timeout)
-        return collector.hits
-    }
-
-    private static func hit(_ rule: UnsafeMutablePointer<YR_RULE>, context: UnsafeMutablePointer<YR_SCAN_CONTEXT>, base: Int64, maxMatches: Int) -> YaraHit {
+    /// A matching rule as a Swift value (called from a scanner's callback).
+    static func hit(_ rule: UnsafeMutablePointer<YR_RULE>, context: UnsafeMutablePointer<YR_SCAN_CONTEXT>, base: Int64, maxMatches: Int) -> YaraHit {
         var tags: [String] = []
         if var tag = quarry_rule_tags(rule) {
             while tag.pointee != 0 {

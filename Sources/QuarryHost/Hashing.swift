@@ -77,42 +77,58 @@ public enum Hashing {
         }
     }
 
+    /// Buffers in flight between the reader and the MD5 lane.
+    static let ringSize = 4
+
     /// Streams what `read` yields (it fills the buffer and returns the count; 0 ends) through the
-    /// selected digests.
+    /// selected digests. When MD5 and a SHA are both wanted and the file is longer than one
+    /// buffer, MD5 runs on a second thread fed through a ring of buffers, so reading, SHA1/SHA256
+    /// and MD5 overlap (MD5, the slowest, never waits for a read); small files stay on one thread.
     static func digest(md5: Bool, sha1: Bool, sha256: Bool, limit: Int64, cancellation: CancellationFlag, throttle: CPUThrottle?,
                        read: (UnsafeMutableRawBufferPointer) throws -> Int) -> Result<[String], ReadError> {
         let state = Hashers(md5: md5, sha1: sha1, sha256: sha256)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 64)
-        defer { buffer.deallocate() }
+        let ring = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize * ringSize, alignment: 64)
+        defer { ring.deallocate() }
+        let wantsLane = md5 && (sha1 || sha256) && ProcessInfo.processInfo.activeProcessorCount > 1
+        var lane: MD5Lane?
+        // Declared after the ring: runs first, so the lane is done with the ring before it goes.
+        defer { lane?.finish() }
         var remaining = limit
-        let parallel = md5 && (sha1 || sha256) && ProcessInfo.processInfo.activeProcessorCount > 1
-        let lane = parallel ? MD5Lane(state) : nil
-        defer { lane?.stop() }
+        var slot = 0
         while remaining > 0 {
             if cancellation.isCancelled { return .failure(.system(Errno(ECANCELED))) }
             throttle?.pace()
             let want = Int(min(Int64(bufferSize), remaining))
+            lane?.free.wait()
+            let buffer = UnsafeMutableRawBufferPointer(rebasing: ring[slot * bufferSize..<slot * bufferSize + want])
             let n: Int
             do {
-                n = try read(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want]))
+                n = try read(buffer)
             } catch let error as ReadError {
+                lane?.free.signal()
                 return .failure(error)
             } catch {
+                lane?.free.signal()
                 return .failure(.other("\(error)"))
             }
-            if n <= 0 { break }
-            state.chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-            if let lane {
-                // MD5 on a second core while SHA1/SHA256 run here: same bytes, one read.
-                lane.start.signal()
-                state.updateSHA()
-                lane.done.wait()
-            } else {
-                state.updateMD5()
-                state.updateSHA()
+            if n <= 0 {
+                lane?.free.signal()
+                break
             }
+            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            if lane == nil && wantsLane && n == bufferSize && remaining > Int64(n) {
+                lane = MD5Lane(state)
+            }
+            if let lane {
+                lane.submit(chunk)
+            } else {
+                state.updateMD5(chunk)
+            }
+            state.updateSHA(chunk)
             remaining -= Int64(n)
+            slot = (slot + 1) % ringSize
         }
+        lane?.finish()
         return .success([
             state.md5.map { hex($0.finalize()) } ?? "",
             state.sha1.map { hex($0.finalize()) } ?? "",
@@ -120,39 +136,50 @@ public enum Hashing {
         ])
     }
 
-    /// A helper thread that runs the MD5 update of each chunk when signalled.
+    /// A helper thread that runs MD5 over the chunks submitted to it, in order; `free` counts the
+    /// ring's buffers it no longer needs (the one being filled when it started is taken).
     final class MD5Lane: @unchecked Sendable {
-        let start = DispatchSemaphore(value: 0)
-        let done = DispatchSemaphore(value: 0)
-        private let hashers: Hashers
-        private var stopping = false
+        let free = DispatchSemaphore(value: ringSize - 1)
+        private let filled = DispatchSemaphore(value: 0)
+        private let exited = DispatchSemaphore(value: 0)
+        private let lock = NSLock()
+        private var chunks: [UnsafeRawBufferPointer?] = []
+        private var finished = false
 
         init(_ hashers: Hashers) {
-            self.hashers = hashers
             let thread = Thread { [self] in
                 while true {
-                    start.wait()
-                    if stopping { break }
-                    hashers.updateMD5()
-                    done.signal()
+                    filled.wait()
+                    guard let chunk = lock.withLock({ chunks.removeFirst() }) else { break }
+                    hashers.updateMD5(chunk)
+                    free.signal()
                 }
+                exited.signal()
             }
             thread.start()
         }
 
-        func stop() {
-            stopping = true
-            start.signal()
+        func submit(_ chunk: UnsafeRawBufferPointer) {
+            lock.withLock { chunks.append(chunk) }
+            filled.signal()
+        }
+
+        /// Waits until every submitted chunk is hashed and the thread has ended (idempotent).
+        func finish() {
+            if finished { return }
+            finished = true
+            lock.withLock { chunks.append(nil) }
+            filled.signal()
+            exited.wait()
         }
     }
 
-    /// The running digests and the chunk being hashed. Two lanes may update it at once, but
-    /// they touch disjoint digests (MD5 vs SHA1/SHA256) and only read the chunk.
+    /// The running digests. Two lanes may update it at once, but they touch disjoint digests
+    /// (MD5 vs SHA1/SHA256).
     final class Hashers: @unchecked Sendable {
         var md5: Insecure.MD5?
         var sha1: Insecure.SHA1?
         var sha256: SHA256?
-        var chunk = UnsafeRawBufferPointer(start: nil, count: 0)
 
         init(md5: Bool, sha1: Bool, sha256: Bool) {
             self.md5 = md5 ? Insecure.MD5() : nil
@@ -160,9 +187,9 @@ public enum Hashing {
             self.sha256 = sha256 ? SHA256() : nil
         }
 
-        func updateMD5() { md5?.update(bufferPointer: chunk) }
+        func updateMD5(_ chunk: UnsafeRawBufferPointer) { md5?.update(bufferPointer: chunk) }
 
-        func updateSHA() {
+        func updateSHA(_ chunk: UnsafeRawBufferPointer) {
             sha1?.update(bufferPointer: chunk)
             sha256?.update(bufferPointer: chunk)
         }

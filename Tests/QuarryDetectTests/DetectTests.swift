@@ -91,14 +91,51 @@ func temporaryDirectory() throws -> String {
         #expect(log2.filter { $0.contains("yara:") }.count == 3)
     }
 
+    /// Files scanned on several threads: rows come in files= order by default (whatever order the
+    /// scans end in), the same rows as one thread; ordered=false gives the same rows in any order.
+    @Test func workersKeepFilesOrderByDefault() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var files: [Value] = []
+        for i in 0..<60 {
+            let path = dir + "/f\(i)"
+            // Uneven sizes, so later files often finish before earlier ones.
+            var data = Data(repeating: 0x41, count: (i % 7) * 300_000)
+            if i % 3 != 1 { data.append(Data("QUARRY-MARKER-1234".utf8)) }
+            _ = FileManager.default.createFile(atPath: path, contents: data)
+            files.append(.string(path))
+        }
+        func run(_ extra: String) throws -> [String] {
+            let (rows, log) = try detect("SELECT FileName FROM yara(rules=Rules, files=Files\(extra))") {
+                $0.root.set("Rules", .string(rule))
+                $0.root.set("Files", .list(files))
+            }
+            #expect(!log.contains { $0.contains("yara") }, "\(log)")
+            return rows.compactMap { $0.member("FileName").stringValue }
+        }
+        let expected = files.enumerated().filter { $0.offset % 3 != 1 }.compactMap { $0.element.stringValue }
+        #expect(try run(", workers=1") == expected)
+        #expect(try run(", workers=4") == expected)
+        #expect(try run("") == expected)
+        #expect(try run(", workers=4, ordered=false").sorted() == expected.sorted())
+        let (first, _) = try detect("SELECT FileName FROM yara(rules=Rules, files=Files, workers=3) LIMIT 2") {
+            $0.root.set("Rules", .string(rule))
+            $0.root.set("Files", .list(files))
+        }
+        #expect(first.compactMap { $0.member("FileName").stringValue } == Array(expected.prefix(2)))
+    }
+
     @Test func procYaraFindsAMarkerInAChildProcessMemory() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         // The marker is assembled at run time, so only the heap of the child holds it whole.
-        process.arguments = ["python3", "-c", "import time; m = 'QUARRY-PROC-' + 'MARKER-' + str(4321); time.sleep(30)"]
+        // It says so once the marker is built: a fixed sleep was too short when other tests load the machine.
+        process.arguments = ["python3", "-c", "import sys, time; m = 'QUARRY-PROC-' + 'MARKER-' + str(4321); print('ready', flush=True); time.sleep(30)"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
         try process.run()
         defer { process.terminate() }
-        Thread.sleep(forTimeInterval: 0.5)
+        _ = pipe.fileHandleForReading.availableData
         let (rows, log) = try detect("SELECT Rule, Pid, String.Data AS D, Region.Perms AS Perms FROM proc_yara(pid=P, rules=['QUARRY-PROC-MARKER-4321'])") {
             $0.root.set("P", .int(Int64(process.processIdentifier)))
         }

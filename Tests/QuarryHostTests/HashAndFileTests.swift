@@ -52,6 +52,31 @@ import Glibc
         #expect(missing.first.flatMap { Host.field($0, "H") }?.isNull == true)
     }
 
+    /// 9 MiB and a few bytes: the MD5 lane reuses every buffer of its ring twice, and a
+    /// max_size that ends mid-buffer stops both lanes at the same byte.
+    @Test func manyBufferFileHashesMatchCoreutilsWholeAndCut() throws {
+        let dir = Host.temporaryDirectory("hash-ring")
+        defer { Host.cleanup(dir) }
+        let path = dir + "/ring.bin"
+        var data = Data()
+        for i in 0..<((9 << 20) / 4) { data.append(contentsOf: withUnsafeBytes(of: UInt32(truncatingIfNeeded: i &* 2654435761).littleEndian) { Array($0) }) }
+        data.append(contentsOf: Array("ring-tail".utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: data)
+        let cut = (5 << 20) + 3
+        let rows = try Host.rows("SELECT hash(path=\(Host.quoted(path))) AS H, hash(path=\(Host.quoted(path)), max_size=\(cut)) AS Cut FROM scope()")
+        guard let row = rows.first, case .dict(let whole)? = Host.field(row, "H"), case .dict(let part)? = Host.field(row, "Cut") else {
+            Issue.record("no hashes")
+            return
+        }
+        #expect(whole["MD5"]?.stringValue == (try Self.digest("md5sum", path)))
+        #expect(whole["SHA1"]?.stringValue == (try Self.digest("sha1sum", path)))
+        #expect(whole["SHA256"]?.stringValue == (try Self.digest("sha256sum", path)))
+        for (name, tool) in [("MD5", "md5sum"), ("SHA1", "sha1sum"), ("SHA256", "sha256sum")] {
+            let expected = try Host.shell("head -c \(cut) \(path) | \(tool)").split(separator: " ").first.map(String.init)
+            #expect(part[name]?.stringValue == expected, "\(name)")
+        }
+    }
+
     @Test func readFileReturnsProcContent() throws {
         let rows = try Host.rows("""
             SELECT read_file(filename='/proc/self/status') AS Status, read_file(filename='/proc/self/status', length=5) AS Five,
