@@ -21,18 +21,6 @@ struct AlertsCommand: ParsableCommand {
     }
 }
 
-/// Seconds since 1970 from "2026-12-01T10:00:00Z", a date, or an age such as 30m, 2h, 7d.
-func parseSince(_ text: String, now: Date = Date()) throws -> Double {
-    if let last = text.last, let amount = Double(text.dropLast()), let unit = ["s": 1.0, "m": 60, "h": 3600, "d": 86400][String(last)] {
-        return now.timeIntervalSince1970 - amount * unit
-    }
-    let formatter = ISO8601DateFormatter()
-    if let date = formatter.date(from: text) { return date.timeIntervalSince1970 }
-    formatter.formatOptions = [.withFullDate]
-    if let date = formatter.date(from: text) { return date.timeIntervalSince1970 }
-    throw ValidationError("--since: '\(text)' is neither a time (2026-12-01T10:00:00Z), a date, nor an age (30m, 2h, 7d)")
-}
-
 struct ListAlerts: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "Alerts, newest first.")
     @Option(help: "From this time or age on (2026-12-01T10:00:00Z, 2026-12-01, 30m, 2h, 7d).") var since: String?
@@ -46,7 +34,10 @@ struct ListAlerts: ParsableCommand {
     func run() throws {
         let client = try api.client()
         var query: [String: String?] = ["limit": String(limit), "severity": severity, "client_id": self.client, "open": open ? "1" : nil]
-        if let since { query["since"] = String(try parseSince(since)) }
+        if let since {
+            guard let time = EventRows.parseTime(since) else { throw ValidationError("--since \(since): expected seconds, an ISO 8601 time or an age (30m, 2h, 7d)") }
+            query["since"] = String(time)
+        }
         let asked = query
         let alerts = try runBlocking { try await client.get("/alerts", query: asked, as: [AlertRecord].self) }
         try format.print(alerts.map(AlertsCommand.row))
