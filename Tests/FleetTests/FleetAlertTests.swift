@@ -88,6 +88,48 @@ struct FleetAlertTests {
         #expect(try fleet.cli(["alerts", "show", "987654"]).status != 0)
     }
 
+    /// The built-in detection on a real agent: a program started from /tmp raises an alert on the
+    /// server while the artifact runs from the monitoring table. Prints the exec-to-alert time.
+    @Test(.enabled(if: getuid() == 0, "eBPF or the process connector needs root"))
+    func execFromTmpOnAnAgentBecomesAnAlert() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        let id = try #require(fleet.clientId("a"))
+        try fleet.check(fleet.cli(["monitoring", "add", "Linux.Detection.ExecFromTmp"]))
+        let dropped = fleet.dir + "/dropper"
+        try FileManager.default.copyItem(atPath: "/bin/true", toPath: dropped)
+        // Until the agent's watch is attached an exec goes unseen: run marked execs until one alerts.
+        var latency: Double?
+        let deadline = Date().addingTimeInterval(90)
+        var attempt = 0
+        while latency == nil, Date() < deadline {
+            attempt += 1
+            let marker = "quarry-exec-\(attempt)-\(UInt32.random(in: 0...UInt32.max))"
+            let run = Process()
+            run.executableURL = URL(fileURLWithPath: dropped)
+            run.arguments = [marker]
+            let started = Date()
+            try run.run()
+            run.waitUntilExit()
+            while Date().timeIntervalSince(started) < 3 {
+                let alerts = (try? await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self)) ?? []
+                if alerts.contains(where: { $0.details.contains(marker) }) {
+                    latency = Date().timeIntervalSince(started)
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        let seconds = try #require(latency, "no alert for an exec from \(dropped) within 90 s")
+        print("exec from /tmp on the agent -> alert stored on the server: \(Int(seconds * 1000)) ms (attempt \(attempt))")
+        let alert = try #require(try await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self).first)
+        #expect(alert.name == "Linux.Detection.ExecFromTmp" && alert.severity == .high && alert.artifact == "Linux.Detection.ExecFromTmp")
+        #expect(alert.details.contains(dropped) && alert.details.contains("T1036"), "\(alert.details)")
+        try fleet.check(fleet.cli(["monitoring", "rm", "Linux.Detection.ExecFromTmp"]))
+    }
+
     /// alert() in a client event artifact from the monitoring table: the alerts arrive as events
     /// of Server.Internal.Alerts and are recorded with the artifact that raised them.
     @Test func alertsFromAMonitoredEventArtifactAreRecorded() async throws {

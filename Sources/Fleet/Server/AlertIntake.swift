@@ -23,7 +23,7 @@ enum AlertLine {
                   let name = record["name"] as? String, !name.isEmpty
             else { continue }
             let details = record["details"] as? [String: Any] ?? [:]
-            let detailText = (try? JSONSerialization.data(withJSONObject: details, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+            let detailText = (try? JSONSerialization.data(withJSONObject: details, options: [.sortedKeys, .withoutEscapingSlashes])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
             found.append(AlertRecord(
                 time: Date().timeIntervalSince1970, name: name, severity: AlertSeverity.named(details["severity"] as? String),
                 clientId: clientId, flowId: flowId, artifact: artifact, details: detailText))
@@ -44,7 +44,7 @@ public enum AlertEvents {
               var record = (try? JSONSerialization.jsonObject(with: Data(message.dropFirst(AlertLine.prefix.count).utf8))) as? [String: Any]
         else { return nil }
         record["artifact"] = source
-        return (try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) }
+        return (try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys, .withoutEscapingSlashes])).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// The alerts in stored rows of the alert stream.
@@ -52,8 +52,8 @@ public enum AlertEvents {
         rows.prefix(limit).compactMap { row in
             guard let record = (try? JSONSerialization.jsonObject(with: Data(row.utf8))) as? [String: Any] else { return nil }
             let artifact = record["artifact"] as? String ?? ""
-            let message = AlertLine.prefix + String(decoding: (try? JSONSerialization.data(withJSONObject: record)) ?? Data(), as: UTF8.self)
-            let line = (try? JSONSerialization.data(withJSONObject: ["message": message])).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let message = AlertLine.prefix + String(decoding: (try? JSONSerialization.data(withJSONObject: record, options: [.withoutEscapingSlashes])) ?? Data(), as: UTF8.self)
+            let line = (try? JSONSerialization.data(withJSONObject: ["message": message], options: [.withoutEscapingSlashes])).map { String(decoding: $0, as: UTF8.self) } ?? ""
             return AlertLine.alerts(in: [line], clientId: clientId, flowId: EventStream.id(artifact: Self.artifact), artifact: artifact).first
         }
     }
