@@ -216,10 +216,17 @@ struct AuditNetlinkTests {
         }
         let watch = Watch("SELECT * FROM audit() WHERE '\(key)' in Tags")
         defer { watch.stop() }
-        Thread.sleep(forTimeInterval: 0.5)
-        let marker = Events.marker("audited")
-        let pid = try Events.run("/bin/echo", [marker]).pid
-        let event = watch.first(within: 20) { $0["Process.PID"].stringValue == String(pid) }
+        // The watch joins the multicast group on its own thread: wait until it says so, then run
+        // marked programs until one is seen (on a busy machine the first may come too early).
+        #expect(Events.wait(20) { watch.logger.messages.contains { $0.contains("audit netlink group") } }, "\(watch.logger.messages)")
+        var marker = "", pid: Int32 = 0
+        var event: Value?
+        for _ in 0..<4 where event == nil {
+            marker = Events.marker("audited")
+            pid = try Events.run("/bin/echo", [marker]).pid
+            let expected = String(pid)
+            event = watch.first(within: 5) { $0["Process.PID"].stringValue == expected }
+        }
         #expect(event?["Process.Exe"].stringValue == "/usr/bin/echo")
         #expect(event?["Process.Args"].listElements?.compactMap(\.stringValue) == ["/bin/echo", marker])
         #expect(event?["Process.PPID"].stringValue == String(getpid()))
