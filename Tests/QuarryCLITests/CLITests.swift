@@ -142,7 +142,14 @@ struct CollectCLITests {
         process.standardOutput = Pipe()
         process.standardError = Pipe()
         try process.run()
-        Thread.sleep(forTimeInterval: 1.5)
+        // Kill once Test.Quick's member is in the file (its name is in the member's header), so a
+        // slow start on a busy machine does not kill the collection before it wrote anything.
+        let deadline = Date().addingTimeInterval(60)
+        let name = Data("results/Test.Quick.json".utf8)
+        while Date() < deadline, (FileManager.default.contents(atPath: dir + "/out.zip") ?? Data()).range(of: name) == nil {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        Thread.sleep(forTimeInterval: 0.5)
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         let check = Process()
