@@ -113,10 +113,18 @@ let package = Package(
         .target(
             name: "QuarryResponse",
             dependencies: ["VQL", "PrivateFiles", "CResponse", .product(name: "Crypto", package: "swift-crypto")]),
+        // The offline collector: a spec built into one file that someone on site runs (optionally
+        // a self-extracting bundle with every library), and sealed (encrypted) containers.
+        .target(
+            name: "QuarryCollector",
+            dependencies: [
+                "VQL", "Artifacts", "QuarryDetect", "PrivateFiles", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
         .executableTarget(
             name: "quarry",
             dependencies: [
-                "VQL", "QuarryHost", "QuarryEvents", "QuarryResponse", "QuarryDetect", "QuarryNet", "QuarryAccessors", "Artifacts", "FleetCore", "Fleet", "FleetPostgres", "PrivateFiles",
+                "VQL", "QuarryHost", "QuarryEvents", "QuarryResponse", "QuarryDetect", "QuarryNet", "QuarryAccessors", "Artifacts", "QuarryCollector", "FleetCore", "Fleet", "FleetPostgres", "PrivateFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),

@@ -55,6 +55,20 @@ public struct ZipReader: Sendable {
         try MemberStream(file: ZipFile(path: path), member: member)
     }
 
+    /// Where a member's stored bytes lie in the file, as they are (compressed or encrypted), for
+    /// readers of formats this one does not decode (WinZip AES members of sealed collections).
+    public func rawLocation(_ member: Member) throws -> (offset: Int64, length: Int64, encrypted: Bool) {
+        let file = try ZipFile(path: path)
+        guard Int64(member.localOffset) + 30 <= file.size else { throw ZipError(message: "\(member.name): its local header is past the end of the file") }
+        let header = try file.read(at: Int64(member.localOffset), count: 30)
+        guard header.u32(0) == 0x0403_4B50 else { throw ZipError(message: "\(member.name): no local header where the directory says") }
+        let start = Int64(member.localOffset) + 30 + Int64(header.u16(26)) + Int64(header.u16(28))
+        guard start + Int64(member.compressedSize) <= file.size else {
+            throw ZipError(message: "\(member.name): its \(member.compressedSize) bytes run past the end of the file")
+        }
+        return (start, Int64(member.compressedSize), member.flags & 1 != 0)
+    }
+
     /// The central directory, through the zip64 records when the archive has them.
     static func directory(_ file: ZipFile) throws -> [Member] {
         let path = file.path

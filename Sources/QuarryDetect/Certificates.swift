@@ -113,8 +113,9 @@ public enum CertificateFunctions {
     }
 }
 
-/// Hybrid public-key encryption: AES-256-GCM for the data, RSA-OAEP-SHA256 for its key.
-enum PublicKeyBox {
+/// Hybrid public-key encryption: AES-256-GCM for the data, RSA-OAEP-SHA256 for its key. Also used by
+/// the offline collector to wrap a container's key to the investigator's certificate.
+public enum PublicKeyBox {
     struct BoxError: Error, CustomStringConvertible {
         let message: String
         var description: String { message }
@@ -137,6 +138,30 @@ enum PublicKeyBox {
         return out
     }
 
+    /// A short secret (a key or password) encrypted with RSA-OAEP-SHA256 to a PEM certificate or public key.
+    public static func wrapKey(_ secret: [UInt8], publicKeyPEM: String) throws -> [UInt8] {
+        Array(try rsaPublicKey(publicKeyPEM).encrypt(Data(secret), padding: .PKCS1_OAEP_SHA256))
+    }
+
+    /// What `wrapKey` encrypted, with the PEM RSA private key (PKCS#1 or PKCS#8).
+    public static func unwrapKey(_ wrapped: [UInt8], privateKeyPEM: String) throws -> [UInt8] {
+        Array(try rsaPrivateKey(privateKeyPEM).decrypt(Data(wrapped), padding: .PKCS1_OAEP_SHA256))
+    }
+
+    /// SHA-256 of the first DER block (certificate or key) of a PEM text, hex; nil when there is none.
+    public static func fingerprint(_ pem: String) -> String? {
+        guard let der = X509Decoder.derBlocks(Array(pem.utf8), label: nil).first else { return nil }
+        return SHA256.hash(data: der).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func rsaPrivateKey(_ pem: String) throws -> _RSA.Encryption.PrivateKey {
+        guard let der = X509Decoder.derBlocks(Array(pem.utf8), label: nil).first,
+              let key = try? _RSA.Encryption.PrivateKey(unsafeDERRepresentation: der) else {
+            throw BoxError(message: "the private key is not a PEM RSA private key")
+        }
+        return key
+    }
+
     static func open(_ data: [UInt8], privateKeyPEM: String) throws -> [UInt8] {
         guard data.count > 6, Array(data.prefix(4)) == magic else { throw BoxError(message: "not data from pk_encrypt") }
         let keyLength = Int(data[4]) << 8 | Int(data[5])
@@ -144,10 +169,7 @@ enum PublicKeyBox {
         let wrapped = Data(data[6..<(6 + keyLength)])
         let nonce = try AES.GCM.Nonce(data: data[(6 + keyLength)..<(6 + keyLength + 12)])
         let body = data[(6 + keyLength + 12)...]
-        guard let der = X509Decoder.derBlocks(Array(privateKeyPEM.utf8), label: nil).first,
-              let key = try? _RSA.Encryption.PrivateKey(unsafeDERRepresentation: der) else {
-            throw BoxError(message: "private_key is not a PEM RSA private key")
-        }
+        let key = try rsaPrivateKey(privateKeyPEM)
         let symmetric = SymmetricKey(data: try key.decrypt(wrapped, padding: .PKCS1_OAEP_SHA256))
         let box = try AES.GCM.SealedBox(nonce: nonce, ciphertext: body.dropLast(16), tag: body.suffix(16))
         return Array(try AES.GCM.open(box, using: symmetric))

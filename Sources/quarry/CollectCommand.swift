@@ -1,6 +1,7 @@
 import ArgumentParser
 import Artifacts
 import Foundation
+import QuarryCollector
 import VQL
 
 /// `quarry artifacts collect NAME…`: runs artifacts on this host into one zip container.
@@ -75,7 +76,7 @@ struct CollectArtifacts: ParsableCommand {
 
 /// `quarry collection show out.zip`: the manifest and a table per source.
 struct CollectionCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "collection", abstract: "Inspect collection containers.", subcommands: [ShowCollection.self])
+    static let configuration = CommandConfiguration(commandName: "collection", abstract: "Inspect collection containers.", subcommands: [ShowCollection.self, DecryptCollection.self])
 }
 
 struct ShowCollection: ParsableCommand {
@@ -84,6 +85,12 @@ struct ShowCollection: ParsableCommand {
     @Option(help: "Rows to show per source.") var rows: Int = 20
 
     func run() throws {
+        if let sealed = try SealedContainer.metadata(path: path) {
+            print("\(path): encrypted (\(sealed.Scheme)), collected on \(sealed.Hostname) at \(sealed.Created) by \(sealed.Tool)")
+            if let fingerprint = sealed.CertificateSHA256 { print("  opens with the private key of the certificate whose SHA-256 is \(fingerprint)") }
+            print("  decrypt it first: quarry collection decrypt \(path) \(sealed.Scheme == "X509" ? "--key KEY.pem" : "--password-stdin") --output clear.zip")
+            return
+        }
         let reader = try ZipReader(path: path)
         if let context = try? reader.read("collection_context.json") { print(String(decoding: context, as: UTF8.self)) }
         if let manifest = try? JSONParser.parse(bytes: [UInt8](reader.read("quarry_manifest.json"))) {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Artifacts
 import Foundation
 import QuarryAccessors
+import QuarryCollector
 import QuarryDetect
 import QuarryNet
 import QuarryEvents
@@ -15,12 +16,20 @@ struct Quarry: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quarry",
         abstract: "Forensic queries over the live host in VQL.",
+        version: QuarryVersion.current,
         subcommands: [
-            ReplCommand.self, QueryCommand.self, MonitorCommand.self, ArtifactsCommand.self, CollectionCommand.self, PluginsCommand.self, FunctionsCommand.self, NamesCommand.self, DocsCommand.self,
+            ReplCommand.self, QueryCommand.self, MonitorCommand.self, ArtifactsCommand.self, CollectionCommand.self, CollectorCommand.self, PluginsCommand.self, FunctionsCommand.self, NamesCommand.self, DocsCommand.self,
             ConfigCommand.self, UserCommand.self, ServerCommand.self, ClientCommand.self, ClientsCommand.self, CollectClientCommand.self, HuntCommand.self, RespondCommand.self, AlertsCommand.self, MonitoringCommand.self, EventsCommand.self,
         ],
         defaultSubcommand: ReplCommand.self
     )
+
+    /// A quarry executable with a collector spec at its end is an offline collector: it runs the
+    /// spec instead of the command line.
+    static func main() {
+        CollectorRunner.runIfEmbedded()
+        main(nil)
+    }
 }
 
 /// Everything `quarry` can call from VQL: the one explicit list of modules' declarations.
