@@ -115,10 +115,12 @@ let package = Package(
             dependencies: ["VQL", "PrivateFiles", "CResponse", .product(name: "Crypto", package: "swift-crypto")]),
         // The offline collector: a spec built into one file that someone on site runs (optionally
         // a self-extracting bundle with every library), and sealed (encrypted) containers.
+        .systemLibrary(
+            name: "COpenSSLCrypto", path: "Sources/COpenSSLCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .target(
             name: "QuarryCollector",
             dependencies: [
-                "VQL", "Artifacts", "QuarryDetect", "PrivateFiles", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
+                "VQL", "Artifacts", "QuarryDetect", "PrivateFiles", "CZlib", "COpenSSLCrypto", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]),
         .executableTarget(

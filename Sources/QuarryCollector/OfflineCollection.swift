@@ -1,7 +1,6 @@
 import Artifacts
 import Foundation
 import PrivateFiles
-import QuarryDetect
 import VQL
 
 /// The quarry version, for `--version`, collector specs and package names.
@@ -74,20 +73,8 @@ public struct OfflineCollection {
         summary.output = final
         guard encrypted else { return Outcome(container: final, summary: summary, encrypted: false) }
 
-        var metadata = SealedContainer.Metadata(
-            Scheme: "Password", EncryptedPass: nil, CertificateSHA256: nil, Hostname: host,
-            Created: ISO8601DateFormatter().string(from: started), Tool: "quarry \(QuarryVersion.current)")
-        let password: [UInt8]
-        switch spec.encryption {
-        case .none:
-            password = []
-        case .password(let text):
-            password = Array(text.utf8)
-        case .x509(let pem):
-            password = SealedContainer.randomPassword()
-            metadata.Scheme = "X509"
-            metadata.EncryptedPass = try SealedContainer.wrap(password: password, certificatePEM: pem)
-            metadata.CertificateSHA256 = PublicKeyBox.fingerprint(pem)
+        guard let (metadata, password) = try SealedContainer.keying(spec.encryption, hostname: host, created: started) else {
+            return Outcome(container: final, summary: summary, encrypted: false)
         }
         try SealedContainer.seal(plainZip: clear, output: final, metadata: metadata, password: password)
         return Outcome(container: final, summary: summary, encrypted: true)

@@ -32,6 +32,26 @@ public enum SealedContainer {
         public var description: String { message }
     }
 
+    /// The metadata and content password for `encryption` (nil when it is `.none`): a random
+    /// password wrapped to the certificate for X509, the given one otherwise.
+    public static func keying(_ encryption: CollectorSpec.Encryption, hostname: String, created: Date) throws -> (metadata: Metadata, password: [UInt8])? {
+        var metadata = Metadata(
+            Scheme: "Password", EncryptedPass: nil, CertificateSHA256: nil, Hostname: hostname,
+            Created: ISO8601DateFormatter().string(from: created), Tool: "quarry \(QuarryVersion.current)")
+        switch encryption {
+        case .none:
+            return nil
+        case .password(let text):
+            return (metadata, Array(text.utf8))
+        case .x509(let pem):
+            let password = randomPassword()
+            metadata.Scheme = "X509"
+            metadata.EncryptedPass = try wrap(password: password, certificatePEM: pem)
+            metadata.CertificateSHA256 = PublicKeyBox.fingerprint(pem)
+            return (metadata, password)
+        }
+    }
+
     /// A fresh random content password (64 hex digits: printable, for 7-Zip's prompt).
     public static func randomPassword() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()

@@ -76,7 +76,7 @@ struct CollectArtifacts: ParsableCommand {
 
 /// `quarry collection show out.zip`: the manifest and a table per source.
 struct CollectionCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "collection", abstract: "Inspect collection containers.", subcommands: [ShowCollection.self, DecryptCollection.self])
+    static let configuration = CommandConfiguration(commandName: "collection", abstract: "Inspect collection containers.", subcommands: [ShowCollection.self, DecryptCollection.self, EncryptCollection.self])
 }
 
 struct ShowCollection: ParsableCommand {

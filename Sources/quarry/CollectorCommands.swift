@@ -165,7 +165,15 @@ enum CollectorRunner {
     /// When this executable carries a spec (a `--no-bundle` collector), runs it and exits; returns
     /// otherwise. `--help` says what it collects; `--output-dir DIR` is the only option.
     static func runIfEmbedded() {
-        guard let spec = (try? EmbeddedSpec.read(path: "/proc/self/exe")) ?? nil else { return }
+        let spec: CollectorSpec
+        do {
+            guard let embedded = try EmbeddedSpec.read(path: "/proc/self/exe") else { return }
+            spec = embedded
+        } catch {
+            // The file ends like a collector but its spec does not check out: never run it.
+            printError("collector: \(error)")
+            exit(1)
+        }
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.contains("--help") || arguments.contains("-h") {
             print(spec.explanation)

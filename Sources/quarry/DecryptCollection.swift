@@ -30,3 +30,32 @@ struct DecryptCollection: ParsableCommand {
         print("\(output): decrypted (\(metadata.Scheme), collected on \(metadata.Hostname) at \(metadata.Created))")
     }
 }
+
+/// `quarry collection encrypt`: seals a clear container (from `artifacts collect`, say) the way an
+/// offline collector does, before it leaves the host.
+struct EncryptCollection: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "encrypt", abstract: "Encrypt a clear container to a certificate or with a password.",
+        discussion: "Example: quarry collection encrypt triage.zip --to investigator.pem --output triage.sealed.zip")
+    @Argument(help: "The clear container.") var path: String
+    @Option(help: "PEM certificate (or RSA public key) to encrypt to.") var to: String?
+    @Flag(help: "Read a password from standard input instead.") var passwordStdin = false
+    @Option(help: "The encrypted container to write (created 0600).") var output: String
+
+    func run() throws {
+        guard try SealedContainer.metadata(path: path) == nil else { throw ValidationError("\(path) is already encrypted") }
+        let encryption: CollectorSpec.Encryption
+        if let to {
+            encryption = .x509(certificatePEM: try String(contentsOfFile: to, encoding: .utf8))
+        } else if passwordStdin {
+            let password = try PasswordInput.read(prompt: "", fromStdin: true)
+            guard password.count >= 8 else { throw ValidationError("the password needs at least 8 characters") }
+            encryption = .password(password)
+        } else {
+            throw ValidationError("give --to CERT.pem or --password-stdin")
+        }
+        guard let (metadata, password) = try SealedContainer.keying(encryption, hostname: ProcessInfo.processInfo.hostName, created: Date()) else { return }
+        try SealedContainer.seal(plainZip: path, output: output, metadata: metadata, password: password)
+        print("\(output): encrypted (\(metadata.Scheme))")
+    }
+}

@@ -16,8 +16,8 @@ struct DetectionCLITests {
         query.executableURL = URL(fileURLWithPath: CLI.binary)
         query.arguments = ["query", "--format", "jsonl", "SELECT * FROM Artifact.Linux.Detection.ExecFromTmp() LIMIT 1"]
         let out = dir + "/out.jsonl", err = dir + "/err.txt"
-        FileManager.default.createFile(atPath: out, contents: nil)
-        FileManager.default.createFile(atPath: err, contents: nil)
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        _ = FileManager.default.createFile(atPath: err, contents: nil)
         query.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
         query.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
         query.standardInput = FileHandle.nullDevice
