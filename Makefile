@@ -11,7 +11,7 @@ TESTCASES_MIN := 57
 PARITY_MIN_ENDPOINT := 208
 PARITY_MIN_SERVER := 36
 
-.PHONY: run run-fleet test deps install-packages build release conformance parity bench bench-fleet docs clean artifacts fuzz sanitize
+.PHONY: run run-fleet test deps install-packages build release conformance parity bench bench-fleet docs clean artifacts fuzz sanitize deb
 
 BENCH_PACKAGES := hyperfine valgrind yara openssl iproute2
 
@@ -92,6 +92,10 @@ SANITIZE_FILTER ?=
 sanitize: deps
 	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --sanitize=address --scratch-path .build-asan $(if $(SANITIZE_FILTER),--filter $(SANITIZE_FILTER))
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --scratch-path .build-tsan $(if $(SANITIZE_FILTER),--filter $(SANITIZE_FILTER))
+
+## The Debian package of the release build: dist/quarry_VERSION_ARCH.deb (dpkg-deb, no network).
+deb: release
+	mkdir -p dist && $(BIN) package deb --binary $(BIN) --output-dir dist
 
 docs: build
 	.build/debug/quarry docs > docs/reference.md

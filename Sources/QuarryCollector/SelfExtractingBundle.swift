@@ -17,14 +17,14 @@ public enum SelfExtractingBundle {
     }
 
     /// One shared library the executable needs: the name it asks for and the file found here.
-    struct Library: Equatable {
-        var name: String
-        var path: String
+    public struct Library: Equatable, Sendable {
+        public var name: String
+        public var path: String
     }
 
     /// The libraries `ldd` lists for `executable` (including the loader, last), or an error naming
     /// the ones that are missing.
-    static func libraries(of executable: String) throws -> [Library] {
+    public static func libraries(of executable: String) throws -> [Library] {
         let output = try run("/usr/bin/ldd", [executable])
         var libraries: [Library] = []
         var missing: [String] = []

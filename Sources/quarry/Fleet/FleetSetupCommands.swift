@@ -32,12 +32,20 @@ struct ClientConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "client", abstract: "Print an agent config (server URL, pinned CA, enrolment secret).")
     @Option(help: "The server's server.yaml.") var serverConfig: String
     @Option(name: .customLong("label"), help: "A label the agent asks for at enrolment (repeatable).") var labels: [String] = []
+    @Option(help: "Instead of printing it, build the agent package quarry-client-FLEET (.deb) with this config into this folder.") var package: String?
+    @Option(help: "The fleet's name in the package name (lower-case letters, digits, '-').") var fleet: String = "fleet"
+    @Option(help: "The package's compression: xz, gzip or none.") var compression: String = "xz"
 
     func run() throws {
         let server = try ConfigFile.load(ServerConfig.self, from: serverConfig)
         var client = FleetSetup.clientConfig(from: server)
         client.labels = labels
-        print(try ConfigFile.yaml(client), terminator: "")
+        let yaml = try ConfigFile.yaml(client)
+        if let package {
+            print(try DebianPackage(binary: "/proc/self/exe", outputDirectory: package, compression: compression, clientConfig: yaml, fleet: fleet).build())
+            return
+        }
+        print(yaml, terminator: "")
     }
 }
 
@@ -52,9 +60,15 @@ struct ServerCommand: ParsableCommand {
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let store = try openStore(config)
         let server = try FleetServer(config: config, store: store, repository: definitions.repository(), log: fleetLog("server"))
+        let systemd = SystemdNotifier()
+        let watchdog = WatchdogHolder()
         try blockUntilSignal {
             _ = try await server.start(group: MultiThreadedEventLoopGroup.singleton)
+            systemd.notify("READY=1\nSTATUS=serving agents and analysts")
+            watchdog.task = systemd.startWatchdog(group: MultiThreadedEventLoopGroup.singleton)
         } onSignal: {
+            systemd.notify("STOPPING=1")
+            watchdog.task?.cancel()
             await server.stop()
         }
     }
@@ -90,7 +104,12 @@ struct ClientCommand: ParsableCommand {
             makeRegistry: { QuarryRegistry.make(repository: $0) }, log: fleetLog("client"),
             serverContact: { Isolation.heartbeat(stateRoot: responseRoot) })
         let task = Task { await agent.run() }
+        let systemd = SystemdNotifier()
+        systemd.notify("READY=1\nSTATUS=agent running")
+        let watchdog = systemd.startWatchdog(group: MultiThreadedEventLoopGroup.singleton)
         try blockUntilSignal {} onSignal: {
+            systemd.notify("STOPPING=1")
+            watchdog?.cancel()
             task.cancel()
         }
     }
@@ -131,4 +150,14 @@ func blockUntilSignal(_ start: @escaping @Sendable () async throws -> Void, onSi
     done.wait()
     sources.forEach { $0.cancel() }
     if case .failure(let error)? = failure.value { throw error }
+}
+
+/// The watchdog task, set once the server listens and cancelled on the way out.
+final class WatchdogHolder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Task<Void, Never>?
+    var task: Task<Void, Never>? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
 }
