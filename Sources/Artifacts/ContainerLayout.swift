@@ -47,6 +47,14 @@ public enum ContainerLayout {
 
     /// (label, part number; 0 for a whole-source member) of a result member, nil for other members.
     static func parse(_ name: String) -> (String, Int)? {
+        // Older Velociraptor collectors wrote `<Artifact>/<Source>.json` (or `<Artifact>.json`) at
+        // the top: an artifact name has dots, the container's own files (log.json …) do not.
+        if !name.hasPrefix("results/"), name.hasSuffix(".json"), !name.hasPrefix("uploads") {
+            let stem = name.dropLast(".json".count)
+            let parts = stem.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count <= 2, parts.allSatisfy({ !$0.isEmpty }), parts[0].contains(".") else { return nil }
+            return (String(stem), 0)
+        }
         guard name.hasPrefix("results/"), name.hasSuffix(".json") else { return nil }
         var stem = name.dropFirst("results/".count).dropLast(".json".count)
         var part = 0

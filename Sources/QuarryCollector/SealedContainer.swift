@@ -20,9 +20,16 @@ public enum SealedContainer {
         public var EncryptedPass: String?
         /// SHA-256 of the certificate's DER, hex: which key opens it.
         public var CertificateSHA256: String?
-        public var Hostname: String
-        public var Created: String
-        public var Tool: String
+        /// The certificate itself (PEM), as Velociraptor records it.
+        public var PublicKey: String?
+        public var Hostname: String?
+        public var Created: String?
+        public var Tool: String?
+
+        /// "X509, collected on web1 at 2026-… by quarry 0.5.0", with what is known.
+        public var summary: String {
+            [Scheme, Hostname.map { "collected on \($0)" }, Created.map { "at \($0)" }, Tool.map { "by \($0)" }].compactMap { $0 }.joined(separator: ", ")
+        }
     }
 
     /// Why sealing or opening failed.
@@ -48,6 +55,7 @@ public enum SealedContainer {
             metadata.Scheme = "X509"
             metadata.EncryptedPass = try wrap(password: password, certificatePEM: pem)
             metadata.CertificateSHA256 = PublicKeyBox.fingerprint(pem)
+            metadata.PublicKey = pem
             return (metadata, password)
         }
     }
@@ -73,18 +81,27 @@ public enum SealedContainer {
             throw SealError("the container is not encrypted to a certificate (scheme \(metadata.Scheme))")
         }
         do {
+            // Quarry wraps with OAEP over SHA-256; other tools' collections may use SHA-1.
+            if let password = try? PublicKeyBox.unwrapKey(Array(wrapped), privateKeyPEM: privateKeyPEM, sha1: true) { return password }
             return try PublicKeyBox.unwrapKey(Array(wrapped), privateKeyPEM: privateKeyPEM)
         } catch {
             throw SealError("this key does not open the container (it was encrypted to certificate SHA-256 \(metadata.CertificateSHA256 ?? "unknown")): \(error)")
         }
     }
 
-    /// The metadata of a sealed container; nil for an ordinary (clear) container.
+    /// The metadata of a sealed container; nil for an ordinary (clear) container. Velociraptor
+    /// writes metadata.json as a list of one object, and none at all for a password-protected
+    /// collection (only the encrypted data.zip): both are understood.
     public static func metadata(path: String) throws -> Metadata? {
         let reader = try ZipReader(path: path)
-        guard reader.member("data.zip") != nil, reader.member("metadata.json") != nil else { return nil }
+        guard let data = reader.member("data.zip"), try reader.rawLocation(data).encrypted else { return nil }
+        guard reader.member("metadata.json") != nil else {
+            return Metadata(Scheme: "Password", EncryptedPass: nil, CertificateSHA256: nil, Hostname: nil, Created: nil, Tool: nil)
+        }
+        let text = try reader.read("metadata.json", limit: 1 << 20)
+        if let list = try? JSONDecoder().decode([Metadata].self, from: text), let first = list.first { return first }
         do {
-            return try JSONDecoder().decode(Metadata.self, from: try reader.read("metadata.json", limit: 1 << 20))
+            return try JSONDecoder().decode(Metadata.self, from: text)
         } catch {
             throw SealError("\(path): metadata.json does not decode: \(error)")
         }
@@ -100,7 +117,8 @@ public enum SealedContainer {
         let plainSize = UInt64(info.st_size)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        let metadataBytes = Array(try encoder.encode(metadata))
+        // A list of one object, as Velociraptor writes it.
+        let metadataBytes = Array(try encoder.encode([metadata]))
 
         let temporary = output + ".partial-\(getpid())"
         let fd = try PrivateFile.replace(temporary, mode: mode)

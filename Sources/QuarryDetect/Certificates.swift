@@ -144,8 +144,9 @@ public enum PublicKeyBox {
     }
 
     /// What `wrapKey` encrypted, with the PEM RSA private key (PKCS#1 or PKCS#8).
-    public static func unwrapKey(_ wrapped: [UInt8], privateKeyPEM: String) throws -> [UInt8] {
-        Array(try rsaPrivateKey(privateKeyPEM).decrypt(Data(wrapped), padding: .PKCS1_OAEP_SHA256))
+    /// `sha1` reads keys wrapped with OAEP over SHA-1 instead.
+    public static func unwrapKey(_ wrapped: [UInt8], privateKeyPEM: String, sha1: Bool = false) throws -> [UInt8] {
+        Array(try rsaPrivateKey(privateKeyPEM).decrypt(Data(wrapped), padding: sha1 ? .PKCS1_OAEP : .PKCS1_OAEP_SHA256))
     }
 
     /// SHA-256 of the first DER block (certificate or key) of a PEM text, hex; nil when there is none.

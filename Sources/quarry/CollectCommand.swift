@@ -76,7 +76,7 @@ struct CollectArtifacts: ParsableCommand {
 
 /// `quarry collection show out.zip`: the manifest and a table per source.
 struct CollectionCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "collection", abstract: "Inspect collection containers.", subcommands: [ShowCollection.self, DecryptCollection.self, EncryptCollection.self])
+    static let configuration = CommandConfiguration(commandName: "collection", abstract: "Inspect collection containers.", subcommands: [ShowCollection.self, DecryptCollection.self, EncryptCollection.self, ImportCollection.self])
 }
 
 struct ShowCollection: ParsableCommand {
@@ -86,7 +86,7 @@ struct ShowCollection: ParsableCommand {
 
     func run() throws {
         if let sealed = try SealedContainer.metadata(path: path) {
-            print("\(path): encrypted (\(sealed.Scheme)), collected on \(sealed.Hostname) at \(sealed.Created) by \(sealed.Tool)")
+            print("\(path): encrypted (\(sealed.summary))")
             if let fingerprint = sealed.CertificateSHA256 { print("  opens with the private key of the certificate whose SHA-256 is \(fingerprint)") }
             print("  decrypt it first: quarry collection decrypt \(path) \(sealed.Scheme == "X509" ? "--key KEY.pem" : "--password-stdin") --output clear.zip")
             return

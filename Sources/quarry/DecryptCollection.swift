@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Fleet
 import QuarryCollector
 
 /// `quarry collection decrypt`: writes the clear container out of an encrypted collection, with the
@@ -27,7 +28,7 @@ struct DecryptCollection: ParsableCommand {
             password = Array(try PasswordInput.read(prompt: "Password: ", fromStdin: passwordStdin).utf8)
         }
         try SealedContainer.unseal(path: path, password: password, output: output)
-        print("\(output): decrypted (\(metadata.Scheme), collected on \(metadata.Hostname) at \(metadata.Created))")
+        print("\(output): decrypted (\(metadata.summary))")
     }
 }
 
@@ -57,5 +58,53 @@ struct EncryptCollection: ParsableCommand {
         guard let (metadata, password) = try SealedContainer.keying(encryption, hostname: ProcessInfo.processInfo.hostName, created: Date()) else { return }
         try SealedContainer.seal(plainZip: path, output: output, metadata: metadata, password: password)
         print("\(output): encrypted (\(metadata.Scheme))")
+    }
+}
+
+/// `quarry collection import`: a container carried by hand becomes a flow on the server (an
+/// encrypted one is decrypted here first, into a private temporary file, with --key or the password).
+struct ImportCollection: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "Import a collection container (Quarry's or Velociraptor's) into the server as a flow.",
+        discussion: "Example: quarry collection import Collection-web1-20261201T101500Z.zip --key investigator.key")
+    @Argument(help: "The container.") var path: String
+    @Option(help: "PEM RSA private key, for a container encrypted to a certificate.") var key: String?
+    @Flag(help: "Read the password of a password-protected container from standard input.") var passwordStdin = false
+    @Option(help: "The host it came from (default: what the container or its file name says).") var hostname: String?
+    @Option(help: "Attach the flow to this client instead of matching the host name.") var clientId: String?
+    @OptionGroup var api: APIOptions
+
+    func run() throws {
+        var upload = path
+        var hint = hostname
+        if let sealed = try SealedContainer.metadata(path: path) {
+            let password: [UInt8]
+            if sealed.Scheme == "X509" {
+                guard let key else { throw ValidationError("\(path) is encrypted to a certificate: give its private key with --key") }
+                password = try SealedContainer.unwrap(sealed, privateKeyPEM: try String(contentsOfFile: key, encoding: .utf8))
+            } else {
+                password = Array(try PasswordInput.read(prompt: "Password: ", fromStdin: passwordStdin).utf8)
+            }
+            upload = NSTemporaryDirectory() + "quarry-import-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).zip"
+            try SealedContainer.unseal(path: path, password: password, output: upload)
+            hint = hint ?? sealed.Hostname
+        }
+        defer { if upload != path { unlink(upload) } }
+        hint = hint ?? Self.hostname(fromFileName: path)
+        let client = try api.client()
+        let (file, host, id) = (upload, hint, clientId)
+        let outcome = try runBlocking { try await client.importCollection(path: file, hostname: host, clientId: id) }
+        print("imported as flow \(outcome.flowId) of \(outcome.clientId) (\(outcome.hostname)\(outcome.createdClient ? ", a new offline client" : ""))")
+        for source in outcome.sources { print("  \(source.artifact)\(source.source.isEmpty ? "" : "/" + source.source): \(source.rows) rows") }
+        if outcome.uploads > 0 { print("  uploads: \(outcome.uploads) files") }
+    }
+
+    /// HOST from Collection-HOST-YYYYMMDDTHHMMSSZ.zip, the name collectors give their containers.
+    static func hostname(fromFileName path: String) -> String? {
+        let name = (path as NSString).lastPathComponent
+        guard name.hasPrefix("Collection-"), name.hasSuffix(".zip") else { return nil }
+        let middle = name.dropFirst("Collection-".count).dropLast(".zip".count)
+        guard let dash = middle.lastIndex(of: "-"), dash > middle.startIndex else { return nil }
+        return String(middle[..<dash])
     }
 }

@@ -63,7 +63,7 @@ struct CollectorCLITests {
         #expect(listing.stdout.split(separator: "\n").sorted() == ["data.zip", "metadata.json"])
         let bytes = try String(decoding: Data(contentsOf: URL(fileURLWithPath: container)), as: UTF8.self)
         #expect(!bytes.contains("/usr/sbin/nologin") && !bytes.contains("Linux.Sys.Users"))
-        #expect(try CLI.run(["collection", "show", container]).stdout.contains("encrypted (X509)"))
+        #expect(try CLI.run(["collection", "show", container]).stdout.contains("encrypted (X509"))
 
         // The wrong key is refused, and leaves nothing behind.
         let wrong = try CLI.run(["collection", "decrypt", container, "--key", stranger.key, "--output", "\(dir)/wrong.zip"])
@@ -113,6 +113,23 @@ struct CollectorCLITests {
         // quarry decrypts it too.
         let clear = try CLI.run(["collection", "decrypt", container, "--password-stdin", "--output", "\(dir)/clear.zip"], stdin: password + "\n")
         #expect(clear.status == 0, "\(clear.stderr)")
+    }
+
+    /// Velociraptor's own password-protected offline collection (shared test data, password "hello").
+    static let velociraptorCollection = CLI.root + "/../shared/conformance/velociraptor-testcases/files/files/encrypted_collector_password.zip"
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: velociraptorCollection), "shared Velociraptor test data absent"))
+    func velociraptorPasswordCollectionDecryptsAndShows() throws {
+        let dir = try Self.folder("collector-velociraptor")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try CLI.run(["collection", "show", Self.velociraptorCollection]).stdout.contains("encrypted (Password)"))
+        let wrong = try CLI.run(["collection", "decrypt", Self.velociraptorCollection, "--password-stdin", "--output", "\(dir)/w.zip"], stdin: "nope\n")
+        #expect(wrong.status != 0 && wrong.stderr.contains("wrong password"))
+        let clear = try CLI.run(["collection", "decrypt", Self.velociraptorCollection, "--password-stdin", "--output", "\(dir)/clear.zip"], stdin: "hello\n")
+        #expect(clear.status == 0, "\(clear.stderr)")
+        // Its older layout (<Artifact>/<Source>.json at the top) reads as sources.
+        let shown = try CLI.run(["collection", "show", "\(dir)/clear.zip"]).stdout
+        #expect(shown.contains("Generic.Client.Info/BasicInformation") && shown.contains("DESKTOP-SU8FH31"))
     }
 
     @Test func damagedCollectorRefusesToRun() throws {

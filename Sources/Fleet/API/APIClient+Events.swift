@@ -49,3 +49,17 @@ public enum EventRows {
         return nil
     }
 }
+
+extension APIClient {
+    /// Imports a clear collection container as a finished flow (`POST /collections/import`). The
+    /// file is mapped, not read, into memory before it is sent.
+    public func importCollection(path: String, hostname: String?, clientId: String?) async throws -> ImportOutcome {
+        let body = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        let data = try await raw(.POST, "/collections/import", query: ["hostname": hostname, "client_id": clientId], body: body)
+        do {
+            return try JSONDecoder().decode(ImportOutcome.self, from: data)
+        } catch {
+            throw APIError(status: 200, message: "unexpected answer from the server: \(error)")
+        }
+    }
+}

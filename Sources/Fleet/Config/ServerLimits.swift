@@ -28,6 +28,9 @@ public struct ServerLimits: Codable, Sendable, Equatable {
     public var maxRequestBodyBytes = 64 << 10
     /// Request body of `collect` and `hunts` (artifact parameters may hold YARA rules and the like).
     public var maxCollectionBodyBytes = 1 << 20
+    /// A collection container imported through `POST /collections/import` (offline collector
+    /// output carried by hand): streamed to disk, never held in memory.
+    public var maxImportBytes: Int64 = 16 << 30
     /// One message on the agent channel before the peer is known (the enrolment).
     public var maxEnrolmentMessageBytes = 64 << 10
     /// One message from an agent with a certificate: a batch holds up to 2 MiB of rows or upload
@@ -57,6 +60,7 @@ public struct ServerLimits: Codable, Sendable, Equatable {
         case enrolmentRefusalsPerMinutePerAddress = "enrolment_refusals_per_minute_per_address"
         case maxRequestBodyBytes = "max_request_body_bytes"
         case maxCollectionBodyBytes = "max_collection_body_bytes"
+        case maxImportBytes = "max_import_bytes"
         case maxEnrolmentMessageBytes = "max_enrolment_message_bytes"
         case maxAgentMessageBytes = "max_agent_message_bytes"
         case resultsPageRows = "results_page_rows"
@@ -87,6 +91,7 @@ public struct ServerLimits: Codable, Sendable, Equatable {
         enrolmentRefusalsPerMinutePerAddress = try value(.enrolmentRefusalsPerMinutePerAddress, d.enrolmentRefusalsPerMinutePerAddress)
         maxRequestBodyBytes = try value(.maxRequestBodyBytes, d.maxRequestBodyBytes)
         maxCollectionBodyBytes = try value(.maxCollectionBodyBytes, d.maxCollectionBodyBytes)
+        maxImportBytes = try value(.maxImportBytes, d.maxImportBytes)
         maxEnrolmentMessageBytes = try value(.maxEnrolmentMessageBytes, d.maxEnrolmentMessageBytes)
         maxAgentMessageBytes = try value(.maxAgentMessageBytes, d.maxAgentMessageBytes)
         resultsPageRows = try value(.resultsPageRows, d.resultsPageRows)
@@ -113,6 +118,7 @@ public struct ServerLimits: Codable, Sendable, Equatable {
         try put(enrolmentRefusalsPerMinutePerAddress, .enrolmentRefusalsPerMinutePerAddress)
         try c.encode(maxRequestBodyBytes, forKey: .maxRequestBodyBytes)
         try c.encode(maxCollectionBodyBytes, forKey: .maxCollectionBodyBytes)
+        try c.encode(maxImportBytes, forKey: .maxImportBytes)
         try c.encode(maxEnrolmentMessageBytes, forKey: .maxEnrolmentMessageBytes)
         try c.encode(maxAgentMessageBytes, forKey: .maxAgentMessageBytes)
         try c.encode(resultsPageRows, forKey: .resultsPageRows)

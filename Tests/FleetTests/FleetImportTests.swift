@@ -1,0 +1,90 @@
+import Crypto
+import Fleet
+import FleetCore
+import Foundation
+import Testing
+
+/// Offline collections into the fleet: a container collected on a host with no agent, encrypted
+/// to the investigator's certificate, carried by hand and imported with `quarry collection import`
+/// becomes a finished flow of a client (new and labelled `offline`, then matched by host name),
+/// its rows readable through the results API and its uploaded file filed in the blob store under
+/// its SHA-256. Readers may not import; a file that is not a container is refused.
+extension FleetTests {
+@Suite(.serialized, .enabled(if: FleetHarness.available, "run `swift build` first"))
+struct FleetImportTests {
+    @Test func encryptedOfflineCollectionBecomesAFlowOfAClient() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        let work = fleet.dir + "/offline"
+        try FileManager.default.createDirectory(atPath: work + "/defs", withIntermediateDirectories: true)
+        let evidence = work + "/evidence.bin"
+        let content = Data("dropped payload \(UUID().uuidString)\n".utf8)
+        try content.write(to: URL(fileURLWithPath: evidence))
+        try """
+            name: Custom.Offline.Upload
+            parameters:
+              - name: Path
+            sources:
+              - query: SELECT upload(file=Path) AS Upload, 'offline-marker' AS Marker FROM scope()
+            """.write(toFile: work + "/defs/upload.yaml", atomically: true, encoding: .utf8)
+        try fleet.check(fleet.run([
+            "artifacts", "collect", "Custom.Offline.Upload", "Linux.Sys.Users", "--definitions", work + "/defs", "--args", "Path=\(evidence)",
+            "--output", work + "/clear.zip",
+        ]))
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", work + "/inv.key", "-out", work + "/inv.pem", "-days", "2", "-subj", "/CN=inv"]
+        openssl.standardOutput = FileHandle.nullDevice
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        try fleet.check(fleet.run(["collection", "encrypt", work + "/clear.zip", "--to", work + "/inv.pem", "--output", work + "/sealed.zip"]))
+
+        // Without the key the import cannot go ahead; with it, the flow appears.
+        #expect(try fleet.cli(["collection", "import", work + "/sealed.zip", "--hostname", "evidence-host"]).status != 0)
+        let imported = try fleet.cli(["collection", "import", work + "/sealed.zip", "--key", work + "/inv.key", "--hostname", "evidence-host"])
+        try fleet.check(imported)
+        #expect(imported.stdout.contains("a new offline client"))
+        let clients = try await fleet.get("/clients", as: [ClientView].self).map(\.client)
+        let client = try #require(clients.first { $0.hostname == "evidence-host" })
+        #expect(client.labels == ["offline"])
+        let flows = try await fleet.get("/flows", query: ["client_id": client.clientId], as: [FlowRecord].self)
+        let flow = try #require(flows.first)
+        #expect(flow.state == .finished)
+        #expect(Set(flow.request.artifacts) == ["Custom.Offline.Upload", "Linux.Sys.Users"])
+
+        let rows = try await fleet.results(["flow_id": flow.flowId])
+        #expect(rows.contains { $0.artifact == "Linux.Sys.Users" && $0.json.contains("\"root\"") })
+        #expect(rows.contains { $0.artifact == "Custom.Offline.Upload" && $0.json.contains("offline-marker") })
+        let view = try await fleet.get("/flows/\(flow.flowId)", as: FlowView.self)
+        let digest = SHA256.hash(data: content).map { String(format: "%02x", $0) }.joined()
+        let upload = try #require(view.uploads.first)
+        #expect(upload.sha256 == digest && upload.size == Int64(content.count) && upload.name.hasSuffix("evidence.bin"))
+        let data = try ConfigFile.load(ServerConfig.self, from: fleet.dir + "/srv/server0.yaml").dataDir
+        #expect(try Data(contentsOf: URL(fileURLWithPath: data + "/uploads/" + digest.prefix(2) + "/" + digest)) == content)
+
+        // The same host again: the same client, a second flow.
+        let again = try fleet.cli(["collection", "import", work + "/clear.zip", "--hostname", "EVIDENCE-HOST"])
+        try fleet.check(again)
+        #expect(!again.stdout.contains("new offline client"))
+        #expect(try await fleet.get("/flows", query: ["client_id": client.clientId], as: [FlowRecord].self).count == 2)
+
+        // Not a container: refused with a reason. A reader: refused.
+        try Data("not a zip".utf8).write(to: URL(fileURLWithPath: work + "/junk.zip"))
+        let junk = try fleet.cli(["collection", "import", work + "/junk.zip", "--hostname", "x"])
+        #expect(junk.status != 0 && junk.stderr.contains("not a zip file"))
+        // The server makes its own check of what it is sent.
+        await #expect(throws: APIError.self) { _ = try await fleet.api().importCollection(path: work + "/junk.zip", hostname: "x", clientId: nil) }
+        do {
+            _ = try await fleet.api().importCollection(path: work + "/junk.zip", hostname: "x", clientId: nil)
+        } catch let error as APIError {
+            #expect(error.status == 422 && error.message.contains("not a collection container"))
+        }
+        let reader = work + "/reader.yaml"
+        try fleet.check(fleet.cli(["user", "add", "rita", "--role", "reader", "--output", reader]))
+        let refused = try fleet.cli(["collection", "import", work + "/clear.zip", "--hostname", "x"], apiConfig: reader)
+        #expect(refused.status != 0)
+        #expect(try await fleet.get("/clients", as: [ClientView].self).allSatisfy { $0.client.hostname != "x" })
+    }
+}
+}
