@@ -18,6 +18,19 @@ public struct CollectorSpec: Codable, Sendable, Equatable {
         case password(String)
     }
 
+    /// Where the collector sends its container when done: the fleet server, its CA (the TLS
+    /// connection is pinned to it) and a one-time upload token.
+    public struct Upload: Codable, Sendable, Equatable {
+        public var serverURL: String
+        public var caCertificate: String
+        public var token: String
+        public init(serverURL: String, caCertificate: String, token: String) {
+            self.serverURL = serverURL
+            self.caCertificate = caCertificate
+            self.token = token
+        }
+    }
+
     /// Artifacts to collect, in order.
     public var artifacts: [String]
     /// Parameter values by name (applied to every artifact that declares the name).
@@ -35,6 +48,7 @@ public struct CollectorSpec: Codable, Sendable, Equatable {
     /// Folder for the container (default: the folder holding the collector).
     public var outputDirectory: String?
     public var encryption: Encryption = .none
+    public var upload: Upload?
     /// Who built it and when, for the person running it and for the record in the container.
     public var builtBy: String = ""
     public var builtAt: Date = Date(timeIntervalSince1970: 0)
@@ -71,6 +85,7 @@ public struct CollectorSpec: Codable, Sendable, Equatable {
         case .x509: lines.append("The file is encrypted: only the investigator's private key can open it.")
         case .password: lines.append("The file is encrypted with a password the investigator holds.")
         }
+        if let upload { lines.append("When done it sends the collection to \(upload.serverURL) (and keeps the file).") }
         lines.append("Run it with no argument (as root to see everything). Built \(ISO8601DateFormatter().string(from: builtAt))\(builtBy.isEmpty ? "" : " by \(builtBy)"), quarry \(version).")
         return lines.joined(separator: "\n")
     }

@@ -48,7 +48,9 @@ public struct OfflineCollection {
 
     /// Collects; `progress` sees (source, rows so far); `cancellation` stops it early (the container
     /// is still finished, marked cancelled).
-    public func run(cancellation: CancellationFlag, progress: ((String, Int) -> Void)? = nil) throws -> Outcome {
+    /// `whileClear` sees the clear container once it is complete, before it is sealed (and, when
+    /// the spec encrypts, removed): the upload to the server goes from there.
+    public func run(cancellation: CancellationFlag, progress: ((String, Int) -> Void)? = nil, whileClear: ((String) -> Void)? = nil) throws -> Outcome {
         let repository = try repository()
         let folder = outputDirectory ?? spec.outputDirectory ?? (collectorPath as NSString).deletingLastPathComponent
         let directory = folder.isEmpty ? "." : folder
@@ -71,6 +73,7 @@ public struct OfflineCollection {
         collector.progress = progress
         var summary = try collector.collect(spec.artifacts)
         summary.output = final
+        whileClear?(clear)
         guard encrypted else { return Outcome(container: final, summary: summary, encrypted: false) }
 
         guard let (metadata, password) = try SealedContainer.keying(spec.encryption, hostname: host, created: started) else {

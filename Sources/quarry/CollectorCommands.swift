@@ -1,5 +1,6 @@
 import ArgumentParser
 import Artifacts
+import Fleet
 import Foundation
 import PrivateFiles
 import QuarryCollector
@@ -34,8 +35,11 @@ struct BuildCollector: ParsableCommand {
     @Flag(help: "Like --password-prompt, reading the password from standard input.") var passwordStdin = false
     @Flag(help: "Write this quarry executable with the spec appended instead of a self-contained bundle.") var noBundle = false
     @Option(help: "The quarry executable to build from (default: this one).") var binary: String?
+    @Flag(help: "Send the collection to the fleet server of --api-config when done (a one-time upload token is built in).") var uploadToServer = false
+    @Option(help: "Hours the upload token stays valid.") var uploadTokenHours: Double = 168
     @Option(help: "The collector file to write.") var output: String = "collector"
     @OptionGroup var definitions: DefinitionOptions
+    @OptionGroup var api: APIOptions
 
     func run() throws {
         guard !artifacts.isEmpty else { throw ValidationError("give at least one --artifact") }
@@ -79,6 +83,13 @@ struct BuildCollector: ParsableCommand {
             let password = try PasswordInput.read(prompt: "Password for the collection: ", fromStdin: passwordStdin)
             guard password.count >= 8 else { throw ValidationError("the password needs at least 8 characters") }
             spec.encryption = .password(password)
+        }
+        if uploadToServer {
+            let client = try api.client()
+            struct TokenRequest: Encodable, Sendable { var hours: Double }
+            let hours = uploadTokenHours
+            let grant = try runBlocking { try await client.post("/collections/upload-tokens", body: TokenRequest(hours: hours), as: UploadTokenGrant.self) }
+            spec.upload = CollectorSpec.Upload(serverURL: client.config.serverURL, caCertificate: client.config.caCertificate, token: grant.token)
         }
         let trailer = try EmbeddedSpec.trailer(for: spec)
         let executable = binary ?? "/proc/self/exe"
@@ -134,6 +145,7 @@ struct ShowCollector: ParsableCommand {
         guard var loaded = try EmbeddedSpec.read(path: path) else { throw ValidationError("\(path) is not a collector") }
         guard json else { return print(loaded.explanation) }
         if case .password = loaded.encryption { loaded.encryption = .password("(hidden)") }
+        if loaded.upload != nil { loaded.upload?.token = "(hidden)" }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         print(String(decoding: try encoder.encode(loaded), as: UTF8.self))
@@ -150,15 +162,30 @@ enum CollectorRunner {
         defer { interrupt.stop() }
         let tty = isatty(STDERR_FILENO) != 0
         printError("Quarry collector: collecting \(spec.artifacts.joined(separator: ", "))")
-        let outcome = try collection.run(cancellation: cancellation) { source, rows in
+        let uploaded = ResultBox<ImportOutcome>()
+        let outcome = try collection.run(cancellation: cancellation, progress: { source, rows in
             if tty && rows % 100 == 1 { FileHandle.standardError.write(Data("\r  \(source): \(rows) rows\u{1B}[K".utf8)) }
-        }
+        }, whileClear: { clear in
+            guard let upload = spec.upload else { return }
+            printError("Sending the collection to \(upload.serverURL) …")
+            let host = ProcessInfo.processInfo.hostName
+            uploaded.set(Result { try runBlocking { try await CollectionUploader(serverURL: upload.serverURL, caCertificate: upload.caCertificate, token: upload.token).upload(path: clear, hostname: host) } })
+        })
         if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         print("\(outcome.container): \(outcome.summary.state)\(outcome.encrypted ? ", encrypted" : "")")
         for (source, count) in outcome.summary.rows { print("  \(source): \(count) rows") }
         if outcome.summary.uploads > 0 { print("  uploads: \(outcome.summary.uploads) files, \(outcome.summary.uploadedBytes) bytes") }
         for error in outcome.summary.errors { print("  problem: \(error)") }
-        print("Send \((outcome.container as NSString).lastPathComponent) to the investigator.")
+        switch uploaded.value {
+        case .success(let flow)?:
+            print("Sent to the server: flow \(flow.flowId) of \(flow.clientId). The file stays here as a copy.")
+        case .failure(let error)?:
+            print("Could not send it to the server: \(error)")
+            print("Send \((outcome.container as NSString).lastPathComponent) to the investigator instead.")
+            throw ExitCode(1)
+        case nil:
+            print("Send \((outcome.container as NSString).lastPathComponent) to the investigator.")
+        }
         if outcome.summary.state != "finished" { throw ExitCode(1) }
     }
 

@@ -2,6 +2,7 @@ import Crypto
 import Fleet
 import FleetCore
 import Foundation
+import NIOPosix
 import Testing
 
 /// Offline collections into the fleet: a container collected on a host with no agent, encrypted
@@ -85,6 +86,63 @@ struct FleetImportTests {
         let refused = try fleet.cli(["collection", "import", work + "/clear.zip", "--hostname", "x"], apiConfig: reader)
         #expect(refused.status != 0)
         #expect(try await fleet.get("/clients", as: [ClientView].self).allSatisfy { $0.client.hostname != "x" })
+    }
+
+    @Test func collectorUploadsWithAOneTimeTokenAndResumes() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        let work = fleet.dir + "/upload"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        try fleet.check(fleet.cli(["collector", "build", "--no-bundle", "--artifact", "Linux.Sys.Users", "--upload-to-server", "--output", work + "/collector"]))
+        func runCollector(_ out: String) throws -> (Int32, String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: work + "/collector")
+            process.arguments = ["--output-dir", out]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, text)
+        }
+        let (status, text) = try runCollector(work + "/out1")
+        #expect(status == 0, "\(text)")
+        let flowId = try #require(text.split(separator: " ").first { $0.hasPrefix("F.") }.map { String($0.prefix(18)) })
+        let rows = try await fleet.results(["flow_id": flowId])
+        #expect(rows.contains { $0.artifact == "Linux.Sys.Users" && $0.json.contains("\"root\"") })
+        // The token is spent: a second run keeps its file and says the upload failed.
+        let (again, againText) = try runCollector(work + "/out2")
+        #expect(again != 0 && againText.contains("spent"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: work + "/out2").contains { $0.hasPrefix("Collection-") })
+
+        // Resume: the first piece arrives, a piece at the wrong offset is refused, the uploader
+        // asks where to go on and finishes; every row is stored once.
+        try fleet.check(fleet.run(["artifacts", "collect", "Linux.Sys.Users", "--output", work + "/c.zip"]))
+        let api = try fleet.api()
+        let grant = try await api.post("/collections/upload-tokens", body: ["hours": 1.0], as: UploadTokenGrant.self)
+        let config = try ConfigFile.load(APIConfig.self, from: fleet.apiConfig)
+        let tls = try TLSSetup.clientContext(caCertificate: config.caCertificate, identity: nil)
+        let container = try Data(contentsOf: URL(fileURLWithPath: work + "/c.zip"))
+        func put(_ offset: Int, _ piece: Data, token: String = grant.token) async throws -> Int {
+            try await Connector.request(
+                url: config.serverURL, tls: tls, group: MultiThreadedEventLoopGroup.singleton, method: .PUT,
+                path: "/upload/collection?offset=\(offset)&total=\(container.count)&hostname=resumed-host", headers: [("X-Quarry-Upload-Token", token)],
+                body: piece).status
+        }
+        #expect(try await put(0, container.prefix(1000)) == 200)
+        #expect(try await put(0, container.prefix(1000)) == 409)
+        #expect(try await put(0, container.prefix(10), token: "QU.forged") == 401)
+        var uploader = try CollectionUploader(serverURL: config.serverURL, caCertificate: config.caCertificate, token: grant.token)
+        uploader.pieceBytes = 4096
+        #expect(try await uploader.status() == 1000)
+        let outcome = try await uploader.upload(path: work + "/c.zip", hostname: "resumed-host")
+        #expect(outcome.hostname == "resumed-host" && outcome.rows > 0)
+        #expect(try await fleet.results(["flow_id": outcome.flowId]).count == outcome.rows)
+        // No token, no answer.
+        let anonymous = try await Connector.request(
+            url: config.serverURL, tls: tls, group: MultiThreadedEventLoopGroup.singleton, method: .GET, path: "/upload/collection", headers: [], body: nil)
+        #expect(anonymous.status == 401)
     }
 }
 }

@@ -29,6 +29,7 @@ extension FleetServer {
         addAlertRoutes(api)
         addMonitoringRoutes(api)
         addImportRoutes(api)
+        addUploadRoutes(api: api, router: router)
         addConsoleRoutes(router)
         api.get("results") { [self] request, context in try await results(request, context) }
         api.get("audit") { [self] request, context in try await auditPage(request, context) }

@@ -36,15 +36,19 @@ extension FleetServer {
             let path = try await receiveImport(request, context)
             defer { unlink(path) }
             let hostname = query.string("hostname"), clientId = query.string("client_id")
-            let outcome: ImportOutcome = try await withCheckedThrowingContinuation { continuation in
-                // Reading the zip is blocking work: a thread of its own, not the task pool.
-                Thread {
-                    continuation.resume(with: Result { try self.importNow(path: path, hostname: hostname, clientId: clientId, caller: caller) })
-                }.start()
-            }
+            let outcome = try await importOnThread(path: path, hostname: hostname, clientId: clientId, creator: caller.user.name)
             let details = try JSONEncoder().encode(["hostname": outcome.hostname, "client_id": outcome.clientId, "rows": String(outcome.rows)])
             try await audit(caller, "import-collection", outcome.flowId, details)
             return try ok(outcome)
+        }
+    }
+
+    /// Runs the import on a thread of its own: reading the zip blocks, the task pool must not.
+    func importOnThread(path: String, hostname: String?, clientId: String?, creator: String) async throws -> ImportOutcome {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result { try self.importNow(path: path, hostname: hostname, clientId: clientId, creator: creator) })
+            }.start()
         }
     }
 
@@ -75,7 +79,7 @@ extension FleetServer {
     }
 
     /// The import itself, on a thread that may block.
-    func importNow(path: String, hostname: String?, clientId: String?, caller: Caller) throws -> ImportOutcome {
+    func importNow(path: String, hostname: String?, clientId: String?, creator: String) throws -> ImportOutcome {
         let reader: ZipReader
         do { reader = try ZipReader(path: path) } catch { throw APIFailure(status: 422, message: "not a collection container: \(error)") }
         if let data = reader.member("data.zip"), (try? reader.rawLocation(data).encrypted) == true {
@@ -108,7 +112,7 @@ extension FleetServer {
         let artifacts = sources.map { Self.split($0.label).artifact }.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         let flow = FlowRecord(
             flowId: Identifiers.flow(), clientId: client.clientId, request: CollectionRequest(artifacts: artifacts), state: .running,
-            creator: caller.user.name, createdAt: now)
+            creator: creator, createdAt: now)
         try runBlocking { try await store.addFlow(flow) }
         var seq = 0
         func ingest(_ payload: IngestBatch.Payload) throws {

@@ -20,6 +20,8 @@ public final class FleetServer: Sendable {
     public let metrics = FleetMetrics()
     let webhook: AlertWebhook
     let links = NIOLockedValueBox<[String: AgentSocket]>([:])
+    /// Collector uploads being received (token digests), one request at a time per token.
+    let uploadsInProgress = NIOLockedValueBox<Set<String>>([])
     /// API keys looked up recently (short TTL; forgotten at once on removal or rotation here).
     let keys: APIKeyCache
     /// HTTP requests and anonymous upgrades per address.
