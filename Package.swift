@@ -187,6 +187,7 @@ let package = Package(
         .testTarget(name: "QuarryAccessorsTests", dependencies: ["QuarryAccessors", "QuarryHost", "QuarryDetect", "VQL"]),
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "QuarryDetect", "QuarryHost", "QuarryAccessors", "VQL"]),
         .testTarget(name: "QuarryEventsTests", dependencies: ["QuarryEvents", "QuarryHost", "VQL"]),
+        .testTarget(name: "QuarryCollectorTests", dependencies: ["QuarryCollector", "Artifacts"]),
         .testTarget(name: "QuarryResponseTests", dependencies: ["QuarryResponse", "VQL", "CResponse", "Artifacts"]),
     ],
     swiftLanguageModes: [.v6]

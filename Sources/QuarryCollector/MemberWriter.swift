@@ -20,11 +20,13 @@ struct MemberWriter {
     let fd: Int32
     let path: String
     private(set) var position: UInt64 = 0
-    static let limit: UInt64 = 0xFFFF_FFFF
+    /// Sizes and offsets at or past this are written as zip64 (lower only in tests).
+    let limit: UInt64
 
-    init(fd: Int32, path: String) {
+    init(fd: Int32, path: String, zip64Threshold: UInt64 = 0xFFFF_FFFF) {
         self.fd = fd
         self.path = path
+        self.limit = zip64Threshold
     }
 
     mutating func append(_ bytes: [UInt8], count: Int) throws {
@@ -62,7 +64,7 @@ struct MemberWriter {
         let directoryStart = position
         var directory: [UInt8] = []
         for e in entries {
-            let bigSize = e.compressedSize >= Self.limit || e.size >= Self.limit, bigOffset = e.offset >= Self.limit
+            let bigSize = e.compressedSize >= limit || e.size >= limit, bigOffset = e.offset >= limit
             var zip64: [UInt8] = []
             if bigSize { zip64 += le64(e.size) + le64(e.compressedSize) }
             if bigOffset { zip64 += le64(e.offset) }
@@ -76,7 +78,7 @@ struct MemberWriter {
         }
         var tail: [UInt8] = []
         let end = directoryStart + UInt64(directory.count)
-        let zip64 = directoryStart >= Self.limit || end >= Self.limit
+        let zip64 = directoryStart >= limit || end >= limit
         if zip64 {
             tail += le32(0x0606_4B50) + le64(44) + le16(0x0300 | 45) + le16(45) + le32(0) + le32(0)
             tail += le64(UInt64(entries.count)) + le64(UInt64(entries.count)) + le64(UInt64(directory.count)) + le64(directoryStart)
@@ -91,7 +93,7 @@ struct MemberWriter {
     private func version(_ e: Entry, big: Bool) -> UInt16 { e.method == 99 ? 51 : (big ? 45 : 20) }
 
     private func localHeader(_ e: Entry) -> [UInt8] {
-        let big = e.compressedSize >= Self.limit || e.size >= Self.limit
+        let big = e.compressedSize >= limit || e.size >= limit
         let zip64 = big ? le16(1) + le16(16) + le64(e.size) + le64(e.compressedSize) : []
         let extra = zip64 + e.aesExtra
         var d = le32(0x0403_4B50) + le16(version(e, big: big)) + le16(e.flags) + le16(e.method) + le16(0) + le16(0x21) + le32(e.crc)

@@ -109,6 +109,10 @@ public enum SealedContainer {
 
     /// Writes `output` (private, atomically) from the clear container at `plainZip`.
     public static func seal(plainZip: String, output: String, metadata: Metadata, password: [UInt8], mode: mode_t = PrivateFile.privateMode) throws {
+        try seal(plainZip: plainZip, output: output, metadata: metadata, password: password, mode: mode, zip64Threshold: 0xFFFF_FFFF)
+    }
+
+    static func seal(plainZip: String, output: String, metadata: Metadata, password: [UInt8], mode: mode_t, zip64Threshold: UInt64) throws {
         let input = open(plainZip, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw SealError("cannot read \(plainZip): \(String(cString: strerror(errno)))") }
         defer { close(input) }
@@ -127,7 +131,7 @@ public enum SealedContainer {
             close(fd)
             if !ok { unlink(temporary) }
         }
-        var writer = MemberWriter(fd: fd, path: temporary)
+        var writer = MemberWriter(fd: fd, path: temporary, zip64Threshold: zip64Threshold)
         // metadata.json, stored in clear.
         let metadataEntry = try writer.addStored(name: "metadata.json", bytes: metadataBytes)
         // data.zip, the whole clear container as one encrypted member.
