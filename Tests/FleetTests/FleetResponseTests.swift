@@ -62,5 +62,63 @@ struct FleetResponseTests {
         let refused = try fleet.cli(["respond", "kill", id, "--pid", "1", "--reason", "try"], apiConfig: investigator)
         #expect(refused.status != 0 && refused.stderr.contains("REMEDIATION"), "\(refused.stderr)")
     }
+
+    @Test func secondAnalystApprovesResponseActions() async throws {
+        let fleet = try FleetHarness()
+        var config = try ConfigFile.load(ServerConfig.self, from: fleet.dir + "/srv/server0.yaml")
+        config.responseApprovals = true
+        try ConfigFile.save(config, to: fleet.dir + "/srv/server0.yaml")
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        let id = try #require(fleet.clientId("a"))
+        let olga = fleet.dir + "/olga.yaml", rita = fleet.dir + "/rita.yaml"
+        try fleet.check(fleet.cli(["user", "add", "olga", "--role", "administrator", "--output", olga]))
+        try fleet.check(fleet.cli(["user", "add", "rita", "--role", "reader", "--output", rita]))
+
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleeper.arguments = ["311"]
+        try sleeper.run()
+        defer { if sleeper.isRunning { kill(sleeper.processIdentifier, SIGKILL) } }
+        // The request is held: exit status 3, the action ID printed, the process alive.
+        let asked = try fleet.cli(["respond", "kill", id, "--pid", String(sleeper.processIdentifier), "--reason", "needs two"])
+        #expect(asked.status == 3, "\(asked.stderr)")
+        let action = try #require(asked.stdout.split(separator: "\n").first { $0.hasPrefix("A.") }.map(String.init))
+        try await Task.sleep(for: .seconds(1))
+        #expect(sleeper.isRunning)
+        #expect(try fleet.cli(["respond", "list", id, "--format", "jsonl"]).stdout.contains("awaiting approval"))
+
+        // Not by the requester, not by a reader; not around the rule by a raw hunt.
+        let own = try fleet.cli(["respond", "approve", action])
+        #expect(own.status != 0 && own.stderr.contains("another analyst"), "\(own.stderr)")
+        #expect(try fleet.cli(["respond", "approve", action], apiConfig: rita).status != 0)
+        let hunt = try fleet.cli(["hunt", "create", "Linux.Response.KillProcess", "--args", "Pid=\(sleeper.processIdentifier)"])
+        #expect(hunt.status != 0 && hunt.stderr.contains("approval"), "\(hunt.stderr)")
+        #expect(sleeper.isRunning)
+
+        // The second analyst approves: the action runs in the requester's name and the process dies.
+        let approved = try fleet.cli(["respond", "approve", action, "--reason", "confirmed"], apiConfig: olga)
+        #expect(approved.status == 0, "\(approved.stderr)")
+        sleeper.waitUntilExit()
+        #expect(sleeper.terminationReason == .uncaughtSignal)
+        #expect(try fleet.cli(["respond", "approve", action], apiConfig: olga).status != 0, "decided once")
+        let audit = try await fleet.get("/audit", as: [AuditEntry].self)
+        #expect(audit.contains { $0.action == "request-response" && $0.user == "admin" && $0.target == action })
+        #expect(audit.contains { $0.action == "approve-response" && $0.user == "olga" && $0.target == action })
+
+        // A denied action never runs.
+        let second = Process()
+        second.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        second.arguments = ["313"]
+        try second.run()
+        defer { if second.isRunning { kill(second.processIdentifier, SIGKILL) } }
+        let again = try fleet.cli(["respond", "kill", id, "--pid", String(second.processIdentifier), "--reason", "maybe"])
+        let other = try #require(again.stdout.split(separator: "\n").first { $0.hasPrefix("A.") }.map(String.init))
+        try fleet.check(fleet.cli(["respond", "deny", other, "--reason", "false positive"], apiConfig: olga))
+        try await Task.sleep(for: .seconds(1))
+        #expect(second.isRunning)
+        #expect(try fleet.cli(["respond", "list", id, "--format", "jsonl"]).stdout.contains("denied by olga"))
+    }
 }
 }

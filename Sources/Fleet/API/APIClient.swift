@@ -37,6 +37,11 @@ public struct APIClient: Sendable {
 
     /// One call's answer body; an answer other than 200 is thrown as an `APIError` with the server's message.
     func raw(_ method: HTTPMethod, _ path: String, query: [String: String?], body: Data?) async throws -> Data {
+        try await raw(method, path, query: query, body: body, accepting: [200]).body
+    }
+
+    /// One call's status and body; a status outside `accepting` is thrown as an `APIError`.
+    func raw(_ method: HTTPMethod, _ path: String, query: [String: String?], body: Data?, accepting: Set<Int>) async throws -> (status: Int, body: Data) {
         var components = URLComponents()
         components.path = "/api/v1" + path
         let items = query.compactMap { key, value in value.map { URLQueryItem(name: key, value: $0) } }.sorted { $0.name < $1.name }
@@ -44,11 +49,23 @@ public struct APIClient: Sendable {
         let (status, data) = try await Connector.request(
             url: config.serverURL, tls: tls, group: group, method: method, path: components.string ?? components.path,
             headers: [("Authorization", "Bearer " + config.apiKey)], body: body)
-        guard status == 200 else {
+        guard accepting.contains(status) else {
             let message = ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["error"] as? String ?? String(decoding: data, as: UTF8.self)
             throw APIError(status: status, message: message)
         }
-        return data
+        return (status, data)
+    }
+
+    /// Starts a collection; a response action the server holds for a second analyst's approval
+    /// comes back as `.awaitingApproval`.
+    public func collect(_ body: CollectRequestBody) async throws -> CollectOutcome {
+        let (status, data) = try await raw(.POST, "/collect", query: [:], body: try JSONEncoder().encode(body), accepting: [200, 202])
+        do {
+            return status == 202 ? .awaitingApproval(try JSONDecoder().decode(PendingAction.self, from: data))
+                : .started(try JSONDecoder().decode(FlowRecord.self, from: data))
+        } catch {
+            throw APIError(status: status, message: "unexpected answer from the server: \(error)")
+        }
     }
 
     public func delete<T: Decodable>(_ path: String, as type: T.Type) async throws -> T {

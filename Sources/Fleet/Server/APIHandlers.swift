@@ -151,21 +151,25 @@ extension FleetServer {
         return try await store.clients().map { ClientView(client: $0, connected: connected.contains($0.clientId)) }
     }
 
-    func collect(_ body: CollectRequestBody, caller: Caller, raw: Data) async throws -> FlowRecord {
+    func collect(_ body: CollectRequestBody, caller: Caller, raw: Data) async throws -> CollectOutcome {
         try caller.require("COLLECT_CLIENT")
         try checkArtifacts(body.request.artifacts, caller: caller)
         guard let client = try await store.client(body.clientId) else { throw APIFailure(status: 404, message: "no client \(body.clientId)") }
         guard !client.revoked else { throw APIFailure(status: 409, message: "client \(body.clientId) is revoked") }
+        if config.responseApprovals && needsRemediation(body.request.artifacts) {
+            return .awaitingApproval(try await requestApproval(body, caller: caller, raw: raw))
+        }
         let flow = FlowRecord(flowId: Identifiers.flow(), clientId: body.clientId, request: body.request, creator: caller.user.name, createdAt: Date().timeIntervalSince1970)
         try await store.addFlow(flow)
         try await audit(caller, "collect", flow.flowId, raw)
         deliver(flow)
-        return flow
+        return .started(flow)
     }
 
     func createHunt(_ body: HuntRequestBody, caller: Caller, raw: Data) async throws -> HuntRecord {
         try caller.require("START_HUNT")
         try checkArtifacts(body.request.artifacts, caller: caller)
+        try refuseResponseHunts(body.request.artifacts)
         if let schedule = body.schedule {
             do { _ = try CronSchedule(schedule) } catch { throw APIFailure(status: 400, message: "schedule: \(error)") }
         }
@@ -192,6 +196,7 @@ extension FleetServer {
             guard hunt.state == .paused || hunt.state == .stopped else { throw APIFailure(status: 409, message: "hunt \(huntId) is \(hunt.state.rawValue)") }
             guard hunt.expiresAt > Date().timeIntervalSince1970 else { throw APIFailure(status: 409, message: "hunt \(huntId) has expired") }
             try checkArtifacts(hunt.request.artifacts, caller: caller)
+            try refuseResponseHunts(hunt.request.artifacts)
             hunt.state = .running
         case "stop":
             guard hunt.state == .running || hunt.state == .paused else { throw APIFailure(status: 409, message: "hunt \(huntId) is \(hunt.state.rawValue)") }

@@ -29,6 +29,7 @@ extension FleetServer {
         addAlertRoutes(api)
         addMonitoringRoutes(api)
         addImportRoutes(api)
+        addApprovalRoutes(api)
         addUploadRoutes(api: api, router: router)
         addConsoleRoutes(router)
         api.get("results") { [self] request, context in try await results(request, context) }
@@ -107,7 +108,10 @@ extension FleetServer {
         }
         api.post("collect") { [self] request, context in
             let (body, raw) = try await context.decode(CollectRequestBody.self, from: request, limit: config.limits.maxCollectionBodyBytes)
-            return try ok(try await collect(body, caller: context.requireCaller(), raw: raw))
+            switch try await collect(body, caller: context.requireCaller(), raw: raw) {
+            case .started(let flow): return try ok(flow)
+            case .awaitingApproval(let action): return jsonResponse(try encode(action), status: .accepted)
+            }
         }
     }
 

@@ -11,7 +11,10 @@ import VQL
 struct RespondCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "respond", abstract: "Act on a client: kill, quarantine, restore, isolate, unisolate; list actions.",
-        subcommands: [RespondKill.self, RespondQuarantine.self, RespondRestore.self, RespondIsolate.self, RespondUnisolate.self, RespondList.self])
+        subcommands: [
+            RespondKill.self, RespondQuarantine.self, RespondRestore.self, RespondIsolate.self, RespondUnisolate.self, RespondList.self,
+            RespondApprove.self, RespondDeny.self,
+        ])
 }
 
 /// What every action takes: the client, a reason (required: it is what the audit trail is for),
@@ -34,7 +37,27 @@ struct ResponseOptions: ParsableArguments {
         var all = parameters
         all["Reason"] = reason
         let body = CollectRequestBody(clientId: clientId, request: CollectionRequest(artifacts: [artifact], parameters: all, timeout: wait))
-        let flow = try runBlocking { try await client.post("/collect", body: body, as: FlowRecord.self) }
+        switch try runBlocking({ try await client.collect(body) }) {
+        case .started(let flow):
+            try ResponseWaiter(client: client, format: format, wait: wait).finish(flow, artifact: artifact, succeeded: succeeded)
+        case .awaitingApproval(let action):
+            printError("\(action.id): \(artifact) on \(clientId) awaits a second analyst's approval: quarry respond approve \(action.id)")
+            print(action.id)
+            throw ExitCode(ResponseWaiter.awaitingApproval)
+        }
+    }
+}
+
+/// Waits for a response flow to end, prints its rows, and fails when it did not do what it should.
+struct ResponseWaiter {
+    /// The exit status of an action that waits for approval (neither done nor failed).
+    static let awaitingApproval: Int32 = 3
+    let client: APIClient
+    let format: FormatOption
+    let wait: Double
+
+    func finish(_ flow: FlowRecord, artifact: String, succeeded: ([Value]) -> Bool) throws {
+        let clientId = flow.clientId
         let deadline = Date().addingTimeInterval(wait + 30)
         var current = flow
         while !current.state.isFinal {
@@ -140,7 +163,18 @@ struct RespondList: ParsableCommand {
         let client = try api.client()
         let flows = try runBlocking { try await client.get("/flows", query: ["client_id": clientId], as: [FlowRecord].self) }
         let actions = flows.filter { $0.request.artifacts.contains { $0.hasPrefix("Linux.Response.") } }.sorted { $0.createdAt > $1.createdAt }
-        try format.print(actions.map { flow in
+        // Actions held for approval (or denied) have no flow yet: they come first.
+        let held = try runBlocking { try await client.get("/respond/actions", query: ["client_id": clientId], as: [PendingAction].self) }.filter { $0.state != .approved }
+        let heldRows: [Value] = held.map { action in
+            .dict(Dict([
+                ("FlowId", .string(action.id)), ("ClientId", .string(action.clientId)), ("Action", .string(action.request.artifacts.joined(separator: ","))),
+                ("State", .string(action.state == .pending ? "awaiting approval" : "denied by \(action.decidedBy ?? "?")")),
+                ("Creator", .string(action.requester)), ("Created", isoTime(action.createdAt)), ("Reason", .string(action.reason)),
+                ("Parameters", .string(action.request.parameters.filter { $0.key != "Reason" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))),
+                ("Errors", .string(action.decisionReason ?? "")),
+            ]))
+        }
+        try format.print(heldRows + actions.map { flow in
             .dict(Dict([
                 ("FlowId", .string(flow.flowId)), ("ClientId", .string(flow.clientId)),
                 ("Action", .string(flow.request.artifacts.joined(separator: ","))), ("State", .string(flow.state.rawValue)),
@@ -150,5 +184,40 @@ struct RespondList: ParsableCommand {
                 ("Errors", .string(flow.errors.joined(separator: "; "))),
             ]))
         })
+    }
+}
+
+/// `quarry respond approve A.… [--reason TEXT]`: a second analyst lets a pending action run, then
+/// waits for it like the action itself would have.
+struct RespondApprove: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "approve", abstract: "Approve another analyst's pending response action, and wait for it.")
+    @Argument(help: "The action ID (A.…).") var actionId: String
+    @Option(help: "A note kept with the decision.") var reason: String?
+    @Option(help: "Seconds to wait for the client to act.") var wait: Double = 120
+    @OptionGroup var api: APIOptions
+    @OptionGroup var format: FormatOption
+
+    func run() throws {
+        let client = try api.client()
+        let (id, note) = (actionId, reason)
+        let action = try runBlocking { try await client.post("/respond/actions/\(id)/approve", body: ["reason": note], as: PendingAction.self) }
+        guard let flowId = action.flowId else { throw ValidationError("\(id) was approved but started no flow") }
+        let flow = try runBlocking { try await client.get("/flows/\(flowId)", as: FlowView.self) }.flow
+        try ResponseWaiter(client: client, format: format, wait: wait).finish(flow, artifact: action.request.artifacts.joined(separator: ",")) { _ in true }
+    }
+}
+
+/// `quarry respond deny A.… --reason TEXT`.
+struct RespondDeny: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "deny", abstract: "Refuse another analyst's pending response action.")
+    @Argument(help: "The action ID (A.…).") var actionId: String
+    @Option(help: "Why (kept with the decision).") var reason: String
+    @OptionGroup var api: APIOptions
+
+    func run() throws {
+        let client = try api.client()
+        let (id, note) = (actionId, reason)
+        let action = try runBlocking { try await client.post("/respond/actions/\(id)/deny", body: ["reason": note], as: PendingAction.self) }
+        print("\(action.id): denied by \(action.decidedBy ?? "?")")
     }
 }
