@@ -68,12 +68,17 @@ public enum ContainerLayout {
 
     /// Every row of a source, as JSON texts, read part after part from the file; `body` returns
     /// false to stop.
-    public static func forEachRow(_ reader: ZipReader, _ source: Source, _ body: (ArraySlice<UInt8>) throws -> Bool) throws {
+    /// A row longer than `maxRowBytes` (a member with no line break, as a zip bomb would have) is an
+    /// error, never an unbounded buffer.
+    public static func forEachRow(_ reader: ZipReader, _ source: Source, maxRowBytes: Int = 64 << 20, _ body: (ArraySlice<UInt8>) throws -> Bool) throws {
         for member in source.members {
             let stream = try reader.open(member)
             var carry: [UInt8] = []
             while let chunk = try stream.read(max: 1 << 20) {
                 carry.append(contentsOf: chunk)
+                if carry.count > maxRowBytes && !carry.contains(0x0A) {
+                    throw ZipError(message: "\(member): a row longer than \(maxRowBytes) bytes")
+                }
                 var start = carry.startIndex
                 while let newline = carry[start...].firstIndex(of: 0x0A) {
                     if newline > start, try !body(carry[start..<newline]) { return }

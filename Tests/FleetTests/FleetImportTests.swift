@@ -144,5 +144,26 @@ struct FleetImportTests {
             url: config.serverURL, tls: tls, group: MultiThreadedEventLoopGroup.singleton, method: .GET, path: "/upload/collection", headers: [], body: nil)
         #expect(anonymous.status == 401)
     }
+
+    /// A zip bomb (a small deflated member that inflates to rows far past the budget) is refused
+    /// with a reason, and nothing of it is kept.
+    @Test func inflatingContainerIsRefused() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        let work = fleet.dir + "/bomb"
+        try FileManager.default.createDirectory(atPath: work + "/results", withIntermediateDirectories: true)
+        // 300 MiB of short rows, deflated by zip to well under 1 MiB.
+        let script = "python3 -c \"import sys\nrow=b'{\\\"A\\\":1}\\n'\nf=open(sys.argv[1],'wb')\nfor i in range(300): f.write(row*(1048576//len(row)))\" results/Bomb.Rows.json && zip -q -9 bomb.zip results/Bomb.Rows.json && rm results/Bomb.Rows.json"
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.arguments = ["-c", script]
+        shell.currentDirectoryURL = URL(fileURLWithPath: work)
+        try shell.run()
+        shell.waitUntilExit()
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: work + "/bomb.zip")[.size] as? Int)
+        #expect(size < 2 << 20)
+        let refused = try fleet.cli(["collection", "import", work + "/bomb.zip", "--hostname", "bomb-host"])
+        #expect(refused.status != 0 && refused.stderr.contains("inflates past"), "\(refused.stderr)")
+    }
 }
 }

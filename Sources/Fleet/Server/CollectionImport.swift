@@ -27,6 +27,8 @@ extension FleetServer {
     /// Rows per stored batch.
     static let importBatchRows = 1_000
     static let importBatchBytes = 1 << 20
+    /// How many times its own size a container may inflate to (rows and files), at least 256 MiB.
+    static let importInflation: Int64 = 20
 
     func addImportRoutes(_ api: RouterGroup<FleetRequestContext>) {
         api.post("collections/import") { [self] request, context in
@@ -86,6 +88,21 @@ extension FleetServer {
             throw APIFailure(status: 422, message: "the collection is encrypted: decrypt it first (quarry collection import --key or --password-stdin does it on your side)")
         }
         let sources = ContainerLayout.sources(reader)
+        // What the container may inflate to: a zip bomb is refused, not stored.
+        let containerBytes = Int64((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0)
+        let budget = max(Int64(256 << 20), containerBytes * Self.importInflation)
+        var inflated: Int64 = 0
+        func spend(_ bytes: Int) throws {
+            inflated += Int64(bytes)
+            guard inflated <= budget else {
+                throw APIFailure(status: 422, message: "the container inflates past \(budget) bytes (\(Self.importInflation)× its size): refused")
+            }
+        }
+        // First by what the directory declares (cheap), then as the bytes really come (a lying directory).
+        let declared = reader.members.reduce(Int64(0)) { $0 + Int64($1.size) }
+        guard declared <= budget else {
+            throw APIFailure(status: 422, message: "the container inflates past \(budget) bytes (\(Self.importInflation)× its size): refused")
+        }
         guard let host = hostname ?? Self.hostname(in: reader, sources: sources), !host.isEmpty else {
             throw APIFailure(status: 422, message: "the container does not say which host it came from: give hostname=")
         }
@@ -129,6 +146,7 @@ extension FleetServer {
             var rows: [String] = [], bytes = 0, count = 0
             var failure: (any Error)?
             try ContainerLayout.forEachRow(reader, source) { row in
+                do { try spend(row.count) } catch { failure = error; return false }
                 rows.append(String(decoding: row, as: UTF8.self))
                 bytes += row.count
                 count += 1
@@ -146,6 +164,7 @@ extension FleetServer {
         }
         var uploads = 0
         for member in reader.members where member.name.hasPrefix("uploads/") && !member.name.hasSuffix(".idx") && !member.name.hasSuffix("/") {
+            try spend(member.size)
             try ingest(.upload(try fileUpload(reader, member, flowId: flow.flowId)))
             uploads += 1
         }
@@ -174,6 +193,8 @@ extension FleetServer {
             sha.update(data: chunk)
             md5.update(data: chunk)
             size += Int64(chunk.count)
+            // The directory's size was counted against the budget: not a byte more.
+            guard size <= Int64(member.size) else { throw APIFailure(status: 422, message: "\(member.name) holds more than its declared \(member.size) bytes") }
             try PrivateFile.writeAll(fd, chunk, path: staging)
         }
         let digest = sha.finalize().map { String(format: "%02x", $0) }.joined()
