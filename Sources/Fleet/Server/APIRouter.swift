@@ -28,6 +28,7 @@ extension FleetServer {
         addServerVQLRoutes(api)
         addAlertRoutes(api)
         addMonitoringRoutes(api)
+        addServerMonitoringRoutes(api)
         addConsoleRoutes(router)
         api.get("results") { [self] request, context in try await results(request, context) }
         api.get("audit") { [self] request, context in try await auditPage(request, context) }
