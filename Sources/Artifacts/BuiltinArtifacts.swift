@@ -1206,5 +1206,55 @@ sources:
 
 """#,
         ),
+        (
+            "Server/Detection/ExecFromTmp.yaml",
+            #"""
+name: Server.Detection.ExecFromTmp
+author: Quarry
+description: |
+  Runs on the server (add it with `quarry monitoring add --server`) over the exec events that
+  agents send, and raises an alert for each program started from a place an intruder can write
+  without privileges or from memory: /tmp, /var/tmp, /dev/shm, a memfd, or a file deleted after
+  it started. Unlike Linux.Detection.ExecFromTmp, which decides on the endpoint, the rule lives
+  in one place: changing it changes it for the whole fleet at once, and agents only need to
+  stream their exec events (Linux.Events.ProcessExecutions in the client monitoring table).
+
+  Each match is a row of this artifact's server events and an alert for the client it concerns,
+  carrying the process, its parent, user, program and command line. Sigma-style metadata:
+  level high; tags attack.execution, attack.defense_evasion, attack.t1036 (masquerading, a
+  program run from a temporary folder) and attack.t1620 (reflective code loading, a program run
+  from memory); the alert's Technique says which applies.
+reference:
+  - https://attack.mitre.org/techniques/T1036/
+  - https://attack.mitre.org/techniques/T1620/
+type: SERVER_EVENT
+parameters:
+  - name: EventArtifact
+    description: The client event artifact whose rows are examined (columns Exe, CommandLine, Pid, Ppid, ParentName, User, Fileless).
+    default: Linux.Events.ProcessExecutions
+  - name: PathRegex
+    description: Programs whose path matches this are reported.
+    default: ^(/tmp/|/var/tmp/|/dev/shm/|/run/shm/|memfd:)
+    type: regex
+  - name: Severity
+    description: The alerts' severity (info, low, medium, high, critical).
+    default: high
+  - name: DedupSeconds
+    description: An identical alert (same client, process and details) is raised at most once in this many seconds (0 - every time).
+    type: int
+    default: 60
+sources:
+  - query: |
+      SELECT ClientId, Time, Pid, Ppid, ParentName, User, Exe, CommandLine, Fileless,
+             alert(name='Server.Detection.ExecFromTmp', severity=Severity, dedup=DedupSeconds,
+                   client_id=ClientId, Pid=Pid, Ppid=Ppid, ParentName=ParentName, User=User,
+                   Exe=Exe, CommandLine=CommandLine, Fileless=Fileless,
+                   Technique=if(condition=Fileless, then='T1620', else='T1036'),
+                   Tags='attack.execution,attack.defense_evasion') AS Alerted
+      FROM watch_monitoring(artifact=EventArtifact)
+      WHERE Exe =~ PathRegex OR Fileless
+
+"""#,
+        ),
     ]
 }

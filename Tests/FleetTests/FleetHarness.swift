@@ -163,6 +163,22 @@ final class FleetHarness: @unchecked Sendable {
         sources:
           - query: SELECT Unix AS Tick FROM clock(ms=atoi(string=Millis))
         ---
+        name: Test.ExecEvents
+        type: CLIENT_EVENT
+        parameters:
+          - name: Exe
+            default: /tmp/quarry-dropper
+        sources:
+          - query: |
+              SELECT Unix AS Time, 4242 AS Pid, 1 AS Ppid, 'bash' AS ParentName, 'root' AS User, Exe,
+                     Exe + ' --beacon' AS CommandLine, false AS Fileless
+              FROM clock(ms=500)
+        ---
+        name: Test.ServerFail
+        type: SERVER_EVENT
+        sources:
+          - query: SELECT * FROM no_such_rule_plugin()
+        ---
         name: Test.Files
         parameters:
           - name: Dir

@@ -22,6 +22,11 @@ extension APIClient {
     public func monitoringTable() async throws -> [MonitoringEntry] {
         try await get("/monitoring", as: [MonitoringEntry].self)
     }
+
+    /// The server monitoring table.
+    public func serverMonitoringTable() async throws -> [MonitoringEntry] {
+        try await get("/server-monitoring", as: [MonitoringEntry].self)
+    }
 }
 
 /// Event rows as VQL values: the row's own columns after `ClientId` and `_ts` (when the server

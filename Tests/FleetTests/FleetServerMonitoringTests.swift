@@ -1,0 +1,94 @@
+import Fleet
+import FleetCore
+import Foundation
+import Testing
+
+/// Detection on the server, end to end with real processes: a SERVER_EVENT artifact in the server
+/// monitoring table runs inside the server over the events a real agent sends, its rows become
+/// server events and its alert() calls alerts; removing it stops it; a failing query is restarted
+/// and logged; only administrators change the table.
+extension FleetTests {
+@Suite(.serialized, .enabled(if: FleetHarness.available, "run `swift build` first"))
+struct FleetServerMonitoringTests {
+    static let detection = "Server.Detection.ExecFromTmp"
+
+    func alerts(_ fleet: FleetHarness, _ id: String) async -> [AlertRecord] {
+        ((try? await fleet.get("/alerts", query: ["client_id": id, "limit": "1000"], as: [AlertRecord].self)) ?? []).filter { $0.name == Self.detection }
+    }
+
+    @Test func aServerDetectionTurnsAgentEventsIntoAlertsUntilRemoved() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        let id = try #require(fleet.clientId("a"))
+
+        // Roles: readers see the table, only administrators (COLLECT_SERVER) change it.
+        let reader = fleet.dir + "/reader.yaml", investigator = fleet.dir + "/investigator.yaml"
+        try fleet.check(fleet.cli(["user", "add", "rita", "--role", "reader", "--output", reader]))
+        try fleet.check(fleet.cli(["user", "add", "ivan", "--role", "investigator", "--output", investigator]))
+        for config in [reader, investigator] {
+            let refused = try fleet.cli(["monitoring", "add", "--server", Self.detection], apiConfig: config)
+            #expect(refused.status != 0 && refused.stderr.contains("COLLECT_SERVER"), "\(refused.stderr)")
+        }
+        // A client event artifact is not a server one; unknown parameters are named.
+        let wrongType = try fleet.cli(["monitoring", "add", "--server", "Test.Clock"])
+        #expect(wrongType.status != 0 && wrongType.stderr.contains("SERVER_EVENT"), "\(wrongType.stderr)")
+        let wrongParameter = try fleet.cli(["monitoring", "add", "--server", Self.detection, "--args", "Severty=low"])
+        #expect(wrongParameter.status != 0 && wrongParameter.stderr.contains("did you mean Severity"), "\(wrongParameter.stderr)")
+
+        let marker = "/tmp/quarry-dropper-\(UInt32.random(in: 0...UInt32.max))"
+        try fleet.check(fleet.cli(["monitoring", "add", "--server", Self.detection, "--args", "EventArtifact=Test.ExecEvents", "--args", "DedupSeconds=0"]))
+        let shown = try fleet.cli(["monitoring", "show", "--server", "--format", "jsonl"], apiConfig: reader)
+        #expect(shown.status == 0 && shown.stdout.contains(Self.detection) && shown.stdout.contains("\"Creator\":\"admin\""), "\(shown.stdout) \(shown.stderr)")
+        try fleet.check(fleet.cli(["monitoring", "add", "Test.ExecEvents", "--args", "Exe=\(marker)"]))
+
+        try await fleet.waitUntil(timeout: 30, "an alert from the server detection") { await !alerts(fleet, id).isEmpty }
+        let alert = try #require(await alerts(fleet, id).last)
+        #expect(alert.artifact == Self.detection && alert.flowId.isEmpty && alert.severity == .high)
+        #expect(alert.details.contains(marker) && alert.details.contains("T1036"), "\(alert.details)")
+        // Event -> alert: from the server storing the agent's event to the alert stored.
+        let api = try fleet.api()
+        let events = try await api.eventsPage(["artifact": "Test.ExecEvents", "client_id": id], after: nil)
+        let first = try #require(events.first)
+        print("agent event stored -> server alert stored: \(Int(((alert.time - first.time) * 1000).rounded())) ms")
+        #expect(alert.time - first.time < 5)
+        // Audited as raised by the server; the rows are the artifact's server events.
+        let audit = try await fleet.get("/audit", as: [AuditEntry].self)
+        #expect(audit.contains { $0.action == "alert" && $0.user == "server" && $0.target == Self.detection })
+        #expect(audit.contains { $0.action == "server-monitoring-add" && $0.user == "admin" && $0.target == Self.detection })
+        let rows = try fleet.cli(["events", Self.detection, "--format", "jsonl"], apiConfig: reader)
+        #expect(rows.status == 0 && rows.stdout.contains("\"ClientId\":\"\(id)\"") && rows.stdout.contains(marker), "\(rows.stdout.prefix(500)) \(rows.stderr)")
+
+        // Removed: the server stops it, and no alert follows.
+        try fleet.check(fleet.cli(["monitoring", "rm", "--server", Self.detection]))
+        try await fleet.waitUntil(timeout: 10, "the detection to stop") { fleet.log("server").contains("server monitoring: \(Self.detection) stopped") }
+        let before = await alerts(fleet, id).count
+        try await Task.sleep(for: .seconds(2))
+        #expect(await alerts(fleet, id).count == before)
+        #expect(try fleet.cli(["monitoring", "rm", "--server", Self.detection]).status != 0)
+        #expect(try await fleet.get("/audit", as: [AuditEntry].self).contains { $0.action == "server-monitoring-remove" })
+        try fleet.check(fleet.cli(["monitoring", "rm", "Test.ExecEvents"]))
+    }
+
+    @Test func aFailingServerQueryIsRestartedWithBackoffAndTheServerStaysUp() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.check(fleet.cli(["monitoring", "add", "--server", "Test.ServerFail"]))
+        // Restarted after 1 s, then 2 s: each end logged with the reason and the pause.
+        try await fleet.waitUntil(timeout: 20, "two restarts") { fleet.log("server").contains("Test.ServerFail") && fleet.log("server").contains("restart 2 in 2 s") }
+        let log = fleet.log("server")
+        #expect(log.contains("restart 1 in 1 s") && log.contains("no_such_rule_plugin"), "\(log.suffix(2000))")
+        // The table survives a server restart and runs again at start.
+        fleet.killServer()
+        try await fleet.startServer()
+        try await fleet.waitUntil(timeout: 20, "the query to run again after the restart") {
+            fleet.log("server").components(separatedBy: "server monitoring: starting Test.ServerFail").count == 3
+        }
+        let table = try await fleet.get("/server-monitoring", as: [MonitoringEntry].self)
+        #expect(table.map(\.artifact) == ["Test.ServerFail"])
+        try fleet.check(fleet.cli(["monitoring", "rm", "--server", "Test.ServerFail"]))
+        try await fleet.waitUntil(timeout: 10, "the query to stop") { fleet.log("server").contains("server monitoring: Test.ServerFail stopped") }
+    }
+}
+}
