@@ -100,30 +100,8 @@ struct FleetAlertTests {
         try fleet.check(fleet.cli(["monitoring", "add", "Linux.Detection.ExecFromTmp"]))
         let dropped = fleet.dir + "/dropper"
         try FileManager.default.copyItem(atPath: "/bin/true", toPath: dropped)
-        // Until the agent's watch is attached an exec goes unseen: run marked execs until one alerts.
-        var latency: Double?
-        let deadline = Date().addingTimeInterval(90)
-        var attempt = 0
-        while latency == nil, Date() < deadline {
-            attempt += 1
-            let marker = "quarry-exec-\(attempt)-\(UInt32.random(in: 0...UInt32.max))"
-            let run = Process()
-            run.executableURL = URL(fileURLWithPath: dropped)
-            run.arguments = [marker]
-            let started = Date()
-            try run.run()
-            run.waitUntilExit()
-            while Date().timeIntervalSince(started) < 3 {
-                let alerts = (try? await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self)) ?? []
-                if alerts.contains(where: { $0.details.contains(marker) }) {
-                    latency = Date().timeIntervalSince(started)
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-        }
-        let seconds = try #require(latency, "no alert for an exec from \(dropped) within 90 s")
-        print("exec from /tmp on the agent -> alert stored on the server: \(Int(seconds * 1000)) ms (attempt \(attempt))")
+        let caught = try #require(try await fleet.execUntilAlert(dropped, clientId: id), "no alert for an exec from \(dropped) within 90 s")
+        print("exec from /tmp on the agent -> alert stored on the server: \(Int(caught.seconds * 1000)) ms (attempt \(caught.attempts))")
         let alert = try #require(try await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self).first)
         #expect(alert.name == "Linux.Detection.ExecFromTmp" && alert.severity == .high && alert.artifact == "Linux.Detection.ExecFromTmp")
         #expect(alert.details.contains(dropped) && alert.details.contains("T1036"), "\(alert.details)")

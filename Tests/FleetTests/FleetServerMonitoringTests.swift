@@ -71,6 +71,25 @@ struct FleetServerMonitoringTests {
         try fleet.check(fleet.cli(["monitoring", "rm", "Test.ExecEvents"]))
     }
 
+    /// The rule on the server over a real agent's exec events (eBPF or the process connector):
+    /// a program started from /tmp becomes an alert. Prints the exec-to-alert time.
+    @Test(.enabled(if: getuid() == 0, "eBPF or the process connector needs root"))
+    func aRealExecFromTmpBecomesAnAlertThroughTheServerRule() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        let id = try #require(fleet.clientId("a"))
+        try fleet.check(fleet.cli(["monitoring", "add", "--server", Self.detection]))
+        try fleet.check(fleet.cli(["monitoring", "add", "Linux.Events.ProcessExecutions"]))
+        let dropped = fleet.dir + "/dropper"
+        try FileManager.default.copyItem(atPath: "/bin/true", toPath: dropped)
+        let caught = try #require(try await fleet.execUntilAlert(dropped, clientId: id), "no alert for an exec from \(dropped) within 90 s")
+        print("exec from /tmp on the agent -> alert from the server rule stored: \(Int(caught.seconds * 1000)) ms (attempt \(caught.attempts))")
+        let alert = try #require(await alerts(fleet, id).first)
+        #expect(alert.artifact == Self.detection && alert.details.contains(dropped) && alert.details.contains("T1036"), "\(alert.details)")
+    }
+
     @Test func aFailingServerQueryIsRestartedWithBackoffAndTheServerStaysUp() async throws {
         let fleet = try FleetHarness()
         try await fleet.startServer()
