@@ -19,6 +19,9 @@ final class ServerMonitors: Sendable {
     /// The table as last applied (so an unchanged table is not applied again).
     let applied = NIOLockedValueBox<[MonitoringEntry]?>(nil)
     let stopped = NIOLockedValueBox(false)
+    /// One refresh at a time: a refresh asked for while one runs makes it read the table again,
+    /// so an older read never overrides a newer one.
+    let refreshing = NIOLockedValueBox((running: false, again: false))
     private let lastSeq = NIOLockedValueBox(0)
 
     init(makeRegistry: @escaping @Sendable (ArtifactRepository) -> Registry) { self.makeRegistry = makeRegistry }
@@ -42,15 +45,33 @@ final class ServerMonitors: Sendable {
 extension FleetServer {
     /// Reads the table and runs exactly its artifacts, when it changed since it was last applied.
     func refreshServerMonitoring() async {
-        do {
-            let table = try await store.serverMonitoringTable()
-            let changed = serverMonitors.applied.withLockedValue { applied -> Bool in
-                defer { applied = table }
-                return applied != table
+        let first = serverMonitors.refreshing.withLockedValue { state -> Bool in
+            if state.running {
+                state.again = true
+                return false
             }
-            if changed { applyServerMonitoring(table) }
-        } catch {
-            log("server monitoring: cannot read the table: \(error)")
+            state.running = true
+            return true
+        }
+        guard first else { return }
+        repeat {
+            do {
+                let table = try await store.serverMonitoringTable()
+                let changed = serverMonitors.applied.withLockedValue { applied -> Bool in
+                    defer { applied = table }
+                    return applied != table
+                }
+                if changed { applyServerMonitoring(table) }
+            } catch {
+                log("server monitoring: cannot read the table: \(error)")
+            }
+        } while serverMonitors.refreshing.withLockedValue { state -> Bool in
+            if state.again {
+                state.again = false
+                return true
+            }
+            state.running = false
+            return false
         }
     }
 

@@ -28,7 +28,7 @@ final class EventFollower: @unchecked Sendable {
     private var head = 0
     private let ready = DispatchSemaphore(value: 0)
     private var pump: Task<Void, Never>?
-    private(set) var dropped = 0
+    private var dropped = 0
 
     init(_ stream: AsyncStream<EventRow>) {
         pump = Task { [weak self] in
@@ -70,6 +70,14 @@ final class EventFollower: @unchecked Sendable {
                 head = 0
             }
             return row
+        }
+    }
+
+    /// Rows dropped since the last call.
+    func takeDropped() -> Int {
+        lock.withLock {
+            defer { dropped = 0 }
+            return dropped
         }
     }
 

@@ -129,7 +129,11 @@ enum ServerMonitoring {
         return GeneratorCursor(onClose: { follower.stop() }) {
             while true {
                 try cancellation.check()
-                guard let row = follower.next(wait: 0.1) else { continue }
+                guard let row = follower.next(wait: 0.1) else {
+                    let lost = follower.takeDropped()
+                    if lost > 0 { ctx.log(.warning, "watch_monitoring(\(artifact)): \(lost) rows dropped: the query is slower than the events") }
+                    continue
+                }
                 if let source, row.source != source { continue }
                 if let clientId, row.clientId != clientId { continue }
                 return EventRows.value(row)
