@@ -1256,5 +1256,44 @@ sources:
 
 """#,
         ),
+        (
+            "Server/Detection/YaraHits.yaml",
+            #"""
+name: Server.Detection.YaraHits
+author: Quarry
+description: |
+  Runs on the server (add it with `quarry monitoring add --server`) over every collection an
+  agent finishes — a hunt's or a single one — and raises an alert when a detection artifact
+  (YARA scans by default) returned rows: a hit anywhere in the fleet reaches the alert list, the
+  audit log and the webhook the moment its flow ends, without anyone reading the hunt's results.
+
+  Follows System.Flow.Completion. Each alert names the client, the flow, the hunt (if any), the
+  sources that returned rows and how many rows the flow stored. Sigma-style metadata: level
+  high; tags attack.execution and attack.defense_evasion (what a YARA rule usually finds:
+  malware on disk or in memory, T1027 obfuscated files); the rule's own name is in the rows.
+reference:
+  - https://attack.mitre.org/techniques/T1027/
+type: SERVER_EVENT
+parameters:
+  - name: ArtifactRegex
+    description: Alert when a source whose name (Artifact or Artifact/Source) matches this returned rows.
+    default: Yara
+    type: regex
+  - name: Severity
+    description: The alerts' severity (info, low, medium, high, critical).
+    default: high
+sources:
+  - query: |
+      SELECT ClientId, FlowId, Flow.hunt_id AS HuntId, Flow.artifacts_with_results AS Sources,
+             Flow.total_collected_rows AS Rows,
+             alert(name='Server.Detection.YaraHits', severity=Severity, dedup=-1,
+                   client_id=ClientId, FlowId=FlowId, HuntId=Flow.hunt_id,
+                   Sources=Flow.artifacts_with_results, Rows=Flow.total_collected_rows,
+                   Technique='T1027', Tags='attack.execution,attack.defense_evasion') AS Alerted
+      FROM watch_monitoring(artifact='System.Flow.Completion')
+      WHERE Flow.artifacts_with_results =~ ArtifactRegex
+
+"""#,
+        ),
     ]
 }

@@ -90,6 +90,39 @@ struct FleetServerMonitoringTests {
         #expect(alert.artifact == Self.detection && alert.details.contains(dropped) && alert.details.contains("T1036"), "\(alert.details)")
     }
 
+    /// Finished flows reach server rules as System.Flow.Completion events: a YARA hit in a hunt on a
+    /// real agent becomes an alert naming the hunt and the flow; a collection without one does not.
+    @Test func aYaraHitInAHuntBecomesAnAlert() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        let id = try #require(fleet.clientId("a"))
+        try fleet.check(fleet.cli(["monitoring", "add", "--server", "Server.Detection.YaraHits"]))
+        // Rows of another artifact: no alert, but a completion event.
+        try fleet.check(fleet.cli(["collect", id, "Test.Rows", "--args", "Count=3", "--wait"]))
+        let marker = "QUARRY-HUNT-MARK-\(UInt32.random(in: 0...UInt32.max))"
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        child.arguments = ["python3", "-c", "import time; mark = '\(marker)'; time.sleep(120)"]
+        try child.run()
+        defer {
+            kill(child.processIdentifier, SIGKILL)
+            child.waitUntilExit()
+        }
+        let created = try fleet.cli(["hunt", "create", "Linux.Detection.Yara.Process", "--args", "processRegex=^python", "--args", "yaraRule=\(marker)"])
+        try fleet.check(created)
+        try await fleet.waitUntil(timeout: 60, "an alert for the YARA hit") {
+            ((try? await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self)) ?? []).contains { $0.name == "Server.Detection.YaraHits" }
+        }
+        let alerts = try await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self).filter { $0.name == "Server.Detection.YaraHits" }
+        #expect(alerts.count == 1)
+        let alert = try #require(alerts.first)
+        #expect(alert.artifact == "Server.Detection.YaraHits" && alert.details.contains("Linux.Detection.Yara.Process") && alert.details.contains("\"HuntId\":\"H."), "\(alert.details)")
+        let completions = try fleet.cli(["events", "System.Flow.Completion", "--format", "jsonl"])
+        #expect(completions.status == 0 && completions.stdout.contains("Test.Rows") && completions.stdout.contains("\"ClientId\":\"\(id)\""), "\(completions.stdout.prefix(800))")
+    }
+
     @Test func aFailingServerQueryIsRestartedWithBackoffAndTheServerStaysUp() async throws {
         let fleet = try FleetHarness()
         try await fleet.startServer()
