@@ -1219,11 +1219,11 @@ description: |
   in one place: changing it changes it for the whole fleet at once, and agents only need to
   stream their exec events (Linux.Events.ProcessExecutions in the client monitoring table).
 
-  Each match is a row of this artifact's server events and an alert for the client it concerns,
-  carrying the process, its parent, user, program and command line. Sigma-style metadata:
-  level high; tags attack.execution, attack.defense_evasion, attack.t1036 (masquerading, a
-  program run from a temporary folder) and attack.t1620 (reflective code loading, a program run
-  from memory); the alert's Technique says which applies.
+  Each match is a row of this artifact's server events and an alert for the client it
+  concerns, carrying the host name, the process, its parent, user, program and command line.
+  Sigma-style metadata: level high; tags attack.execution, attack.defense_evasion,
+  attack.t1036 (masquerading, a program run from a temporary folder) and attack.t1620
+  (reflective code loading, a program run from memory); the alert's Technique says which.
 reference:
   - https://attack.mitre.org/techniques/T1036/
   - https://attack.mitre.org/techniques/T1620/
@@ -1245,9 +1245,11 @@ parameters:
     default: 60
 sources:
   - query: |
-      SELECT ClientId, Time, Pid, Ppid, ParentName, User, Exe, CommandLine, Fileless,
+      SELECT ClientId, client_info(client_id=ClientId).hostname AS Hostname,
+             Time, Pid, Ppid, ParentName, User, Exe, CommandLine, Fileless,
              alert(name='Server.Detection.ExecFromTmp', severity=Severity, dedup=DedupSeconds,
-                   client_id=ClientId, Pid=Pid, Ppid=Ppid, ParentName=ParentName, User=User,
+                   client_id=ClientId, Hostname=client_info(client_id=ClientId).hostname,
+                   Pid=Pid, Ppid=Ppid, ParentName=ParentName, User=User,
                    Exe=Exe, CommandLine=CommandLine, Fileless=Fileless,
                    Technique=if(condition=Fileless, then='T1620', else='T1036'),
                    Tags='attack.execution,attack.defense_evasion') AS Alerted

@@ -47,6 +47,9 @@ struct FleetServerMonitoringTests {
         let alert = try #require(await alerts(fleet, id).last)
         #expect(alert.artifact == Self.detection && alert.flowId.isEmpty && alert.severity == .high)
         #expect(alert.details.contains(marker) && alert.details.contains("T1036"), "\(alert.details)")
+        // client_info() inside the server read the client's host name from the datastore.
+        let hostname = try await fleet.get("/clients/\(id)", as: ClientView.self).client.hostname
+        #expect(!hostname.isEmpty && alert.details.contains("\"Hostname\":\"\(hostname)\""), "\(alert.details)")
         // Event -> alert: from the server storing the agent's event to the alert stored.
         let api = try fleet.api()
         let events = try await api.eventsPage(["artifact": "Test.ExecEvents", "client_id": id], after: nil)
