@@ -9,41 +9,13 @@ import Testing
 extension FleetTests {
 @Suite(.serialized, .enabled(if: FleetHarness.available, "run `swift build` first"))
 struct FleetAlertTests {
-    /// A local HTTP listener that answers 200 and appends every POST body, one per line, to a file.
-    static let listener = """
-        import http.server, sys
-        out = sys.argv[1]
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
-                with open(out, 'ab') as f: f.write(body + b'\\n')
-                self.send_response(200); self.end_headers()
-            def log_message(self, *a): pass
-        s = http.server.HTTPServer(('127.0.0.1', 0), H)
-        open(out + '.port', 'w').write(str(s.server_address[1]))
-        s.serve_forever()
-        """
-
     @Test func alertFromACollectionIsStoredAuditedCountedAndPosted() async throws {
         let fleet = try FleetHarness()
-        let received = fleet.dir + "/webhook.jsonl"
-        let hook = Process()
-        hook.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        hook.arguments = ["python3", "-c", Self.listener, received]
-        // Not the test's own output: a child holding that pipe keeps `swift test` waiting.
-        hook.standardOutput = FileHandle.nullDevice
-        hook.standardError = FileHandle.nullDevice
-        try hook.run()
-        // SIGKILL: children of the test process inherit a mask that blocks SIGTERM.
+        let (hook, received) = try await fleet.startWebhookListener()
         defer {
             kill(hook.processIdentifier, SIGKILL)
             hook.waitUntilExit()
         }
-        try await fleet.waitUntil(timeout: 20, "the webhook listener") { FileManager.default.fileExists(atPath: received + ".port") }
-        let port = try String(contentsOfFile: received + ".port", encoding: .utf8)
-        var config = try ConfigFile.load(ServerConfig.self, from: fleet.dir + "/srv/server0.yaml")
-        config.alertWebhook = "http://127.0.0.1:\(port)/hook"
-        try ConfigFile.save(config, to: fleet.dir + "/srv/server0.yaml")
         try await fleet.startServer()
         try fleet.startAgent("a")
         try await fleet.waitForAgents(["a"])

@@ -79,6 +79,11 @@ struct FleetServerMonitoringTests {
     @Test(.enabled(if: getuid() == 0, "eBPF or the process connector needs root"))
     func aRealExecFromTmpBecomesAnAlertThroughTheServerRule() async throws {
         let fleet = try FleetHarness()
+        let (hook, received) = try await fleet.startWebhookListener()
+        defer {
+            kill(hook.processIdentifier, SIGKILL)
+            hook.waitUntilExit()
+        }
         try await fleet.startServer()
         try fleet.startAgent("a")
         try await fleet.waitForAgents(["a"])
@@ -89,8 +94,14 @@ struct FleetServerMonitoringTests {
         try FileManager.default.copyItem(atPath: "/bin/true", toPath: dropped)
         let caught = try #require(try await fleet.execUntilAlert(dropped, clientId: id), "no alert for an exec from \(dropped) within 90 s")
         print("exec from /tmp on the agent -> alert from the server rule stored: \(Int(caught.seconds * 1000)) ms (attempt \(caught.attempts))")
+        // The bound: an alert within 2 s of the exec.
+        #expect(caught.seconds < 2)
         let alert = try #require(await alerts(fleet, id).first)
         #expect(alert.artifact == Self.detection && alert.details.contains(dropped) && alert.details.contains("T1036"), "\(alert.details)")
+        // And the webhook call, from the same path as any alert.
+        try await fleet.waitUntil(timeout: 10, "the webhook call") {
+            ((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").contains(Self.detection)
+        }
     }
 
     /// Finished flows reach server rules as System.Flow.Completion events: a YARA hit in a hunt on a
