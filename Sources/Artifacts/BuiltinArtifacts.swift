@@ -417,6 +417,43 @@ sources:
 """#,
         ),
         (
+            "Linux/Events/SSHFailedLogin.yaml",
+            #"""
+name: Linux.Events.SSHFailedLogin
+description: |
+  Failed SSH logins as they happen (sshd's "Failed password/publickey/… for USER from ADDRESS"
+  messages): user, source address and port, the authentication method and the sshd process.
+  Reads the authentication log (Debian's auth.log) when there is one, and the systemd journal
+  otherwise. On a fleet, Server.Detection.SSHPasswordSpray counts these across every client.
+type: CLIENT_EVENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+parameters:
+  - name: AuthLogPath
+    description: The authentication log (when it does not exist, the journal is read).
+    default: /var/log/auth.log
+  - name: MessageGrok
+    description: A grok expression for sshd's failure message.
+    default: >-
+      Failed %{NOTSPACE:method} for (?:invalid user )?%{NOTSPACE:user} from %{IPORHOST:ip} port %{NUMBER:port}
+sources:
+  - query: |
+      LET FromLog = SELECT Line,
+             parse_string_with_regex(string=Line, regex='sshd\\[(?P<Pid>[0-9]+)\\]: (?P<Message>.*)') AS Parsed
+        FROM watch_syslog(filename=AuthLogPath)
+        WHERE Line =~ 'sshd\\[[0-9]+\\]: Failed '
+      LET FromJournal = SELECT EventData.MESSAGE AS Line,
+             dict(Pid=EventData._PID, Message=EventData.MESSAGE) AS Parsed
+        FROM watch_journald()
+        WHERE EventData.SYSLOG_IDENTIFIER = 'sshd' AND EventData.MESSAGE =~ '^Failed '
+      LET Messages = SELECT * FROM if(condition=stat(filename=AuthLogPath), then=FromLog, else=FromJournal)
+      LET Grokked = SELECT Line, Parsed, grok(grok=MessageGrok, data=Parsed.Message) AS Event FROM Messages
+      SELECT now() AS Time, Event.user AS User, Event.method AS Method, Event.ip AS SourceIP,
+             atoi(string=Event.port) AS SourcePort, atoi(string=Parsed.Pid) AS Pid, Line
+      FROM Grokked
+
+"""#,
+        ),
+        (
             "Linux/Events/SSHLogin.yaml",
             #"""
 name: Linux.Events.SSHLogin
@@ -1255,6 +1292,62 @@ sources:
                    Tags='attack.execution,attack.defense_evasion') AS Alerted
       FROM watch_monitoring(artifact=EventArtifact)
       WHERE Exe =~ PathRegex OR Fileless
+
+"""#,
+        ),
+        (
+            "Server/Detection/SSHPasswordSpray.yaml",
+            #"""
+name: Server.Detection.SSHPasswordSpray
+author: Quarry
+description: |
+  Runs on the server (add it with `quarry monitoring add --server`) over the failed SSH logins
+  that agents send, and raises an alert when one source address failed at least Threshold
+  times within WindowSeconds — counted over the whole fleet, so an attacker who tries a few
+  passwords on each of many hosts (password spraying) is caught though no single host sees
+  enough to notice. Agents need Linux.Events.SSHFailedLogin in the client monitoring table.
+
+  Every second the failures of the last window are counted per source address (kept with
+  fifo(), at most 100,000). Each alert (client "" — it concerns the fleet) carries the address,
+  the clients it failed on, the threshold and the window; the row, stored as this artifact's
+  server event, adds the count and the users tried. The same address and set of clients is
+  alerted at most once per window. Sigma-style metadata: level high; tags attack.credential_access,
+  attack.t1110.001 (password guessing) and attack.t1110.003 (password spraying).
+reference:
+  - https://attack.mitre.org/techniques/T1110/003/
+type: SERVER_EVENT
+parameters:
+  - name: EventArtifact
+    description: The client event artifact of failed logins (columns SourceIP, User).
+    default: Linux.Events.SSHFailedLogin
+  - name: Threshold
+    description: Failures from one address that raise the alert.
+    type: int
+    default: 10
+  - name: WindowSeconds
+    description: The window the failures are counted in.
+    type: int
+    default: 60
+  - name: Severity
+    description: The alerts' severity (info, low, medium, high, critical).
+    default: high
+sources:
+  - query: |
+      LET Failures = SELECT ClientId, SourceIP, User FROM watch_monitoring(artifact=EventArtifact) WHERE SourceIP
+      LET Recent = SELECT * FROM fifo(query=Failures, max_rows=100000, max_age=WindowSeconds)
+      LET PerClient = SELECT SourceIP, ClientId, count() AS N, enumerate(items=User) AS Users
+        FROM Recent GROUP BY SourceIP, ClientId ORDER BY ClientId
+      LET Counts = SELECT SourceIP, sum(item=N) AS Failures, enumerate(items=ClientId) AS Clients,
+             enumerate(items=Users) AS Users
+        FROM PerClient GROUP BY SourceIP
+      SELECT * FROM foreach(row={ SELECT * FROM clock(period=1) }, query={
+        SELECT SourceIP, Failures, Clients, Users
+        FROM Counts
+        WHERE Failures >= Threshold
+          AND alert(name='Server.Detection.SSHPasswordSpray', severity=Severity, dedup=WindowSeconds,
+                    SourceIP=SourceIP, Clients=Clients, Threshold=Threshold, WindowSeconds=WindowSeconds,
+                    Technique='T1110.003', Tags='attack.credential_access')
+      })
 
 """#,
         ),

@@ -137,6 +137,56 @@ struct FleetServerMonitoringTests {
         #expect(completions.status == 0 && completions.stdout.contains("Test.Rows") && completions.stdout.contains("\"ClientId\":\"\(id)\""), "\(completions.stdout.prefix(800))")
     }
 
+    /// Password spraying across the fleet: two real agents each see two failed SSH logins from one
+    /// address (in their own auth logs, which the test writes); neither reaches the threshold of
+    /// four, the fleet does, and the server rule raises one alert naming both clients.
+    @Test func failedSSHLoginsOnSeveralClientsAddUpToOneAlert() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try fleet.startAgent("b")
+        try await fleet.waitForAgents(["a", "b"])
+        let ids = try ["a", "b"].map { try #require(fleet.clientId($0)) }
+        for (name, id) in zip(["a", "b"], ids) {
+            let log = fleet.dir + "/auth-\(name).log"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            try fleet.check(fleet.cli(["clients", "label", id, "--add", "ssh-\(name)"]))
+            try fleet.check(fleet.cli(["monitoring", "add", "Linux.Events.SSHFailedLogin", "--label", "ssh-\(name)", "--args", "AuthLogPath=\(log)"]))
+        }
+        try fleet.check(fleet.cli(["monitoring", "add", "--server", "Server.Detection.SSHPasswordSpray", "--args", "Threshold=4", "--args", "WindowSeconds=120"]))
+        var port = 40000
+        func fail(_ name: String, from address: String) throws {
+            port += 1
+            let line = "Dec  1 10:00:00 host sshd[\(port)]: Failed password for invalid user u\(port) from \(address) port \(port) ssh2\n"
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: fleet.dir + "/auth-\(name).log"))
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(line.utf8))
+            try handle.close()
+        }
+        // Until both agents follow their logs, a line goes unseen: probe from other addresses, a new
+        // one each time (two failures each, below the threshold).
+        var probe = 0
+        try await fleet.waitUntil(timeout: 60, "both agents to follow their auth logs") {
+            probe += 1
+            for name in ["a", "b"] { try fail(name, from: "198.51.100.\(probe)") }
+            let rows = (try? await fleet.api().eventsPage(["artifact": "Linux.Events.SSHFailedLogin"], after: nil)) ?? []
+            return ids.allSatisfy { id in rows.contains { $0.clientId == id } }
+        }
+        for name in ["a", "b", "a", "b"] { try fail(name, from: "203.0.113.77") }
+        let sprayed = Date()
+        try await fleet.waitUntil(timeout: 20, "the password spray alert") {
+            ((try? await fleet.get("/alerts", as: [AlertRecord].self)) ?? []).contains { $0.name == "Server.Detection.SSHPasswordSpray" }
+        }
+        print("4th failed login written -> fleet-wide spray alert listed: \(Int(Date().timeIntervalSince(sprayed) * 1000)) ms")
+        let alerts = try await fleet.get("/alerts", as: [AlertRecord].self).filter { $0.name == "Server.Detection.SSHPasswordSpray" }
+        #expect(alerts.count == 1, "\(alerts.map(\.details))")
+        let alert = try #require(alerts.first)
+        #expect(alert.details.contains("203.0.113.77") && ids.allSatisfy(alert.details.contains) && alert.clientId.isEmpty, "\(alert.details)")
+        #expect(!alerts.contains { $0.details.contains("198.51.100.") })
+        let rows = try fleet.cli(["events", "Server.Detection.SSHPasswordSpray", "--format", "jsonl"])
+        #expect(rows.status == 0 && rows.stdout.contains("\"Failures\":4"), "\(rows.stdout.prefix(600))")
+    }
+
     @Test func aFailingServerQueryIsRestartedWithBackoffAndTheServerStaysUp() async throws {
         let fleet = try FleetHarness()
         try await fleet.startServer()
