@@ -1352,6 +1352,58 @@ sources:
 """#,
         ),
         (
+            "Server/Detection/WatchlistConnection.yaml",
+            #"""
+name: Server.Detection.WatchlistConnection
+author: Quarry
+description: |
+  Runs on the server (add it with `quarry monitoring add --server`) over the network
+  connections that agents send, and raises an alert for each connection to or from an address
+  on a watch list (known command-and-control servers, a threat feed's indicators): the list is
+  kept in one place, on the server, and a change applies to the whole fleet at once without
+  touching the agents. Agents need Linux.Events.Network in the client monitoring table.
+
+  Each alert carries the client, the process (pid, name, program, command line), the direction,
+  both ends and the list's note for the address. Sigma-style metadata: level high; tags
+  attack.command_and_control, attack.t1071 (application layer protocol) and attack.t1571
+  (non-standard port).
+reference:
+  - https://attack.mitre.org/tactics/TA0011/
+type: SERVER_EVENT
+parameters:
+  - name: WatchList
+    description: The addresses to watch (column Address) with a note each (column Note).
+    type: csv
+    default: |
+      Address,Note
+      192.0.2.1,documentation address (example entry)
+  - name: EventArtifact
+    description: The client event artifact of connections (columns RemoteAddress, RemotePort, Direction, Pid, Name, Exe, CommandLine).
+    default: Linux.Events.Network
+  - name: Severity
+    description: The alerts' severity (info, low, medium, high, critical).
+    default: high
+  - name: DedupSeconds
+    description: The same alert (client, process, address and port) is raised at most once in this many seconds.
+    type: int
+    default: 300
+sources:
+  - query: |
+      LET Listed <= SELECT Address, Note FROM WatchList
+      SELECT ClientId, Time, Pid, Name, Exe, CommandLine, Direction, LocalAddress, LocalPort,
+             RemoteAddress, RemotePort,
+             { SELECT Note FROM Listed WHERE Address = RemoteAddress } AS Note,
+             alert(name='Server.Detection.WatchlistConnection', severity=Severity, dedup=DedupSeconds,
+                   client_id=ClientId, Pid=Pid, Name=Name, Exe=Exe, CommandLine=CommandLine,
+                   Direction=Direction, RemoteAddress=RemoteAddress, RemotePort=RemotePort,
+                   Note={ SELECT Note FROM Listed WHERE Address = RemoteAddress },
+                   Technique='T1071', Tags='attack.command_and_control') AS Alerted
+      FROM watch_monitoring(artifact=EventArtifact)
+      WHERE RemoteAddress IN Listed.Address
+
+"""#,
+        ),
+        (
             "Server/Detection/YaraHits.yaml",
             #"""
 name: Server.Detection.YaraHits

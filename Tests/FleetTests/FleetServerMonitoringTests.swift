@@ -187,6 +187,56 @@ struct FleetServerMonitoringTests {
         #expect(rows.status == 0 && rows.stdout.contains("\"Failures\":4"), "\(rows.stdout.prefix(600))")
     }
 
+    /// A real connection (eBPF on the agent) to an address on the server's watch list: an alert
+    /// naming the process and the list's note; connections elsewhere raise none.
+    @Test(.enabled(if: getuid() == 0, "eBPF needs root"))
+    func aConnectionToAWatchedAddressBecomesAnAlert() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        let id = try #require(fleet.clientId("a"))
+        let portFile = fleet.dir + "/listener.port"
+        let listener = Process()
+        listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        listener.arguments = ["python3", "-c", """
+            import socket, sys, time
+            s = socket.socket(); s.bind(('127.0.0.2', 0)); s.listen(128)
+            open(sys.argv[1], 'w').write(str(s.getsockname()[1])); time.sleep(300)
+            """, portFile]
+        try listener.run()
+        defer {
+            kill(listener.processIdentifier, SIGKILL)
+            listener.waitUntilExit()
+        }
+        try await fleet.waitUntil(timeout: 20, "the listener") { ((try? String(contentsOfFile: portFile, encoding: .utf8)) ?? "").count > 1 }
+        let port = try String(contentsOfFile: portFile, encoding: .utf8)
+        try fleet.check(fleet.cli(["monitoring", "add", "--server", "Server.Detection.WatchlistConnection", "--args", "WatchList=Address,Note\n127.0.0.2,quarry test c2\n"]))
+        try fleet.check(fleet.cli(["monitoring", "add", "Linux.Events.Network", "--args", "RemoteAddressRegex=^127\\.0\\.0\\.[23]$"]))
+        // Until the agent's watch is attached a connection goes unseen: connect, marked, until one alerts.
+        var caught: String?
+        let deadline = Date().addingTimeInterval(90)
+        var attempt = 0
+        while caught == nil, Date() < deadline {
+            attempt += 1
+            let marker = "quarry-c2-\(attempt)-\(UInt32.random(in: 0...UInt32.max))"
+            for address in ["127.0.0.3", "127.0.0.2"] {
+                let client = Process()
+                client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                // 127.0.0.3 refuses (nothing listens there); the connection to it is not reported as made.
+                client.arguments = ["python3", "-c", "import socket, sys, time\ntry: socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)\nexcept OSError: pass\ntime.sleep(1)", address, port, marker]
+                try client.run()
+                client.waitUntilExit()
+            }
+            let alerts = (try? await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self)) ?? []
+            caught = alerts.first { $0.name == "Server.Detection.WatchlistConnection" }?.details
+        }
+        let details = try #require(caught, "no alert for a connection to 127.0.0.2 within 90 s")
+        #expect(details.contains("127.0.0.2") && details.contains("quarry test c2") && details.contains("quarry-c2-"), "\(details)")
+        let all = try await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self)
+        #expect(!all.contains { $0.details.contains("127.0.0.3") })
+    }
+
     @Test func aFailingServerQueryIsRestartedWithBackoffAndTheServerStaysUp() async throws {
         let fleet = try FleetHarness()
         try await fleet.startServer()
