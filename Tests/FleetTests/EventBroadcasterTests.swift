@@ -34,6 +34,31 @@ import Testing
         #expect(await iterator.next()?.seq == 99)
     }
 
+    /// What `watch_monitoring()` reads inside the server: rows in order, at most `queueRows` waiting
+    /// (the rest dropped and counted, here or in the broadcaster), and stopping unsubscribes.
+    @Test func aFollowerKeepsOrderStaysBoundedAndUnsubscribesWhenStopped() async throws {
+        let broadcaster = EventBroadcaster(log: { _ in })
+        let follower = EventFollower(broadcaster.subscribe(artifact: "A"))
+        broadcaster.publish([row("A", 1), row("B", 2), row("A", 3)])
+        #expect(follower.next(wait: 5)?.seq == 1)
+        #expect(follower.next(wait: 5)?.seq == 3)
+        #expect(follower.next(wait: 0.05) == nil)
+
+        let total = 2 * EventBroadcaster.queueRows + 7
+        broadcaster.publish((0..<total).map { row("A", 10 + $0) })
+        try await Task.sleep(for: .milliseconds(300))
+        var kept: [Int] = []
+        while let next = follower.next(wait: 0.05) { kept.append(next.seq) }
+        #expect(kept.count <= EventBroadcaster.queueRows && kept == kept.sorted() && kept.first == 10)
+        #expect(kept.count + follower.takeDropped() + broadcaster.dropped == total)
+        #expect(follower.takeDropped() == 0)
+
+        follower.stop()
+        let deadline = Date().addingTimeInterval(5)
+        while broadcaster.readers > 0 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(broadcaster.readers == 0)
+    }
+
     @Test func aReaderThatStopsIsForgotten() async throws {
         let broadcaster = EventBroadcaster(log: { _ in })
         let stream = broadcaster.subscribe(artifact: "A")
