@@ -63,6 +63,12 @@ struct FleetServerMonitoringTests {
         let rows = try fleet.cli(["events", Self.detection, "--format", "jsonl"], apiConfig: reader)
         #expect(rows.status == 0 && rows.stdout.contains("\"ClientId\":\"\(id)\"") && rows.stdout.contains(marker), "\(rows.stdout.prefix(500)) \(rows.stderr)")
 
+        // How it fares: running, with rows and alerts counted (readers may look).
+        let status = try #require(try await fleet.api().serverMonitoringStatus().first { $0.artifact == Self.detection })
+        #expect(status.state == "running" && status.restarts == 0 && status.rows >= 1 && status.alerts >= 1, "\(status)")
+        let table = try fleet.cli(["monitoring", "show", "--server", "--format", "jsonl"], apiConfig: reader)
+        #expect(table.stdout.contains("\"State\":\"running\""), "\(table.stdout)")
+
         // Removed: the server stops it, and no alert follows.
         try fleet.check(fleet.cli(["monitoring", "rm", "--server", Self.detection]))
         try await fleet.waitUntil(timeout: 10, "the detection to stop") { fleet.log("server").contains("server monitoring: \(Self.detection) stopped") }
@@ -245,6 +251,11 @@ struct FleetServerMonitoringTests {
         try await fleet.waitUntil(timeout: 20, "two restarts") { fleet.log("server").contains("Test.ServerFail") && fleet.log("server").contains("restart 2 in 2 s") }
         let log = fleet.log("server")
         #expect(log.contains("restart 1 in 1 s") && log.contains("no_such_rule_plugin"), "\(log.suffix(2000))")
+        // The status says so too, without the log.
+        let status = try #require(try await fleet.api().serverMonitoringStatus().first)
+        #expect(status.artifact == "Test.ServerFail" && status.restarts >= 2 && status.lastProblem?.contains("no_such_rule_plugin") == true, "\(status)")
+        let shown = try fleet.cli(["monitoring", "show", "--server", "--format", "jsonl"])
+        #expect(shown.stdout.contains("no_such_rule_plugin") && shown.stdout.contains("\"Restarts\":"), "\(shown.stdout)")
         // The table survives a server restart and runs again at start.
         fleet.killServer()
         try await fleet.startServer()
@@ -255,6 +266,7 @@ struct FleetServerMonitoringTests {
         #expect(table.map(\.artifact) == ["Test.ServerFail"])
         try fleet.check(fleet.cli(["monitoring", "rm", "--server", "Test.ServerFail"]))
         try await fleet.waitUntil(timeout: 10, "the query to stop") { fleet.log("server").contains("server monitoring: Test.ServerFail stopped") }
+        #expect(try await fleet.api().serverMonitoringStatus().isEmpty)
     }
 }
 }

@@ -27,6 +27,11 @@ extension APIClient {
     public func serverMonitoringTable() async throws -> [MonitoringEntry] {
         try await get("/server-monitoring", as: [MonitoringEntry].self)
     }
+
+    /// How the server monitoring table's artifacts fare on the frontend that answers.
+    public func serverMonitoringStatus() async throws -> [ServerMonitorStatus] {
+        try await get("/server-monitoring/status", as: [ServerMonitorStatus].self)
+    }
 }
 
 /// Event rows as VQL values: the row's own columns after `ClientId` and `_ts` (when the server

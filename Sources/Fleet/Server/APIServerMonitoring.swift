@@ -5,13 +5,17 @@ import Hummingbird
 
 extension FleetServer {
     /// The server monitoring table: SERVER_EVENT artifacts the server runs in-process. Readers
-    /// read it; changing it takes COLLECT_SERVER (administrators), because its queries run with the
+    /// read it and how its artifacts fare on this frontend (`status`); changing it takes COLLECT_SERVER (administrators), because its queries run with the
     /// server's own reach. Each change is audited and applied on this frontend at once (other
     /// frontends apply it on their next scheduler pass).
     func addServerMonitoringRoutes(_ api: RouterGroup<FleetRequestContext>) {
         api.get("server-monitoring") { [self] _, context in
             try context.requireCaller().require("READ_RESULTS")
             return try ok(try await store.serverMonitoringTable())
+        }
+        api.get("server-monitoring/status") { [self] _, context in
+            try context.requireCaller().require("READ_RESULTS")
+            return try ok(serverMonitors.statuses.all)
         }
         api.post("server-monitoring") { [self] request, context in
             let caller = try context.requireCaller()

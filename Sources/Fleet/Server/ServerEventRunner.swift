@@ -19,6 +19,7 @@ final class ServerMonitors: Sendable {
     /// The table as last applied (so an unchanged table is not applied again).
     let applied = NIOLockedValueBox<[MonitoringEntry]?>(nil)
     let stopped = NIOLockedValueBox(false)
+    let statuses = ServerMonitorStatuses()
     /// One refresh at a time: a refresh asked for while one runs makes it read the table again,
     /// so an older read never overrides a newer one.
     let refreshing = NIOLockedValueBox((running: false, again: false))
@@ -124,9 +125,14 @@ extension FleetServer {
                     log("server monitoring \(artifact): \(rows.count) rows not stored: \(error)")
                 }
             }
-            let logger = AgentLogger(prefix: "server monitoring \(artifact)", log: log) { [self] message in
+            let statuses = serverMonitors.statuses
+            statuses.update(artifact) { $0 = ServerMonitorStatus(artifact: artifact, startedAt: Date().timeIntervalSince1970) }
+            let lastError = NIOLockedValueBox<String?>(nil)
+            let logger = ServerQueryLogger(prefix: "server monitoring \(artifact)", log: log) { [self] level, message in
+                if level == .error { lastError.withLockedValue { $0 = message } }
                 guard let alert = AlertLine.alert(fromMessage: message, clientId: "", flowId: "", artifact: artifact, clientIdFromDetails: true) else { return }
                 _ = try? runBlocking { await self.record(alert) }
+                statuses.update(artifact) { $0.alerts += 1 }
             }
             let events = EventMonitor(
                 repository: repository, registry: registry, parameters: monitor.entry.parameters, cancellation: monitor.cancellation,
@@ -141,28 +147,45 @@ extension FleetServer {
             var backoff = RestartBackoff(firstPause: 1, lastPause: 300, healthyRun: 60)
             while !monitor.cancellation.isCancelled {
                 let started = Date().timeIntervalSince1970
+                statuses.update(artifact) {
+                    $0.state = "running"
+                    $0.startedAt = started
+                    $0.nextStart = nil
+                }
                 var outcome: String
+                lastError.withLockedValue { $0 = nil }
                 do {
                     let problems = try events.run([artifact], logger: logger) { label, row in
                         var line: [UInt8] = []
                         JSONWriter.write(row, into: &line)
                         let source = label.hasPrefix(artifact + "/") ? String(label.dropFirst(artifact.count + 1)) : ""
                         buffer.add(source: source, row: String(decoding: line, as: UTF8.self))
+                        statuses.update(artifact) { $0.rows += 1 }
                     }
                     if monitor.cancellation.isCancelled { break }
-                    outcome = problems.isEmpty ? "ended by itself" : "failed: " + problems.joined(separator: "; ")
+                    // A query may log an error and end without one (an unknown plugin yields no rows).
+                    let logged = lastError.withLockedValue { $0 }.map { " after an error: " + $0 } ?? ""
+                    outcome = problems.isEmpty ? "ended by itself" + logged : "failed: " + problems.joined(separator: "; ")
                 } catch {
                     outcome = "cannot run: \(error)"
                 }
                 buffer.flush()
                 let now = Date().timeIntervalSince1970
                 let again = backoff.ended(startedAt: started, now: now)
+                statuses.update(artifact) {
+                    $0.state = "waiting"
+                    $0.restarts += 1
+                    $0.lastProblem = AuditEntry.clip(outcome, 2000)
+                    $0.nextStart = again
+                }
                 log("server monitoring: \(artifact) \(AuditEntry.clip(outcome, 2000)); restart \(backoff.failures) in \(Int((again - now).rounded(.up))) s")
                 while Date().timeIntervalSince1970 < again && !monitor.cancellation.isCancelled { Thread.sleep(forTimeInterval: 0.1) }
             }
             buffer.flush()
             serverMonitors.running.withLockedValue { running in
                 if running[artifact]?.cancellation === monitor.cancellation { running[artifact] = nil }
+                // A run of the same artifact with other parameters may have started already.
+                if running[artifact] == nil { statuses.remove(artifact) }
             }
             log("server monitoring: \(artifact) stopped")
         }
@@ -217,5 +240,18 @@ final class ServerEventBuffer: @unchecked Sendable {
             }
             for (source, rows) in all.sorted(by: { $0.key < $1.key }) where !rows.isEmpty { write(source, rows) }
         }
+    }
+}
+
+/// The log of a server query: warnings and errors go to the server's log under the artifact's
+/// name; `onMessage` sees every message with its level (alerts are recorded, errors remembered).
+struct ServerQueryLogger: QueryLogger {
+    let prefix: String
+    let log: @Sendable (String) -> Void
+    let onMessage: @Sendable (LogLevel, String) -> Void
+
+    func log(_ level: LogLevel, _ message: String) {
+        onMessage(level, message)
+        if level >= .warning { log("\(prefix): \(level.rawValue): \(message)") }
     }
 }

@@ -73,8 +73,24 @@ struct ShowMonitoring: ParsableCommand {
 
     func run() throws {
         let client = try api.client()
-        let server = self.server
-        try format.print(monitoringRows(try runBlocking { server ? try await client.serverMonitoringTable() : try await client.monitoringTable() }))
+        guard server else {
+            try format.print(monitoringRows(try runBlocking { try await client.monitoringTable() }))
+            return
+        }
+        // The server's table with how each artifact fares on the frontend that answers.
+        let (table, statuses) = try runBlocking { (try await client.serverMonitoringTable(), try await client.serverMonitoringStatus()) }
+        let byArtifact = Dictionary(statuses.map { ($0.artifact, $0) }, uniquingKeysWith: { a, _ in a })
+        try format.print(zip(table, monitoringRows(table)).map { entry, row in
+            guard case .dict(var dict) = row else { return row }
+            dict["Label"] = nil
+            let status = byArtifact[entry.artifact]
+            dict["State"] = status.map { .string($0.state) } ?? .string("not running here")
+            dict["Restarts"] = status.map { .from($0.restarts) } ?? .null
+            dict["Rows"] = status.map { .from($0.rows) } ?? .null
+            dict["Alerts"] = status.map { .from($0.alerts) } ?? .null
+            dict["LastProblem"] = status?.lastProblem.map { .string($0) } ?? .null
+            return .dict(dict)
+        })
     }
 }
 
