@@ -1,5 +1,6 @@
 import Fleet
 import FleetCore
+import FleetTestSupport
 import Foundation
 import Testing
 
@@ -269,4 +270,39 @@ struct FleetServerMonitoringTests {
         #expect(try await fleet.api().serverMonitoringStatus().isEmpty)
     }
 }
+}
+
+/// Server rules on several frontends sharing PostgreSQL: each frontend runs the table, and since
+/// `watch_monitoring()` sees the events its own frontend stored, every agent event is examined
+/// exactly once, whichever frontend the agent reached.
+extension FleetTests {
+    @Test func serverRulesOnTwoFrontendsExamineEachEventOnce() async throws {
+        guard let postgres = try await TestPostgres.shared() else { return }
+        let database = try await postgres.createDatabase()
+        let fleet = try FleetHarness(datastore: database.url, frontends: 2)
+        for index in 0..<2 { try await fleet.startServer(index) }
+        try fleet.startAgent("a", frontend: 0)
+        try fleet.startAgent("b", frontend: 1)
+        try await fleet.waitForAgents(["a", "b"], anyFrontend: true)
+        let ids = try ["a", "b"].map { try #require(fleet.clientId($0)) }
+        let rule = FleetServerMonitoringTests.detection
+        // Added through frontend 0; frontend 1 starts it on its next scheduler pass.
+        try fleet.check(fleet.cli(["monitoring", "add", "--server", rule, "--args", "EventArtifact=Test.ExecEvents", "--args", "DedupSeconds=0"]))
+        try await fleet.waitUntil(timeout: 10, "frontend 1 to run the rule") { fleet.log("server1").contains("server monitoring: starting \(rule)") }
+        try fleet.check(fleet.cli(["monitoring", "add", "Test.ExecEvents"]))
+        func alerts(_ id: String) async throws -> [AlertRecord] {
+            try await fleet.get("/alerts", query: ["client_id": id, "limit": "1000"], as: [AlertRecord].self).filter { $0.name == rule }
+        }
+        try await fleet.waitUntil(timeout: 60, "alerts for both agents") {
+            for id in ids where (try await alerts(id)).count < 3 { return false }
+            return true
+        }
+        try fleet.check(fleet.cli(["monitoring", "rm", "Test.ExecEvents"]))
+        try await Task.sleep(for: .seconds(3))
+        for id in ids {
+            let events = try await fleet.api().eventsPage(["artifact": "Test.ExecEvents", "client_id": id], after: nil)
+            #expect(try await alerts(id).count == events.count, "client \(id): one alert per event")
+        }
+        await postgres.dropDatabase(database.name)
+    }
 }
