@@ -179,6 +179,13 @@ final class FleetHarness: @unchecked Sendable {
         sources:
           - query: SELECT * FROM no_such_rule_plugin()
         ---
+        name: Test.AutoRespond
+        type: SERVER_EVENT
+        sources:
+          - query: |
+              SELECT ClientId, collect_client(client_id=ClientId, artifacts='Test.Rows', args=dict(Count='2')).flow_id AS FlowId
+              FROM watch_monitoring(artifact='Test.Clock') LIMIT 1
+        ---
         name: Test.Files
         parameters:
           - name: Dir

@@ -244,6 +244,44 @@ struct FleetServerMonitoringTests {
         #expect(!all.contains { $0.details.contains("127.0.0.3") })
     }
 
+    /// collect_client() in a server rule: not in `automatic_response`, the request waits for an
+    /// analyst as a pending alert and nothing runs; listed, the collection runs at once on the agent,
+    /// made and audited as `server:RULE`.
+    @Test func aRuleActsOnClientsOnlyWhenTheConfigAllowsIt() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        let id = try #require(fleet.clientId("a"))
+        let rule = "Test.AutoRespond"
+        try fleet.check(fleet.cli(["monitoring", "add", "--server", rule]))
+        try fleet.check(fleet.cli(["monitoring", "add", "Test.Clock", "--args", "Millis=300"]))
+        try await fleet.waitUntil(timeout: 30, "the pending response alert") {
+            ((try? await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self)) ?? []).contains { $0.name == "Server.Response.Pending" }
+        }
+        let pending = try await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self).filter { $0.name == "Server.Response.Pending" }
+        // The rule ends after one row and runs again, asking again: one alert an hour for the same request.
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self).filter { $0.name == "Server.Response.Pending" }.count == 1)
+        #expect(pending.first?.artifact == rule && pending.first?.details.contains("Test.Rows") == true, "\(pending)")
+        #expect(try await fleet.get("/flows", query: ["client_id": id], as: [FlowRecord].self).allSatisfy { !$0.creator.hasPrefix("server:") })
+
+        // Allowed in server.yaml: the rule's request runs at once.
+        fleet.killServer()
+        var config = try ConfigFile.load(ServerConfig.self, from: fleet.dir + "/srv/server0.yaml")
+        config.automaticResponse = [rule]
+        try ConfigFile.save(config, to: fleet.dir + "/srv/server0.yaml")
+        try await fleet.startServer()
+        try await fleet.waitUntil(timeout: 30, "a collection made by the rule to finish") {
+            ((try? await fleet.get("/flows", query: ["client_id": id], as: [FlowRecord].self)) ?? []).contains { $0.creator == "server:\(rule)" && $0.state == .finished }
+        }
+        let flow = try #require(try await fleet.get("/flows", query: ["client_id": id], as: [FlowRecord].self).first { $0.creator == "server:\(rule)" && $0.state == .finished })
+        #expect(flow.request.artifacts == ["Test.Rows"] && flow.rows == 2)
+        #expect(try await fleet.get("/audit", as: [AuditEntry].self).contains { $0.action == "collect" && $0.user == "server:\(rule)" && $0.target == flow.flowId })
+        try fleet.check(fleet.cli(["monitoring", "rm", "--server", rule]))
+        try fleet.check(fleet.cli(["monitoring", "rm", "Test.Clock"]))
+    }
+
     @Test func aFailingServerQueryIsRestartedWithBackoffAndTheServerStaysUp() async throws {
         let fleet = try FleetHarness()
         try await fleet.startServer()

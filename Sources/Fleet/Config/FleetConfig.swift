@@ -39,6 +39,9 @@ public struct ServerConfig: Codable, Sendable {
     public var limits = ServerLimits()
     /// Where alerts are also posted as JSON (e.g. a chat or SOAR hook); none when nil.
     public var alertWebhook: String?
+    /// Server monitoring artifacts (rules) whose `collect_client()` calls run at once — automatic
+    /// response; any other rule's request waits for an analyst as a `Server.Response.Pending` alert.
+    public var automaticResponse: [String] = []
 
     enum CodingKeys: String, CodingKey {
         case serverURL = "server_url", bindAddress = "bind_address", port, dataDir = "data_dir", datastore
@@ -47,6 +50,7 @@ public struct ServerConfig: Codable, Sendable {
         case initialAdminKeySHA256 = "initial_admin_key_sha256", maxUploadBytes = "max_upload_bytes", limits
         case alertWebhook = "alert_webhook"
         case eventRetentionDays = "event_retention_days"
+        case automaticResponse = "automatic_response"
     }
 
     public init(serverURL: String, bindAddress: String, port: Int, dataDir: String, datastore: String, enrollmentSecret: String, ca: PEMIdentity, server: PEMIdentity) {
@@ -78,6 +82,7 @@ public struct ServerConfig: Codable, Sendable {
         limits = try c.decodeIfPresent(ServerLimits.self, forKey: .limits) ?? ServerLimits()
         alertWebhook = try c.decodeIfPresent(String.self, forKey: .alertWebhook)
         eventRetentionDays = try c.decodeIfPresent(Int.self, forKey: .eventRetentionDays) ?? 30
+        automaticResponse = try c.decodeIfPresent([String].self, forKey: .automaticResponse) ?? []
         guard eventRetentionDays >= 1 else {
             throw DecodingError.dataCorruptedError(forKey: .eventRetentionDays, in: c, debugDescription: "event_retention_days must be at least 1")
         }

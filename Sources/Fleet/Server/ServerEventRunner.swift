@@ -117,7 +117,7 @@ extension FleetServer {
         let thread = Thread { [self] in
             let registry = serverMonitors.makeRegistry(repository)
             registry.add(plugins: ServerPlugins.plugins, functions: ServerPlugins.functions)
-            let local = LocalFleet(server: self)
+            let local = LocalFleet(server: self, rule: artifact)
             let buffer = ServerEventBuffer { [self] source, rows in
                 do {
                     try runBlocking { try await self.storeServerEvents(artifact: artifact, source: source, rows: rows) }

@@ -12,8 +12,16 @@ public final class LocalFleet: Sendable {
     public static let serviceKey = ServiceKey<LocalFleet>("fleet.local")
 
     let server: FleetServer
+    /// The server monitoring artifact (rule) the session runs.
+    let rule: String
+    /// Responses this rule asked for that wait for an analyst, by request, when last raised (so a
+    /// rule that matches again and again raises one pending alert an hour, at most 10,000 kept).
+    let pending = NIOLockedValueBox<[String: Double]>([:])
 
-    init(server: FleetServer) { self.server = server }
+    init(server: FleetServer, rule: String) {
+        self.server = server
+        self.rule = rule
+    }
 
     static func of(_ ctx: CallContext) -> LocalFleet? { ctx.context.service(serviceKey) }
 }
