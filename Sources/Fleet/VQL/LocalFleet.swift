@@ -81,6 +81,9 @@ final class EventFollower: @unchecked Sendable {
         }
     }
 
+    /// Rows waiting to be read.
+    var waiting: Int { lock.withLock { rows.count - head } }
+
     /// Rows dropped since the last call.
     func takeDropped() -> Int {
         lock.withLock {
