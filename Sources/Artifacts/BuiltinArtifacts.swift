@@ -417,6 +417,43 @@ sources:
 """#,
         ),
         (
+            "Linux/Events/SSHFailedLogin.yaml",
+            #"""
+name: Linux.Events.SSHFailedLogin
+description: |
+  Failed SSH logins as they happen (sshd's "Failed password/publickey/… for USER from ADDRESS"
+  messages): user, source address and port, the authentication method and the sshd process.
+  Reads the authentication log (Debian's auth.log) when there is one, and the systemd journal
+  otherwise. On a fleet, Server.Detection.SSHPasswordSpray counts these across every client.
+type: CLIENT_EVENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+parameters:
+  - name: AuthLogPath
+    description: The authentication log (when it does not exist, the journal is read).
+    default: /var/log/auth.log
+  - name: MessageGrok
+    description: A grok expression for sshd's failure message.
+    default: >-
+      Failed %{NOTSPACE:method} for (?:invalid user )?%{NOTSPACE:user} from %{IPORHOST:ip} port %{NUMBER:port}
+sources:
+  - query: |
+      LET FromLog = SELECT Line,
+             parse_string_with_regex(string=Line, regex='sshd\\[(?P<Pid>[0-9]+)\\]: (?P<Message>.*)') AS Parsed
+        FROM watch_syslog(filename=AuthLogPath)
+        WHERE Line =~ 'sshd\\[[0-9]+\\]: Failed '
+      LET FromJournal = SELECT EventData.MESSAGE AS Line,
+             dict(Pid=EventData._PID, Message=EventData.MESSAGE) AS Parsed
+        FROM watch_journald()
+        WHERE EventData.SYSLOG_IDENTIFIER = 'sshd' AND EventData.MESSAGE =~ '^Failed '
+      LET Messages = SELECT * FROM if(condition=stat(filename=AuthLogPath), then=FromLog, else=FromJournal)
+      LET Grokked = SELECT Line, Parsed, grok(grok=MessageGrok, data=Parsed.Message) AS Event FROM Messages
+      SELECT now() AS Time, Event.user AS User, Event.method AS Method, Event.ip AS SourceIP,
+             atoi(string=Event.port) AS SourcePort, atoi(string=Parsed.Pid) AS Pid, Line
+      FROM Grokked
+
+"""#,
+        ),
+        (
             "Linux/Events/SSHLogin.yaml",
             #"""
 name: Linux.Events.SSHLogin
@@ -1203,6 +1240,205 @@ sources:
   - query: |
       SELECT * FROM Artifact.Linux.Sys.Users(PasswordFile=PasswordFile)
       WHERE Shell AND NOT Shell =~ '(nologin|false|sync|halt|shutdown)$'
+
+"""#,
+        ),
+        (
+            "Server/Detection/ExecFromTmp.yaml",
+            #"""
+name: Server.Detection.ExecFromTmp
+author: Quarry
+description: |
+  Runs on the server (add it with `quarry monitoring add --server`) over the exec events that
+  agents send, and raises an alert for each program started from a place an intruder can write
+  without privileges or from memory: /tmp, /var/tmp, /dev/shm, a memfd, or a file deleted after
+  it started. Unlike Linux.Detection.ExecFromTmp, which decides on the endpoint, the rule lives
+  in one place: changing it changes it for the whole fleet at once, and agents only need to
+  stream their exec events (Linux.Events.ProcessExecutions in the client monitoring table).
+
+  Each match is a row of this artifact's server events and an alert for the client it
+  concerns, carrying the host name, the process, its parent, user, program and command line.
+  Sigma-style metadata: level high; tags attack.execution, attack.defense_evasion,
+  attack.t1036 (masquerading, a program run from a temporary folder) and attack.t1620
+  (reflective code loading, a program run from memory); the alert's Technique says which.
+reference:
+  - https://attack.mitre.org/techniques/T1036/
+  - https://attack.mitre.org/techniques/T1620/
+type: SERVER_EVENT
+parameters:
+  - name: EventArtifact
+    description: The client event artifact whose rows are examined (columns Exe, CommandLine, Pid, Ppid, ParentName, User, Fileless).
+    default: Linux.Events.ProcessExecutions
+  - name: PathRegex
+    description: Programs whose path matches this are reported.
+    default: ^(/tmp/|/var/tmp/|/dev/shm/|/run/shm/|memfd:)
+    type: regex
+  - name: Severity
+    description: The alerts' severity (info, low, medium, high, critical).
+    default: high
+  - name: DedupSeconds
+    description: An identical alert (same client, process and details) is raised at most once in this many seconds (0 - every time).
+    type: int
+    default: 60
+sources:
+  - query: |
+      SELECT ClientId, client_info(client_id=ClientId).hostname AS Hostname,
+             Time, Pid, Ppid, ParentName, User, Exe, CommandLine, Fileless,
+             alert(name='Server.Detection.ExecFromTmp', severity=Severity, dedup=DedupSeconds,
+                   client_id=ClientId, Hostname=client_info(client_id=ClientId).hostname,
+                   Pid=Pid, Ppid=Ppid, ParentName=ParentName, User=User,
+                   Exe=Exe, CommandLine=CommandLine, Fileless=Fileless,
+                   Technique=if(condition=Fileless, then='T1620', else='T1036'),
+                   Tags='attack.execution,attack.defense_evasion') AS Alerted
+      FROM watch_monitoring(artifact=EventArtifact)
+      WHERE Exe =~ PathRegex OR Fileless
+
+"""#,
+        ),
+        (
+            "Server/Detection/SSHPasswordSpray.yaml",
+            #"""
+name: Server.Detection.SSHPasswordSpray
+author: Quarry
+description: |
+  Runs on the server (add it with `quarry monitoring add --server`) over the failed SSH logins
+  that agents send, and raises an alert when one source address failed at least Threshold
+  times within WindowSeconds — counted over the whole fleet, so an attacker who tries a few
+  passwords on each of many hosts (password spraying) is caught though no single host sees
+  enough to notice. Agents need Linux.Events.SSHFailedLogin in the client monitoring table.
+
+  Every second the failures of the last window are counted per source address (kept with
+  fifo(), at most 100,000). Each alert (client "" — it concerns the fleet) carries the address,
+  the clients it failed on, the threshold and the window; the row, stored as this artifact's
+  server event, adds the count and the users tried. The same address and set of clients is
+  alerted at most once per window. Sigma-style metadata: level high; tags attack.credential_access,
+  attack.t1110.001 (password guessing) and attack.t1110.003 (password spraying).
+reference:
+  - https://attack.mitre.org/techniques/T1110/003/
+type: SERVER_EVENT
+parameters:
+  - name: EventArtifact
+    description: The client event artifact of failed logins (columns SourceIP, User).
+    default: Linux.Events.SSHFailedLogin
+  - name: Threshold
+    description: Failures from one address that raise the alert.
+    type: int
+    default: 10
+  - name: WindowSeconds
+    description: The window the failures are counted in.
+    type: int
+    default: 60
+  - name: Severity
+    description: The alerts' severity (info, low, medium, high, critical).
+    default: high
+sources:
+  - query: |
+      LET Failures = SELECT ClientId, SourceIP, User FROM watch_monitoring(artifact=EventArtifact) WHERE SourceIP
+      LET Recent = SELECT * FROM fifo(query=Failures, max_rows=100000, max_age=WindowSeconds)
+      LET PerClient = SELECT SourceIP, ClientId, count() AS N, enumerate(items=User) AS Users
+        FROM Recent GROUP BY SourceIP, ClientId ORDER BY ClientId
+      LET Counts = SELECT SourceIP, sum(item=N) AS Failures, enumerate(items=ClientId) AS Clients,
+             enumerate(items=Users) AS Users
+        FROM PerClient GROUP BY SourceIP
+      SELECT * FROM foreach(row={ SELECT * FROM clock(period=1) }, query={
+        SELECT SourceIP, Failures, Clients, Users
+        FROM Counts
+        WHERE Failures >= Threshold
+          AND alert(name='Server.Detection.SSHPasswordSpray', severity=Severity, dedup=WindowSeconds,
+                    SourceIP=SourceIP, Clients=Clients, Threshold=Threshold, WindowSeconds=WindowSeconds,
+                    Technique='T1110.003', Tags='attack.credential_access')
+      })
+
+"""#,
+        ),
+        (
+            "Server/Detection/WatchlistConnection.yaml",
+            #"""
+name: Server.Detection.WatchlistConnection
+author: Quarry
+description: |
+  Runs on the server (add it with `quarry monitoring add --server`) over the network
+  connections that agents send, and raises an alert for each connection to or from an address
+  on a watch list (known command-and-control servers, a threat feed's indicators): the list is
+  kept in one place, on the server, and a change applies to the whole fleet at once without
+  touching the agents. Agents need Linux.Events.Network in the client monitoring table.
+
+  Each alert carries the client, the process (pid, name, program, command line), the direction,
+  both ends and the list's note for the address. Sigma-style metadata: level high; tags
+  attack.command_and_control, attack.t1071 (application layer protocol) and attack.t1571
+  (non-standard port).
+reference:
+  - https://attack.mitre.org/tactics/TA0011/
+type: SERVER_EVENT
+parameters:
+  - name: WatchList
+    description: The addresses to watch (column Address) with a note each (column Note).
+    type: csv
+    default: |
+      Address,Note
+      192.0.2.1,documentation address (example entry)
+  - name: EventArtifact
+    description: The client event artifact of connections (columns RemoteAddress, RemotePort, Direction, Pid, Name, Exe, CommandLine).
+    default: Linux.Events.Network
+  - name: Severity
+    description: The alerts' severity (info, low, medium, high, critical).
+    default: high
+  - name: DedupSeconds
+    description: The same alert (client, process, address and port) is raised at most once in this many seconds.
+    type: int
+    default: 300
+sources:
+  - query: |
+      LET Listed <= SELECT Address, Note FROM WatchList
+      SELECT ClientId, Time, Pid, Name, Exe, CommandLine, Direction, LocalAddress, LocalPort,
+             RemoteAddress, RemotePort,
+             { SELECT Note FROM Listed WHERE Address = RemoteAddress } AS Note,
+             alert(name='Server.Detection.WatchlistConnection', severity=Severity, dedup=DedupSeconds,
+                   client_id=ClientId, Pid=Pid, Name=Name, Exe=Exe, CommandLine=CommandLine,
+                   Direction=Direction, RemoteAddress=RemoteAddress, RemotePort=RemotePort,
+                   Note={ SELECT Note FROM Listed WHERE Address = RemoteAddress },
+                   Technique='T1071', Tags='attack.command_and_control') AS Alerted
+      FROM watch_monitoring(artifact=EventArtifact)
+      WHERE RemoteAddress IN Listed.Address
+
+"""#,
+        ),
+        (
+            "Server/Detection/YaraHits.yaml",
+            #"""
+name: Server.Detection.YaraHits
+author: Quarry
+description: |
+  Runs on the server (add it with `quarry monitoring add --server`) over every collection an
+  agent finishes — a hunt's or a single one — and raises an alert when a detection artifact
+  (YARA scans by default) returned rows: a hit anywhere in the fleet reaches the alert list, the
+  audit log and the webhook the moment its flow ends, without anyone reading the hunt's results.
+
+  Follows System.Flow.Completion. Each alert names the client, the flow, the hunt (if any), the
+  sources that returned rows and how many rows the flow stored. Sigma-style metadata: level
+  high; tags attack.execution and attack.defense_evasion (what a YARA rule usually finds:
+  malware on disk or in memory, T1027 obfuscated files); the rule's own name is in the rows.
+reference:
+  - https://attack.mitre.org/techniques/T1027/
+type: SERVER_EVENT
+parameters:
+  - name: ArtifactRegex
+    description: Alert when a source whose name (Artifact or Artifact/Source) matches this returned rows.
+    default: Yara
+    type: regex
+  - name: Severity
+    description: The alerts' severity (info, low, medium, high, critical).
+    default: high
+sources:
+  - query: |
+      SELECT ClientId, FlowId, Flow.hunt_id AS HuntId, Flow.artifacts_with_results AS Sources,
+             Flow.total_collected_rows AS Rows,
+             alert(name='Server.Detection.YaraHits', severity=Severity, dedup=-1,
+                   client_id=ClientId, FlowId=FlowId, HuntId=Flow.hunt_id,
+                   Sources=Flow.artifacts_with_results, Rows=Flow.total_collected_rows,
+                   Technique='T1027', Tags='attack.execution,attack.defense_evasion') AS Alerted
+      FROM watch_monitoring(artifact='System.Flow.Completion')
+      WHERE Flow.artifacts_with_results =~ ArtifactRegex
 
 """#,
         ),

@@ -4,18 +4,24 @@ import VQL
 
 /// Runs event (CLIENT_EVENT) artifacts continuously: every source of every artifact in its own
 /// thread and session, rows handed to a sink as they come, until cancelled. Used by `quarry
-/// monitor` (and meant for the agent's monitoring table).
+/// monitor`, the agent's monitoring table and the server's (SERVER_EVENT artifacts), which hands
+/// each session its services through `prepare`.
 public final class EventMonitor: @unchecked Sendable {
     let repository: ArtifactRepository
     let registry: Registry
     let parameters: [String: String]
     let cancellation: CancellationFlag
+    let prepare: (@Sendable (Session) -> Void)?
 
-    public init(repository: ArtifactRepository, registry: Registry, parameters: [String: String], cancellation: CancellationFlag) {
+    public init(
+        repository: ArtifactRepository, registry: Registry, parameters: [String: String], cancellation: CancellationFlag,
+        prepare: (@Sendable (Session) -> Void)? = nil
+    ) {
         self.repository = repository
         self.registry = registry
         self.parameters = parameters
         self.cancellation = cancellation
+        self.prepare = prepare
     }
 
     /// A source's rows: its label ("Artifact" or "Artifact/Source"), then each row.
@@ -27,8 +33,8 @@ public final class EventMonitor: @unchecked Sendable {
         var compiled: [CompiledArtifact] = []
         for name in names {
             guard let artifact = repository.artifact(named: name) else { throw ArtifactProblem(file: name, line: 1, column: 1, message: "no artifact \(name)", isWarning: false) }
-            if artifact.type != .clientEvent {
-                logger.log(.warning, "\(name) is a \(artifact.type.rawValue) artifact, not CLIENT_EVENT: it runs once")
+            if artifact.type != .clientEvent && artifact.type != .serverEvent {
+                logger.log(.warning, "\(name) is a \(artifact.type.rawValue) artifact, not an event artifact: it runs once")
             }
             let own = parameters.filter { key, _ in artifact.parameters.contains { $0.name == key } }
             compiled.append(try ArtifactCompiler.compile(artifact, parameters: own, repository: repository))
@@ -37,6 +43,7 @@ public final class EventMonitor: @unchecked Sendable {
         let group = DispatchGroup()
         for artifact in compiled {
             let session = Session(registry: registry, logger: logger, cancellation: cancellation)
+            prepare?(session)
             let env = session.root.child()
             do {
                 guard try ArtifactPlugin.holds(artifact.precondition, in: env.child()) else {
@@ -50,6 +57,7 @@ public final class EventMonitor: @unchecked Sendable {
             for source in artifact.sources {
                 // Each source in its own scope and thread: event sources never end.
                 let sourceSession = Session(registry: registry, logger: logger, cancellation: cancellation)
+                prepare?(sourceSession)
                 let box = UncheckedBox((artifact, source, sourceSession))
                 group.enter()
                 Thread.detachNewThread {

@@ -24,6 +24,29 @@ import Testing
         }
     }
 
+    /// The server monitoring table lives in metadata notes of its own owner: no migration, and
+    /// apart from the server's and the clients' notes.
+    @Test(arguments: Engine.allCases) func serverMonitoringEntriesAreSetReplacedAndRemovedByArtifact(engine: Engine) async throws {
+        try await withStore(engine) { store in
+            #expect(try await store.serverMonitoringTable().isEmpty)
+            try await store.setServerMonitoring(MonitoringEntry(artifact: "Server.Detection.ExecFromTmp", creator: "ann", updatedAt: 1))
+            try await store.setServerMonitoring(MonitoringEntry(artifact: "Server.A", parameters: ["Regex": "^/tmp/", "Note": "it's \"q\""], creator: "ann", updatedAt: 2))
+            try await store.setServerMonitoring(MonitoringEntry(artifact: "Server.A", parameters: ["Regex": "^/dev/shm/"], creator: "bob", updatedAt: 3))
+            let table = try await store.serverMonitoringTable()
+            #expect(table == [
+                MonitoringEntry(artifact: "Server.A", parameters: ["Regex": "^/dev/shm/"], creator: "bob", updatedAt: 3),
+                MonitoringEntry(artifact: "Server.Detection.ExecFromTmp", creator: "ann", updatedAt: 1),
+            ])
+            #expect(try await store.metadata(MetadataOwner.server).isEmpty)
+            #expect(try await store.monitoringTable().isEmpty)
+            #expect(try await store.removeServerMonitoring(artifact: "Server.A"))
+            #expect(try await !store.removeServerMonitoring(artifact: "Server.A"))
+            #expect(try await store.serverMonitoringTable().map(\.artifact) == ["Server.Detection.ExecFromTmp"])
+            let refused = await #expect(throws: StoreError.self) { try await store.setServerMonitoring(MonitoringEntry(artifact: "Bad\u{0}")) }
+            #expect(refused?.refusesData == true)
+        }
+    }
+
     @Test(arguments: Engine.allCases) func eventBatchesAreStoredOncePerClientArtifactAndSeq(engine: Engine) async throws {
         try await withStore(engine) { store in
             let day = 20_000.0 * 86_400

@@ -34,6 +34,49 @@ import Testing
         #expect(await iterator.next()?.seq == 99)
     }
 
+    /// What `watch_monitoring()` reads inside the server: rows in order, at most `queueRows` waiting
+    /// (the rest dropped and counted, here or in the broadcaster), and stopping unsubscribes.
+    /// The follower's next row, polled without blocking this task (its pump runs on the same pool).
+    func next(_ follower: EventFollower, within seconds: Double) async throws -> EventRow? {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            if let row = follower.next(wait: 0) { return row }
+            try await Task.sleep(for: .milliseconds(10))
+        } while Date() < deadline
+        return nil
+    }
+
+    @Test func aFollowerKeepsOrderStaysBoundedAndUnsubscribesWhenStopped() async throws {
+        let broadcaster = EventBroadcaster(log: { _ in })
+        let follower = EventFollower(broadcaster.subscribe(artifact: "A"))
+        broadcaster.publish([row("A", 1), row("B", 2), row("A", 3)])
+        #expect(try await next(follower, within: 20)?.seq == 1)
+        #expect(try await next(follower, within: 20)?.seq == 3)
+        #expect(try await next(follower, within: 0.2) == nil)
+
+        let total = 2 * EventBroadcaster.queueRows + 7
+        broadcaster.publish((0..<total).map { row("A", 10 + $0) })
+        // Unread, every row is waiting here or was dropped (here or by the broadcaster), once the
+        // pump has taken what the broadcaster kept; at most `queueRows` wait.
+        var dropped = 0
+        let settled = Date().addingTimeInterval(20)
+        while follower.waiting + dropped + broadcaster.dropped < total && Date() < settled {
+            dropped += follower.takeDropped()
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        dropped += follower.takeDropped()
+        #expect(follower.waiting + dropped + broadcaster.dropped == total)
+        #expect(follower.waiting <= EventBroadcaster.queueRows)
+        var kept: [Int] = []
+        while let next = follower.next(wait: 0) { kept.append(next.seq) }
+        #expect(kept.count <= EventBroadcaster.queueRows && kept == kept.sorted() && kept.first == 10)
+
+        follower.stop()
+        let deadline = Date().addingTimeInterval(5)
+        while broadcaster.readers > 0 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(broadcaster.readers == 0)
+    }
+
     @Test func aReaderThatStopsIsForgotten() async throws {
         let broadcaster = EventBroadcaster(log: { _ in })
         let stream = broadcaster.subscribe(artifact: "A")

@@ -9,41 +9,13 @@ import Testing
 extension FleetTests {
 @Suite(.serialized, .enabled(if: FleetHarness.available, "run `swift build` first"))
 struct FleetAlertTests {
-    /// A local HTTP listener that answers 200 and appends every POST body, one per line, to a file.
-    static let listener = """
-        import http.server, sys
-        out = sys.argv[1]
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
-                with open(out, 'ab') as f: f.write(body + b'\\n')
-                self.send_response(200); self.end_headers()
-            def log_message(self, *a): pass
-        s = http.server.HTTPServer(('127.0.0.1', 0), H)
-        open(out + '.port', 'w').write(str(s.server_address[1]))
-        s.serve_forever()
-        """
-
     @Test func alertFromACollectionIsStoredAuditedCountedAndPosted() async throws {
         let fleet = try FleetHarness()
-        let received = fleet.dir + "/webhook.jsonl"
-        let hook = Process()
-        hook.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        hook.arguments = ["python3", "-c", Self.listener, received]
-        // Not the test's own output: a child holding that pipe keeps `swift test` waiting.
-        hook.standardOutput = FileHandle.nullDevice
-        hook.standardError = FileHandle.nullDevice
-        try hook.run()
-        // SIGKILL: children of the test process inherit a mask that blocks SIGTERM.
+        let (hook, received) = try await fleet.startWebhookListener()
         defer {
             kill(hook.processIdentifier, SIGKILL)
             hook.waitUntilExit()
         }
-        try await fleet.waitUntil(timeout: 20, "the webhook listener") { FileManager.default.fileExists(atPath: received + ".port") }
-        let port = try String(contentsOfFile: received + ".port", encoding: .utf8)
-        var config = try ConfigFile.load(ServerConfig.self, from: fleet.dir + "/srv/server0.yaml")
-        config.alertWebhook = "http://127.0.0.1:\(port)/hook"
-        try ConfigFile.save(config, to: fleet.dir + "/srv/server0.yaml")
         try await fleet.startServer()
         try fleet.startAgent("a")
         try await fleet.waitForAgents(["a"])
@@ -100,30 +72,8 @@ struct FleetAlertTests {
         try fleet.check(fleet.cli(["monitoring", "add", "Linux.Detection.ExecFromTmp"]))
         let dropped = fleet.dir + "/dropper"
         try FileManager.default.copyItem(atPath: "/bin/true", toPath: dropped)
-        // Until the agent's watch is attached an exec goes unseen: run marked execs until one alerts.
-        var latency: Double?
-        let deadline = Date().addingTimeInterval(90)
-        var attempt = 0
-        while latency == nil, Date() < deadline {
-            attempt += 1
-            let marker = "quarry-exec-\(attempt)-\(UInt32.random(in: 0...UInt32.max))"
-            let run = Process()
-            run.executableURL = URL(fileURLWithPath: dropped)
-            run.arguments = [marker]
-            let started = Date()
-            try run.run()
-            run.waitUntilExit()
-            while Date().timeIntervalSince(started) < 3 {
-                let alerts = (try? await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self)) ?? []
-                if alerts.contains(where: { $0.details.contains(marker) }) {
-                    latency = Date().timeIntervalSince(started)
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-        }
-        let seconds = try #require(latency, "no alert for an exec from \(dropped) within 90 s")
-        print("exec from /tmp on the agent -> alert stored on the server: \(Int(seconds * 1000)) ms (attempt \(attempt))")
+        let caught = try #require(try await fleet.execUntilAlert(dropped, clientId: id), "no alert for an exec from \(dropped) within 90 s")
+        print("exec from /tmp on the agent -> alert stored on the server: \(Int(caught.seconds * 1000)) ms (attempt \(caught.attempts))")
         let alert = try #require(try await fleet.get("/alerts", query: ["client_id": id], as: [AlertRecord].self).first)
         #expect(alert.name == "Linux.Detection.ExecFromTmp" && alert.severity == .high && alert.artifact == "Linux.Detection.ExecFromTmp")
         #expect(alert.details.contains(dropped) && alert.details.contains("T1036"), "\(alert.details)")

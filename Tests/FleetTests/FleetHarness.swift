@@ -163,6 +163,29 @@ final class FleetHarness: @unchecked Sendable {
         sources:
           - query: SELECT Unix AS Tick FROM clock(ms=atoi(string=Millis))
         ---
+        name: Test.ExecEvents
+        type: CLIENT_EVENT
+        parameters:
+          - name: Exe
+            default: /tmp/quarry-dropper
+        sources:
+          - query: |
+              SELECT Unix AS Time, 4242 AS Pid, 1 AS Ppid, 'bash' AS ParentName, 'root' AS User, Exe,
+                     Exe + ' --beacon' AS CommandLine, false AS Fileless
+              FROM clock(ms=500)
+        ---
+        name: Test.ServerFail
+        type: SERVER_EVENT
+        sources:
+          - query: SELECT * FROM no_such_rule_plugin()
+        ---
+        name: Test.AutoRespond
+        type: SERVER_EVENT
+        sources:
+          - query: |
+              SELECT ClientId, collect_client(client_id=ClientId, artifacts='Test.Rows', args=dict(Count='2')).flow_id AS FlowId
+              FROM watch_monitoring(artifact='Test.Clock') LIMIT 1
+        ---
         name: Test.Files
         parameters:
           - name: Dir

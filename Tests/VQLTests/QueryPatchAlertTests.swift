@@ -88,4 +88,15 @@ import Testing
         #expect(alerts.first?.contains(#""name":"Odd""#) == true)
         #expect(alerts.first?.contains(#""details":{"Path":"/tmp/x"}"#) == true)
     }
+
+    /// A session that runs for months (a server rule) remembers at most 10,000 distinct alerts:
+    /// past that, it forgets, and an alert it forgot is raised again.
+    @Test func alertMemoryIsBounded() throws {
+        let (rows, _) = try TestSupport.run("""
+            LET Raised <= SELECT alert(name='Many', N=_value) AS R FROM range(end=10001)
+            SELECT len(list=Raised) AS Rows, { SELECT * FROM Raised WHERE NOT R } AS Suppressed,
+                   alert(name='Many', N=1) AS Again FROM scope()
+            """)
+        #expect(rows.last == [#"{"Rows":10001,"Suppressed":null,"Again":true}"#])
+    }
 }

@@ -22,14 +22,29 @@ extension APIClient {
     public func monitoringTable() async throws -> [MonitoringEntry] {
         try await get("/monitoring", as: [MonitoringEntry].self)
     }
+
+    /// The server monitoring table.
+    public func serverMonitoringTable() async throws -> [MonitoringEntry] {
+        try await get("/server-monitoring", as: [MonitoringEntry].self)
+    }
+
+    /// How the server monitoring table's artifacts fare on the frontend that answers.
+    public func serverMonitoringStatus() async throws -> [ServerMonitorStatus] {
+        try await get("/server-monitoring/status", as: [ServerMonitorStatus].self)
+    }
 }
 
 /// Event rows as VQL values: the row's own columns after `ClientId` and `_ts` (when the server
-/// received it), as Velociraptor's monitoring() shows them.
+/// received it), as Velociraptor's monitoring() shows them. Rows of the server's own event
+/// artifacts (stored under the client ID `server`) keep their own ClientId column when they have
+/// one: a detection's row names the client it is about.
 public enum EventRows {
     public static func value(_ row: EventRow) -> Value {
-        var pairs: [(String, Value)] = [("ClientId", .string(row.clientId)), ("_ts", .timestamp(Timestamp(seconds: row.time)))]
-        if case .dict(let dict)? = try? JSONParser.parse(row.json) {
+        let parsed = try? JSONParser.parse(row.json)
+        var client = Value.string(row.clientId)
+        if row.clientId == EventStream.serverClientId, case .dict(let dict)? = parsed, let own = dict["ClientId"], case .string = own { client = own }
+        var pairs: [(String, Value)] = [("ClientId", client), ("_ts", .timestamp(Timestamp(seconds: row.time)))]
+        if case .dict(let dict)? = parsed {
             for key in dict.keys where key != "ClientId" && key != "_ts" { pairs.append((key, dict[key] ?? .null)) }
         }
         return .dict(Dict(pairs))

@@ -41,6 +41,9 @@ public struct ServerConfig: Codable, Sendable {
     public var alertWebhook: String?
     /// Response actions (artifacts needing REMEDIATION) wait for a second analyst's approval.
     public var responseApprovals = false
+    /// Server monitoring artifacts (rules) whose `collect_client()` calls run at once — automatic
+    /// response; any other rule's request waits for an analyst as a `Server.Response.Pending` alert.
+    public var automaticResponse: [String] = []
 
     enum CodingKeys: String, CodingKey {
         case serverURL = "server_url", bindAddress = "bind_address", port, dataDir = "data_dir", datastore
@@ -50,6 +53,7 @@ public struct ServerConfig: Codable, Sendable {
         case alertWebhook = "alert_webhook"
         case eventRetentionDays = "event_retention_days"
         case responseApprovals = "response_approvals"
+        case automaticResponse = "automatic_response"
     }
 
     public init(serverURL: String, bindAddress: String, port: Int, dataDir: String, datastore: String, enrollmentSecret: String, ca: PEMIdentity, server: PEMIdentity) {
@@ -82,6 +86,7 @@ public struct ServerConfig: Codable, Sendable {
         alertWebhook = try c.decodeIfPresent(String.self, forKey: .alertWebhook)
         eventRetentionDays = try c.decodeIfPresent(Int.self, forKey: .eventRetentionDays) ?? 30
         responseApprovals = try c.decodeIfPresent(Bool.self, forKey: .responseApprovals) ?? false
+        automaticResponse = try c.decodeIfPresent([String].self, forKey: .automaticResponse) ?? []
         guard eventRetentionDays >= 1 else {
             throw DecodingError.dataCorruptedError(forKey: .eventRetentionDays, in: c, debugDescription: "event_retention_days must be at least 1")
         }

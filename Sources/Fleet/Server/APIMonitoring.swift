@@ -32,17 +32,8 @@ extension FleetServer {
             let caller = try context.requireCaller()
             try caller.require("COLLECT_CLIENT")
             let (body, raw) = try await context.decode(MonitoringRequest.self, from: request, limit: config.limits.maxRequestBodyBytes)
-            try checkArtifacts([body.artifact], caller: caller)
-            guard let artifact = repository.artifact(named: body.artifact), artifact.type == .clientEvent else {
-                throw APIFailure(status: 400, message: "\(body.artifact) is not a CLIENT_EVENT artifact: only event artifacts can be monitored")
-            }
-            let parameters = body.parameters ?? [:]
-            for name in parameters.keys.sorted() where !artifact.parameters.contains(where: { $0.name == name }) {
-                let hint = NameSuggester.closest(to: name, in: artifact.parameters.map(\.name)).map { " (did you mean \($0)?)" } ?? ""
-                throw APIFailure(status: 400, message: "\(body.artifact) has no parameter \(name)\(hint)")
-            }
-            let entry = MonitoringEntry(
-                artifact: body.artifact, parameters: parameters, label: body.label ?? "", creator: caller.user.name, updatedAt: Date().timeIntervalSince1970)
+            var entry = try monitoringEntry(body, type: .clientEvent, caller: caller)
+            entry.label = body.label ?? ""
             if let problem = entry.problem { throw APIFailure(status: 400, message: problem) }
             let table = try await store.monitoringTable()
             if table.count >= MonitoringEntry.maxEntries, !table.contains(where: { $0.artifact == entry.artifact && $0.label == entry.label }) {
@@ -66,6 +57,23 @@ extension FleetServer {
             return try ok(try await store.monitoringTable())
         }
         api.get("events") { [self] request, context in try await eventsPage(request, context) }
+    }
+
+    /// The entry a request adds to a monitoring table, once the artifact is known to be of `type`,
+    /// allowed to the caller, and to have every parameter named.
+    func monitoringEntry(_ body: MonitoringRequest, type: Artifact.Kind, caller: Caller) throws -> MonitoringEntry {
+        try checkArtifacts([body.artifact], caller: caller)
+        guard let artifact = repository.artifact(named: body.artifact), artifact.type == type else {
+            throw APIFailure(status: 400, message: "\(body.artifact) is not a \(type.rawValue) artifact: only those can be in this monitoring table")
+        }
+        let parameters = body.parameters ?? [:]
+        for name in parameters.keys.sorted() where !artifact.parameters.contains(where: { $0.name == name }) {
+            let hint = NameSuggester.closest(to: name, in: artifact.parameters.map(\.name)).map { " (did you mean \($0)?)" } ?? ""
+            throw APIFailure(status: 400, message: "\(body.artifact) has no parameter \(name)\(hint)")
+        }
+        let entry = MonitoringEntry(artifact: body.artifact, parameters: parameters, creator: caller.user.name, updatedAt: Date().timeIntervalSince1970)
+        if let problem = entry.problem { throw APIFailure(status: 400, message: problem) }
+        return entry
     }
 
     /// GET /events?artifact=&client_id=&source=&since=&until=&limit=&after=: one page of event rows

@@ -31,6 +31,7 @@ extension FleetServer {
         addImportRoutes(api)
         addApprovalRoutes(api)
         addUploadRoutes(api: api, router: router)
+        addServerMonitoringRoutes(api)
         addConsoleRoutes(router)
         api.get("results") { [self] request, context in try await results(request, context) }
         api.get("audit") { [self] request, context in try await auditPage(request, context) }

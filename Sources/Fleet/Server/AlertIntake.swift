@@ -18,17 +18,27 @@ enum AlertLine {
         for line in lines where line.contains(prefix) {
             guard found.count < limit,
                   let entry = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-                  let message = entry["message"] as? String, message.hasPrefix(prefix),
-                  let record = (try? JSONSerialization.jsonObject(with: Data(message.dropFirst(prefix.count).utf8))) as? [String: Any],
-                  let name = record["name"] as? String, !name.isEmpty
+                  let message = entry["message"] as? String,
+                  let record = alert(fromMessage: message, clientId: clientId, flowId: flowId, artifact: artifact)
             else { continue }
-            let details = record["details"] as? [String: Any] ?? [:]
-            let detailText = (try? JSONSerialization.data(withJSONObject: details, options: [.sortedKeys, .withoutEscapingSlashes])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-            found.append(AlertRecord(
-                time: Date().timeIntervalSince1970, name: name, severity: AlertSeverity.named(details["severity"] as? String),
-                clientId: clientId, flowId: flowId, artifact: artifact, details: detailText))
+            found.append(record)
         }
         return found
+    }
+
+    /// The alert in one `ALERT: {…}` log message, or nil. With `clientIdFromDetails` (a query
+    /// running on the server), the client it concerns is the `client_id` (or `ClientId`) detail.
+    static func alert(fromMessage message: String, clientId: String, flowId: String, artifact: String, clientIdFromDetails: Bool = false) -> AlertRecord? {
+        guard message.hasPrefix(prefix),
+              let record = (try? JSONSerialization.jsonObject(with: Data(message.dropFirst(prefix.count).utf8))) as? [String: Any],
+              let name = record["name"] as? String, !name.isEmpty
+        else { return nil }
+        let details = record["details"] as? [String: Any] ?? [:]
+        let detailText = (try? JSONSerialization.data(withJSONObject: details, options: [.sortedKeys, .withoutEscapingSlashes])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let client = clientIdFromDetails ? (details["client_id"] as? String ?? details["ClientId"] as? String ?? clientId) : clientId
+        return AlertRecord(
+            time: Date().timeIntervalSince1970, name: name, severity: AlertSeverity.named(details["severity"] as? String),
+            clientId: client, flowId: flowId, artifact: artifact, details: detailText)
     }
 }
 
@@ -77,7 +87,7 @@ extension FleetServer {
             stored.id = try await store.addAlert(stored)
             metrics.alertsRaised.increment()
             try await store.audit(AuditEntry(
-                time: stored.time, user: stored.clientId.isEmpty ? "server" : stored.clientId, action: "alert",
+                time: stored.time, user: stored.clientId.isEmpty || stored.flowId.isEmpty ? "server" : stored.clientId, action: "alert",
                 target: stored.name, details: stored.details, remote: stored.flowId))
             if let url = config.alertWebhook { webhook.post(stored, to: url) }
         } catch {

@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import QuarryConsole
+import VQL
 
 /// The fleet server: one TLS listener for agents (WebSocket at /agent) and analysts (JSON API),
 /// the datastore, the upload store, the hunt scheduler and the metrics. The server keeps no state
@@ -48,6 +49,8 @@ public final class FleetServer: Sendable {
     public let eventReaders: EventBroadcaster
     /// The monitoring table as last pushed to agents (a change made anywhere is pushed by the scheduler).
     let pushedMonitoring = NIOLockedValueBox<[MonitoringEntry]?>(nil)
+    /// The SERVER_EVENT artifacts of the server monitoring table running here.
+    let serverMonitors: ServerMonitors
 
     func recentlyDelivered(_ flowId: String, now: Double) -> Bool {
         delivered.withLockedValue { sent in
@@ -57,8 +60,18 @@ public final class FleetServer: Sendable {
         }
     }
 
-    public init(config: ServerConfig, store: any FleetStore, repository: ArtifactRepository, log: @escaping @Sendable (String) -> Void) throws {
+    /// `makeRegistry` gives the VQL names server event artifacts run with (the server's own
+    /// plugins are added to them); by default the core library and the artifacts.
+    public init(
+        config: ServerConfig, store: any FleetStore, repository: ArtifactRepository,
+        makeRegistry: (@Sendable (ArtifactRepository) -> Registry)? = nil, log: @escaping @Sendable (String) -> Void
+    ) throws {
         self.config = config
+        serverMonitors = ServerMonitors(makeRegistry: makeRegistry ?? { repository in
+            let registry = CoreLibrary.registry()
+            repository.install(into: registry)
+            return registry
+        })
         self.store = store
         self.repository = repository
         // Custom artifacts set through the API earlier.
@@ -98,12 +111,14 @@ public final class FleetServer: Sendable {
         self.listener.withLockedValue { $0 = listener }
         Task { await self.schedulerLoop() }
         Task { await self.deliveryLoop() }
+        await refreshServerMonitoring()
         log("listening on \(config.bindAddress):\(listener.port) (datastore \(config.datastore))")
         return listener.port
     }
 
     public func stop() async {
         let listener = self.listener.withLockedValue { $0 }
+        serverMonitors.stopAll()
         await listener?.close()
         for socket in links.withLockedValue({ Array($0.values) }) { socket.close() }
         wake.finish()

@@ -71,7 +71,10 @@ extension FleetServer {
                 await reject(batch.flowId, seq: batch.seq, reason: reason, clientId: clientId, socket: socket)
             }
         }
-        if !finished.isEmpty { poke() }
+        if !finished.isEmpty {
+            poke()
+            await announceCompletions(finished)
+        }
     }
 
     /// A batch that is not stored: logged, audited and acknowledged with the reason, so the agent

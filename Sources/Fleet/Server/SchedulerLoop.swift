@@ -48,6 +48,7 @@ extension FleetServer {
                 closeRevoked(records, connected: connected)
             }
             try await pushMonitoringIfChanged()
+            await refreshServerMonitoring()
             if pass % 3600 == 1 { try await applyEventRetention(now: now) }
             if !hunts.isEmpty {
                 let clients = records.filter { !$0.revoked }.map {

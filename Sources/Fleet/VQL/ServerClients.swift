@@ -3,6 +3,7 @@ import Foundation
 import VQL
 
 /// Server VQL about enrolled clients: `clients()`, `client_info()`, their metadata notes and labels.
+/// Inside the server (`LocalFleet`), `clients()` and `client_info()` read the datastore directly.
 enum ServerClients {
     static var plugins: [PluginDeclaration] { [clients] }
     static var functions: [FunctionDeclaration] { [clientInfo, clientMetadata, clientSetMetadata, label] }
@@ -65,8 +66,13 @@ enum ServerClients {
         ],
         examples: ["SELECT client_id, os_info.hostname AS Host, labels FROM clients(search='label:web*')"]
     ) { ctx in
-        let api = try ServerPlugins.api(ctx)
         let search = ctx.string("search"), only = ctx.string("client_id")
+        if let local = LocalFleet.of(ctx) {
+            let views = try runBlocking { try await local.server.clientViews() }
+            let chosen = views.filter { view in only.map { view.client.clientId == $0 } ?? (search == nil || matches(view, search: search ?? "")) }
+            return ArrayCursor(chosen.map(row))
+        }
+        let api = try ServerPlugins.api(ctx)
         if let only {
             let view = try runBlocking { try await api.get("/clients/\(ServerPlugins.segment(only))", as: ClientView.self) }
             return ArrayCursor([row(view)])
@@ -81,6 +87,11 @@ enum ServerClients {
         examples: ["SELECT client_info(client_id='C.0123456789abcdef').os_info.hostname AS Host FROM scope()"]
     ) { ctx in
         guard let id = ctx.string("client_id") else { return .null }
+        if let local = LocalFleet.of(ctx) {
+            let server = local.server
+            let client = try? runBlocking { try await server.store.client(id) }
+            return client.flatMap { $0 }.map { row(ClientView(client: $0, connected: server.connectedClientIds.contains(id))) } ?? .null
+        }
         return ServerPlugins.call(ctx, "client_info") { api in row(try await api.get("/clients/\(ServerPlugins.segment(id))", as: ClientView.self)) }
     }
 

@@ -49,6 +49,7 @@ extension ServerFlows {
     ) { ctx in
         guard let client = ctx.string("client_id") else { return .null }
         let body = CollectRequestBody(clientId: client, request: request(ctx))
+        if let local = LocalFleet.of(ctx) { return local.collect(body, ctx) }
         return ServerPlugins.call(ctx, "collect_client") { api in row(try await api.post("/collect", body: body, as: FlowRecord.self)) }
     }
 

@@ -15,7 +15,7 @@ public enum ServerPlugins {
     }
 
     public static var functions: [FunctionDeclaration] {
-        ServerClients.functions + ServerFlows.functions + ServerHunts.functions + ServerAdmin.functions
+        ServerClients.functions + ServerFlows.functions + ServerHunts.functions + ServerAdmin.functions + ServerMonitoringTables.functions
     }
 
     static func api(_ ctx: CallContext) throws -> APIClient {

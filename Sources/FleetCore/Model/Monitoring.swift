@@ -53,6 +53,8 @@ public struct MonitoringEntry: Codable, Sendable, Equatable, Hashable {
 /// flow ID: `E.` and the artifact's name. Batches are numbered per client and stream from 1.
 public enum EventStream {
     public static let prefix = "E."
+    /// The client ID under which the server's own event artifacts store their rows.
+    public static let serverClientId = "server"
     public static func id(artifact: String) -> String { prefix + artifact }
     /// The artifact of a stream ID; nil for a flow ID.
     public static func artifact(of id: String) -> String? {

@@ -11,6 +11,8 @@ public enum AlertFunction {
     }
 
     static let seenKey = ServiceKey<Seen>("vql.alert.seen")
+    /// Most distinct alerts a session remembers for `dedup`.
+    static let maxRemembered = 10_000
 
     public static let function = FunctionDeclaration(
         name: "alert",
@@ -40,6 +42,9 @@ public enum AlertFunction {
             let now = Date()
             let fresh = seen.times.withLock { times -> Bool in
                 let key = name + "\u{0}" + detailText
+                // A query that runs for months sees many distinct alerts: only the recent ones are kept.
+                if times.count >= maxRemembered { times = times.filter { now.timeIntervalSince($0.value) < dedup } }
+                if times.count >= maxRemembered { times.removeAll() }
                 if let last = times[key], now.timeIntervalSince(last) < dedup { return false }
                 times[key] = now
                 return true

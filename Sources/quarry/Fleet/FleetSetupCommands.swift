@@ -59,7 +59,8 @@ struct ServerCommand: ParsableCommand {
         let config = try ConfigFile.load(ServerConfig.self, from: self.config)
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let store = try openStore(config)
-        let server = try FleetServer(config: config, store: store, repository: definitions.repository(), log: fleetLog("server"))
+        let server = try FleetServer(
+            config: config, store: store, repository: definitions.repository(), makeRegistry: { QuarryRegistry.make(repository: $0) }, log: fleetLog("server"))
         let systemd = SystemdNotifier()
         let watchdog = WatchdogHolder()
         try blockUntilSignal {

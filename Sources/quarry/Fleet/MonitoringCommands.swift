@@ -5,10 +5,11 @@ import Foundation
 import VQL
 
 /// `quarry monitoring add|rm|show`: the client monitoring table (event artifacts every agent, or
-/// every agent with a label, runs continuously).
+/// every agent with a label, runs continuously), or with `--server` the server's (SERVER_EVENT
+/// artifacts the server runs in-process: detection over the events agents send).
 struct MonitoringCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "monitoring", abstract: "The client monitoring table: event artifacts agents run continuously.",
+        commandName: "monitoring", abstract: "The monitoring tables: event artifacts agents (or, with --server, the server) run continuously.",
         subcommands: [AddMonitoring.self, RemoveMonitoring.self, ShowMonitoring.self])
 }
 
@@ -24,9 +25,10 @@ func monitoringRows(_ table: [MonitoringEntry]) -> [Value] {
 
 struct AddMonitoring: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "add", abstract: "Add an event artifact to the table (or replace its parameters).")
-    @Argument(help: "A CLIENT_EVENT artifact.") var artifact: String
+    @Argument(help: "A CLIENT_EVENT artifact (a SERVER_EVENT artifact with --server).") var artifact: String
     @Option(name: .customLong("args"), help: "Artifact parameter as NAME=VALUE (repeatable).") var args: [String] = []
     @Option(help: "Only clients with this label run it (default: every client).") var label: String?
+    @Flag(help: "The server monitoring table (administrators only).") var server = false
     @OptionGroup var api: APIOptions
     @OptionGroup var format: FormatOption
 
@@ -36,43 +38,66 @@ struct AddMonitoring: ParsableCommand {
             guard let equals = arg.firstIndex(of: "="), equals != arg.startIndex else { throw ValidationError("--args \(arg): expected NAME=VALUE") }
             parameters[String(arg[..<equals])] = String(arg[arg.index(after: equals)...])
         }
+        if server && label != nil { throw ValidationError("--label is for the client table: the server runs each artifact once") }
         let client = try api.client()
         let body = MonitoringRequest(artifact: artifact, parameters: parameters, label: label)
-        let table = try runBlocking { try await client.post("/monitoring", body: body, as: [MonitoringEntry].self) }
+        let path = server ? "/server-monitoring" : "/monitoring"
+        let table = try runBlocking { try await client.post(path, body: body, as: [MonitoringEntry].self) }
         try format.print(monitoringRows(table))
     }
 }
 
 struct RemoveMonitoring: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove an event artifact from the table (agents stop it).")
+    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove an event artifact from the table (agents, or the server, stop it).")
     @Argument var artifact: String
     @Option(help: "The label of the entry (default: the entry for every client).") var label: String?
+    @Flag(help: "The server monitoring table (the server stops the artifact).") var server = false
     @OptionGroup var api: APIOptions
     @OptionGroup var format: FormatOption
 
     func run() throws {
+        if server && label != nil { throw ValidationError("--label is for the client table") }
         let client = try api.client()
         let body = MonitoringRequest(artifact: artifact, label: label)
-        let table = try runBlocking { try await client.post("/monitoring/remove", body: body, as: [MonitoringEntry].self) }
+        let path = server ? "/server-monitoring/remove" : "/monitoring/remove"
+        let table = try runBlocking { try await client.post(path, body: body, as: [MonitoringEntry].self) }
         try format.print(monitoringRows(table))
     }
 }
 
 struct ShowMonitoring: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "show", abstract: "Show the monitoring table.")
+    @Flag(help: "The server monitoring table.") var server = false
     @OptionGroup var api: APIOptions
     @OptionGroup var format: FormatOption
 
     func run() throws {
         let client = try api.client()
-        try format.print(monitoringRows(try runBlocking { try await client.monitoringTable() }))
+        guard server else {
+            try format.print(monitoringRows(try runBlocking { try await client.monitoringTable() }))
+            return
+        }
+        // The server's table with how each artifact fares on the frontend that answers.
+        let (table, statuses) = try runBlocking { (try await client.serverMonitoringTable(), try await client.serverMonitoringStatus()) }
+        let byArtifact = Dictionary(statuses.map { ($0.artifact, $0) }, uniquingKeysWith: { a, _ in a })
+        try format.print(zip(table, monitoringRows(table)).map { entry, row in
+            guard case .dict(var dict) = row else { return row }
+            dict["Label"] = nil
+            let status = byArtifact[entry.artifact]
+            dict["State"] = status.map { .string($0.state) } ?? .string("not running here")
+            dict["Restarts"] = status.map { .from($0.restarts) } ?? .null
+            dict["Rows"] = status.map { .from($0.rows) } ?? .null
+            dict["Alerts"] = status.map { .from($0.alerts) } ?? .null
+            dict["LastProblem"] = status?.lastProblem.map { .string($0) } ?? .null
+            return .dict(dict)
+        })
     }
 }
 
 /// `quarry events ARTIFACT`: event rows the server stored, oldest first; `--follow` keeps reading
 /// new rows as they arrive (polling once a second) until interrupted.
 struct EventsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "events", abstract: "Read client event rows stored on the server.")
+    static let configuration = CommandConfiguration(commandName: "events", abstract: "Read event rows stored on the server (of clients, or of the server's own event artifacts).")
     @Argument(help: "The event artifact (ARTIFACT or ARTIFACT/SOURCE).") var artifact: String
     @Option(help: "Only this client's rows.") var client: String?
     @Option(help: "From this time: seconds since 1970, an ISO 8601 time, or an age such as 15m, 2h, 7d.") var since: String?
