@@ -6,7 +6,7 @@
 #        the tool run 100 times in a shell loop, so process start-up does not dominate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-Q=.build/release/quarry
+Q=${QUARRY:-.build/release/quarry}
 command -v hyperfine >/dev/null || { echo "hyperfine missing: apt-get install hyperfine" >&2; exit 1; }
 [ -x "$Q" ] || swift build -c release --product quarry
 mkdir -p bench/out

@@ -3,7 +3,7 @@
 # Usage: bench/run.sh [name…]   (names: vfilter, groupcount; default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-Q=.build/release/quarry
+Q=${QUARRY:-.build/release/quarry}
 command -v hyperfine >/dev/null || { echo "hyperfine missing: apt-get install hyperfine" >&2; exit 1; }
 [ -x "$Q" ] || swift build -c release --product quarry
 mkdir -p bench/out
