@@ -117,6 +117,28 @@ extension FleetTests {
             sha256: sha256 ?? hex(SHA256.hash(data: data)), md5: md5 ?? hex(Insecure.MD5.hash(data: data))))
     }
 
+    /// A client may send event rows only for artifacts of the monitoring table: others are refused
+    /// (and not stored); once an artifact is listed its rows are taken.
+    @Test func eventStreamsOutsideTheMonitoringTableAreRefused() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        fleet.killAgent("a")
+        let tls = try TLSSetup.clientContext(caCertificate: Self.serverCA(fleet), identity: fleet.identity("a"))
+        let socket = try await Connector.openAgentChannel(url: Self.url(fleet), tls: tls, group: MultiThreadedEventLoopGroup.singleton)
+        func events(_ artifact: String, _ seq: Int) -> WireBatch {
+            WireBatch(flowId: EventStream.id(artifact: artifact), seq: seq, payload: .rows(artifact: artifact, source: "", rows: [#"{"Planted":1}"#]))
+        }
+        var acks = await Self.send([events("Made.Up.Name", 1)], on: socket)
+        #expect(acks[1]??.contains("not in the monitoring table") == true, "\(acks)")
+        try fleet.check(fleet.cli(["monitoring", "add", "Test.Clock"]))
+        acks = await Self.send([events("Test.Clock", 2)], on: socket)
+        #expect(acks[2] == .some(nil), "\(acks)")
+        let made = try await fleet.api().eventsPage(["artifact": "Made.Up.Name"], after: nil)
+        #expect(made.isEmpty)
+    }
+
     /// The issue's attacks on the upload path, each refused before anything is written.
     @Test func uploadPartsAreCheckedBeforeAnythingIsWritten() async throws {
         let fleet = try FleetHarness()

@@ -9,9 +9,19 @@ extension FleetServer {
         let now = Date().timeIntervalSince1970
         var batches: [EventBatch] = []
         var bytes = 0
+        var listed = await monitoredArtifacts(now: now, fresh: false)
         for batch in wire {
             guard case .rows(let artifact, let source, let rows) = batch.payload, EventStream.artifact(of: batch.flowId) == artifact else {
                 await reject(batch.flowId, seq: batch.seq, reason: "an event stream carries only rows of its own artifact", clientId: clientId, socket: socket)
+                continue
+            }
+            // A client sends events only for what the table asks of it: an artifact never listed
+            // (or removed more than an hour ago, past any queue the agent still drains) is refused,
+            // so a client cannot fill the event store under names of its own choosing.
+            // Before refusing, read the table again: it may have just changed on another frontend.
+            if artifact != AlertEvents.artifact && !listed.contains(artifact) { listed = await monitoredArtifacts(now: now, fresh: true) }
+            guard artifact == AlertEvents.artifact || listed.contains(artifact) else {
+                await reject(batch.flowId, seq: batch.seq, reason: "\(artifact) is not in the monitoring table", clientId: clientId, socket: socket)
                 continue
             }
             bytes += rows.reduce(0) { $0 + $1.utf8.count }
@@ -48,6 +58,25 @@ extension FleetServer {
             }
         }
         eventReaders.publish(stored)
+    }
+
+    /// Artifacts of the client monitoring table, and those removed within the last hour (read from
+    /// the store at most every 5 s unless `fresh`).
+    func monitoredArtifacts(now: Double, fresh: Bool) async -> Set<String> {
+        if !fresh, let cached = monitoredCache.withLockedValue({ now - $0.read < 5 ? $0 : nil }) {
+            return cached.listed.union(cached.removed.keys)
+        }
+        guard let table = try? await store.monitoringTable() else {
+            return monitoredCache.withLockedValue { $0.listed.union($0.removed.keys) }
+        }
+        let listed = Set(table.map(\.artifact))
+        return monitoredCache.withLockedValue { cache in
+            for gone in cache.listed.subtracting(listed) { cache.removed[gone] = now }
+            cache.removed = cache.removed.filter { now - $0.value < 3600 && !listed.contains($0.key) }
+            cache.listed = listed
+            cache.read = now
+            return listed.union(cache.removed.keys)
+        }
     }
 
     /// Sends a client the entries of the monitoring table that apply to it (by its labels).

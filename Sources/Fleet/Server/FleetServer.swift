@@ -21,6 +21,8 @@ public final class FleetServer: Sendable {
     public let metrics = FleetMetrics()
     let webhook: AlertWebhook
     let links = NIOLockedValueBox<[String: AgentSocket]>([:])
+    /// The client monitoring table's artifacts as last read, and when entries left it.
+    let monitoredCache = NIOLockedValueBox<MonitoredArtifacts>(MonitoredArtifacts())
     /// Collector uploads being received (token digests), one request at a time per token.
     let uploadsInProgress = NIOLockedValueBox<Set<String>>([])
     /// API keys looked up recently (short TTL; forgotten at once on removal or rotation here).
@@ -298,4 +300,12 @@ func constantTimeEqual(_ a: String, _ b: String) -> Bool {
     var difference: UInt8 = 0
     for i in 0..<x.count { difference |= x[i] ^ y[i] }
     return difference == 0
+}
+
+/// What event streams agents may send: the monitoring table's artifacts, with a grace for removed ones.
+struct MonitoredArtifacts {
+    var listed = Set<String>()
+    var removed: [String: Double] = [:]
+    /// When the table was read (0: never, read it at the next batch).
+    var read = 0.0
 }
