@@ -12,16 +12,19 @@ public final class EventMonitor: @unchecked Sendable {
     let parameters: [String: String]
     let cancellation: CancellationFlag
     let prepare: (@Sendable (Session) -> Void)?
+    /// Called first on each source's own thread (the agent's watchdog counts that thread's CPU).
+    let onSourceThread: (@Sendable () -> Void)?
 
     public init(
         repository: ArtifactRepository, registry: Registry, parameters: [String: String], cancellation: CancellationFlag,
-        prepare: (@Sendable (Session) -> Void)? = nil
+        prepare: (@Sendable (Session) -> Void)? = nil, onSourceThread: (@Sendable () -> Void)? = nil
     ) {
         self.repository = repository
         self.registry = registry
         self.parameters = parameters
         self.cancellation = cancellation
         self.prepare = prepare
+        self.onSourceThread = onSourceThread
     }
 
     /// A source's rows: its label ("Artifact" or "Artifact/Source"), then each row.
@@ -59,9 +62,11 @@ public final class EventMonitor: @unchecked Sendable {
                 let sourceSession = Session(registry: registry, logger: logger, cancellation: cancellation)
                 prepare?(sourceSession)
                 let box = UncheckedBox((artifact, source, sourceSession))
+                let onSourceThread = self.onSourceThread
                 group.enter()
                 Thread.detachNewThread {
                     defer { group.leave() }
+                    onSourceThread?()
                     let (artifact, source, session) = box.value
                     do {
                         let plan = try SourcePlan(artifact, in: session.root.child())

@@ -155,6 +155,13 @@ final class FleetHarness: @unchecked Sendable {
         sources:
           - query: SELECT alert(name='Tick alert', severity='low', Tick=Unix, dedup=-1) AS Raised FROM clock(ms=500)
         ---
+        name: Test.BurnEvents
+        type: CLIENT_EVENT
+        sources:
+          - query: |
+              SELECT _value AS N FROM range(end=1000000000)
+              WHERE format(format='%x', args=_value * 7919) =~ '^fffffff$'
+        ---
         name: Test.Clock
         type: CLIENT_EVENT
         parameters:

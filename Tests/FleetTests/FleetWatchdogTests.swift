@@ -76,4 +76,22 @@ extension FleetTests {
         #expect(after.state == .finished && after.rows == 10)
         #expect(agent.isRunning && fleet.agents["a"]?.processIdentifier == agent.processIdentifier)
     }
+
+    /// An event artifact is held to the same limits: one that burns CPU is cancelled and logged,
+    /// started again, and held back once it has been cancelled `strikes` times.
+    @Test func eventArtifactsOverTheLimitsAreStoppedAndHeldBack() async throws {
+        let fleet = try FleetHarness(agentLimits: Self.watchdogLimits())
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        try fleet.check(fleet.cli(["monitoring", "add", "Test.BurnEvents"]))
+        try await fleet.waitUntil(timeout: 120, "the burning event artifact is stopped twice and held back") {
+            let log = fleet.log("agent-a")
+            return log.components(separatedBy: "monitoring: Test.BurnEvents stopped by the agent's limits").count > 2
+                && log.contains("monitoring: Test.BurnEvents held back")
+        }
+        let log = fleet.log("agent-a")
+        #expect(log.contains("CPU budget"), "the reason names the budget")
+        try fleet.check(fleet.cli(["monitoring", "rm", "Test.BurnEvents"]))
+    }
 }

@@ -26,10 +26,13 @@ struct MonitoringFile: Codable, Equatable {
     }
 }
 
-/// An event artifact the agent runs now.
+/// An event artifact the agent runs now. `cancellation` ends it for good (the table dropped it);
+/// `currentRun` ends only the run in progress (the watchdog's verdict), after which it starts again
+/// once the watchdog admits it.
 struct RunningMonitor {
     var entry: MonitoringEntry
     var cancellation: CancellationFlag
+    let currentRun = NIOLockedValueBox<CancellationFlag?>(nil)
 }
 
 extension FleetAgent {
@@ -46,10 +49,10 @@ extension FleetAgent {
         var wanted: [String: MonitoringEntry] = [:]
         for entry in table.entries.prefix(Self.maxMonitors) where entry.problem == nil { wanted[entry.artifact] = entry }
         if table.entries.count > Self.maxMonitors { log("monitoring: the table holds \(table.entries.count) artifacts; running the first \(Self.maxMonitors)") }
-        let (stopped, started) = monitors.withLockedValue { running -> ([(String, CancellationFlag)], [RunningMonitor]) in
-            var stopped: [(String, CancellationFlag)] = []
+        let (stopped, started) = monitors.withLockedValue { running -> ([(String, RunningMonitor)], [RunningMonitor]) in
+            var stopped: [(String, RunningMonitor)] = []
             for (name, monitor) in running where wanted[name]?.parameters != monitor.entry.parameters {
-                stopped.append((name, monitor.cancellation))
+                stopped.append((name, monitor))
                 running[name] = nil
             }
             var started: [RunningMonitor] = []
@@ -60,9 +63,10 @@ extension FleetAgent {
             }
             return (stopped, started)
         }
-        for (name, flag) in stopped {
+        for (name, monitor) in stopped {
             log("monitoring: stopping \(name)")
-            flag.cancel()
+            monitor.cancellation.cancel()
+            monitor.currentRun.withLockedValue { $0 }?.cancel()
         }
         for monitor in started { startMonitor(monitor, definitions: table.definitions) }
     }
@@ -96,11 +100,28 @@ extension FleetAgent {
                     events.add(artifact: AlertEvents.artifact, source: "", row: row)
                 }
             }
-            let monitorRun = EventMonitor(repository: repository, registry: registry, parameters: monitor.entry.parameters, cancellation: monitor.cancellation)
             // An event query that ends (an error, a source that gave up) runs again after a pause
-            // that doubles from 10 s to 5 minutes, until the table drops it.
+            // that doubles from 10 s to 5 minutes, until the table drops it. Each run is held to
+            // the agent's limits like a collection (its thread's CPU, the process's memory): over
+            // them it is cancelled, logged, and started again when the watchdog admits it.
             var pause = Self.firstRestartPause
+            let request = CollectionRequest(artifacts: [artifact])
             while !monitor.cancellation.isCancelled {
+                if case .refuse(let until, let reason) = watchdog.admit(flowId: stream, request: request) {
+                    log("monitoring: \(artifact) held back: \(reason)")
+                    while Date().timeIntervalSince1970 < until && !monitor.cancellation.isCancelled { Thread.sleep(forTimeInterval: 0.2) }
+                    continue
+                }
+                let run = CancellationFlag()
+                monitor.currentRun.withLockedValue { $0 = run }
+                if monitor.cancellation.isCancelled { run.cancel() }
+                let throttle = watchdog.attach(flowId: stream, cancellation: run, cpuLimit: nil)
+                let watchdog = self.watchdog
+                let monitorRun = EventMonitor(
+                    repository: repository, registry: registry, parameters: monitor.entry.parameters, cancellation: run,
+                    prepare: { session in if let throttle { session.context.throttle = throttle } },
+                    onSourceThread: { watchdog.attachThread(flowId: stream) })
+                defer { _ = watchdog.finish(flowId: stream) }
                 do {
                     let problems = try monitorRun.run([artifact], logger: logger) { label, row in
                         var line: [UInt8] = []
@@ -109,6 +130,11 @@ extension FleetAgent {
                         events.add(artifact: artifact, source: source, row: String(decoding: line, as: UTF8.self))
                     }
                     if monitor.cancellation.isCancelled { break }
+                    if let reason = watchdog.finish(flowId: stream) {
+                        log("monitoring: \(artifact) stopped by the agent's limits: \(reason); it starts again when they allow")
+                        events.flush()
+                        continue
+                    }
                     log("monitoring: \(artifact) ended by itself\(problems.isEmpty ? "" : ": " + problems.joined(separator: "; ")); again in \(Int(pause)) s")
                 } catch {
                     log("monitoring: \(artifact) cannot run: \(error); again in \(Int(pause)) s")

@@ -20,6 +20,8 @@ final class WatchdogSampler: Sendable {
     /// A running collection as the sampler sees it.
     struct Worker {
         var clock: clockid_t
+        /// Further threads of the same work (an event artifact's sources), counted with it.
+        var threads: [clockid_t] = []
         var cancellation: CancellationFlag
         var throttle: CPUThrottle
     }
@@ -71,6 +73,14 @@ final class WatchdogSampler: Sendable {
         return throttle
     }
 
+    /// Called on another thread of an attached worker (an event source): its CPU counts too.
+    func attachThread(flowId: String) {
+        guard limits.enabled else { return }
+        var clock = clockid_t()
+        guard pthread_getcpuclockid(pthread_self(), &clock) == 0 else { return }
+        state.withLockedValue { $0.workers[flowId]?.threads.append(clock) }
+    }
+
     /// Called on the worker thread when the collection ended (before the thread exits, so its clock
     /// is never read after). Returns why the watchdog cancelled it, if it did. Memory the collection
     /// freed is given back to the system at once, so the next collection starts from a low mark.
@@ -96,7 +106,10 @@ final class WatchdogSampler: Sendable {
         let processCPU = Self.processCPUSeconds()
         var messages: [String] = []
         state.withLockedValue { state in
-            let cpu = state.workers.compactMapValues { Self.seconds(of: $0.clock) }
+            // A source thread that already ended no longer has a clock: it is skipped.
+            let cpu = state.workers.compactMapValues { worker in
+                Self.seconds(of: worker.clock).map { main in main + worker.threads.compactMap { Self.seconds(of: $0) }.reduce(0, +) }
+            }
             let sample = WatchdogSample(time: Self.now(), residentBytes: resident, processCPUSeconds: processCPU, collectionCPUSeconds: cpu)
             for (flowId, verdict) in state.machine.observe(sample).sorted(by: { $0.key < $1.key }) {
                 guard let worker = state.workers[flowId] else { continue }
