@@ -52,8 +52,16 @@ struct PageContext: MustacheParent {
     let extras: [String: Any]
 
     func child(named name: String) -> Any? {
-        if let value = Mirror(reflecting: view).children.first(where: { $0.label == name })?.value { return value }
-        if let dictionary = view as? [String: Any], let value = dictionary[name] { return value }
+        if let value = Mirror(reflecting: view).children.first(where: { $0.label == name })?.value { return Self.unwrapped(value) }
+        if let dictionary = view as? [String: Any], let value = dictionary[name] { return Self.unwrapped(value) }
         return extras[name]
+    }
+
+    /// An Optional inside an `Any` as its value, or nil when empty: otherwise a `{{#section}}` over
+    /// an absent value would still open (the page's "next" links).
+    static func unwrapped(_ value: Any) -> Any? {
+        let mirror = Mirror(reflecting: value)
+        guard mirror.displayStyle == .optional else { return value }
+        return mirror.children.first.map { unwrapped($0.value) } ?? nil
     }
 }
