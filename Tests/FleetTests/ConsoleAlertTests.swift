@@ -100,4 +100,45 @@ extension FleetTests {
         #expect(try olga.get("/actions").body.contains("by olga"))
         #expect(try await fleet.get("/audit", as: [AuditEntry].self).contains { $0.action == "approve-response" && $0.user == "olga" && $0.target == action })
     }
+
+    /// With more rows than it shows, the events page shows exactly the newest 200, newest first.
+    @Test func consoleEventsPageShowsTheNewestRows() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        try fleet.check(fleet.cli(["user", "password", "admin"], input: Self.password + "\n"))
+        try fleet.check(fleet.cli(["monitoring", "add", "Test.Clock", "--args", "Millis=20"]))
+        func stored() async throws -> [EventRow] {
+            var rows: [EventRow] = []
+            var after: EventCursor?
+            while true {
+                let page = try await fleet.api().eventsPage(["artifact": "Test.Clock"], after: after, rows: 500)
+                rows += page
+                guard page.count == 500, let last = page.last else { return rows }
+                after = last.cursor
+            }
+        }
+        try await fleet.waitUntil(timeout: 60, "300 event rows") { try await stored().count >= 300 }
+        try fleet.check(fleet.cli(["monitoring", "rm", "Test.Clock"]))
+        var rows = try await stored()
+        try await fleet.waitUntil(timeout: 30, "the rows to stop") {
+            try await Task.sleep(for: .seconds(1))
+            let now = try await stored()
+            defer { rows = now }
+            return now.count == rows.count
+        }
+        let admin = try ConsoleClient(fleet: fleet, name: "admin")
+        #expect(try admin.signIn("admin", Self.password).status == 303)
+        let page = try admin.get("/events?artifact=Test.Clock")
+        #expect(page.status == 200 && page.body.contains("The newest 200 rows") && page.body.contains("older rows not shown"))
+        let shown = page.body.components(separatedBy: "data-testid=\"event-row\"").dropFirst().compactMap { row in
+            row.components(separatedBy: "<code>").dropFirst().first?.components(separatedBy: "</code>").first
+        }
+        func escaped(_ text: String) -> String {
+            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+                .replacingOccurrences(of: "\"", with: "&quot;").replacingOccurrences(of: "'", with: "&#39;")
+        }
+        #expect(shown == rows.suffix(200).reversed().map { escaped($0.json) })
+    }
 }
