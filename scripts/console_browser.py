@@ -3,7 +3,8 @@
 
 Signs in, finds a client with the search field (reached with the "/" key), opens it, and checks
 that a hostile label renders as text, that no script ran from it, and that the pages raised no
-Content-Security-Policy violation. Screenshots of each step go to --screenshots.
+Content-Security-Policy violation. With --alert-id, also opens the alerts page from the navigation,
+finds that alert and acknowledges it with its button (the user must be allowed to). Screenshots of each step go to --screenshots.
 Exits 0 when every check passed; prints 'N passed, M failed'.
 """
 import argparse
@@ -28,6 +29,7 @@ def main():
     parser.add_argument("--label", required=True, help="a label of the client, shown as text")
     parser.add_argument("--screenshots", required=True)
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
+    parser.add_argument("--alert-id", help="an open alert to find on the alerts page and acknowledge")
     args = parser.parse_args()
     os.makedirs(args.screenshots, exist_ok=True)
 
@@ -93,6 +95,21 @@ def main():
             check("no script ran from the label", True)
         check("the flows table is there", driver.find_elements(*by_test("flows-table")))
         shot("4-client")
+
+        if args.alert_id:
+            row_selector = '[data-testid="alert-row"][data-alert-id="%s"]' % args.alert_id
+            driver.find_element(*by_test("nav-alerts")).click()
+            wait.until(EC.presence_of_element_located(by_test("alerts-table")))
+            rows = driver.find_elements(By.CSS_SELECTOR, row_selector)
+            check("the alerts page shows the alert", len(rows) == 1)
+            shot("4a-alerts")
+            rows[0].find_element(*by_test("alert-ack-button")).click()
+            wait.until(EC.staleness_of(rows[0]))
+            wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, row_selector)))
+            row = driver.find_element(By.CSS_SELECTOR, row_selector)
+            check("the acknowledge button acknowledges it",
+                  ("by %s at" % args.user) in row.find_element(*by_test("alert-ack")).text and not row.find_elements(*by_test("alert-ack-button")))
+            shot("4b-acknowledged")
 
         violations = [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e.get("message", "")]
         check("no Content-Security-Policy violation", not violations)

@@ -3,7 +3,7 @@ import Mustache
 
 /// A console page: which template, its title, and the values it shows.
 public enum ConsolePage: String, Sendable, CaseIterable {
-    case login, clients, client, hunts, hunt, audit, error
+    case login, clients, client, hunts, hunt, audit, alerts, actions, events, error
 }
 
 /// Renders console pages: a page's template with its view, inside the layout (header with the
@@ -18,6 +18,8 @@ public struct ConsoleRenderer: Sendable {
             (ConsolePage.clients.rawValue, ConsoleTemplates.clients), (ConsolePage.client.rawValue, ConsoleTemplates.client),
             (ConsolePage.hunts.rawValue, ConsoleTemplates.hunts), (ConsolePage.hunt.rawValue, ConsoleTemplates.hunt),
             (ConsolePage.audit.rawValue, ConsoleTemplates.audit), (ConsolePage.error.rawValue, ConsoleTemplates.error),
+            (ConsolePage.alerts.rawValue, ConsoleTemplates.alerts), (ConsolePage.actions.rawValue, ConsoleTemplates.actions),
+            (ConsolePage.events.rawValue, ConsoleTemplates.events),
         ]
         for (name, text) in templates {
             // The templates are constants of this file's module: one that does not parse is a bug
@@ -50,8 +52,16 @@ struct PageContext: MustacheParent {
     let extras: [String: Any]
 
     func child(named name: String) -> Any? {
-        if let value = Mirror(reflecting: view).children.first(where: { $0.label == name })?.value { return value }
-        if let dictionary = view as? [String: Any], let value = dictionary[name] { return value }
+        if let value = Mirror(reflecting: view).children.first(where: { $0.label == name })?.value { return Self.unwrapped(value) }
+        if let dictionary = view as? [String: Any], let value = dictionary[name] { return Self.unwrapped(value) }
         return extras[name]
+    }
+
+    /// An Optional inside an `Any` as its value, or nil when empty: otherwise a `{{#section}}` over
+    /// an absent value would still open (the page's "next" links).
+    static func unwrapped(_ value: Any) -> Any? {
+        let mirror = Mirror(reflecting: value)
+        guard mirror.displayStyle == .optional else { return value }
+        return mirror.children.first.map { unwrapped($0.value) } ?? nil
     }
 }

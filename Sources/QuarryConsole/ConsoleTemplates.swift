@@ -22,6 +22,9 @@ enum ConsoleTemplates {
         <span class="brand">Quarry</span>
         <a href="/clients" data-testid="nav-clients">Clients</a>
         <a href="/hunts" data-testid="nav-hunts">Hunts</a>
+        <a href="/alerts" data-testid="nav-alerts">Alerts</a>
+        <a href="/actions" data-testid="nav-actions">Response actions</a>
+        <a href="/events" data-testid="nav-events">Events</a>
         {{#isAdmin}}<a href="/audit" data-testid="nav-audit">Audit log</a>{{/isAdmin}}
         </nav>
         <form method="post" action="/logout" class="logout">

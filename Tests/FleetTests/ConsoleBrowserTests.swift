@@ -26,13 +26,34 @@ extension FleetTests {
         try #require(ConsoleBrowser.installed, "QUARRY_REQUIRE_BROWSER=1 but chromium, chromium-driver or python3-selenium is missing")
         let probe = "<img src=x onerror=alert(1)>"
         let (fleet, id) = try await Self.consoleFleet(labels: [probe])
+        try Self.runConsoleBrowser(fleet, user: "rita", clientId: id, label: probe)
+    }
 
+    /// In headless Chromium, as an investigator: the alerts page (reached from the navigation)
+    /// shows an alert raised on the agent, and its acknowledge button acknowledges it (seen
+    /// through the API too).
+    @Test(.enabled(if: ConsoleBrowser.installed || ConsoleBrowser.required, "needs chromium, chromium-driver and python3-selenium"))
+    func consoleAlertAcknowledgedInARealBrowser() async throws {
+        try #require(ConsoleBrowser.installed, "QUARRY_REQUIRE_BROWSER=1 but chromium, chromium-driver or python3-selenium is missing")
+        let (fleet, id) = try await Self.consoleFleet(labels: ["<b>x</b>"])
+        try fleet.check(fleet.cli(["user", "add", "ivan", "--role", "investigator", "--password", "--output", fleet.dir + "/ivan.yaml"], input: Self.password + "\n"))
+        try fleet.check(fleet.cli(["collect", id, "Test.Alert", "--args", "Marker=browser", "--wait"]))
+        try await fleet.waitUntil(timeout: 20, "the alert") { (try? await fleet.get("/alerts", as: [AlertRecord].self))?.isEmpty == false }
+        let alertId = String(try #require(try await fleet.get("/alerts", as: [AlertRecord].self).first?.id))
+        try Self.runConsoleBrowser(fleet, user: "ivan", clientId: id, label: "<b>x</b>", extra: ["--alert-id", alertId])
+        let stored = try #require(try await fleet.get("/alerts", query: ["id": alertId], as: [AlertRecord].self).first)
+        #expect(stored.acknowledgedBy == "ivan")
+    }
+
+    /// Runs scripts/console_browser.py against `fleet` as `user` (at most 3 minutes); every check must pass.
+    static func runConsoleBrowser(_ fleet: FleetHarness, user: String, clientId: String, label: String, extra: [String] = []) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ConsoleBrowser.python)
         process.arguments = [
-            ConsoleBrowser.script, "--url", "https://127.0.0.1:\(fleet.port)", "--user", "rita", "--password", Self.password,
-            "--client-id", id, "--label", probe, "--screenshots", FleetHarness.root + "/.build/console-screenshots", "--chromedriver", ConsoleBrowser.driver,
-        ]
+            ConsoleBrowser.script, "--url", "https://127.0.0.1:\(fleet.port)", "--user", user, "--password", Self.password,
+            "--client-id", clientId, "--label", label, "--screenshots", FleetHarness.root + "/.build/console-screenshots/" + user,
+            "--chromedriver", ConsoleBrowser.driver,
+        ] + extra
         let out = Pipe()
         process.standardOutput = out
         process.standardError = out

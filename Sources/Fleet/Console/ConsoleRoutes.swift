@@ -32,6 +32,7 @@ extension FleetServer {
             return ConsoleResponse.redirect("/login", headers: [.setCookie: ConsoleMiddleware.setCookie(ConsoleMiddleware.sessionCookie, nil, maxAge: 0)])
         }
         addConsolePages(console)
+        addConsoleAlertPages(console)
     }
 
     /// The sign-in page, with a fresh login token in a cookie and in the form (a forged cross-site

@@ -26,15 +26,22 @@ extension FleetServer {
         }
         api.post("alerts/:id/ack") { [self] request, context in
             let caller = try context.requireCaller()
-            try caller.require("COLLECT_CLIENT")
             let text = try context.parameters.require("id")
             guard let id = Int64(text) else { throw APIFailure(status: 400, message: "alert ids are numbers, not '\(text)'") }
             let raw = try await context.body(of: request, limit: config.limits.maxRequestBodyBytes)
-            guard let alert = try await store.acknowledgeAlert(id, by: caller.user.name, at: Date().timeIntervalSince1970) else {
-                throw APIFailure(status: 404, message: "no alert \(id)")
-            }
-            try await audit(caller, "ack-alert", text, raw)
+            let alert = try await acknowledge(id, caller: caller, raw: raw)
             return try ok(alert)
         }
+    }
+
+    /// Acknowledges alert `id` as `caller` (who needs COLLECT_CLIENT), audited: the API's and the
+    /// console's acknowledge both come here.
+    func acknowledge(_ id: Int64, caller: Caller, raw: Data) async throws -> AlertRecord {
+        try caller.require("COLLECT_CLIENT")
+        guard let alert = try await store.acknowledgeAlert(id, by: caller.user.name, at: Date().timeIntervalSince1970) else {
+            throw APIFailure(status: 404, message: "no alert \(id)")
+        }
+        try await audit(caller, "ack-alert", String(id), raw)
+        return alert
     }
 }

@@ -80,35 +80,42 @@ extension FleetServer {
             guard decision == "approve" || decision == "deny" else { throw APIFailure(status: 404, message: "no such decision: \(decision)") }
             struct Body: Decodable { var reason: String? }
             let (body, raw) = try await context.decode(Body.self, from: request, limit: config.limits.maxRequestBodyBytes)
-            guard var action = try await actions().first(where: { $0.id == id }) else { throw APIFailure(status: 404, message: "no action \(id)") }
-            // The approver must be allowed to run the action themselves.
-            try checkArtifacts(action.request.artifacts, caller: caller)
-            guard action.requester != caller.user.name else {
-                throw APIFailure(status: 403, message: "\(caller.user.name) asked for \(id): another analyst must decide it")
-            }
-            guard action.state == .pending else { throw APIFailure(status: 409, message: "\(id) was already \(action.state.rawValue) by \(action.decidedBy ?? "?")") }
-            action.decidedBy = caller.user.name
-            action.decidedAt = Date().timeIntervalSince1970
-            action.decisionReason = body.reason
-            if decision == "deny" {
-                action.state = .denied
-                try await save(action)
-                try await audit(caller, "deny-response", id, raw)
-                return try ok(action)
-            }
-            guard let client = try await store.client(action.clientId), !client.revoked else {
-                throw APIFailure(status: 409, message: "client \(action.clientId) is gone or revoked")
-            }
-            let flow = FlowRecord(
-                flowId: Identifiers.flow(), clientId: action.clientId, request: action.request, creator: action.requester, createdAt: Date().timeIntervalSince1970)
-            action.state = .approved
-            action.flowId = flow.flowId
-            try await save(action)
-            try await store.addFlow(flow)
-            try await audit(caller, "approve-response", id, raw)
-            deliver(flow)
-            return try ok(action)
+            return try ok(try await decide(id, approve: decision == "approve", reason: body.reason, caller: caller, raw: raw))
         }
+    }
+
+    /// Decides pending action `id` for `caller` — the one place the rules live, for the API and the
+    /// console alike: the approver must be allowed to run the action's artifacts themselves, may not
+    /// be its requester, and an action is decided once. Approval starts the flow in the
+    /// requester's name (the client must still be enrolled); both outcomes are audited.
+    func decide(_ id: String, approve: Bool, reason: String?, caller: Caller, raw: Data) async throws -> PendingAction {
+        guard var action = try await actions().first(where: { $0.id == id }) else { throw APIFailure(status: 404, message: "no action \(id)") }
+        try checkArtifacts(action.request.artifacts, caller: caller)
+        guard action.requester != caller.user.name else {
+            throw APIFailure(status: 403, message: "\(caller.user.name) asked for \(id): another analyst must decide it")
+        }
+        guard action.state == .pending else { throw APIFailure(status: 409, message: "\(id) was already \(action.state.rawValue) by \(action.decidedBy ?? "?")") }
+        action.decidedBy = caller.user.name
+        action.decidedAt = Date().timeIntervalSince1970
+        action.decisionReason = reason
+        if !approve {
+            action.state = .denied
+            try await save(action)
+            try await audit(caller, "deny-response", id, raw)
+            return action
+        }
+        guard let client = try await store.client(action.clientId), !client.revoked else {
+            throw APIFailure(status: 409, message: "client \(action.clientId) is gone or revoked")
+        }
+        let flow = FlowRecord(
+            flowId: Identifiers.flow(), clientId: action.clientId, request: action.request, creator: action.requester, createdAt: Date().timeIntervalSince1970)
+        action.state = .approved
+        action.flowId = flow.flowId
+        try await save(action)
+        try await store.addFlow(flow)
+        try await audit(caller, "approve-response", id, raw)
+        deliver(flow)
+        return action
     }
 
     /// Hunts may not carry response artifacts while approvals are on.
