@@ -48,7 +48,7 @@ import Testing
 
     @Test func aFollowerKeepsOrderStaysBoundedAndUnsubscribesWhenStopped() async throws {
         let broadcaster = EventBroadcaster(log: { _ in })
-        let follower = EventFollower(broadcaster.subscribe(artifact: "A"))
+        let follower = EventFollower(broadcaster, artifact: "A")
         broadcaster.publish([row("A", 1), row("B", 2), row("A", 3)])
         #expect(try await next(follower, within: 20)?.seq == 1)
         #expect(try await next(follower, within: 20)?.seq == 3)

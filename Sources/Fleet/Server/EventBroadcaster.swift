@@ -12,7 +12,8 @@ public final class EventBroadcaster: Sendable {
 
     struct Subscriber {
         var artifact: String
-        var continuation: AsyncStream<EventRow>.Continuation
+        /// Takes a row; false when the reader's queue is full (the row is dropped for it).
+        var deliver: @Sendable (EventRow) -> Bool
         var dropped = 0
     }
 
@@ -34,13 +35,31 @@ public final class EventBroadcaster: Sendable {
             return value
         }
         let (stream, continuation) = AsyncStream.makeStream(of: EventRow.self, bufferingPolicy: .bufferingOldest(Self.queueRows))
-        continuation.onTermination = { [subscribers, log] _ in
-            if let gone = subscribers.withLockedValue({ $0.removeValue(forKey: id) }), gone.dropped > 0 {
-                log("watch_monitoring(\(gone.artifact)): reader ended after \(gone.dropped) rows dropped")
-            }
+        continuation.onTermination = { [weak self] _ in self?.unsubscribe(id) }
+        subscribers.withLockedValue {
+            $0[id] = Subscriber(artifact: artifact, deliver: { row in
+                if case .dropped = continuation.yield(row) { return false }
+                return true
+            })
         }
-        subscribers.withLockedValue { $0[id] = Subscriber(artifact: artifact, continuation: continuation) }
         return stream
+    }
+
+    /// The rows of `artifact` handed to `deliver` as they are stored, on the storing thread (no
+    /// task involved, so a busy task pool cannot delay a server rule); returns the ID to unsubscribe.
+    func subscribe(artifact: String, deliver: @escaping @Sendable (EventRow) -> Bool) -> UInt64 {
+        let id = nextId.withLockedValue { value -> UInt64 in
+            value += 1
+            return value
+        }
+        subscribers.withLockedValue { $0[id] = Subscriber(artifact: artifact, deliver: deliver) }
+        return id
+    }
+
+    func unsubscribe(_ id: UInt64) {
+        if let gone = subscribers.withLockedValue({ $0.removeValue(forKey: id) }), gone.dropped > 0 {
+            log("watch_monitoring(\(gone.artifact)): reader ended after \(gone.dropped) rows dropped")
+        }
     }
 
     /// Readers now (for tests and metrics).
@@ -55,7 +74,7 @@ public final class EventBroadcaster: Sendable {
             for (id, subscriber) in subscribers {
                 var dropped = 0
                 for row in rows where row.artifact == subscriber.artifact {
-                    if case .dropped = subscriber.continuation.yield(row) { dropped += 1 }
+                    if !subscriber.deliver(row) { dropped += 1 }
                 }
                 guard dropped > 0 else { continue }
                 // Logged when a reader starts falling behind, then every 10,000 rows it misses.

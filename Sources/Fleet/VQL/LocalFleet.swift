@@ -35,21 +35,21 @@ final class EventFollower: @unchecked Sendable {
     private var rows: [EventRow] = []
     private var head = 0
     private let ready = DispatchSemaphore(value: 0)
-    private var pump: Task<Void, Never>?
     private var dropped = 0
+    private let broadcaster: EventBroadcaster
+    private var subscription: UInt64?
 
-    init(_ stream: AsyncStream<EventRow>) {
-        pump = Task { [weak self] in
-            for await row in stream {
-                guard let self else { return }
-                self.push(row)
-            }
-        }
+    /// Follows `artifact`: the broadcaster pushes rows in on the storing thread.
+    init(_ broadcaster: EventBroadcaster, artifact: String) {
+        self.broadcaster = broadcaster
+        let id = broadcaster.subscribe(artifact: artifact) { [weak self] row in self?.push(row) ?? false }
+        lock.withLock { subscription = id }
     }
 
-    deinit { pump?.cancel() }
+    deinit { stop() }
 
-    private func push(_ row: EventRow) {
+    /// Takes a row; false (and counted here) when `queueRows` already wait.
+    private func push(_ row: EventRow) -> Bool {
         let kept = lock.withLock { () -> Bool in
             guard rows.count - head < EventBroadcaster.queueRows else {
                 dropped += 1
@@ -59,6 +59,7 @@ final class EventFollower: @unchecked Sendable {
             return true
         }
         if kept { ready.signal() }
+        return true
     }
 
     /// The next row, or nil after waiting `wait` seconds for one.
@@ -92,5 +93,12 @@ final class EventFollower: @unchecked Sendable {
         }
     }
 
-    func stop() { pump?.cancel() }
+    func stop() {
+        if let id = lock.withLock({ () -> UInt64? in
+            defer { subscription = nil }
+            return subscription
+        }) {
+            broadcaster.unsubscribe(id)
+        }
+    }
 }

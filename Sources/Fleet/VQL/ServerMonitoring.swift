@@ -124,7 +124,7 @@ enum ServerMonitoring {
 
     /// Rows of an artifact as the broadcaster hands them over, filtered by source and client.
     static func follow(_ local: LocalFleet, artifact: String, source: String?, clientId: String?, _ ctx: CallContext) -> RowCursor {
-        let follower = EventFollower(local.server.eventReaders.subscribe(artifact: artifact))
+        let follower = EventFollower(local.server.eventReaders, artifact: artifact)
         let cancellation = ctx.context.cancellation
         return GeneratorCursor(onClose: { follower.stop() }) {
             while true {
