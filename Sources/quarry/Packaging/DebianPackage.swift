@@ -42,6 +42,7 @@ struct DebianPackage {
         }
         try fm.copyItem(atPath: SelfExtractingBundle.realPath(binary), toPath: root + "/usr/lib/quarry/quarry")
         chmod(root + "/usr/lib/quarry/quarry", 0o755)
+        SelfExtractingBundle.stripSymbols(root + "/usr/lib/quarry/quarry")
         try fm.createSymbolicLink(atPath: root + "/usr/bin/quarry", withDestinationPath: "../lib/quarry/quarry")
 
         var depends = Set<String>()
