@@ -18,15 +18,7 @@ struct DecryptCollection: ParsableCommand {
         guard let metadata = try SealedContainer.metadata(path: path) else {
             throw ValidationError("\(path) is not encrypted; read it with `quarry collection show`")
         }
-        let password: [UInt8]
-        switch (metadata.Scheme, key) {
-        case ("X509", let key?):
-            password = try SealedContainer.unwrap(metadata, privateKeyPEM: try String(contentsOfFile: key, encoding: .utf8))
-        case ("X509", nil):
-            throw ValidationError("\(path) is encrypted to a certificate (SHA-256 \(metadata.CertificateSHA256 ?? "?")): give its private key with --key")
-        default:
-            password = Array(try PasswordInput.read(prompt: "Password: ", fromStdin: passwordStdin).utf8)
-        }
+        let password = try contentPassword(metadata, of: path, key: key, passwordStdin: passwordStdin)
         try SealedContainer.unseal(path: path, password: password, output: output)
         print("\(output): decrypted (\(metadata.summary))")
     }
@@ -78,13 +70,7 @@ struct ImportCollection: ParsableCommand {
         var upload = path
         var hint = hostname
         if let sealed = try SealedContainer.metadata(path: path) {
-            let password: [UInt8]
-            if sealed.Scheme == "X509" {
-                guard let key else { throw ValidationError("\(path) is encrypted to a certificate: give its private key with --key") }
-                password = try SealedContainer.unwrap(sealed, privateKeyPEM: try String(contentsOfFile: key, encoding: .utf8))
-            } else {
-                password = Array(try PasswordInput.read(prompt: "Password: ", fromStdin: passwordStdin).utf8)
-            }
+            let password = try contentPassword(sealed, of: path, key: key, passwordStdin: passwordStdin)
             upload = NSTemporaryDirectory() + "quarry-import-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).zip"
             try SealedContainer.unseal(path: path, password: password, output: upload)
             hint = hint ?? sealed.Hostname
@@ -107,4 +93,14 @@ struct ImportCollection: ParsableCommand {
         guard let dash = middle.lastIndex(of: "-"), dash > middle.startIndex else { return nil }
         return String(middle[..<dash])
     }
+}
+
+/// The content password of an encrypted collection: unwrapped with the private key (X509), or
+/// asked for (a password-protected one).
+func contentPassword(_ metadata: SealedContainer.Metadata, of path: String, key: String?, passwordStdin: Bool) throws -> [UInt8] {
+    guard metadata.Scheme == "X509" else { return Array(try PasswordInput.read(prompt: "Password: ", fromStdin: passwordStdin).utf8) }
+    guard let key else {
+        throw ValidationError("\(path) is encrypted to a certificate (SHA-256 \(metadata.CertificateSHA256 ?? "?")): give its private key with --key")
+    }
+    return try SealedContainer.unwrap(metadata, privateKeyPEM: try String(contentsOfFile: key, encoding: .utf8))
 }
