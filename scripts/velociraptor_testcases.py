@@ -112,12 +112,28 @@ def main():
             for key, value in (case.get("parameters") or {}).items():
                 command += ["--env", f"{key}={value}"]
             label = f"{name}#{case['index']}"
-            try:
-                run = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout, env=environment, cwd=root)
-                stdout, stderr, code = run.stdout, run.stderr, run.returncode
-            except subprocess.TimeoutExpired:
-                stdout, stderr, code = "", "timed out", -1
             expected = case["expected"]
+
+            def attempt():
+                try:
+                    run = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout, env=environment, cwd=root)
+                    return run.stdout, run.stderr, run.returncode
+                except subprocess.TimeoutExpired:
+                    return "", "timed out", -1
+
+            def exact_match(stdout, code):
+                got = last_array(stdout)
+                if not expected:
+                    return code == 0 and (got is None or got == [])
+                return got is not None and exact(got) == exact(expected)
+
+            stdout, stderr, code = attempt()
+            if not exact_match(stdout, code):
+                # Once more: a case that passes the second time is named, so a flaky one is known.
+                again = attempt()
+                if exact_match(again[0], again[2]):
+                    print(f"FLAKY {label}: failed once, passed on the second run ({stderr.strip()[:200]})")
+                    stdout, stderr, code = again
             got = last_array(stdout)
             if not expected:
                 ok = code == 0 and (got is None or got == [])

@@ -117,7 +117,10 @@ struct DebianPackage {
         for candidate in candidates {
             guard let text = try? run("/usr/bin/dpkg", ["-S", candidate]), let line = text.split(separator: "\n").first,
                   let colon = line.firstIndex(of: ":") else { continue }
-            return String(line[..<colon])
+            let owner = String(line[..<colon])
+            // Run from an installed quarry package, the Swift runtime beside it belongs to that
+            // package: bundle it again rather than depend on ourselves.
+            return owner == "quarry" || owner.hasPrefix("quarry-client-") ? nil : owner
         }
         return nil
     }
