@@ -136,6 +136,159 @@ sources:
 """#,
         ),
         (
+            "Linux/Detection/Sigma.yaml",
+            #"""
+name: Linux.Detection.Sigma
+description: |
+  Runs Sigma rules — the community's shared detection format — over this host's evidence: the
+  running processes (as Sigma's `process_creation` log source for Linux), every auditd record
+  (`product: linux, service: auditd`) and the systemd journal (`product: linux` with the services
+  `sshd`, `sudo`, `cron`, `auth` and `syslog`, and without a service). Each match is a row with the
+  event's fields, the rule (`_Rule`: title, level, tags with ATT&CK ids) and its details text.
+
+  Without SigmaRules it runs the sample of Linux.Detection.SigmaRules, written for Quarry; paste
+  your own rule set (several rules separated by `---` lines) into SigmaRules. Rules whose log source this artifact does not
+  provide are listed in the query log, as are rules that cannot be used and why.
+type: CLIENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+parameters:
+  - name: SigmaRules
+    description: Sigma rules in YAML, separated by lines of three dashes (empty for Linux.Detection.SigmaRules).
+    default: ""
+  - name: AuditLogGlob
+    description: The auditd logs to read.
+    default: /var/log/audit/audit.log*
+  - name: JournalGlob
+    description: The systemd journal files to read.
+    default: /{var,run}/log/journal/*/*.journal
+  - name: Debug
+    description: Also yield the events no rule matched, with what each search gave (_Match).
+    type: bool
+    default: N
+sources:
+  - query: |
+      LET ProcessList <= SELECT Pid, Ppid, Exe, CommandLine, Cwd, Username FROM pslist()
+      LET ByPid <= to_dict(item={ SELECT str(str=Pid) AS _key, dict(Exe=Exe, CommandLine=CommandLine) AS _value FROM ProcessList })
+      LET ProcessCreation = SELECT Pid AS ProcessId, Ppid AS ParentProcessId, Exe AS Image, CommandLine,
+             Cwd AS CurrentDirectory, Username AS User,
+             get(item=ByPid, field=str(str=Ppid)).Exe AS ParentImage,
+             get(item=ByPid, field=str(str=Ppid)).CommandLine AS ParentCommandLine
+      FROM ProcessList
+      LET AuditRecords = SELECT * FROM foreach(
+          row={ SELECT Records FROM foreach(row={ SELECT OSPath FROM glob(globs=AuditLogGlob) },
+                                            query={ SELECT Records FROM parse_auditd(filename=OSPath) }) },
+          column='Records')
+      LET Journal = SELECT System.Timestamp AS Timestamp, EventData.SYSLOG_IDENTIFIER AS Service,
+             EventData.MESSAGE AS Message, System._PID AS Pid, System._EXE AS Exe
+      FROM foreach(row={ SELECT OSPath FROM glob(globs=JournalGlob) },
+                   query={ SELECT * FROM parse_journald(filename=OSPath) })
+      LET Rules <= if(condition=SigmaRules, then=SigmaRules,
+          else={ SELECT Rules FROM Artifact.Linux.Detection.SigmaRules() })
+      SELECT * FROM sigma(rules=Rules, debug=Debug,
+          log_sources=sigma_log_sources(
+              `process_creation/linux/*`=ProcessCreation,
+              `*/linux/auditd`=AuditRecords,
+              `*/linux/*`=Journal,
+              `*/linux/syslog`=Journal,
+              `*/linux/sshd`={ SELECT * FROM Journal WHERE Service = 'sshd' },
+              `*/linux/sudo`={ SELECT * FROM Journal WHERE Service = 'sudo' },
+              `*/linux/cron`={ SELECT * FROM Journal WHERE Service =~ '^(cron|CRON|crond)$' },
+              `*/linux/auth`={ SELECT * FROM Journal WHERE Service =~ '^(sshd|sudo|su|login|systemd-logind|passwd|chpasswd|useradd|usermod)$' }))
+
+"""#,
+        ),
+        (
+            "Linux/Detection/SigmaRules.yaml",
+            #"""
+name: Linux.Detection.SigmaRules
+description: |
+  The Sigma rules that Linux.Detection.Sigma and Linux.Events.Sigma run when they are given none:
+  one row whose Rules column holds the rule texts. The sample was written for Quarry (ATT&CK tags,
+  details with %Field% placeholders); collect it to see them, or to start a rule set of your own.
+type: CLIENT
+parameters:
+  - name: DefaultRules
+    description: Sigma rules in YAML, separated by lines of three dashes.
+    default: |
+      title: Shell runs a downloaded script
+      id: 3c1f6c2e-5b1a-4d0e-9a51-000000000001
+      status: experimental
+      level: high
+      description: A shell started with -c fetches something over HTTP and pipes it into a shell.
+      tags: [attack.execution, attack.t1059.004, attack.command_and_control, attack.t1105]
+      logsource: {category: process_creation, product: linux}
+      detection:
+        shell: {Image|endswith: [/sh, /bash, /dash, /zsh]}
+        fetch: {CommandLine|contains: [curl, wget]}
+        pipe: {CommandLine|contains: ['| sh', '|sh', '| bash', '|bash']}
+        condition: shell and fetch and pipe
+      details: 'pid %ProcessId%: %CommandLine%'
+      ---
+      title: Reverse shell through /dev/tcp
+      id: 3c1f6c2e-5b1a-4d0e-9a51-000000000002
+      status: experimental
+      level: critical
+      tags: [attack.execution, attack.t1059.004]
+      logsource: {category: process_creation, product: linux}
+      detection:
+        sel: {CommandLine|contains: ['/dev/tcp/', '/dev/udp/']}
+        condition: sel
+      details: 'pid %ProcessId% (parent %ParentImage%): %CommandLine%'
+      ---
+      title: Base64-decoded payload run by a shell
+      id: 3c1f6c2e-5b1a-4d0e-9a51-000000000003
+      status: experimental
+      level: high
+      tags: [attack.defense_evasion, attack.t1140]
+      logsource: {category: process_creation, product: linux}
+      detection:
+        decode: {CommandLine|contains|all: [base64, ' -d']}
+        pipe: {CommandLine|contains: ['| sh', '|sh', '| bash', '|bash']}
+        condition: decode and pipe
+      details: 'pid %ProcessId%: %CommandLine%'
+      ---
+      title: Shell history switched off or wiped
+      id: 3c1f6c2e-5b1a-4d0e-9a51-000000000004
+      status: experimental
+      level: medium
+      tags: [attack.defense_evasion, attack.t1070.003]
+      logsource: {category: process_creation, product: linux}
+      detection:
+        sel:
+          CommandLine|contains: ['history -c', 'HISTFILE=/dev/null', 'unset HISTFILE', 'HISTSIZE=0', '.bash_history']
+        reader: {Image|endswith: [/cat, /less, /more, /grep]}
+        condition: sel and not reader
+      ---
+      title: Program executed from a temporary folder (auditd)
+      id: 3c1f6c2e-5b1a-4d0e-9a51-000000000005
+      status: experimental
+      level: high
+      tags: [attack.defense_evasion, attack.t1036]
+      logsource: {product: linux, service: auditd}
+      detection:
+        sel:
+          type: SYSCALL
+          exe|startswith: [/tmp/, /var/tmp/, /dev/shm/]
+        condition: sel
+      details: '%exe% run by uid %uid%'
+      ---
+      title: Failed SSH password for root
+      id: 3c1f6c2e-5b1a-4d0e-9a51-000000000006
+      status: experimental
+      level: medium
+      tags: [attack.credential_access, attack.t1110.001]
+      logsource: {product: linux, service: sshd}
+      detection:
+        keywords: ['Failed password for root', 'Failed password for invalid user root']
+        condition: keywords
+      details: '%Message%'
+sources:
+  - query: |
+      SELECT DefaultRules AS Rules FROM scope()
+
+"""#,
+        ),
+        (
             "Linux/Detection/Yara/Process.yaml",
             #"""
 name: Linux.Detection.Yara.Process
@@ -489,6 +642,44 @@ sources:
              atoi(string=Parsed.Pid) AS Pid,
              Line
       FROM Messages
+
+"""#,
+        ),
+        (
+            "Linux/Events/Sigma.yaml",
+            #"""
+name: Linux.Events.Sigma
+description: |
+  Sigma rules over the live stream of process executions: every program started on this host is
+  tested against the rules' `process_creation` (product linux) detections as it starts, and each
+  match raises an alert (severity from the rule's level) with the rule's title, ATT&CK tags and
+  details, and is a row. On a fleet, add it to the client monitoring table; the alerts reach the
+  server's alert list.
+
+  Events come from Linux.Events.ProcessExecutions (eBPF, or the process connector where BPF is
+  refused). Without SigmaRules it runs the sample of Linux.Detection.SigmaRules.
+type: CLIENT_EVENT
+precondition: SELECT OS FROM info() WHERE OS = 'linux'
+parameters:
+  - name: SigmaRules
+    description: Sigma rules in YAML, separated by lines of three dashes (empty for Linux.Detection.SigmaRules).
+    default: ""
+  - name: DedupSeconds
+    description: An identical alert is raised at most once in this many seconds.
+    type: int
+    default: 60
+sources:
+  - query: |
+      LET Rules <= if(condition=SigmaRules, then=SigmaRules,
+          else={ SELECT Rules FROM Artifact.Linux.Detection.SigmaRules() })
+      LET Executions = SELECT Time AS Timestamp, Pid AS ProcessId, Ppid AS ParentProcessId, Exe AS Image,
+             CommandLine, User, Uid, ParentName, Fileless
+      FROM Artifact.Linux.Events.ProcessExecutions()
+      SELECT *, alert(name=_Rule.Title, severity=if(condition=_Rule.Level = 'informational', then='info', else=_Rule.Level),
+                      dedup=DedupSeconds, Rule=_Rule.Title, RuleID=_Rule.ID, Tags=_Rule.Tags, Details=Details,
+                      ProcessId=ProcessId, Image=Image, CommandLine=CommandLine, User=User) AS Alerted
+      FROM sigma(rules=Rules,
+                 log_sources=sigma_log_sources(`process_creation/linux/*`=Executions))
 
 """#,
         ),

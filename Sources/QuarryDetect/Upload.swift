@@ -147,9 +147,9 @@ public enum UploadFunction {
 /// The detection module's registry list, explicitly.
 public enum DetectLibrary {
     public static var plugins: [PluginDeclaration] {
-        YaraPlugins.all + [SQLitePlugin.sqlite, SQLitePlugin.sql] + ParserLibrary.plugins + FormatLibrary.plugins
+        YaraPlugins.all + [SQLitePlugin.sqlite, SQLitePlugin.sql] + ParserLibrary.plugins + FormatLibrary.plugins + SigmaPlugins.plugins
     }
     public static var functions: [FunctionDeclaration] {
-        [MagicFunctions.magic, UploadFunction.upload, Grok.function] + ParserLibrary.functions + DocumentParsers.functions + FormatLibrary.functions
+        [MagicFunctions.magic, UploadFunction.upload, Grok.function] + ParserLibrary.functions + DocumentParsers.functions + FormatLibrary.functions + SigmaPlugins.functions
     }
 }
