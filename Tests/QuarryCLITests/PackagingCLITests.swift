@@ -11,6 +11,35 @@ struct PackagingCLITests {
         try CLI.run(arguments, executable: program, environment: environment)
     }
 
+    /// The folder of the Swift runtime this test's quarry links (hidden to prove a package brings its own).
+    static func swiftRuntimeFolder() throws -> String {
+        let ldd = try Self.run("/usr/bin/ldd", [CLI.binary]).stdout
+        let core = try #require(ldd.split(separator: "\n").first { $0.contains("libswiftCore.so") }?.split(separator: " ").first { $0.hasPrefix("/") })
+        return (String(core) as NSString).deletingLastPathComponent
+    }
+
+    /// Installs `deb` with the real dpkg into a copy-on-write view of this machine (an overlay
+    /// over / in a private mount namespace, entered with chroot), then runs `script` there with
+    /// the Swift runtime folder hidden. Nothing reaches the host: the overlay's upper layer is a
+    /// tmpfs that disappears with the namespace. /run is empty, so no systemd is seen.
+    static func installInScratchRoot(_ deb: String, in dir: String, then script: String) throws -> CLI.Result {
+        let setup = """
+            set -e
+            S="$1"; DEB="$2"; RUNTIME="$3"
+            mkdir -p "$S/layers" "$S/merged"
+            mount -t tmpfs tmpfs "$S/layers"
+            mkdir -p "$S/layers/upper" "$S/layers/work"
+            mount -t overlay overlay -o "lowerdir=/,upperdir=$S/layers/upper,workdir=$S/layers/work" "$S/merged"
+            mount --rbind /proc "$S/merged/proc"
+            mount --rbind /dev "$S/merged/dev"
+            mount -t tmpfs tmpfs "$S/merged/run"
+            mount -t tmpfs tmpfs "$S/merged/tmp"
+            cp "$DEB" "$S/merged/tmp/package.deb"
+            chroot "$S/merged" /bin/sh -c 'set -e; dpkg -i /tmp/package.deb >/dev/null; mount -t tmpfs tmpfs "$1"; shift; eval "$1"' sh "$RUNTIME" "$4"
+            """
+        return try Self.run("/usr/bin/unshare", ["-m", "/bin/sh", "-c", setup, "sh", dir + "/scratch", deb, try swiftRuntimeFolder(), script])
+    }
+
     @Test(.enabled(if: getuid() == 0, "mount namespaces need root"))
     func debianPackageInstallsAndRunsWithoutTheSwiftToolchain() throws {
         let dir = try CollectorCLITests.folder("deb")
@@ -39,9 +68,7 @@ struct PackagingCLITests {
         // Unpacked into a scratch root, it runs where the Swift toolchain is hidden.
         let root = dir + "/root"
         #expect(try Self.run("/usr/bin/dpkg-deb", ["-x", deb, root]).status == 0)
-        let ldd = try Self.run("/usr/bin/ldd", [CLI.binary]).stdout
-        let core = try #require(ldd.split(separator: "\n").first { $0.contains("libswiftCore.so") }?.split(separator: " ").first { $0.hasPrefix("/") })
-        let runtime = (String(core) as NSString).deletingLastPathComponent
+        let runtime = try Self.swiftRuntimeFolder()
         let version = try Self.run(
             "/usr/bin/unshare", ["-m", "/bin/sh", "-c", "mount -t tmpfs none \"$1\" || exit 90; \"$2\" --version", "sh", runtime, root + "/usr/bin/quarry"])
         #expect(version.status == 0, "\(version.stderr)")
@@ -64,6 +91,23 @@ struct PackagingCLITests {
         let text = try Self.run("/bin/sh", ["-c", "zcat \"$1\"", "sh", root + "/usr/share/man/man1/quarry.1.gz"]).stdout
         #expect(text.contains("quarry collector build") && text.contains("quarry respond kill"))
         #expect(try Self.run("/bin/bash", ["-n", root + "/usr/share/bash-completion/completions/quarry"]).status == 0)
+
+        // Installed by dpkg itself (maintainer scripts and all) into a scratch root, then purged.
+        let installed = try Self.installInScratchRoot(deb, in: dir, then: """
+            dpkg -s quarry | grep '^Status:'
+            quarry --version
+            getent passwd quarry | cut -d: -f1,6,7
+            test -f /lib/systemd/system/quarry-server.service && echo units
+            test -s /usr/share/man/man1/quarry.1.gz && echo manual
+            dpkg --purge quarry >/dev/null
+            test ! -e /usr/bin/quarry && test ! -e /usr/lib/quarry && echo purged
+            """)
+        #expect(installed.status == 0, "\(installed.stdout)\(installed.stderr)")
+        let lines = installed.stdout.split(separator: "\n").map(String.init)
+        let ownVersion = try CLI.run(["--version"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(lines == ["Status: install ok installed", ownVersion, "quarry:/var/lib/quarry:/usr/sbin/nologin", "units",
+                          "manual", "purged"], "\(installed.stdout)\(installed.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "/usr/lib/quarry/quarry"), "the host is untouched")
     }
 
     @Test func agentPackageCarriesTheFleetConfigPrivately() throws {
@@ -89,6 +133,22 @@ struct PackagingCLITests {
         #expect(try Self.run("/usr/bin/dpkg-deb", ["-x", deb, dir + "/root"]).status == 0)
         let yaml = try String(contentsOfFile: dir + "/root/etc/quarry/client.yaml", encoding: .utf8)
         #expect(yaml.contains("https://127.0.0.1:8999") && yaml.contains("BEGIN CERTIFICATE"))
+
+        // `dpkg -i` of the agent package: the config lands 0600 root as a registered conffile;
+        // a purge takes it away with the program.
+        guard getuid() == 0 else { return }
+        let installed = try Self.installInScratchRoot(deb, in: dir, then: """
+            dpkg -s quarry-client-acme-prod | grep -E '^(Status|Provides):'
+            dpkg-query -W -f='${Conffiles}\\n' quarry-client-acme-prod | awk 'NF {print $1}'
+            stat -c '%a %U %G' /etc/quarry/client.yaml
+            quarry --version >/dev/null && echo runs
+            dpkg --purge quarry-client-acme-prod >/dev/null
+            test ! -e /etc/quarry/client.yaml && test ! -e /usr/bin/quarry && echo purged
+            """)
+        #expect(installed.status == 0, "\(installed.stdout)\(installed.stderr)")
+        #expect(installed.stdout.split(separator: "\n").map(String.init) == [
+            "Status: install ok installed", "Provides: quarry", "/etc/quarry/client.yaml", "600 root root", "runs", "purged",
+        ], "\(installed.stdout)\(installed.stderr)")
     }
 
     @Test func serverTellsSystemdItIsReadyAndFeedsTheWatchdog() throws {
