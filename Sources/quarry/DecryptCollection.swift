@@ -79,7 +79,7 @@ struct ImportCollection: ParsableCommand {
         hint = hint ?? Self.hostname(fromFileName: path)
         let client = try api.client()
         let (file, host, id) = (upload, hint, clientId)
-        let outcome = try runBlocking { try await client.importCollection(path: file, hostname: host, clientId: id) }
+        let outcome = try runBlocking { try await client.streamCollection(path: file, hostname: host, clientId: id) }
         print("imported as flow \(outcome.flowId) of \(outcome.clientId) (\(outcome.hostname)\(outcome.createdClient ? ", a new offline client" : ""))")
         for source in outcome.sources { print("  \(source.artifact)\(source.source.isEmpty ? "" : "/" + source.source): \(source.rows) rows") }
         if outcome.uploads > 0 { print("  uploads: \(outcome.uploads) files") }

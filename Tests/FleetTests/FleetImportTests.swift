@@ -88,6 +88,62 @@ struct FleetImportTests {
         #expect(try await fleet.get("/clients", as: [ClientView].self).allSatisfy { $0.client.hostname != "x" })
     }
 
+    /// `quarry collection import` streams: a container of 160 MiB reaches the server in pieces
+    /// while the CLI's peak memory stays far below the container's size, and `--client-id` (bound
+    /// into the upload token by the server, not chosen by the uploader) decides the client.
+    @Test func largeContainerStreamsWithBoundedMemoryToTheNamedClient() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        let work = fleet.dir + "/large"
+        try FileManager.default.createDirectory(atPath: work + "/defs", withIntermediateDirectories: true)
+        try """
+            name: Custom.Large.Upload
+            parameters:
+              - name: Path
+            sources:
+              - query: SELECT upload(file=Path) AS Upload FROM scope()
+            """.write(toFile: work + "/defs/upload.yaml", atomically: true, encoding: .utf8)
+        let evidence = work + "/image.bin"
+        let size = 160 << 20
+        var random = SystemRandomNumberGenerator()
+        let handle = try #require(FileHandle(forWritingAtPath: { _ = FileManager.default.createFile(atPath: evidence, contents: nil); return evidence }()))
+        for _ in 0..<(size >> 20) {
+            try handle.write(contentsOf: Data((0..<(1 << 17)).flatMap { _ in withUnsafeBytes(of: random.next()) { Array($0) } }))
+        }
+        try handle.close()
+        try fleet.check(fleet.run(["artifacts", "collect", "Custom.Large.Upload", "--definitions", work + "/defs", "--args", "Path=\(evidence)",
+                                   "--output", work + "/large.zip"]))
+        try fleet.check(fleet.cli(["collection", "import", work + "/large.zip", "--hostname", "disk-host"]))
+        let client = try #require(try await fleet.get("/clients", as: [ClientView].self).map(\.client).first { $0.hostname == "disk-host" })
+
+        // The same container again, named for that client although its file says otherwise.
+        let measure = Process()
+        measure.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        measure.arguments = ["-c", "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+                             + "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(r.returncode)",
+                             FleetHarness.binary, "collection", "import", work + "/large.zip", "--hostname", "another-name",
+                             "--client-id", client.clientId, "--api-config", fleet.apiConfig]
+        let err = Pipe()
+        measure.standardError = err
+        measure.standardOutput = FileHandle.nullDevice
+        try measure.run()
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        measure.waitUntilExit()
+        #expect(measure.terminationStatus == 0, "\(log)")
+        let kilobytes = try #require(log.split(separator: "\n").last { $0.hasPrefix("MAXRSS") }?.split(separator: " ").last.flatMap { Int($0) })
+        #expect(kilobytes < 96 << 10, "the CLI peaked at \(kilobytes) KiB for a \(size >> 20) MiB container")
+        let flows = try await fleet.get("/flows", query: ["client_id": client.clientId], as: [FlowRecord].self)
+        #expect(flows.count == 2 && flows.allSatisfy { $0.state == .finished })
+        #expect(try await fleet.get("/clients", as: [ClientView].self).allSatisfy { $0.client.hostname != "another-name" })
+        let view = try await fleet.get("/flows/\(flows[0].flowId)", as: FlowView.self)
+        #expect(view.uploads.first?.size == Int64(size))
+        // A token cannot be bound to a client that does not exist.
+        await #expect(throws: APIError.self) {
+            struct TokenRequest: Encodable, Sendable { var hours: Double; var client_id: String? }
+            _ = try await fleet.api().post("/collections/upload-tokens", body: TokenRequest(hours: 1, client_id: "C.0000000000000000"), as: UploadTokenGrant.self)
+        }
+    }
+
     @Test func collectorUploadsWithAOneTimeTokenAndResumes() async throws {
         let fleet = try FleetHarness()
         try await fleet.startServer()

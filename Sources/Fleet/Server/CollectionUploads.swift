@@ -23,6 +23,9 @@ struct UploadTokenRecord: Codable {
     var creator: String
     var created: Double
     var expires: Double
+    /// The client the container belongs to, when the analyst who asked for the token named one
+    /// (the uploader cannot choose: the token is its only credential).
+    var clientId: String?
 }
 
 /// Offline collectors upload their container straight to the server: an investigator asks for a
@@ -46,12 +49,15 @@ extension FleetServer {
         api.post("collections/upload-tokens") { [self] request, context in
             let caller = try context.requireCaller()
             try caller.require("COLLECT_CLIENT")
-            struct Body: Decodable { var hours: Double? }
+            struct Body: Decodable { var hours: Double?; var client_id: String? }
             let (body, raw) = try await context.decode(Body.self, from: request, limit: config.limits.maxRequestBodyBytes)
             let hours = min(max(body.hours ?? 168, 0.01), 24 * 90)
+            if let clientId = body.client_id, try await store.client(clientId) == nil {
+                throw APIFailure(status: 404, message: "no client \(clientId)")
+            }
             let token = "QU." + Identifiers.hex(24)
             let now = Date().timeIntervalSince1970
-            let record = UploadTokenRecord(creator: caller.user.name, created: now, expires: now + hours * 3600)
+            let record = UploadTokenRecord(creator: caller.user.name, created: now, expires: now + hours * 3600, clientId: body.client_id)
             try await store.setMetadata(Self.uploadTokenOwner, [Self.digest(token): String(decoding: try JSONEncoder().encode(record), as: UTF8.self)])
             try await audit(caller, "upload-token", String(Self.digest(token).prefix(16)), raw)
             return try ok(UploadTokenGrant(token: token, expires: record.expires))
@@ -98,7 +104,7 @@ extension FleetServer {
             // Complete: spend the token first (no second import from it), then import.
             try await store.setMetadata(Self.uploadTokenOwner, [digest: nil])
             defer { unlink(path) }
-            let outcome = try await importOnThread(path: path, hostname: query.string("hostname"), clientId: nil, creator: record.creator)
+            let outcome = try await importOnThread(path: path, hostname: query.string("hostname"), clientId: record.clientId, creator: record.creator)
             try await store.audit(AuditEntry(
                 time: Date().timeIntervalSince1970, user: record.creator, action: "collector-upload", target: outcome.flowId,
                 details: "{\"hostname\":\(Self.jsonString(outcome.hostname)),\"bytes\":\(total)}", remote: context.remote))
