@@ -66,6 +66,9 @@ final class BPFRuntime: @unchecked Sendable {
         if let event = EventDecoder.decode(record, bootOffset: bootOffset) { deliver(event) }
     }
 
+    /// The longest an event waits in the ring before it is read (its latency budget is 1 s end to end).
+    static let drainMilliseconds: Int32 = 20
+
     private func poll() {
         var lastOffsetUpdate = Date()
         while !stopping.load(ordering: .relaxed) {
@@ -74,8 +77,11 @@ final class BPFRuntime: @unchecked Sendable {
                 continue
             }
             guard let ring = ringBuffer else { break }
-            let status = ring_buffer__poll(ring, 100)
+            // The programs wake this thread only when the ring fills past a threshold
+            // (quarry.bpf.c, QE_WAKEUP_BYTES); otherwise it drains the ring every drainMilliseconds.
+            let status = ring_buffer__poll(ring, Self.drainMilliseconds)
             if status < 0 && status != -EINTR { usleep(100_000) }
+            _ = ring_buffer__consume(ring)
             if lastOffsetUpdate.timeIntervalSinceNow < -10 {
                 // Follow wall-clock adjustments.
                 bootOffset = SystemFields.bootOffset()
