@@ -1,6 +1,6 @@
 import Foundation
+@testable import QuarryDetect
 import Testing
-import QuarryDetect
 import QuarryHost
 import VQL
 
@@ -206,5 +206,121 @@ import VQL
             let text = String(decoding: random.mutate(sample), as: UTF8.self)
             _ = try? Self.sigma(text, events: [#"{"F":"ab","IP":"10.0.0.1"}"#])
         }
+    }
+    // MARK: Correlation rules
+
+    static let failedLogin = """
+        title: Failed SSH login
+        name: failed_ssh
+        logsource: {category: process_creation, product: linux}
+        detection: {s: {Message|contains: 'Failed password'}, condition: s}
+        """
+
+    static func login(_ second: Int, ip: String, user: String = "root", message: String = "Failed password") -> String {
+        #"{"Timestamp":"2026-12-01T10:00:\#(String(format: "%02d", second))Z","Ip":"\#(ip)","User":"\#(user)","Message":"\#(message) for \#(user)"}"#
+    }
+
+    @Test func eventCountFiresOncePerGroupAndHidesTheBaseRule() throws {
+        let rules = Self.failedLogin + """
+
+            ---
+            title: SSH brute force
+            id: 0c7d2b1e-0000-4000-8000-00000000c001
+            level: high
+            correlation:
+              type: event_count
+              rules: [failed_ssh]
+              group-by: [Ip]
+              timespan: 1m
+              condition: {gte: 5}
+            """
+        var events = (0..<6).map { Self.login($0, ip: "10.0.0.1") }
+        events += (10..<12).map { Self.login($0, ip: "10.0.0.2") }
+        let (rows, log) = try Self.sigma(rules, events: events)
+        #expect(rows.count == 1, "\(log)")
+        let hit = try #require(rows.first)
+        #expect(hit.member("_Rule").member("Title").stringValue == "SSH brute force")
+        #expect(hit.member("Ip").stringValue == "10.0.0.1")
+        #expect(hit.member("Count").intValue == 5)
+        #expect(hit.member("_Correlations").listElements?.count == 5)
+        #expect(JSONWriter.string(hit.member("Timestamp")) == "\"2026-12-01T10:00:04Z\"")
+        #expect(log.contains { $0.contains("1 rules and 1 correlations") }, "\(log)")
+    }
+
+    @Test func valueCountAndTemporalOrder() throws {
+        let spray = Self.failedLogin + """
+
+            ---
+            title: Password spray
+            correlation:
+              type: value_count
+              rules: failed_ssh
+              group-by: Ip
+              timespan: 5m
+              condition: {gte: 3, field: User}
+              generate: true
+            """
+        let events = [Self.login(1, ip: "10.0.0.9", user: "a"), Self.login(2, ip: "10.0.0.9", user: "a"),
+                      Self.login(3, ip: "10.0.0.9", user: "b"), Self.login(4, ip: "10.0.0.9", user: "c")]
+        let (rows, log) = try Self.sigma(spray, events: events)
+        // generate: true keeps the four base matches; the spray fires at the third distinct user.
+        #expect(rows.filter { $0.member("_Rule").member("Title").stringValue == "Failed SSH login" }.count == 4, "\(log)")
+        let hit = try #require(rows.first { $0.member("_Rule").member("Title").stringValue == "Password spray" })
+        #expect(hit.member("Count").intValue == 3)
+
+        let ordered = """
+            title: Login failed
+            name: fail
+            logsource: {category: process_creation, product: linux}
+            detection: {s: {Message|contains: 'Failed password'}, condition: s}
+            ---
+            title: Login accepted
+            name: accept
+            logsource: {category: process_creation, product: linux}
+            detection: {s: {Message|contains: 'Accepted password'}, condition: s}
+            ---
+            title: Failure then success
+            correlation: {type: temporal_ordered, rules: [fail, accept], group-by: [Ip], timespan: 10s}
+            """
+        let (hits, _) = try Self.sigma(ordered, events: [Self.login(1, ip: "1.1.1.1"), Self.login(5, ip: "1.1.1.1", message: "Accepted password")])
+        #expect(hits.count == 1 && hits.first?.member("Count").intValue == 2)
+        let (reversed, _) = try Self.sigma(ordered, events: [Self.login(1, ip: "1.1.1.1", message: "Accepted password"), Self.login(5, ip: "1.1.1.1")])
+        #expect(reversed.isEmpty, "success before failure is not the pattern")
+        let (late, _) = try Self.sigma(ordered, events: [Self.login(1, ip: "1.1.1.1"), Self.login(30, ip: "1.1.1.1", message: "Accepted password")])
+        #expect(late.isEmpty, "outside the 10 s window")
+    }
+
+    /// The window state machine alone, with made-up times: old inputs slide out, a hit restarts the group.
+    @Test func correlationWindowsSlideAndRestart() throws {
+        let spec = try #require(try SigmaRule.parseAll("""
+            title: Burst
+            correlation: {type: event_count, rules: [x], timespan: 10s, condition: {gte: 3}}
+            """).first?.get())
+        guard case .correlation(let correlation) = spec else { Issue.record("not a correlation"); return }
+        var state = SigmaCorrelationState(correlation)
+        func feed(_ time: Double) -> SigmaCorrelationHit? {
+            state.feed(SigmaCorrelationInput(time: time, rule: 0, group: [], value: nil, event: .int(Int64(time))))
+        }
+        #expect(feed(0) == nil && feed(5) == nil)
+        #expect(feed(11) == nil, "the input at 0 slid out: two in the window")
+        let hit = try #require(feed(12))
+        #expect(hit.count == 3 && hit.first == 5 && hit.last == 12)
+        #expect(feed(13) == nil && feed(14) == nil, "after a hit the window starts afresh")
+        #expect(feed(15)?.count == 3)
+    }
+
+    @Test func brokenCorrelationsAreRefusedWithAReason() throws {
+        let broken: [(String, String)] = [
+            ("title: a\ncorrelation: {type: event_count, rules: [x], timespan: 1m, condition: {lt: 3}}", "'lt' needs the end of a window"),
+            ("title: a\ncorrelation: {type: sideways, rules: [x], timespan: 1m}", "correlation type must be"),
+            ("title: a\ncorrelation: {type: temporal, rules: [x], timespan: soon}", "timespan must be"),
+            ("title: a\ncorrelation: {type: value_count, rules: [x], timespan: 1m, condition: {gte: 2}}", "needs condition.field"),
+        ]
+        for (rule, reason) in broken {
+            let (_, log) = try Self.sigma(rule, events: [Self.login(1, ip: "x")])
+            #expect(log.contains { $0.contains("refused") && $0.contains(reason) }, "\(reason): \(log)")
+        }
+        let (_, log) = try Self.sigma("title: a\ncorrelation: {type: temporal, rules: [nobody], timespan: 1m}", events: [Self.login(1, ip: "x")])
+        #expect(log.contains { $0.contains("refers to 'nobody'") }, "\(log)")
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import VQL
 
 /// `sigma()` and `sigma_log_sources()`: Sigma rules evaluated over the rows of VQL queries.
@@ -64,6 +65,11 @@ final class SigmaRun {
     let debug: Bool
     let defaultDetails: Lambda?
     var plan: [(query: Value, rules: [SigmaRule])] = []
+    var correlations: [SigmaCorrelationState] = []
+    /// Base rule reference (name or id) → the correlations fed by its matches, with its position.
+    var links: [String: [(correlation: Int, rule: Int)]] = [:]
+    /// Rules whose matches only feed correlations (`generate: false`, Sigma's default).
+    var quiet: Set<String> = []
 
     init(_ ctx: CallContext) throws {
         self.ctx = ctx
@@ -76,13 +82,27 @@ final class SigmaRun {
         for text in ctx.strings("rules") ?? [] {
             for parsed in SigmaRule.parseAll(text) {
                 switch parsed {
-                case .success(let rule):
+                case .success(.rule(let rule)):
                     if let filter, !filter.call([rule.metadata], in: ctx.env).isTruthy { continue }
                     rules.append(rule)
+                case .success(.correlation(let correlation)):
+                    if let filter, !filter.call([correlation.metadata], in: ctx.env).isTruthy { continue }
+                    correlations.append(SigmaCorrelationState(correlation))
                 case .failure(let problem):
                     refused += 1
                     ctx.log(.warning, "sigma: rule refused: \(problem.description)")
                 }
+            }
+        }
+        let known = Set(rules.flatMap(\.references))
+        for (index, state) in correlations.enumerated() {
+            for (position, reference) in state.correlation.rules.enumerated() {
+                guard known.contains(reference) else {
+                    ctx.log(.warning, "sigma: correlation '\(state.correlation.title)' refers to '\(reference)', which no rule is named or identified by")
+                    continue
+                }
+                links[reference, default: []].append((index, position))
+                if !state.correlation.generate { quiet.insert(reference) }
             }
         }
         guard case .object(let object)? = ctx.value("log_sources"), let sources = object as? SigmaLogSources else {
@@ -101,7 +121,8 @@ final class SigmaRun {
             let keys = unserved.keys.sorted().map { "\($0) (\(unserved[$0]?.count ?? 0))" }.joined(separator: ", ")
             ctx.log(.info, "sigma: no log source for rules of: \(keys)")
         }
-        ctx.log(.info, "sigma: \(rules.count) rules over \(plan.count) log sources\(refused > 0 ? ", \(refused) refused" : "")")
+        let correlated = correlations.isEmpty ? "" : " and \(correlations.count) correlations"
+        ctx.log(.info, "sigma: \(rules.count) rules\(correlated) over \(plan.count) log sources\(refused > 0 ? ", \(refused) refused" : "")")
     }
 
     func cursor() -> RowCursor {
@@ -154,7 +175,8 @@ final class SigmaRun {
             }
             let conditionResults = rule.conditions.map { $0.evaluate(search) }
             let matched = conditionResults.contains(true)
-            guard matched || debug else { continue }
+            if matched { out += correlate(rule, event) }
+            guard matched && !rule.references.contains(where: quiet.contains) || debug else { continue }
             var output = SigmaRun.fields(of: event.row)
             output["_Rule"] = rule.metadata
             if matched {
@@ -178,6 +200,40 @@ final class SigmaRun {
             out.append(.dict(output))
         }
         return out
+    }
+
+    /// Feeds a match to the correlations that reference its rule; their hits as rows.
+    func correlate(_ rule: SigmaRule, _ event: SigmaEvent) -> [Value] {
+        var hits: [Value] = []
+        for reference in rule.references {
+            for link in links[reference] ?? [] {
+                let correlation = correlations[link.correlation].correlation
+                let group = correlation.groupBy.map { SigmaEvent.texts(of: event.field($0)).joined(separator: ",") }
+                let value = correlation.field.map { SigmaEvent.texts(of: event.field($0)).joined(separator: ",") }
+                let input = SigmaCorrelationInput(time: SigmaRun.time(of: event), rule: link.rule, group: group, value: value,
+                                                  event: .dict(SigmaRun.fields(of: event.row)))
+                guard let hit = correlations[link.correlation].feed(input) else { continue }
+                var row = Dict()
+                row["Timestamp"] = .timestamp(Timestamp(seconds: hit.last))
+                row["FirstTimestamp"] = .timestamp(Timestamp(seconds: hit.first))
+                for (name, value) in zip(correlation.groupBy, hit.group) { row[name] = .string(value) }
+                row["Count"] = .from(hit.count)
+                row["_Rule"] = correlation.metadata
+                row["_Correlations"] = .list(hit.events)
+                hits.append(.dict(row))
+            }
+        }
+        return hits
+    }
+
+    /// An event's time for correlation windows: its Timestamp (or Time, EventTime, TimeCreated)
+    /// field, else the time it is read.
+    static func time(of event: SigmaEvent) -> Double {
+        for name in ["Timestamp", "Time", "EventTime", "TimeCreated"] {
+            guard let value = event.field(name) else { continue }
+            if case .timestamp(let t)? = Timestamps.parse(value.reduced()) { return t.seconds }
+        }
+        return Date().timeIntervalSince1970
     }
 
     static func fields(of row: Value) -> Dict {

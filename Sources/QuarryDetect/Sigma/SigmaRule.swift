@@ -8,6 +8,8 @@ import Yams
 /// matching only.
 struct SigmaRule {
     let title: String
+    /// The rule's `name` and `id`: what correlation rules refer to it by.
+    let references: [String]
     let logSource: SigmaLogSourceKey
     let searches: [String: SigmaSearch]
     /// The rule's conditions; a rule matches when any of them does.
@@ -28,7 +30,7 @@ struct SigmaRule {
 
     /// Every rule in a text (one or more YAML documents). Each entry is a rule or the reason one
     /// document was refused.
-    static func parseAll(_ text: String) -> [Result<SigmaRule, Problem>] {
+    static func parseAll(_ text: String) -> [Result<SigmaDocument, Problem>] {
         if let problem = DocumentParsers.nestingProblem(Array(text.utf8)) {
             return [.failure(Problem(description: problem))]
         }
@@ -39,7 +41,10 @@ struct SigmaRule {
                 }
                 var budget = DocumentParsers.maxNodes
                 let value = try DocumentParsers.convert(node, depth: 0, budget: &budget)
-                return .success(try SigmaRule(value))
+                if case .dict(let map) = value, map["correlation"] != nil {
+                    return .success(.correlation(try SigmaCorrelation(map)))
+                }
+                return .success(.rule(try SigmaRule(value)))
             } catch let problem as Problem {
                 return .failure(problem)
             } catch let error as YamlError {
@@ -77,9 +82,7 @@ struct SigmaRule {
         guard case .dict(let rule) = document else { throw Problem(description: "a rule must be a YAML mapping") }
         func text(_ key: String) -> String? { rule[key]?.stringValue }
         title = text("title") ?? ""
-        if rule["correlation"] != nil {
-            throw Problem(description: "rule '\(title)': correlation rules are not supported yet")
-        }
+        references = [text("name"), text("id")].compactMap { $0 }
         guard case .dict(let detection)? = rule["detection"] else {
             throw Problem(description: "rule '\(title)': no detection section")
         }
@@ -143,6 +146,12 @@ struct SigmaRule {
         if let details { shown["Details"] = .string(details) }
         metadata = .dict(shown)
     }
+}
+
+/// One YAML document of a rule text: a detection rule or a correlation over such rules.
+enum SigmaDocument {
+    case rule(SigmaRule)
+    case correlation(SigmaCorrelation)
 }
 
 /// A rule's `logsource` as the key of `sigma_log_sources()`: "category/product/service", with
