@@ -50,16 +50,12 @@ extension FleetAgent {
         for entry in table.entries.prefix(Self.maxMonitors) where entry.problem == nil { wanted[entry.artifact] = entry }
         if table.entries.count > Self.maxMonitors { log("monitoring: the table holds \(table.entries.count) artifacts; running the first \(Self.maxMonitors)") }
         let (stopped, started) = monitors.withLockedValue { running -> ([(String, RunningMonitor)], [RunningMonitor]) in
-            var stopped: [(String, RunningMonitor)] = []
-            for (name, monitor) in running where wanted[name]?.parameters != monitor.entry.parameters {
-                stopped.append((name, monitor))
-                running[name] = nil
-            }
-            var started: [RunningMonitor] = []
-            for entry in wanted.values.sorted(by: { $0.artifact < $1.artifact }) where running[entry.artifact] == nil {
+            let plan = MonitorPlan.plan(running: running.mapValues(\.entry.parameters), wanted: wanted)
+            let stopped = plan.stop.compactMap { name in running.removeValue(forKey: name).map { (name, $0) } }
+            let started = plan.start.map { entry in
                 let monitor = RunningMonitor(entry: entry, cancellation: CancellationFlag())
                 running[entry.artifact] = monitor
-                started.append(monitor)
+                return monitor
             }
             return (stopped, started)
         }

@@ -89,16 +89,12 @@ extension FleetServer {
             wanted[entry.artifact] = entry
         }
         let (stopped, started) = serverMonitors.running.withLockedValue { running -> ([(String, CancellationFlag)], [RunningMonitor]) in
-            var stopped: [(String, CancellationFlag)] = []
-            for (name, monitor) in running where wanted[name]?.parameters != monitor.entry.parameters {
-                stopped.append((name, monitor.cancellation))
-                running[name] = nil
-            }
-            var started: [RunningMonitor] = []
-            for entry in wanted.values.sorted(by: { $0.artifact < $1.artifact }) where running[entry.artifact] == nil {
+            let plan = MonitorPlan.plan(running: running.mapValues(\.entry.parameters), wanted: wanted)
+            let stopped = plan.stop.compactMap { name in running.removeValue(forKey: name).map { (name, $0.cancellation) } }
+            let started = plan.start.map { entry in
                 let monitor = RunningMonitor(entry: entry, cancellation: CancellationFlag())
                 running[entry.artifact] = monitor
-                started.append(monitor)
+                return monitor
             }
             return (stopped, started)
         }

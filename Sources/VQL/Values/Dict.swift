@@ -55,9 +55,26 @@ public struct Dict: Sendable {
         self.values = values
     }
 
+    /// A later pair with the same key replaces the earlier one's value in its place. One schema
+    /// is made for the whole dict (setting keys one by one makes one per key).
     public init(_ pairs: [(String, Value)]) {
-        self.init()
-        for (k, v) in pairs { self[k] = v }
+        var names: [String] = []
+        var values: [Value] = []
+        names.reserveCapacity(pairs.count)
+        values.reserveCapacity(pairs.count)
+        var positions: [String: Int]? = pairs.count > 16 ? [:] : nil
+        for (k, v) in pairs {
+            let existing: Int?
+            if let positions { existing = positions[k] } else { existing = names.firstIndex(of: k) }
+            if let i = existing {
+                values[i] = v
+            } else {
+                positions?[k] = names.count
+                names.append(k)
+                values.append(v)
+            }
+        }
+        self.init(schema: Schema(names), values: values)
     }
 
     public var keys: [String] { schema.names }
