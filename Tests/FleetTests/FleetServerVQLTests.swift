@@ -149,6 +149,47 @@ struct FleetServerVQLTests {
               FROM Hosts
         """
 
+    /// Whole monitoring tables, a password, an import, the one organisation and console links.
+    @Test func tablesPasswordsImportsOrgsAndLinks() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        _ = try Self.one(fleet, "SELECT add_client_monitoring(artifact='Linux.Events.SSHLogin') AS T FROM scope()")
+        let replaced = try #require(try Self.one(fleet, """
+            SELECT set_client_monitoring(value=dict(specs=[dict(artifact='Linux.Events.ProcessExecutions',
+                parameters=dict(env=[dict(key='ExeRegex', value='^/tmp/')]))])) AS T FROM scope()
+            """) as? [String: Any])
+        #expect(replaced["artifacts"] as? [String] == ["Linux.Events.ProcessExecutions"], "\(replaced)")
+        let table = try await fleet.get("/monitoring", as: [MonitoringEntry].self)
+        #expect(table.map(\.artifact) == ["Linux.Events.ProcessExecutions"] && table.first?.parameters == ["ExeRegex": "^/tmp/"])
+        // Round trip: what get_ returns, set_ takes back unchanged.
+        _ = try Self.one(fleet, "SELECT set_client_monitoring(value=get_client_monitoring()) AS T FROM scope()")
+        #expect(try await fleet.get("/monitoring", as: [MonitoringEntry].self).map(\.parameters) == [["ExeRegex": "^/tmp/"]])
+        _ = try Self.one(fleet, "SELECT set_server_monitoring(value=dict(artifacts=['Server.Detection.ExecFromTmp'])) AS T FROM scope()")
+        #expect(try await fleet.get("/server-monitoring", as: [MonitoringEntry].self).map(\.artifact) == ["Server.Detection.ExecFromTmp"])
+        _ = try Self.one(fleet, "SELECT set_server_monitoring(value=dict(artifacts=[])) AS T FROM scope()")
+        #expect(try await fleet.get("/server-monitoring", as: [MonitoringEntry].self).isEmpty)
+
+        #expect(try Self.one(fleet, "SELECT passwd(password='a long passphrase 42').password AS P FROM scope()") as? String == "set")
+        let short = try Self.vql(fleet, "SELECT passwd(password='short') AS P FROM scope()")
+        #expect(short.stderr.contains("at least 8 characters"))
+
+        let container = fleet.dir + "/users.zip"
+        try fleet.check(fleet.run(["artifacts", "collect", "Linux.Sys.Users", "--output", container]))
+        let imported = try #require(try Self.one(fleet, "SELECT import_collection(filename='\(container)', hostname='imported-host') AS F FROM scope()") as? [String: Any])
+        #expect((imported["flow_id"] as? String)?.hasPrefix("F.") == true && imported["created_client"] as? Bool == true, "\(imported)")
+        #expect(imported["artifacts_with_results"] as? [String] == ["Linux.Sys.Users"])
+        let client = try #require(imported["client_id"] as? String)
+        #expect(try Self.vql(fleet, "SELECT client_id FROM clients(search='host:imported-host')").rows.first?["client_id"] as? String == client)
+
+        #expect(try Self.one(fleet, "SELECT org().id AS O FROM scope()") as? String == "root")
+        #expect(try Self.vql(fleet, "SELECT id FROM orgs()").rows.count == 1)
+        let url = try ConfigFile.load(APIConfig.self, from: fleet.apiConfig).serverURL
+        #expect(try Self.one(fleet, "SELECT link_to(client_id='\(client)', raw=TRUE) AS L FROM scope()") as? String == url + "/clients/" + client)
+        #expect(try Self.one(fleet, "SELECT link_to(hunt_id='H.1234') AS L FROM scope()") as? String == "[H.1234](\(url)/hunts/H.1234)")
+        #expect(try Self.one(fleet, "SELECT link_to(client_id='\(client)', flow_id='F.1', text='the collection') AS L FROM scope()") as? String
+            == "[the collection](\(url)/clients/\(client))")
+    }
+
     @Test func rolesBoundWhatServerVQLMayDo() async throws {
         let fleet = try FleetHarness()
         try await fleet.startServer()

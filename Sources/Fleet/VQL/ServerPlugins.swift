@@ -12,10 +12,12 @@ public enum ServerPlugins {
 
     public static var plugins: [PluginDeclaration] {
         ServerClients.plugins + ServerFlows.plugins + ServerHunts.plugins + ServerAdmin.plugins + ServerMonitoring.plugins
+            + ServerOrgsAndLinks.plugins
     }
 
     public static var functions: [FunctionDeclaration] {
         ServerClients.functions + ServerFlows.functions + ServerHunts.functions + ServerAdmin.functions + ServerMonitoringTables.functions
+            + ServerOrgsAndLinks.functions + ServerTableActions.functions
     }
 
     static func api(_ ctx: CallContext) throws -> APIClient {
