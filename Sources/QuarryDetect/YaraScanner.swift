@@ -74,7 +74,9 @@ final class YaraWorkers: RowCursor {
 
     init(source: RowCursor, accessor: any Accessor, rules: YaraRules, options: YaraPlugins.ScanOptions, ctx: CallContext,
          workers: Int, ordered: Bool) {
-        let window = workers * 4
+        // Wide enough that one large file does not idle the other workers while rows wait for it
+        // (with workers * 4, ordered scans of /usr/bin ran at 1.33× `yara -p 2`; unordered at 1.05×).
+        let window = workers * 64
         let results = BoundedQueue<Scanned>(capacity: window)
         let feed = BoundedQueue<(Int, OSPath)>(capacity: workers * 2)
         let tokens = BoundedQueue<Bool>(capacity: window)
