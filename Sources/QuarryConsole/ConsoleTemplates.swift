@@ -159,6 +159,7 @@ enum ConsoleTemplates {
         <ul data-testid="hunt-states">{{#states}}<li>{{name}}: {{count}}</li>{{/states}}</ul>
         <h2>Results</h2>
         <nav aria-label="Sources"><ul class="sources">{{#sources}}<li><a href="{{link}}"{{#selected}} aria-current="true"{{/selected}}>{{name}}</a> ({{count}} rows)</li>{{/sources}}</ul></nav>
+        {{#exportCSV}}<p class="export">Every row of this source: <a href="{{exportCSV}}" data-testid="export-csv" download>CSV</a>{{/exportCSV}}{{#exportJSONL}} · <a href="{{exportJSONL}}" data-testid="export-jsonl" download>JSON lines</a></p>{{/exportJSONL}}
         {{#results}}
         <div class="scroll">
         <table data-testid="results-table">

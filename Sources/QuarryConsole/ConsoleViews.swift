@@ -204,6 +204,9 @@ public struct HuntPageView: Sendable {
     public var states: [CountView]
     public var sources: [CountView]
     public var results: ResultTableView
+    /// Links that download every row of the source shown (nil before there are results).
+    public var exportCSV: String?
+    public var exportJSONL: String?
 
     public init(_ hunt: HuntRecord, states: [String: Int], sources: [CountView], results: ResultTableView) {
         self.hunt = HuntRowView(hunt, states: states)

@@ -1,4 +1,4 @@
-import Fleet
+@testable import Fleet
 import FleetCore
 import Foundation
 import Testing
@@ -131,5 +131,38 @@ extension FleetTests {
             path = link.replacingOccurrences(of: "&amp;", with: "&")
         }
         #expect(seen.count == 250 && Set(seen).count == 250)
+
+        // Export: every row of the source, streamed, as CSV (header + one line a row) and JSON lines.
+        let first = try admin.get("/hunts/\(hunt)")
+        let csvLink = try #require(first.body.range(of: "data-testid=\"export-csv\"").map { marker in
+            first.body[..<marker.lowerBound].components(separatedBy: "href=\"").last?.split(separator: "\"").first.map(String.init) ?? ""
+        }).replacingOccurrences(of: "&amp;", with: "&")
+        let csv = try admin.get(csvLink)
+        #expect(csv.status == 200 && csv.header("Content-Type")?.hasPrefix("text/csv") == true)
+        #expect(csv.header("Content-Disposition")?.contains("attachment") == true)
+        let lines: [String] = csv.body.components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        let header: String = lines.first ?? ""
+        #expect(header == "ClientId,Fqdn,FlowId,N,Text")
+        #expect(lines.count == 251)
+        let texts: [String] = lines.dropFirst().compactMap { line in line.components(separatedBy: ",").last }
+        #expect(Set(texts).count == 250)
+        let jsonl = try admin.get(csvLink.replacingOccurrences(of: "format=csv", with: "format=jsonl"))
+        let objects: [[String: Any]] = jsonl.body.components(separatedBy: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }
+        let rowTexts: [String] = objects.compactMap { $0["Text"] as? String }
+        #expect(objects.count == 250)
+        #expect(rowTexts.allSatisfy { $0.hasPrefix("row-") })
+        #expect(try admin.get("/hunts/\(hunt)/export?format=xlsx").status == 400)
+    }
+
+    /// CSV cells: quoting by RFC 4180, and text a spreadsheet would run as a formula made inert.
+    @Test func exportCellsAreQuotedAndFormulasDisarmed() {
+        #expect(ResultExport.cell("plain") == "plain")
+        #expect(ResultExport.cell("a,b") == "\"a,b\"")
+        #expect(ResultExport.cell("say \"hi\"") == "\"say \"\"hi\"\"\"")
+        #expect(ResultExport.cell("two\nlines") == "\"two\nlines\"")
+        #expect(ResultExport.cell("=HYPERLINK(\"http://x\")") == "\"'=HYPERLINK(\"\"http://x\"\")\"")
+        #expect(ResultExport.cell("-1+2") == "'-1+2" && ResultExport.cell("@SUM(A1)") == "'@SUM(A1)")
     }
 }

@@ -61,6 +61,21 @@ extension FleetServer {
             try context.requireConsoleCaller().require("READ_RESULTS")
             return consolePage(.hunt, title: "Hunt", view: try await huntPage(try context.parameters.require("id"), request.uri.queryParameters), context: context)
         }
+        console.get("hunts/:id/export") { [self] request, context in
+            try context.requireConsoleCaller().require("READ_RESULTS")
+            let id = try context.parameters.require("id")
+            let q = request.uri.queryParameters
+            guard let format = ResultExport.Format(rawValue: q.string("format") ?? "csv") else {
+                throw APIFailure(status: 400, message: "format= csv or jsonl")
+            }
+            let view = try await huntView(id)
+            guard let chosen = view.sources.first(where: { $0.artifact == q.string("artifact") && $0.source == (q.string("source") ?? "") }) ?? view.sources.first else {
+                throw APIFailure(status: 404, message: "hunt \(id) has no results yet")
+            }
+            let name = [id, chosen.artifact, chosen.source].filter { !$0.isEmpty }.joined(separator: "-") + "." + format.rawValue
+            return ResultExport.response(store: store, query: ResultQuery(huntId: id, artifact: chosen.artifact, source: chosen.source),
+                                         format: format, filename: name, chunk: Self.resultChunkRows)
+        }
         console.get("audit") { [self] request, context in
             try context.requireConsoleCaller().require("SERVER_ADMIN")
             let text = request.uri.queryParameters.string("before")
@@ -100,6 +115,12 @@ extension FleetServer {
         let here: [(String, String?)] = [("artifact", chosen?.artifact), ("source", chosen?.source)]
         let next = rows.count == Self.consoleResultRows ? rows.last.map { ConsoleText.link(base, here + [("after", $0.cursor.description)]) } : nil
         let first = after == nil ? nil : ConsoleText.link(base, here)
-        return HuntPageView(view.hunt, states: view.states, sources: sources, results: ResultTableView(rows: rows, next: next, first: first))
+        var page = HuntPageView(view.hunt, states: view.states, sources: sources, results: ResultTableView(rows: rows, next: next, first: first))
+        if let chosen {
+            let source: [(String, String?)] = [("artifact", chosen.artifact), ("source", chosen.source)]
+            page.exportCSV = ConsoleText.link(base + "/export", source + [("format", "csv")])
+            page.exportJSONL = ConsoleText.link(base + "/export", source + [("format", "jsonl")])
+        }
+        return page
     }
 }
