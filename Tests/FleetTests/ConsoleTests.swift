@@ -164,5 +164,6 @@ extension FleetTests {
         #expect(ResultExport.cell("two\nlines") == "\"two\nlines\"")
         #expect(ResultExport.cell("=HYPERLINK(\"http://x\")") == "\"'=HYPERLINK(\"\"http://x\"\")\"")
         #expect(ResultExport.cell("-1+2") == "'-1+2" && ResultExport.cell("@SUM(A1)") == "'@SUM(A1)")
+        #expect(ResultExport.cell("-42", disarm: false) == "-42", "a number stays a number")
     }
 }

@@ -7,13 +7,14 @@ import VQL
 /// time (the server holds one chunk, whatever the hunt's size), for spreadsheets and other tools.
 /// CSV columns are the client and flow, then the first row's columns (a later row's extra columns
 /// are left out; missing ones are empty). A cell that a spreadsheet would run as a formula (=, +,
-/// -, @ first) is prefixed with ' — results hold attacker-controlled text.
+/// -, @ first) is prefixed with ' — results hold attacker-controlled text; numbers stay numbers.
 enum ResultExport {
     enum Format: String { case csv, jsonl }
 
-    static func cell(_ text: String) -> String {
+    /// One CSV field. `disarm`: text (not a number) that starts like a formula gets a leading '.
+    static func cell(_ text: String, disarm: Bool = true) -> String {
         var text = text
-        if let first = text.unicodeScalars.first, "=+-@\t\r".unicodeScalars.contains(first) { text = "'" + text }
+        if disarm, let first = text.unicodeScalars.first, "=+-@\t\r".unicodeScalars.contains(first) { text = "'" + text }
         guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
         return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
@@ -36,7 +37,12 @@ enum ResultExport {
     static func csvLine(_ row: ResultRow, columns: [String]) -> String {
         let parsed = (try? JSONParser.parse(bytes: Array(row.json.utf8))) ?? .null
         var cells = [cell(row.clientId), cell(row.fqdn), cell(row.flowId)]
-        for column in columns { cells.append(cell(text(parsed.member(column)))) }
+        for column in columns {
+            let value = parsed.member(column)
+            let isText: Bool
+            if case .string = value { isText = true } else { isText = false }
+            cells.append(cell(text(value), disarm: isText))
+        }
         return cells.joined(separator: ",") + "\r\n"
     }
 
@@ -57,7 +63,7 @@ enum ResultExport {
                         if columns == nil {
                             let found = Self.columns(row.json)
                             columns = found
-                            buffer.writeString((["ClientId", "Fqdn", "FlowId"] + found).map(cell).joined(separator: ",") + "\r\n")
+                            buffer.writeString((["ClientId", "Fqdn", "FlowId"] + found).map { cell($0) }.joined(separator: ",") + "\r\n")
                         }
                         buffer.writeString(csvLine(row, columns: columns ?? []))
                     }
