@@ -137,8 +137,13 @@ struct SigmaCorrelationState {
         window.removeAll { $0.time < input.time - correlation.timespan }
         window.append(input)
         if window.count > SigmaCorrelation.maxEventsKept * 10 { window.removeFirst(window.count - SigmaCorrelation.maxEventsKept * 10) }
-        if windows[input.group] == nil, windows.count >= Self.maxGroups, let stalest = windows.min(by: { ($0.value.last?.time ?? 0) < ($1.value.last?.time ?? 0) })?.key {
-            windows[stalest] = nil
+        if windows[input.group] == nil, windows.count >= Self.maxGroups {
+            // Full: forget every group whose window has expired (one pass frees many), else the stalest.
+            let horizon = input.time - correlation.timespan
+            windows = windows.filter { ($0.value.last?.time ?? 0) >= horizon }
+            if windows.count >= Self.maxGroups, let stalest = windows.min(by: { ($0.value.last?.time ?? 0) < ($1.value.last?.time ?? 0) })?.key {
+                windows[stalest] = nil
+            }
         }
         let fired: Bool
         let count: Int
