@@ -503,7 +503,7 @@ parameters:
     default: ""
 sources:
   - query: |
-      LET Users <= SELECT User, atoi(string=Uid) AS Uid FROM Artifact.Linux.Sys.Users()
+      LET UserNames <= to_dict(item={ SELECT str(str=Uid) AS _key, User AS _value FROM Artifact.Linux.Sys.Users() })
       LET Events = SELECT * FROM if(condition=UidFilter,
           then={ SELECT * FROM watch_ebpf(events='sched_process_exec', uid=atoi(string=UidFilter)) },
           else={ SELECT * FROM watch_ebpf(events='sched_process_exec') })
@@ -512,7 +512,7 @@ sources:
              System.HostParentProcessID AS Ppid,
              process_tracker_get(id=System.HostParentProcessID).Name AS ParentName,
              System.UserID AS Uid,
-             { SELECT User FROM Users WHERE Uid = System.UserID } AS User,
+             get(item=UserNames, field=str(str=System.UserID)) AS User,
              System.ProcessName AS Name,
              EventData.pathname AS Exe,
              join(array=EventData.argv, sep=' ') AS CommandLine,
@@ -1539,6 +1539,51 @@ sources:
                     SourceIP=SourceIP, Clients=Clients, Threshold=Threshold, WindowSeconds=WindowSeconds,
                     Technique='T1110.003', Tags='attack.credential_access')
       })
+
+"""#,
+        ),
+        (
+            "Server/Detection/Sigma.yaml",
+            #"""
+name: Server.Detection.Sigma
+author: Quarry
+description: |
+  Runs Sigma rules on the server (add it with `quarry monitoring add --server`) over the exec
+  events every agent streams (Linux.Events.ProcessExecutions in the client monitoring table),
+  as Sigma's `process_creation` log source for Linux. The rules live in one place: changing
+  them changes detection for the whole fleet at once, without touching an agent.
+
+  Each match is a row of this artifact's server events and an alert for the client it
+  concerns: its name is the rule's title, its severity the rule's level (informational becomes
+  info), and it carries the rule's ID and ATT&CK tags, the details text, the host name, and the
+  process. Without SigmaRules the sample of Linux.Detection.SigmaRules runs. Correlation rules
+  work too (e.g. many failed logins per address), over the stream in arrival order.
+type: SERVER_EVENT
+parameters:
+  - name: SigmaRules
+    description: Sigma rules in YAML, separated by lines of three dashes (empty for Linux.Detection.SigmaRules).
+    default: ""
+  - name: EventArtifact
+    description: The client event artifact whose rows are the process_creation events (columns Time, Pid, Ppid, ParentName, Exe, CommandLine, User, Uid, Fileless).
+    default: Linux.Events.ProcessExecutions
+  - name: DedupSeconds
+    description: An identical alert (same client, rule and details) is raised at most once in this many seconds (0 - every time).
+    type: int
+    default: 60
+sources:
+  - query: |
+      LET Rules <= if(condition=SigmaRules, then=SigmaRules,
+          else={ SELECT Rules FROM Artifact.Linux.Detection.SigmaRules() })
+      LET Executions = SELECT ClientId, Time AS Timestamp, Pid AS ProcessId, Ppid AS ParentProcessId,
+             Exe AS Image, CommandLine, User, Uid, ParentName, Fileless
+      FROM watch_monitoring(artifact=EventArtifact)
+      SELECT ClientId, client_info(client_id=ClientId).hostname AS Hostname,
+             _Rule.Title AS Rule, _Rule.Level AS Level, Details, ProcessId, Image, CommandLine, User,
+             alert(name=_Rule.Title, severity=if(condition=_Rule.Level = 'informational', then='info', else=_Rule.Level),
+                   dedup=DedupSeconds, client_id=ClientId, Hostname=client_info(client_id=ClientId).hostname,
+                   Rule=_Rule.Title, RuleID=_Rule.ID, Tags=_Rule.Tags, Details=Details,
+                   ProcessId=ProcessId, Image=Image, CommandLine=CommandLine, User=User) AS Alerted
+      FROM sigma(rules=Rules, log_sources=sigma_log_sources(`process_creation/linux/*`=Executions))
 
 """#,
         ),

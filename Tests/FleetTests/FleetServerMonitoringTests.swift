@@ -111,6 +111,36 @@ struct FleetServerMonitoringTests {
         }
     }
 
+    /// Sigma rules run once on the server for the whole fleet: a real exec on an agent that one
+    /// rule describes becomes an alert named after the rule, with its level and tags.
+    @Test func aSigmaRuleOnTheServerAlertsOnARealExec() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        let id = try #require(fleet.clientId("a"))
+        let rule = """
+            title: Marked true run
+            id: 6a0f0c55-0000-4000-8000-0000000000aa
+            level: medium
+            tags: [attack.t1059]
+            logsource: {category: process_creation, product: linux}
+            detection:
+              image: {Image|endswith: /true}
+              marker: {CommandLine|contains: quarry-exec-}
+              condition: image and marker
+            details: 'pid %ProcessId%: %CommandLine%'
+            """
+        try fleet.check(fleet.cli(["monitoring", "add", "--server", "Server.Detection.Sigma", "--args", "SigmaRules=\(rule)"]))
+        try fleet.check(fleet.cli(["monitoring", "add", "Linux.Events.ProcessExecutions"]))
+        let caught = try #require(try await fleet.execUntilAlert("/bin/true", clientId: id), "no Sigma alert within 90 s")
+        print("exec on the agent -> Sigma alert from the server rule: \(Int(caught.seconds * 1000)) ms (attempt \(caught.attempts))")
+        let all = try await fleet.get("/alerts", query: ["client_id": id, "limit": "1000"], as: [AlertRecord].self)
+        let alert = try #require(all.first { $0.name == "Marked true run" }, "\(all.map(\.name))")
+        #expect(alert.artifact == "Server.Detection.Sigma" && alert.severity.rawValue == "medium", "\(alert)")
+        #expect(alert.details.contains("attack.t1059") && alert.details.contains("quarry-exec-") && alert.details.contains("6a0f0c55"), "\(alert.details)")
+    }
+
     /// Finished flows reach server rules as System.Flow.Completion events: a YARA hit in a hunt on a
     /// real agent becomes an alert naming the hunt and the flow; a collection without one does not.
     @Test func aYaraHitInAHuntBecomesAnAlert() async throws {
