@@ -4,7 +4,9 @@
 Signs in, finds a client with the search field (reached with the "/" key), opens it, and checks
 that a hostile label renders as text, that no script ran from it, and that the pages raised no
 Content-Security-Policy violation. With --alert-id, also opens the alerts page from the navigation,
-finds that alert and acknowledges it with its button (the user must be allowed to). Screenshots of each step go to --screenshots.
+finds that alert and acknowledges it with its button (the user must be allowed to). With --hunt-id,
+opens that running hunt's page and waits for its progress to reach 1/1 without a reload (server-sent
+events). Screenshots of each step go to --screenshots.
 Exits 0 when every check passed; prints 'N passed, M failed'.
 """
 import argparse
@@ -30,6 +32,7 @@ def main():
     parser.add_argument("--screenshots", required=True)
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     parser.add_argument("--alert-id", help="an open alert to find on the alerts page and acknowledge")
+    parser.add_argument("--hunt-id", help="a hunt still running: its page must show it finish without a reload")
     args = parser.parse_args()
     os.makedirs(args.screenshots, exist_ok=True)
 
@@ -110,6 +113,20 @@ def main():
             check("the acknowledge button acknowledges it",
                   ("by %s at" % args.user) in row.find_element(*by_test("alert-ack")).text and not row.find_elements(*by_test("alert-ack-button")))
             shot("4b-acknowledged")
+
+        if args.hunt_id:
+            driver.get(args.url + "/hunts/" + args.hunt_id)
+            progress = wait.until(EC.presence_of_element_located(by_test("hunt-progress")))
+            first = progress.text
+            driver.execute_script("window.quarryNoReload = true;")
+            check("the hunt is still running when its page opens (%s)" % first, first != "1/1")
+            shot("4c-hunt-running")
+            WebDriverWait(driver, 45).until(lambda d: d.find_element(*by_test("hunt-progress")).text == "1/1")
+            check("the progress reached 1/1 by itself", driver.find_element(*by_test("hunt-progress")).text == "1/1")
+            check("without a reload", driver.execute_script("return window.quarryNoReload === true;"))
+            bar = driver.find_element(By.CSS_SELECTOR, "[data-progress-url] progress")
+            check("the progress bar followed", bar.get_attribute("value") == "1" and bar.get_attribute("max") == "1")
+            shot("4d-hunt-done")
 
         violations = [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e.get("message", "")]
         check("no Content-Security-Policy violation", not violations)

@@ -47,7 +47,7 @@ public enum ConsoleAssets {
         """
 
     static let script = """
-        // Quarry console: keyboard helpers only; every page works without this file.
+        // Quarry console: keyboard helpers and live hunt progress; every page works without this file.
         // "/" focuses the search field; "g c" and "g h" go to the clients and hunts.
         (function () {
           "use strict";
@@ -65,6 +65,20 @@ public enum ConsoleAssets {
             if (pending === "g" && event.key === "h") { window.location.assign("/hunts"); }
             pending = event.key === "g" ? "g" : "";
           });
+          // A hunt page follows its progress live (server-sent events from /hunts/ID/progress).
+          var live = document.querySelector("[data-progress-url]");
+          if (live && window.EventSource) {
+            var source = new EventSource(live.getAttribute("data-progress-url"));
+            source.addEventListener("progress", function (event) {
+              var p = JSON.parse(event.data);
+              var bar = live.querySelector("progress");
+              if (bar) { bar.max = p.total; bar.value = p.done; bar.setAttribute("aria-label", p.done + " of " + p.total + " clients done"); }
+              var text = live.querySelector("[data-testid=hunt-progress]");
+              if (text) { text.textContent = p.done + "/" + p.total; }
+              var state = document.querySelector("[data-testid=hunt-state]");
+              if (state) { state.textContent = p.state; }
+            });
+          }
         })();
         """
 }

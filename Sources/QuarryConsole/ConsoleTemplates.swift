@@ -149,7 +149,7 @@ enum ConsoleTemplates {
         <dt>Artifacts</dt><dd>{{artifacts}}</dd>
         <dt>State</dt><dd data-testid="hunt-state">{{state}}</dd>
         <dt>Round</dt><dd>{{round}}</dd>
-        <dt>Progress</dt><dd><progress value="{{done}}" max="{{total}}" aria-label="{{done}} of {{total}} clients done"></progress> <span data-testid="hunt-progress">{{done}}/{{total}}</span></dd>
+        <dt>Progress</dt><dd data-progress-url="{{link}}/progress" aria-live="polite"><progress value="{{done}}" max="{{total}}" aria-label="{{done}} of {{total}} clients done"></progress> <span data-testid="hunt-progress">{{done}}/{{total}}</span></dd>
         {{/hunt}}
         <dt>Created by</dt><dd>{{creator}}</dd>
         <dt>Expires</dt><dd>{{expires}}</dd>

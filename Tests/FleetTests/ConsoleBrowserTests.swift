@@ -45,6 +45,18 @@ extension FleetTests {
         #expect(stored.acknowledgedBy == "ivan")
     }
 
+    /// In headless Chromium: a running hunt's page shows it finish (0/1 → 1/1) without a reload,
+    /// through the server-sent progress stream.
+    @Test(.enabled(if: ConsoleBrowser.installed || ConsoleBrowser.required, "needs chromium, chromium-driver and python3-selenium"))
+    func consoleHuntProgressLiveInARealBrowser() async throws {
+        try #require(ConsoleBrowser.installed, "QUARRY_REQUIRE_BROWSER=1 but chromium, chromium-driver or python3-selenium is missing")
+        let (fleet, id) = try await Self.consoleFleet(labels: ["live"])
+        let created = try fleet.cli(["hunt", "create", "Test.Rows", "--args", "Count=3", "--args", "Pause=15"])
+        try fleet.check(created)
+        let hunt = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Self.runConsoleBrowser(fleet, user: "rita", clientId: id, label: "live", extra: ["--hunt-id", hunt])
+    }
+
     /// Runs scripts/console_browser.py against `fleet` as `user` (at most 3 minutes); every check must pass.
     static func runConsoleBrowser(_ fleet: FleetHarness, user: String, clientId: String, label: String, extra: [String] = []) throws {
         let process = Process()

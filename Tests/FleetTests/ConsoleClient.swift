@@ -35,6 +35,11 @@ final class ConsoleClient: @unchecked Sendable {
         try curl(["-X", "GET"] + headers.flatMap { ["-H", $0] }, path)
     }
 
+    /// What a never-ending answer (server-sent events) delivered in its first `seconds`.
+    func stream(_ path: String, seconds: Int) throws -> Answer {
+        try curl(["-X", "GET", "-N", "--max-time", String(seconds)], path)
+    }
+
     /// A form post (URL-encoded `fields`), with extra request headers.
     func post(_ path: String, _ fields: [(String, String)], headers: [String] = []) throws -> Answer {
         let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))

@@ -156,6 +156,32 @@ extension FleetTests {
         #expect(try admin.get("/hunts/\(hunt)/export?format=xlsx").status == 400)
     }
 
+    /// The hunt page's progress follows the hunt live: server-sent events from /hunts/ID/progress
+    /// show the running flow, then the finished one, without a reload.
+    @Test func huntProgressStreamsAsTheHuntRuns() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        try fleet.check(fleet.cli(["user", "password", "admin"], input: Self.password + "\n"))
+        let admin = try ConsoleClient(fleet: fleet, name: "admin")
+        #expect(try admin.signIn("admin", Self.password).status == 303)
+        let created = try fleet.cli(["hunt", "create", "Test.Rows", "--args", "Count=5", "--args", "Pause=4"])
+        try fleet.check(created)
+        let hunt = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let page = try admin.get("/hunts/\(hunt)")
+        #expect(page.body.contains("data-progress-url=\"/hunts/\(hunt)/progress\""))
+        let stream = try admin.stream("/hunts/\(hunt)/progress", seconds: 20)
+        #expect(stream.status == 200 && stream.header("Content-Type")?.hasPrefix("text/event-stream") == true, "\(stream.status)")
+        let events = stream.body.components(separatedBy: "event: progress\ndata: ").dropFirst().compactMap { $0.split(separator: "\n").first.map(String.init) }
+        #expect(events.contains { $0.contains("\"done\":0,\"total\":1") }, "\(events)")
+        #expect(events.last?.contains("\"done\":1,\"total\":1") == true, "\(events)")
+        #expect(Set(events).count == events.count, "only changes are sent: \(events)")
+        #expect(try admin.stream("/hunts/H.nope/progress", seconds: 5).status == 404)
+        let anonymous = try ConsoleClient(fleet: fleet, name: "nobody")
+        #expect(try anonymous.stream("/hunts/\(hunt)/progress", seconds: 5).status != 200)
+    }
+
     /// CSV cells: quoting by RFC 4180, and text a spreadsheet would run as a formula made inert.
     @Test func exportCellsAreQuotedAndFormulasDisarmed() {
         #expect(ResultExport.cell("plain") == "plain")

@@ -61,6 +61,10 @@ extension FleetServer {
             try context.requireConsoleCaller().require("READ_RESULTS")
             return consolePage(.hunt, title: "Hunt", view: try await huntPage(try context.parameters.require("id"), request.uri.queryParameters), context: context)
         }
+        console.get("hunts/:id/progress") { [self] _, context in
+            try context.requireConsoleCaller().require("READ_RESULTS")
+            return try await huntProgressStream(try context.parameters.require("id"))
+        }
         console.get("hunts/:id/export") { [self] request, context in
             try context.requireConsoleCaller().require("READ_RESULTS")
             let id = try context.parameters.require("id")
