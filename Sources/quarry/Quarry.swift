@@ -36,7 +36,9 @@ struct Quarry: ParsableCommand {
 enum QuarryRegistry {
     static func make(repository: ArtifactRepository? = nil) -> Registry {
         let registry = CoreLibrary.registry()
-        (repository ?? ArtifactRepository.builtin()).install(into: registry)
+        let artifacts = repository ?? ArtifactRepository.builtin()
+        artifacts.install(into: registry)
+        registry.add(plugins: [CollectPlugin.declaration(repository: artifacts)])
         registry.add(plugins: HostLibrary.plugins, functions: HostLibrary.functions, accessors: HostLibrary.accessors)
         registry.add(plugins: EventsLibrary.plugins, functions: EventsLibrary.functions)
         registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)

@@ -132,6 +132,38 @@ struct CollectorCLITests {
         #expect(shown.contains("Generic.Client.Info/BasicInformation") && shown.contains("DESKTOP-SU8FH31"))
     }
 
+    /// collect() from VQL: a private container with each artifact's rows and per-artifact args;
+    /// password= seals it so that only the password opens it; a wrong name is refused with a hint.
+    @Test func collectPluginWritesAndSealsContainers() throws {
+        let dir = try Self.folder("collect-plugin")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let query = """
+            SELECT * FROM collect(artifacts=['Linux.Sys.Users', 'Linux.Detection.SigmaRules'], output='\(dir)/c.zip',
+                                  args=dict(`Linux.Detection.SigmaRules`=dict(DefaultRules='title: from-args')))
+            """
+        let made = try CLI.run(["query", "--format", "json", query])
+        #expect(made.status == 0 && made.stdout.contains("\"Container\":\"\(dir)/c.zip\""), "\(made.stdout)\(made.stderr)")
+        let mode = try FileManager.default.attributesOfItem(atPath: dir + "/c.zip")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let shown = try CLI.run(["collection", "show", dir + "/c.zip"]).stdout
+        #expect(shown.contains("Linux.Sys.Users") && shown.contains("root") && shown.contains("from-args"), "\(shown)")
+
+        let sealed = try CLI.run(["query", "--format", "json",
+                                  "SELECT * FROM collect(artifacts='Linux.Sys.Users', output='\(dir)/s.zip', password='a long passphrase')"])
+        #expect(sealed.status == 0, "\(sealed.stderr)")
+        #expect(try CLI.run(["collection", "show", dir + "/s.zip"]).stdout.contains("encrypted (Password,"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/s.zip.plain-\(getpid())"))
+        let wrong = try CLI.run(["collection", "decrypt", dir + "/s.zip", "--password-stdin", "--output", dir + "/w.zip"], stdin: "nope\n")
+        #expect(wrong.status != 0)
+        let clear = try CLI.run(["collection", "decrypt", dir + "/s.zip", "--password-stdin", "--output", dir + "/clear.zip"], stdin: "a long passphrase\n")
+        #expect(clear.status == 0, "\(clear.stderr)")
+        #expect(try CLI.run(["collection", "show", dir + "/clear.zip"]).stdout.contains("Linux.Sys.Users"))
+
+        let misspelt = try CLI.run(["query", "SELECT * FROM collect(artifacts='Linux.Sys.Userz', output='\(dir)/x.zip')"])
+        #expect(misspelt.stderr.contains("did you mean 'Linux.Sys.Users'"), "\(misspelt.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.zip"))
+    }
+
     @Test func damagedCollectorRefusesToRun() throws {
         let dir = try Self.folder("collector-damaged")
         defer { try? FileManager.default.removeItem(atPath: dir) }
