@@ -3,7 +3,7 @@ import Foundation
 /// Functions that treat text as a program: template() expands Go templates, reformat() lays out
 /// VQL, atexit() registers a query to run when the session ends.
 public enum ProgramFunctions {
-    public static let all: [FunctionDeclaration] = [template, reformat, atexit]
+    public static let all: [FunctionDeclaration] = [template, reformat, atexit, background]
 
     public static let template = FunctionDeclaration(
         name: "template",
@@ -83,6 +83,39 @@ public enum ProgramFunctions {
                 }
             }
         }
+        return .bool(true)
+    }
+}
+
+extension ProgramFunctions {
+    public static let background = FunctionDeclaration(
+        name: "background",
+        summary: "Runs `query` on a thread of its own, discarding its rows, while the calling query goes on; it is stopped when the session ends. Returns TRUE.",
+        arguments: [ArgumentSpec("query", .query, "The query to run in the background.")],
+        returns: .bool,
+        examples: ["LET _ <= background(query={ SELECT log(message='in the background') FROM scope() }) SELECT 1 AS Started FROM scope()"]
+    ) { ctx in
+        guard case .query(let query)? = ctx.raw("query")?.reduced() else {
+            ctx.log(.error, "background(): query must be a query")
+            return .bool(false)
+        }
+        let stop = CancellationFlag()
+        let context = ctx.context
+        // Whichever comes first ends it: the session closing, the context finishing, a cancellation.
+        context.exitHooks.withLock { $0.append { stop.cancel() } }
+        context.atEnd { stop.cancel() }
+        let box = UncheckedBox((query, ctx.env))
+        let thread = Thread {
+            let (query, env) = box.value
+            do {
+                let cursor = try query.rebound(to: env).cursor()
+                defer { cursor.close() }
+                while !stop.isCancelled, !env.context.cancellation.isCancelled, try cursor.next() != nil {}
+            } catch {
+                env.context.log(.error, "background: \(error)")
+            }
+        }
+        thread.start()
         return .bool(true)
     }
 }
