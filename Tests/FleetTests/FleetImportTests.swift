@@ -144,6 +144,46 @@ struct FleetImportTests {
         }
     }
 
+    /// Imports match a client by host name and machine ID: the same machine again finds its client,
+    /// another machine with the same host name becomes a client of its own.
+    @Test func sameHostNameOnTwoMachinesStaysTwoClients() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        let work = fleet.dir + "/machines"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        try fleet.check(fleet.run(["artifacts", "collect", "Linux.Sys.Users", "--output", work + "/a.zip"]))
+        // The same container as if from another machine: client_info.json's HostID changed.
+        let rewrite = Process()
+        rewrite.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        rewrite.arguments = ["-c", """
+            import json, sys, zipfile
+            src, dst = zipfile.ZipFile(sys.argv[1]), zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED)
+            for item in src.infolist():
+                data = src.read(item.filename)
+                if item.filename == 'client_info.json':
+                    info = json.loads(data); info['HostID'] = 'another-machine-0000'; data = json.dumps(info).encode()
+                dst.writestr(item.filename, data)
+            dst.close()
+            """, work + "/a.zip", work + "/b.zip"]
+        try rewrite.run()
+        rewrite.waitUntilExit()
+        #expect(rewrite.terminationStatus == 0)
+        func importAs(_ file: String) throws -> String {
+            let output = try fleet.cli(["collection", "import", work + "/" + file, "--hostname", "twin"])
+            try fleet.check(output)
+            return try #require(output.stdout.split(separator: " ").first { $0.hasPrefix("C.") }.map { String($0) })
+        }
+        let first = try importAs("a.zip")
+        #expect(try importAs("a.zip") == first, "the same machine finds its client")
+        let other = try importAs("b.zip")
+        #expect(other != first, "another machine with the same name is another client")
+        #expect(try importAs("b.zip") == other)
+        let twins = try await fleet.get("/clients", as: [ClientView].self).filter { $0.client.hostname == "twin" }
+        #expect(twins.count == 2)
+        let note = try await fleet.get("/clients/\(other)/metadata", as: [String: String].self)
+        #expect(note["host_id"] == "another-machine-0000")
+    }
+
     @Test func collectorUploadsWithAOneTimeTokenAndResumes() async throws {
         let fleet = try FleetHarness()
         try await fleet.startServer()

@@ -108,14 +108,13 @@ extension FleetServer {
         }
         let store = self.store
         let now = Date().timeIntervalSince1970
+        let hostID = Self.hostID(in: reader)
         var created = false
         let client: ClientRecord
         if let clientId {
             guard let named = try runBlocking({ try await store.client(clientId) }) else { throw APIFailure(status: 404, message: "no client \(clientId)") }
             client = named
-        } else if let match = try runBlocking({ try await store.clients() })
-            .filter({ $0.hostname.caseInsensitiveCompare(host) == .orderedSame || $0.fqdn.caseInsensitiveCompare(host) == .orderedSame })
-            .max(by: { $0.lastSeen < $1.lastSeen }) {
+        } else if let match = try matchingClient(host: host, hostID: hostID) {
             client = match
         } else {
             var record = ClientRecord(clientId: Identifiers.client(), enrolledAt: now)
@@ -125,6 +124,13 @@ extension FleetServer {
             try runBlocking { try await store.addClient(newClient) }
             client = newClient
             created = true
+        }
+        if let hostID {
+            // The machine the container came from, so the next import of it finds this client.
+            let owner = client.clientId
+            if try runBlocking({ try await store.metadata(owner)[Self.hostIDNote] }) == nil {
+                _ = try runBlocking { try await store.setMetadata(owner, [Self.hostIDNote: hostID]) }
+            }
         }
         let artifacts = sources.map { Self.split($0.label).artifact }.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
         let flow = FlowRecord(
@@ -214,6 +220,38 @@ extension FleetServer {
     }
 
     /// The host a container came from: client_info.json, else the Generic.Client.Info rows.
+    /// The client metadata note holding the machine ID that imports matched or created it by.
+    static let hostIDNote = "host_id"
+
+    /// The machine ID the container names (`HostID` in client_info.json: /etc/machine-id), if any.
+    static func hostID(in reader: ZipReader) -> String? {
+        guard let info = try? reader.read("client_info.json", limit: 1 << 20),
+              let object = try? JSONSerialization.jsonObject(with: info) as? [String: Any],
+              let id = object["HostID"] as? String else { return nil }
+        let trimmed = id.trimmingCharacters(in: .whitespacesAndNewlines)
+        return trimmed.isEmpty || trimmed.count > 128 ? nil : trimmed
+    }
+
+    /// The client a container belongs to: by host name (or FQDN), and when the container names its
+    /// machine ID, never a client noted with a different one — two hosts with one name stay two
+    /// clients — preferring the one noted with the same. Among equals, the last seen.
+    func matchingClient(host: String, hostID: String?) throws -> ClientRecord? {
+        let store = self.store
+        let named = try runBlocking { try await store.clients() }
+            .filter { $0.hostname.caseInsensitiveCompare(host) == .orderedSame || $0.fqdn.caseInsensitiveCompare(host) == .orderedSame }
+        guard let hostID else { return named.max { $0.lastSeen < $1.lastSeen } }
+        var same: [ClientRecord] = [], unknown: [ClientRecord] = []
+        for candidate in named {
+            let owner = candidate.clientId
+            switch try runBlocking({ try await store.metadata(owner)[Self.hostIDNote] }) {
+            case hostID?: same.append(candidate)
+            case nil: unknown.append(candidate)
+            default: continue
+            }
+        }
+        return (same.isEmpty ? unknown : same).max { $0.lastSeen < $1.lastSeen }
+    }
+
     static func hostname(in reader: ZipReader, sources: [ContainerLayout.Source]) -> String? {
         if let info = try? reader.read("client_info.json", limit: 1 << 20),
            let object = try? JSONSerialization.jsonObject(with: info) as? [String: Any] {
