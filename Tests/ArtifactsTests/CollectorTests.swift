@@ -66,7 +66,7 @@ import VQL
         timed.timeout = 0.5
         let started = Date()
         let (summary, zip2) = try collect(["Test.Endless"], options: timed)
-        #expect(Date().timeIntervalSince(started) < 10, "a 0.5 s timeout ends the collection in seconds, even while the whole suite starts at once")
+        #expect(Date().timeIntervalSince(started) < 60, "a 0.5 s timeout ends an endless collection (15 s was seen on a machine loaded by two builds; without the timeout it never ends)")
         #expect(summary.state == "timed out" || summary.state == "cancelled")
         let manifest = try JSONParser.parse(bytes: [UInt8](zip2.read("quarry_manifest.json")))
         #expect(!manifest.member("complete").isTruthy)
