@@ -107,6 +107,44 @@ extension FleetTests {
         print("idle anonymous WebSocket closed after \(String(format: "%.2f", (webSocketClosed.withLockedValue { $0 } ?? Date()).timeIntervalSince(opened))) s")
     }
 
+    /// A request that arrives after the first-request deadline or the idle timeout is not carried
+    /// out, even while the closing TLS connection waits for the peer's close_notify. Browsers keep
+    /// pre-opened sockets in a pool and send on them late; before, the server ran such a request,
+    /// closed without answering, the browser sent it again on a new connection, and a sign-out ran
+    /// twice (the second refused for want of a session).
+    @Test func aRequestOnAClosingConnectionIsNotCarriedOut() async throws {
+        let fleet = try FleetHarness(limits: {
+            $0.handshakeTimeoutSeconds = 1
+            $0.idleTimeoutSeconds = 1
+        })
+        try await fleet.startServer()
+        let tls = try Self.anonymousTLS(fleet)
+        let key = try ConfigFile.load(APIConfig.self, from: fleet.apiConfig).apiKey
+        func addUser(_ name: String) -> String {
+            let body = #"{"name":"\#(name)","role":"reader"}"#
+            return "POST /api/v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        }
+        // Like a pooled browser socket: handshaken (and, the second, used once), then not read
+        // from, so the server's close_notify at its deadline stays unseen and unanswered.
+        let unused = try await RawPeer.connect(port: fleet.port, tls: tls.context)
+        let used = try await RawPeer.connect(port: fleet.port, tls: tls.context)
+        try await used.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(await used.waitReceived("quarry_", within: 5))
+        for peer in [unused, used] { try await peer.channel.setOption(ChannelOptions.autoRead, value: false).get() }
+        try await Task.sleep(for: .milliseconds(2000))
+        for (peer, name) in [(unused, "late-unused"), (used, "late-idle")] {
+            try? await peer.send(addUser(name))
+            try? await peer.channel.setOption(ChannelOptions.autoRead, value: true).get()
+        }
+        for peer in [unused, used] { #expect(await peer.waitClosed(within: 8)) }
+        let users = try await fleet.get("/users", as: [UserView].self).map(\.name)
+        #expect(!users.contains { $0.hasPrefix("late") }, "a request sent after a deadline was carried out: \(users)")
+        // In time, the same request is answered.
+        let prompt = try await RawPeer.connect(port: fleet.port, tls: tls.context)
+        try await prompt.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(await prompt.waitReceived("quarry_", within: 5))
+    }
+
     /// Past the per-address limit of connections without a certificate, and past max_connections,
     /// new connections are closed as they arrive; the ones already open are not disturbed. (Other
     /// programs on the machine may connect to the test's port too: the per-address part connects

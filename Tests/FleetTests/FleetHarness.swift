@@ -39,7 +39,7 @@ final class FleetHarness: @unchecked Sendable {
         agentLimits: AgentLimits = FleetHarness.roomyAgentLimits()
     ) throws {
         dir = NSTemporaryDirectory() + "quarry-fleet-" + UUID().uuidString.prefix(8)
-        let first = Int.random(in: 20000...59000)
+        let first = Self.freePortBlock(count: frontends, spacing: 7)
         port = first
         ports = (0..<frontends).map { first + $0 * 7 }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -208,7 +208,36 @@ final class FleetHarness: @unchecked Sendable {
         let process = try spawn(["server", "--config", dir + "/srv/server\(index).yaml", "--definitions", definitions], log: dir + "/\(name).log")
         servers[index] = process
         if index == 0 { server = process }
-        try await waitUntil(timeout: 60, "server \(index) listening") { self.log(name).components(separatedBy: "listening on").count > before }
+        try await waitUntil(timeout: 60, "server \(index) listening") {
+            if !process.isRunning {  // it will not listen any more: say why now rather than in a minute
+                throw HarnessError("server \(index) exited (\(process.terminationStatus)) before listening:\n\(self.log(name).suffix(3000))")
+            }
+            return self.log(name).components(separatedBy: "listening on").count > before
+        }
+    }
+
+    /// A first port for `count` frontends `spacing` apart, each free on 127.0.0.1 now: below the
+    /// kernel's ephemeral range (32768–60999 here), so no outgoing connection of a parallel test
+    /// can be holding it by the time the server binds.
+    static func freePortBlock(count: Int, spacing: Int) -> Int {
+        for _ in 0..<200 {
+            let first = Int.random(in: 10_000...(32_000 - count * spacing))
+            if (0..<count).allSatisfy({ portIsFree(first + $0 * spacing) }) { return first }
+        }
+        return Int.random(in: 10_000...(32_000 - count * spacing))
+    }
+
+    static func portIsFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
     }
 
     func killServer(_ index: Int = 0) {

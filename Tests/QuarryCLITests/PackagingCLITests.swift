@@ -154,7 +154,7 @@ struct PackagingCLITests {
     @Test func serverTellsSystemdItIsReadyAndFeedsTheWatchdog() throws {
         let dir = try CollectorCLITests.folder("notify")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let port = Int.random(in: 20_000..<40_000)
+        let port = Int.random(in: 10_000..<32_000)  // below the ephemeral range
         #expect(try CLI.run(["config", "generate", "--server-url", "https://127.0.0.1:\(port)", "--dir", dir]).status == 0)
         let socketPath = dir + "/notify.sock"
         let receiver = try NotifySocket(path: socketPath)

@@ -28,7 +28,7 @@ final class ConnectionGuard: Sendable {
 
 /// Wraps the server's child channel (TLS, then HTTP with the WebSocket upgrade): counts each
 /// connection in the guard's limiter and closes it at once when over a ceiling; puts a
-/// `HeadDeadlineHandler` right behind the TLS handler.
+/// `ClosingReadGate` and a `HeadDeadlineHandler` right behind the TLS handler.
 struct GuardedChannel<Base: ServerChildChannel>: ServerChildChannel {
     typealias Value = Base.Value
     let base: Base
@@ -55,7 +55,9 @@ struct GuardedChannel<Base: ServerChildChannel>: ServerChildChannel {
                 ticket.verified.withLockedValue { $0 = true }
                 limiter.withLockedValue { $0.verified(address: address) }
             }
-            try pipeline.addHandler(deadline, position: .after(tls))
+            let gate = ClosingReadGate()
+            try pipeline.addHandler(gate, position: .after(tls))
+            try pipeline.addHandler(deadline, position: .after(gate))
             return value
         }
     }
@@ -130,5 +132,27 @@ final class HeadDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler 
         if complete {
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
+    }
+}
+
+/// Drops whatever arrives once the server has decided to close the connection (the head deadline,
+/// the HTTP idle timeout, anything above). Closing TLS first sends close_notify and waits a while
+/// for the peer's; a browser that meanwhile sends a request on its pooled idle socket must not have
+/// it carried out, because it will see the connection close unanswered and send the request again
+/// on a new one — a sign-out was done twice that way, the second refused for want of a session.
+final class ClosingReadGate: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private var closing = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if !closing { context.fireChannelRead(data) }
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if mode == .all || mode == .input { closing = true }
+        context.close(mode: mode, promise: promise)
     }
 }
