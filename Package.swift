@@ -66,7 +66,7 @@ let package = Package(
         .target(
             name: "QuarryAccessors",
             dependencies: ["VQL", "CZlib", "CBzip2", .product(name: "Crypto", package: "swift-crypto"),
-                           .product(name: "_CryptoExtras", package: "swift-crypto")]),
+                           .product(name: "_CryptoExtras", package: "swift-crypto"), .product(name: "Yams", package: "Yams")]),
         // Plugins that find evil and read formats: YARA, libmagic, SQLite files, parsers, uploads.
         .target(
             name: "QuarryDetect",

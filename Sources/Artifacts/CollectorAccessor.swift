@@ -6,10 +6,19 @@ import VQL
 /// ZIP_PASSWORDS), and a sparse upload is stored packed beside a `.idx` index, which this
 /// accessor expands back to the original layout (zeros in the gaps). Everything is read through
 /// the session's `zip` accessor, so the same bounds and checks apply.
+///
+/// `collector_sparse` is the same without the expansion: a sparse upload reads as the packed data
+/// that was uploaded (what an analyst wants when re-exporting it, not re-inflating it).
 public struct CollectorAccessor: Accessor {
-    public init() {}
-    public var name: String { "collector" }
-    public var summary: String { "Files inside a collection container (encrypted data.zip opened, sparse uploads expanded)." }
+    /// Whether sparse uploads are expanded to their original layout (`collector`) or not (`collector_sparse`).
+    public let expandsSparse: Bool
+    public init(expandsSparse: Bool = true) { self.expandsSparse = expandsSparse }
+    public var name: String { expandsSparse ? "collector" : "collector_sparse" }
+    public var summary: String {
+        expandsSparse
+            ? "Files inside a collection container (encrypted data.zip opened, sparse uploads expanded)."
+            : "Files inside a collection container as stored (encrypted data.zip opened, sparse uploads left packed)."
+    }
 
     /// The zip accessor and the delegate holding the collection's files (the container, or its data.zip).
     func content(_ path: OSPath, in scope: AccessorScope) throws -> (any Accessor, PathDelegate) {
@@ -46,7 +55,7 @@ public struct CollectorAccessor: Accessor {
     public func stat(_ path: OSPath, follow: Bool, in scope: AccessorScope) throws -> FileInfo {
         let (zip, inner) = try content(path, in: scope)
         var info = outer(try zip.stat(path.with(delegate: inner), follow: follow, in: scope), path)
-        if let index = try? sparseIndex(path, zip: zip, inner: inner, scope: scope) {
+        if expandsSparse, let index = try? sparseIndex(path, zip: zip, inner: inner, scope: scope) {
             info.size = index.map { $0.originalOffset + $0.length }.max() ?? 0
         }
         return info
@@ -60,7 +69,7 @@ public struct CollectorAccessor: Accessor {
     public func open(_ path: OSPath, in scope: AccessorScope) throws -> any ReadableFile {
         let (zip, inner) = try content(path, in: scope)
         let file = try zip.open(path.with(delegate: inner), in: scope)
-        if let index = try? sparseIndex(path, zip: zip, inner: inner, scope: scope) { return RangedFile(file, index: index) }
+        if expandsSparse, let index = try? sparseIndex(path, zip: zip, inner: inner, scope: scope) { return RangedFile(file, index: index) }
         return file
     }
 

@@ -10,5 +10,5 @@ public enum AccessorLibrary {
          Ext4Accessor(live: false), Ext4Accessor(live: true)]
     }
     public static var plugins: [PluginDeclaration] { ArchiveFunctions.plugins }
-    public static var functions: [FunctionDeclaration] { ArchiveFunctions.functions }
+    public static var functions: [FunctionDeclaration] { ArchiveFunctions.functions + [RemapFunction.declaration] }
 }

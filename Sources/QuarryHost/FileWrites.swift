@@ -142,7 +142,7 @@ public enum FileWrites {
         permissions: [.machineState]
     ) { ctx in
         guard let path = ctx.string("path") else { return .null }
-        return .string(expandVariables(path, ProcessInfo.processInfo.environment))
+        return .string(expandVariables(path, SystemInfo.environment(ctx.context)))
     }
 
     /// `$NAME`, `${NAME}` (unknown: empty, as Go's os.ExpandEnv) and `%NAME%` (unknown: kept).

@@ -45,14 +45,21 @@ public enum SystemInfo {
         let hostID = HostFS.lines("/etc/machine-id", root: root)?.first.map { String($0).trimmingCharacters(in: .whitespaces) } ?? ""
         let exe = HostFS.readlink(Array("/proc/self/exe".utf8)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         let platform = release["ID"] ?? "linux"
+        // A remapped session (remap() impersonation) reports the image's host, not this one.
+        let impersonated = ctx.context.remapping.impersonation
         let values: [Value] = [
-            .string(shortHostName(host)), .int(uptime), .int(Int64(bootTime)), .string("linux"), .string(platform),
-            .string(release["ID_LIKE"]?.split(separator: " ").first.map(String.init) ?? platform),
-            .string(release["VERSION_ID"] ?? ""), .string(kernel), .string(architecture), .string(host),
+            .string(impersonated?.hostname ?? shortHostName(host)), .int(uptime), .int(Int64(bootTime)), .string(impersonated?.os ?? "linux"),
+            .string(platform), .string(release["ID_LIKE"]?.split(separator: " ").first.map(String.init) ?? platform),
+            .string(release["VERSION_ID"] ?? ""), .string(kernel), .string(architecture), .string(impersonated?.hostname ?? host),
             .string(hostID), .string(exe), .string(FileManager.default.currentDirectoryPath), .bool(geteuid() == 0),
             .from(ProcessInfo.processInfo.activeProcessorCount),
         ]
         return ArrayCursor([.dict(Dict(schema: Schema(infoColumns.map(\.name), caseInsensitiveFallback: true), values: values))])
+    }
+
+    /// The environment queries see: the process's, or the impersonated host's after remap().
+    static func environment(_ context: QueryContext) -> [String: String] {
+        context.remapping.impersonation?.environment ?? ProcessInfo.processInfo.environment
     }
 
     static func shortHostName(_ name: String) -> String {
@@ -120,7 +127,7 @@ public enum SystemInfo {
         returns: .string,
         examples: ["SELECT environ(var='PATH') AS Path FROM scope()"]
     ) { ctx in
-        guard let name = ctx.string("var"), let value = ProcessInfo.processInfo.environment[name] else { return .null }
+        guard let name = ctx.string("var"), let value = environment(ctx.context)[name] else { return .null }
         return .string(value)
     }
 
@@ -132,7 +139,7 @@ public enum SystemInfo {
     ) { ctx in
         let wanted = ctx.strings("vars").map(Set.init)
         let schema = Schema(["Name", "Value"], caseInsensitiveFallback: true)
-        let rows = ProcessInfo.processInfo.environment.sorted { $0.key < $1.key }
+        let rows = environment(ctx.context).sorted { $0.key < $1.key }
             .filter { wanted?.contains($0.key) ?? true }
             .map { Value.dict(Dict(schema: schema, values: [.string($0.key), .string($0.value)])) }
         return ArrayCursor(rows)

@@ -45,7 +45,7 @@ enum QuarryRegistry {
         registry.add(plugins: NetLibrary.plugins, functions: NetLibrary.functions)
         registry.add(plugins: ResponseLibrary.plugins, functions: ResponseLibrary.functions)
         registry.add(plugins: AccessorLibrary.plugins, functions: AccessorLibrary.functions, accessors: AccessorLibrary.accessors)
-        registry.add(accessors: [CollectorAccessor()])
+        registry.add(accessors: [CollectorAccessor(), CollectorAccessor(expandsSparse: false)])
         return registry
     }
 }

@@ -179,23 +179,35 @@ public struct AccessorScope {
     public let context: QueryContext
     public let env: Env?
     public let depth: Int
+    /// Where accessor names resolve when not through the session's current table: a remapped
+    /// mount reads its source (and the source's delegates) with the accessors as they were when
+    /// the mount was made, so mounting `file` onto `file` does not loop.
+    public let names: (@Sendable (String) -> (any Accessor)?)?
 
-    public init(context: QueryContext, env: Env?, depth: Int = 0) {
+    public init(context: QueryContext, env: Env?, depth: Int = 0, names: (@Sendable (String) -> (any Accessor)?)? = nil) {
         self.context = context
         self.env = env
         self.depth = depth
+        self.names = names
     }
 
-    /// The named accessor from the session's registry.
+    /// The named accessor from the session's registry (or the table this scope was given).
     public func accessor(_ name: String) throws -> any Accessor {
-        guard let accessor = context.accessor(named: name) else { throw AccessorError.unknownAccessor(name) }
+        let key = name.isEmpty ? "auto" : name
+        guard let accessor = names.map({ $0(key) }) ?? context.accessor(named: key) else { throw AccessorError.unknownAccessor(name) }
         return accessor
     }
 
     /// One level deeper; throws past `maximumDepth`.
     public func deeper() throws -> AccessorScope {
         guard depth + 1 < AccessorScope.maximumDepth else { throw AccessorError.tooDeep(AccessorScope.maximumDepth) }
-        return AccessorScope(context: context, env: env, depth: depth + 1)
+        return AccessorScope(context: context, env: env, depth: depth + 1, names: names)
+    }
+
+    /// One level deeper, resolving names through `names` from there on.
+    public func deeper(names: @escaping @Sendable (String) -> (any Accessor)?) throws -> AccessorScope {
+        guard depth + 1 < AccessorScope.maximumDepth else { throw AccessorError.tooDeep(AccessorScope.maximumDepth) }
+        return AccessorScope(context: context, env: env, depth: depth + 1, names: names)
     }
 
     /// The delegate's accessor and its path parsed by it; throws when `path` has no delegate.

@@ -3,7 +3,7 @@
 /// delegate with only some ranges readable) and `ranged` (a sparse file rebuilt from the
 /// packed ranges an upload stored and their index).
 public enum CoreAccessors {
-    public static var all: [any Accessor] { [DataAccessor(), ScopeAccessor(), OffsetAccessor(), SparseAccessor(), RangedAccessor(), PipeAccessor()] }
+    public static var all: [any Accessor] { [DataAccessor(), ScopeAccessor(), OffsetAccessor(), SparseAccessor(), RangedAccessor(), PipeAccessor(), OverlayAccessor()] }
 }
 
 /// `data`: the path text itself is the file's content, so every file plugin also reads strings.

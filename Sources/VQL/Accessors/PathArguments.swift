@@ -49,7 +49,9 @@ extension CallContext {
         let name = string(argument) ?? "auto"
         if let accessor = context.accessor(named: name) { return accessor }
         var message = "\(self.name): unknown accessor '\(name)'"
-        if let suggestion = NameSuggester.closest(to: name, in: Array(context.registry.accessors.keys)) {
+        if let remapped = context.remapping.accessors, remapped.cleared {
+            message += " (a remapping left only: \(remapped.named.keys.sorted().joined(separator: ", ")))"
+        } else if let suggestion = NameSuggester.closest(to: name, in: Array(context.registry.accessors.keys)), suggestion != name {
             message += " (did you mean '\(suggestion)'?)"
         }
         context.logOnce(.error, message)

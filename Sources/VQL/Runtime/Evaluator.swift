@@ -173,7 +173,13 @@ final class FunctionCallEvaluator: Evaluator, @unchecked Sendable {
         self.site = site
         self.call = call
     }
-    override func evaluate(_ env: Env) -> Value { call(CallContext(env: env, site: site)) }
+    override func evaluate(_ env: Env) -> Value {
+        if env.context.remapping.isActive, env.context.remapping.isDisabled(site.name) {
+            env.context.logOnce(.error, "\(site.name): disabled in this session by a remapping")
+            return .null
+        }
+        return call(CallContext(env: env, site: site))
+    }
 }
 
 /// `count()` on the per-row path: one in-place increment.

@@ -84,6 +84,8 @@ public final class QueryContext: @unchecked Sendable {
     let lambdas = Mutex<[String: Lambda]>([:])
     /// cache()'s named stores, shared by every statement of the session.
     let caches = CacheStores()
+    /// What `remap()` changed for the rest of the session (accessors, disabled names, impersonation).
+    public let remapping = SessionRemapping()
     /// Queries atexit() registered, run once by `runExitHooks()` when the session ends.
     let exitHooks = Mutex<[@Sendable () -> Void]>([])
 
@@ -153,7 +155,9 @@ public final class QueryContext: @unchecked Sendable {
 
     /// The accessor registered under `name` ("" means the default, `auto`).
     public func accessor(named name: String) -> (any Accessor)? {
-        registry.accessors[name.isEmpty ? "auto" : name]
+        let key = name.isEmpty ? "auto" : name
+        if let remapped = remapping.lookup(key) { return remapped }
+        return registry.accessors[key]
     }
 
     /// A session service by its typed key.

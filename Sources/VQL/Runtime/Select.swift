@@ -85,6 +85,10 @@ final class CompiledSelect: @unchecked Sendable {
         }
         let registry = env.context.registry
         if let plugin = registry.plugin(from.name) {
+            if env.context.remapping.isDisabled(from.name) {
+                env.context.logOnce(.error, "\(from.name): disabled in this session by a remapping")
+                return ArrayCursor([])
+            }
             if let problem = site.problems(against: plugin.arguments, strict: plugin.strictArguments) {
                 env.context.logOnce(.error, problem)
                 return ArrayCursor([])
