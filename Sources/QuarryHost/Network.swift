@@ -108,35 +108,8 @@ public enum Network {
     }
 }
 
-/// IPv4/IPv6 parsing, formatting and CIDR tests over raw address bytes (4 or 16).
-public enum IPAddress {
-    public static func parse(_ text: String) -> [UInt8]? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        var v4 = in_addr()
-        if inet_pton(AF_INET, trimmed, &v4) == 1 {
-            return withUnsafeBytes(of: &v4) { Array($0) }
-        }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, trimmed, &v6) == 1 {
-            return withUnsafeBytes(of: &v6) { Array($0) }
-        }
-        return nil
-    }
-
-    /// Text form; IPv4-mapped IPv6 addresses print as IPv4 (as Go does).
-    public static func format(_ bytes: [UInt8]) -> String? {
-        var bytes = bytes
-        if bytes.count == 16 && bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
-            bytes = Array(bytes[12...])
-        }
-        var buffer = [CChar](repeating: 0, count: 64)
-        let family = bytes.count == 4 ? AF_INET : AF_INET6
-        guard bytes.count == 4 || bytes.count == 16 else { return nil }
-        let ok = bytes.withUnsafeBytes { raw in inet_ntop(family, raw.baseAddress, &buffer, 64) } != nil
-        guard ok else { return nil }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
+/// Addresses of the host's interfaces as raw bytes (the rest of IPAddress lives in VQL).
+extension IPAddress {
     static func bytes(of address: UnsafeMutablePointer<sockaddr>) -> [UInt8]? {
         switch Int32(address.pointee.sa_family) {
         case AF_INET:
@@ -152,28 +125,6 @@ public enum IPAddress {
         default: return nil
         }
     }
-
-    static func contains(range: String, _ address: [UInt8]) -> Bool {
-        let parts = range.split(separator: "/", maxSplits: 1)
-        guard let first = parts.first, var network = parse(String(first)) else { return false }
-        var address = address
-        // Compare IPv4 with IPv4-mapped IPv6 in the IPv4 space.
-        func unmap(_ b: [UInt8]) -> [UInt8] {
-            b.count == 16 && b[0..<10].allSatisfy({ $0 == 0 }) && b[10] == 0xff && b[11] == 0xff ? Array(b[12...]) : b
-        }
-        network = unmap(network)
-        address = unmap(address)
-        guard network.count == address.count else { return false }
-        let bits = parts.count == 2 ? (Int(parts[1]) ?? -1) : network.count * 8
-        guard bits >= 0 && bits <= network.count * 8 else { return false }
-        for i in 0..<network.count {
-            let remaining = bits - i * 8
-            if remaining <= 0 { break }
-            let mask: UInt8 = remaining >= 8 ? 0xff : UInt8(0xff) << UInt8(8 - remaining)
-            if network[i] & mask != address[i] & mask { return false }
-        }
-        return true
-    }
 }
 
 /// An address from ip(parse=): its canonical text as a scalar, and Go's net.IP predicates as members.
@@ -182,10 +133,7 @@ final class IPObject: HostObject, @unchecked Sendable {
     let text: String
 
     init?(_ raw: [UInt8]) {
-        var bytes = raw
-        if bytes.count == 16 && bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
-            bytes = Array(bytes[12...])
-        }
+        let bytes = IPAddress.unmapped(raw)
         guard let text = IPAddress.format(bytes) else { return nil }
         self.bytes = bytes
         self.text = text

@@ -51,38 +51,3 @@ enum SigmaEncoding {
         }
     }
 }
-
-/// `|cidr`: addresses and ranges as bytes (IPv4 or IPv6).
-enum SigmaCIDR {
-    static func address(_ text: String) -> [UInt8]? {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 {
-            return withUnsafeBytes(of: &v4) { Array($0) }
-        }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, text, &v6) == 1 {
-            return withUnsafeBytes(of: &v6) { Array($0) }
-        }
-        return nil
-    }
-
-    static func parse(_ text: String) -> (network: [UInt8], bits: Int)? {
-        let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
-        guard let first = parts.first, let network = address(first) else { return nil }
-        let bits = parts.count == 2 ? Int(parts[1]) : network.count * 8
-        guard let bits, bits >= 0, bits <= network.count * 8 else { return nil }
-        return (network, bits)
-    }
-
-    static func contains(_ range: (network: [UInt8], bits: Int), _ address: [UInt8]) -> Bool {
-        guard range.network.count == address.count else { return false }
-        var remaining = range.bits
-        for i in 0..<address.count where remaining > 0 {
-            let take = min(8, remaining)
-            let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - take))
-            if range.network[i] & mask != address[i] & mask { return false }
-            remaining -= take
-        }
-        return true
-    }
-}

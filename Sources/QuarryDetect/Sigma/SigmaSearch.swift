@@ -68,7 +68,7 @@ enum SigmaValueTest {
     /// Any of these text patterns matches one of the field's texts.
     case text([SigmaTextPattern])
     case compare(op: String, Double)
-    case cidr([(network: [UInt8], bits: Int)])
+    case cidr([IPNetwork])
     /// `|fieldref`: equal to another field of the same event.
     case fieldReference(String, caseSensitive: Bool)
     /// `|vql`: a VQL lambda over the field's value.
@@ -113,8 +113,8 @@ enum SigmaValueTest {
         default: throw SigmaRule.Problem(description: "values must be text, numbers, booleans or null")
         }
         if set.contains("cidr") {
-            let ranges = try [text].map { range -> (network: [UInt8], bits: Int) in
-                guard let parsed = SigmaCIDR.parse(range) else { throw SigmaRule.Problem(description: "bad CIDR '\(range)'") }
+            let ranges = try [text].map { range -> IPNetwork in
+                guard let parsed = IPNetwork(range) else { throw SigmaRule.Problem(description: "bad CIDR '\(range)'") }
                 return parsed
             }
             self = .cidr(ranges)
@@ -153,8 +153,8 @@ enum SigmaValueTest {
             }
         case .cidr(let ranges):
             return SigmaEvent.texts(of: value).contains { text in
-                guard let address = SigmaCIDR.address(text) else { return false }
-                return ranges.contains { SigmaCIDR.contains($0, address) }
+                guard let address = IPAddress.parse(text) else { return false }
+                return ranges.contains { $0.contains(address) }
             }
         case .fieldReference(let other, let caseSensitive):
             let mine = SigmaEvent.texts(of: value)
