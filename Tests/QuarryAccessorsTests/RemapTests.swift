@@ -154,6 +154,39 @@ import VQL
         }
     }
 
+    /// Configurations assembled at random from hostile pieces (unknown types and accessors, `..`
+    /// and pathspec prefixes, mounts on mounts, a shadow of an accessor onto itself, YAML anchors,
+    /// deep nesting) and the reads after them: refusals are logged, nothing traps, nothing loops.
+    @Test func randomConfigurationsNeverTrap() throws {
+        let types = ["mount", "shadow", "permissions", "impersonation", "teleport", ""]
+        let accessors = ["file", "auto", "data", "zip", "overlay", "raw_ext4", "nosuch", "collector", "''"]
+        let prefixes = ["/", "", "/..", "../../etc", "/etc", "'{\"DelegateAccessor\":\"file\",\"DelegatePath\":\"/etc/hostname\"}'",
+                        String(repeating: "/a", count: 300), "\"\\u00e9/\\x00\"", "*", "C:\\Windows"]
+        var random = SystemRandomNumberGenerator()
+        func pick(_ list: [String]) -> String { list[Int(random.next() % UInt64(list.count))] }
+        for round in 0..<60 {
+            var text = "remappings:\n"
+            for _ in 0..<(1 + Int(random.next() % 4)) {
+                text += "- type: \(pick(types))\n"
+                text += "  from: {accessor: \(pick(accessors)), prefix: \(pick(prefixes)), path_type: \(pick(["linux", "windows", "x"]))}\n"
+                text += "  \(pick(["on", "\"on\"", "off"])): &a {accessor: \(pick(accessors)), prefix: \(pick(prefixes))}\n"
+                text += "  permissions: [\(pick(["FILESYSTEM_READ", "EXECVE", "x", ""]))]\n"
+                text += "  env: \(pick(["[{key: A, value: *a}]", "[1, [2]]", "{}", String(repeating: "[", count: 50)]))\n"
+                text += "  disabled_plugins: \(pick(["[glob]", "[stat, read_file]", "x", "[[[]]]"]))\n"
+            }
+            let (rows, _) = try Fixture.run("""
+                LET _ <= remap(config=Config, clear=\(round % 2 == 0 ? "TRUE" : "FALSE"), copy=['data'])
+                LET OVERLAY_ACCESSOR_DELEGATES <= dict(accessor='file', paths=['/etc', '/'])
+                SELECT count() AS N FROM chain(
+                    a={ SELECT OSPath FROM glob(globs='/*/*') LIMIT 200 },
+                    b={ SELECT read_file(filename='/etc/hostname', length=64) AS H FROM scope() },
+                    c={ SELECT OSPath FROM glob(globs='host*', accessor='overlay') })
+                GROUP BY 1
+                """, variables: ["Config": .string(text)])
+            #expect(rows.count <= 1, "\(text)")
+        }
+    }
+
     @Test func overlayMergesDirectoriesFirstOneWinning() throws {
         let dir = Fixture.directory("overlay")
         defer { try? FileManager.default.removeItem(atPath: dir) }
