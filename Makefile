@@ -2,13 +2,13 @@
 # Both install the Debian packages they need when missing, then build.
 
 SWIFT ?= swift
-DEBIAN_PACKAGES := pkg-config tzdata libbpf-dev libsystemd-dev libpcre2-dev libsqlite3-dev libyara-dev libmagic-dev libmagic-mgc zlib1g-dev libbz2-dev sqlite3 python3 procps postgresql openssl ca-certificates python3-plyvel libzstd-dev liblzma-dev zip unzip bzip2 e2fsprogs curl chromium chromium-driver python3-selenium nftables iproute2 7zip libssl-dev
+DEBIAN_PACKAGES := pkg-config tzdata libbpf-dev libsystemd-dev libpcre2-dev libsqlite3-dev libyara-dev libmagic-dev libmagic-mgc zlib1g-dev libbz2-dev sqlite3 python3 procps postgresql openssl ca-certificates python3-plyvel libzstd-dev liblzma-dev zip unzip bzip2 e2fsprogs curl chromium chromium-driver python3-selenium nftables iproute2 7zip libssl-dev mmdb-bin
 BIN := .build/release/quarry
 CORPUS := ../shared/conformance/vfilter/cases.json
 # Ratchets: `make test` fails when Velociraptor's golden testcases passing exactly, or the Linux
 # names covered (endpoint, server), fall below these (raise them as work lands, never lower them).
 TESTCASES_MIN := 57
-PARITY_MIN_ENDPOINT := 215
+PARITY_MIN_ENDPOINT := 216
 PARITY_MIN_SERVER := 49
 
 .PHONY: run run-fleet test deps install-packages build release conformance parity bench bench-fleet docs clean artifacts fuzz sanitize deb

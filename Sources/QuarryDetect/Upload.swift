@@ -150,6 +150,7 @@ public enum DetectLibrary {
         YaraPlugins.all + [SQLitePlugin.sqlite, SQLitePlugin.sql] + ParserLibrary.plugins + FormatLibrary.plugins + SigmaPlugins.plugins
     }
     public static var functions: [FunctionDeclaration] {
-        [MagicFunctions.magic, UploadFunction.upload, Grok.function] + ParserLibrary.functions + DocumentParsers.functions + FormatLibrary.functions + SigmaPlugins.functions
+        [MagicFunctions.magic, UploadFunction.upload, Grok.function, GeoIPFunction.declaration] + ParserLibrary.functions + DocumentParsers.functions + FormatLibrary.functions
+            + SigmaPlugins.functions
     }
 }
