@@ -6,7 +6,9 @@ that a hostile label renders as text, that no script ran from it, and that the p
 Content-Security-Policy violation. With --alert-id, also opens the alerts page from the navigation,
 finds that alert and acknowledges it with its button (the user must be allowed to). With --hunt-id,
 opens that running hunt's page and waits for its progress to reach 1/1 without a reload (server-sent
-events). Screenshots of each step go to --screenshots.
+events). With --collect-artifact, collects that artifact (Test.Typed's parameters) from the client
+page's collect form: a regex that does not compile is refused beside its field, then a good form
+starts a flow shown on the client page. Screenshots of each step go to --screenshots.
 Exits 0 when every check passed; prints 'N passed, M failed'.
 """
 import argparse
@@ -33,6 +35,7 @@ def main():
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     parser.add_argument("--alert-id", help="an open alert to find on the alerts page and acknowledge")
     parser.add_argument("--hunt-id", help="a hunt still running: its page must show it finish without a reload")
+    parser.add_argument("--collect-artifact", help="an artifact with Mode (choices), Deep (bool) and Pattern (regex) parameters to collect from the form")
     args = parser.parse_args()
     os.makedirs(args.screenshots, exist_ok=True)
 
@@ -98,6 +101,39 @@ def main():
             check("no script ran from the label", True)
         check("the flows table is there", driver.find_elements(*by_test("flows-table")))
         shot("4-client")
+
+        if args.collect_artifact:
+            from selenium.webdriver.support.ui import Select
+            driver.find_element(*by_test("collect-link")).click()
+            search = wait.until(EC.presence_of_element_located(by_test("artifact-search")))
+            search.send_keys("declared types", Keys.ENTER)
+            wait.until(EC.url_contains("q="))
+            choices = [e.get_attribute("data-artifact") for e in driver.find_elements(*by_test("artifact-choice"))]
+            check("the artifact search finds %s by its description" % args.collect_artifact, args.collect_artifact in choices)
+            driver.find_element(By.CSS_SELECTOR, '[data-testid="artifact-choice"][data-artifact="%s"]' % args.collect_artifact).click()
+            wait.until(EC.presence_of_element_located(by_test("collect-form")))
+            def control(name):
+                return driver.find_element(By.CSS_SELECTOR, '[data-param="%s"] select, [data-param="%s"] input, [data-param="%s"] textarea' % (name, name, name))
+            check("typed controls: a select for choices and for bool", control("Mode").tag_name == "select" and control("Deep").tag_name == "select")
+            Select(control("Mode")).select_by_value("thorough")
+            Select(control("Deep")).select_by_value("Y")
+            control("Pattern").clear()
+            control("Pattern").send_keys("([")
+            shot("4e-collect-form")
+            driver.find_element(*by_test("collect-submit")).click()
+            error = wait.until(EC.presence_of_element_located(by_test("param-error")))
+            check("a regex that does not compile is refused beside its field",
+                  "does not compile" in error.text and error.find_element(By.XPATH, "..").get_attribute("data-param") == "Pattern")
+            check("the other values were kept", Select(control("Mode")).first_selected_option.get_attribute("value") == "thorough")
+            shot("4f-collect-refused")
+            control("Pattern").clear()
+            control("Pattern").send_keys("^a+$")
+            driver.find_element(*by_test("collect-submit")).click()
+            wait.until(EC.url_contains("flow=F."))
+            flow = driver.current_url.split("flow=")[-1]
+            rows = [r.text for r in driver.find_elements(*by_test("flow-row"))]
+            check("the collection started and is listed on the client page", any(flow in r and args.collect_artifact in r for r in rows))
+            shot("4g-collected")
 
         if args.alert_id:
             row_selector = '[data-testid="alert-row"][data-alert-id="%s"]' % args.alert_id

@@ -114,6 +114,7 @@ enum ConsoleTemplates {
         </form>
         {{/canLabel}}
         <h2>Flows</h2>
+        {{#collectLink}}<p><a href="{{collectLink}}" class="button" data-testid="collect-link">Collect an artifact…</a></p>{{/collectLink}}
         <table data-testid="flows-table">
         <thead><tr><th scope="col">Flow</th><th scope="col">Artifacts</th><th scope="col">State</th><th scope="col">Created</th><th scope="col">By</th><th scope="col">Rows</th><th scope="col">Hunt</th><th scope="col">Errors</th></tr></thead>
         <tbody>
@@ -126,6 +127,7 @@ enum ConsoleTemplates {
 
     static let hunts = """
         <h1>Hunts</h1>
+        {{#newHunt}}<p><a href="/hunts/new" class="button" data-testid="new-hunt-link">New hunt…</a></p>{{/newHunt}}
         <table data-testid="hunts-table">
         <thead><tr><th scope="col">Hunt</th><th scope="col">Description</th><th scope="col">Artifacts</th><th scope="col">State</th><th scope="col">Round</th><th scope="col">Progress</th><th scope="col">Created</th></tr></thead>
         <tbody>

@@ -103,6 +103,8 @@ public struct ClientPageView: Sendable {
     public var revoked: Bool
     public var labels: [String]
     public var canLabel: Bool
+    /// The collect page's address, when the user may start collections.
+    public var collectLink: String?
     public var flows: [FlowRowView]
 
     public init(_ client: ClientRecord, connected: Bool, canLabel: Bool, flows: [FlowRecord]) {

@@ -29,7 +29,8 @@ extension FleetTests {
         try Self.runConsoleBrowser(fleet, user: "rita", clientId: id, label: probe)
     }
 
-    /// In headless Chromium, as an investigator: the alerts page (reached from the navigation)
+    /// In headless Chromium, as an investigator: a collection from the client page's typed form (a
+    /// bad regex refused beside its field first); the alerts page (reached from the navigation)
     /// shows an alert raised on the agent, and its acknowledge button acknowledges it (seen
     /// through the API too).
     @Test(.enabled(if: ConsoleBrowser.installed || ConsoleBrowser.required, "needs chromium, chromium-driver and python3-selenium"))
@@ -40,7 +41,7 @@ extension FleetTests {
         try fleet.check(fleet.cli(["collect", id, "Test.Alert", "--args", "Marker=browser", "--wait"]))
         try await fleet.waitUntil(timeout: 20, "the alert") { (try? await fleet.get("/alerts", as: [AlertRecord].self))?.isEmpty == false }
         let alertId = String(try #require(try await fleet.get("/alerts", as: [AlertRecord].self).first?.id))
-        try Self.runConsoleBrowser(fleet, user: "ivan", clientId: id, label: "<b>x</b>", extra: ["--alert-id", alertId])
+        try Self.runConsoleBrowser(fleet, user: "ivan", clientId: id, label: "<b>x</b>", extra: ["--alert-id", alertId, "--collect-artifact", "Test.Typed"])
         let stored = try #require(try await fleet.get("/alerts", query: ["id": alertId], as: [AlertRecord].self).first)
         #expect(stored.acknowledgedBy == "ivan")
     }

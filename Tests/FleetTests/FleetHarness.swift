@@ -93,6 +93,24 @@ final class FleetHarness: @unchecked Sendable {
               SELECT _value AS N, format(format='row-%d', args=_value) AS Text
               FROM foreach(row={ SELECT sleep(time=atoi(string=Pause)) FROM scope() }, query={ SELECT * FROM range(start=0, end=Count) })
         ---
+        name: Test.Typed
+        description: Parameters of several declared types, echoed back.
+        parameters:
+          - name: Mode
+            type: choices
+            default: fast
+            choices: [fast, thorough]
+          - name: Deep
+            type: bool
+          - name: Pattern
+            type: regex
+            default: "."
+          - name: Ratio
+            type: float
+            default: "0.5"
+        sources:
+          - query: SELECT Mode, Deep, Pattern, Ratio FROM scope()
+        ---
         name: Test.Sleep
         parameters:
           - name: Seconds

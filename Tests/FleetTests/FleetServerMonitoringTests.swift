@@ -220,7 +220,12 @@ struct FleetServerMonitoringTests {
         let alert = try #require(alerts.first)
         #expect(alert.details.contains("203.0.113.77") && ids.allSatisfy(alert.details.contains) && alert.clientId.isEmpty, "\(alert.details)")
         #expect(!alerts.contains { $0.details.contains("198.51.100.") })
-        let rows = try fleet.cli(["events", "Server.Detection.SSHPasswordSpray", "--format", "jsonl"])
+        // The rule's row is stored just after its alert() call returns: wait for it rather than race it.
+        var rows = try fleet.cli(["events", "Server.Detection.SSHPasswordSpray", "--format", "jsonl"])
+        try await fleet.waitUntil(timeout: 10, "the spray rule's row among the server events") {
+            rows = try fleet.cli(["events", "Server.Detection.SSHPasswordSpray", "--format", "jsonl"])
+            return rows.stdout.contains("\"Failures\":4")
+        }
         #expect(rows.status == 0 && rows.stdout.contains("\"Failures\":4"), "\(rows.stdout.prefix(600))")
     }
 

@@ -31,7 +31,24 @@ struct ConsoleForm: Sendable {
     /// The first value of field `name`.
     func value(_ name: String) -> String? { fields.first { $0.0 == name }?.1 }
 
+    /// Every value of field `name`, in order (a multiple select sends one field per option).
+    func values(_ name: String) -> [String] { fields.filter { $0.0 == name }.map(\.1) }
+
     static func decode(_ text: String) -> String? {
         text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+    }
+}
+
+extension Request {
+    /// A query parameter as an HTML form sends it with GET: `+` is a space and `%2B` a plus (the
+    /// router's query parameters keep `+`, so a search for two words would look for "a+b").
+    func formQuery(_ name: String) -> String? {
+        guard let query = uri.query else { return nil }
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard ConsoleForm.decode(String(parts[0])) == name else { continue }
+            return parts.count > 1 ? ConsoleForm.decode(String(parts[1])) : ""
+        }
+        return nil
     }
 }

@@ -15,7 +15,7 @@ extension FleetServer {
         console.get("clients") { [self] request, context in
             try context.requireConsoleCaller().require("READ_RESULTS")
             let query = request.uri.queryParameters
-            let text = query.string("q") ?? ""
+            let text = request.formQuery("q") ?? ""
             let search = ClientSearch(query: text, seen: query.string("seen"))
             let connected = connectedClientIds
             let view = ClientsPageView(
@@ -27,9 +27,10 @@ extension FleetServer {
             try caller.require("READ_RESULTS")
             let id = try context.parameters.require("id")
             guard let client = try await store.client(id) else { throw APIFailure(status: 404, message: "no client \(id)") }
-            let view = ClientPageView(
+            var view = ClientPageView(
                 client, connected: connectedClientIds.contains(id), canLabel: caller.user.role.permissions.contains("LABEL_CLIENT"),
                 flows: try await store.flows(clientId: id, huntId: nil))
+            if caller.user.role.permissions.contains("COLLECT_CLIENT") { view.collectLink = "/clients/" + ConsoleText.pathSegment(id) + "/collect" }
             return consolePage(.client, title: client.hostname.isEmpty ? id : client.hostname, view: view, context: context)
         }
         console.post("clients/:id/labels") { [self] request, context in
@@ -50,12 +51,13 @@ extension FleetServer {
             return ConsoleResponse.redirect("/clients/" + ConsoleText.pathSegment(id))
         }
         console.get("hunts") { [self] _, context in
-            try context.requireConsoleCaller().require("READ_RESULTS")
+            let caller = try context.requireConsoleCaller()
+            try caller.require("READ_RESULTS")
             var rows: [HuntRowView] = []
             for hunt in try await store.hunts().sorted(by: { $0.createdAt > $1.createdAt }).prefix(Self.consoleHuntRows) {
                 rows.append(HuntRowView(hunt, states: try await huntView(hunt.huntId).states))
             }
-            return consolePage(.hunts, title: "Hunts", view: ["rows": rows], context: context)
+            return consolePage(.hunts, title: "Hunts", view: ["rows": rows, "newHunt": caller.user.role.permissions.contains("START_HUNT")], context: context)
         }
         console.get("hunts/:id") { [self] request, context in
             try context.requireConsoleCaller().require("READ_RESULTS")

@@ -32,6 +32,7 @@ extension FleetServer {
             return ConsoleResponse.redirect("/login", headers: [.setCookie: ConsoleMiddleware.setCookie(ConsoleMiddleware.sessionCookie, nil, maxAge: 0)])
         }
         addConsolePages(console)
+        addConsoleCollectPages(console)
         addConsoleAlertPages(console)
     }
 

@@ -154,6 +154,7 @@ extension FleetServer {
     func collect(_ body: CollectRequestBody, caller: Caller, raw: Data) async throws -> CollectOutcome {
         try caller.require("COLLECT_CLIENT")
         try checkArtifacts(body.request.artifacts, caller: caller)
+        try checkParameters(body.request)
         guard let client = try await store.client(body.clientId) else { throw APIFailure(status: 404, message: "no client \(body.clientId)") }
         guard !client.revoked else { throw APIFailure(status: 409, message: "client \(body.clientId) is revoked") }
         if config.responseApprovals && needsRemediation(body.request.artifacts) {
@@ -169,6 +170,7 @@ extension FleetServer {
     func createHunt(_ body: HuntRequestBody, caller: Caller, raw: Data) async throws -> HuntRecord {
         try caller.require("START_HUNT")
         try checkArtifacts(body.request.artifacts, caller: caller)
+        try checkParameters(body.request)
         try refuseResponseHunts(body.request.artifacts)
         if let schedule = body.schedule {
             do { _ = try CronSchedule(schedule) } catch { throw APIFailure(status: 400, message: "schedule: \(error)") }

@@ -71,6 +71,8 @@ extension FleetServer {
             let hint = NameSuggester.closest(to: name, in: artifact.parameters.map(\.name)).map { " (did you mean \($0)?)" } ?? ""
             throw APIFailure(status: 400, message: "\(body.artifact) has no parameter \(name)\(hint)")
         }
+        let problems = ParameterCheck.problems(artifact, parameters)
+        if !problems.isEmpty { throw APIFailure(status: 400, message: problems.joined(separator: "; ")) }
         let entry = MonitoringEntry(artifact: body.artifact, parameters: parameters, creator: caller.user.name, updatedAt: Date().timeIntervalSince1970)
         if let problem = entry.problem { throw APIFailure(status: 400, message: problem) }
         return entry

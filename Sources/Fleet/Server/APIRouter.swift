@@ -197,6 +197,26 @@ extension FleetServer {
 
     /// Checks artifact names (with "did you mean") and that the caller's role holds every permission
     /// the artifacts (and those they call) require.
+    /// Refuses parameter values that no requested artifact declares or that do not fit the declared
+    /// type (`ParameterCheck`): a typo is a 400 here, not an error on every agent of a hunt.
+    func checkParameters(_ request: CollectionRequest) throws {
+        let artifacts = request.artifacts.compactMap { repository.artifact(named: $0) }
+        var problems: [String] = []
+        for (key, value) in request.parameters.sorted(by: { $0.key < $1.key }) {
+            let declaring = artifacts.filter { $0.parameters.contains { $0.name == key } }
+            if declaring.isEmpty {
+                let names = artifacts.flatMap { $0.parameters.map(\.name) }
+                let hint = NameSuggester.closest(to: key, in: names).map { " (did you mean '\($0)'?)" } ?? ""
+                problems.append("no requested artifact has a parameter '\(key)'\(hint)")
+                continue
+            }
+            for artifact in declaring {
+                if let problem = ParameterCheck.problems(artifact, [key: value]).first { problems.append(problem) }
+            }
+        }
+        if !problems.isEmpty { throw APIFailure(status: 400, message: problems.joined(separator: "; ")) }
+    }
+
     func checkArtifacts(_ names: [String], caller: Caller) throws {
         guard !names.isEmpty else { throw APIFailure(status: 400, message: "no artifact given") }
         var pending = names

@@ -16,7 +16,9 @@ extension LocalFleet {
     func collect(_ request: CollectRequestBody, _ ctx: CallContext) -> Value {
         let server = self.server
         var body = request
-        if body.request.parameters["Reason"] == nil { body.request.parameters["Reason"] = "requested by server rule \(rule)" }
+        // Response artifacts record why they ran: the rule says so when the request does not.
+        let takesReason = body.request.artifacts.contains { server.repository.artifact(named: $0)?.parameters.contains { $0.name == "Reason" } == true }
+        if takesReason, body.request.parameters["Reason"] == nil { body.request.parameters["Reason"] = "requested by server rule \(rule)" }
         let caller = Caller(user: UserRecord(name: "server:" + rule, role: .administrator, apiKeySHA256: "", createdAt: 0), remote: "server monitoring")
         if server.config.automaticResponse.contains(rule) {
             do {

@@ -242,3 +242,11 @@ enum FuzzyTime {
         return GoTime.timestamp(c, seconds: seconds)
     }
 }
+
+extension GoTime {
+    /// A time from free-form text, as timestamp(string=) reads it (UTC when the text has no zone);
+    /// nil when it is not a date the guesser knows.
+    public static func parseAny(_ text: String) -> Timestamp? {
+        FuzzyTime.parse(text, zone: TimeZone(secondsFromGMT: 0) ?? .current)
+    }
+}
