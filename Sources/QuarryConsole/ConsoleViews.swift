@@ -209,6 +209,9 @@ public struct HuntPageView: Sendable {
     /// Links that download every row of the source shown (nil before there are results).
     public var exportCSV: String?
     public var exportJSONL: String?
+    /// The state changes offered (start, stop, archive), with the address each form posts to;
+    /// empty for roles that may not change hunts.
+    public var actions: [HuntActionView] = []
 
     public init(_ hunt: HuntRecord, states: [String: Int], sources: [CountView], results: ResultTableView) {
         self.hunt = HuntRowView(hunt, states: states)
@@ -218,6 +221,27 @@ public struct HuntPageView: Sendable {
         self.states = states.sorted { $0.key < $1.key }.map { CountView(name: $0.key, count: $0.value) }
         self.sources = sources
         self.results = results
+    }
+}
+
+/// A hunt state change the hunt page offers as a button.
+public struct HuntActionView: Sendable {
+    public var name: String
+    public var label: String
+    public var action: String
+
+    /// The changes that make sense from `state` (as the server allows them).
+    public static func offered(for hunt: HuntRecord, now: Double) -> [HuntActionView] {
+        let base = "/hunts/" + ConsoleText.pathSegment(hunt.huntId) + "/"
+        var names: [(String, String)] = []
+        switch hunt.state {
+        case .paused, .stopped:
+            if hunt.expiresAt > now { names.append(("start", "Start")) }
+            names.append(("archive", "Archive"))
+        case .running: names += [("stop", "Stop"), ("archive", "Archive")]
+        default: break
+        }
+        return names.map { HuntActionView(name: $0.0, label: $0.1, action: base + $0.0) }
     }
 }
 

@@ -88,6 +88,15 @@ extension FleetTests {
         #expect(newHunt.request.parameters == ["Mode": "thorough", "Deep": "N"] && newHunt.conditions == HuntConditions(labels: ["web", "db"], excludeLabels: ["lab"], os: "linux"))
         #expect(newHunt.clientLimit == 5 && abs(newHunt.expiresAt - newHunt.createdAt - 7200) < 5 && newHunt.creator == "ivan")
 
+        // Its page offers stop and archive; stopping it there stops it, and then start is offered.
+        let huntPage = try ivan.get("/hunts/\(newHunt.huntId)")
+        #expect(huntPage.body.contains("data-testid=\"hunt-stop\"") && huntPage.body.contains("data-testid=\"hunt-archive\"") && !huntPage.body.contains("data-testid=\"hunt-start\""))
+        #expect(try ivan.post("/hunts/\(newHunt.huntId)/stop", [("csrf", csrf)]).status == 303)
+        #expect(try await fleet.get("/hunts/\(newHunt.huntId)", as: HuntView.self).hunt.state == .stopped)
+        #expect(try ivan.get("/hunts/\(newHunt.huntId)").body.contains("data-testid=\"hunt-start\""))
+        #expect(try ivan.post("/hunts/\(newHunt.huntId)/stop", [("csrf", csrf)]).status == 409)
+        #expect(try ivan.post("/hunts/\(newHunt.huntId)/explode", [("csrf", csrf)]).status == 404)
+
         // A reader sees no collect link and is refused the page and the post.
         let rita = try ConsoleClient(fleet: fleet, name: "rita")
         #expect(try rita.signIn("rita", Self.password).status == 303)
@@ -98,6 +107,8 @@ extension FleetTests {
         #expect(try rita.post("/clients/\(id)/collect", [("csrf", ritaCSRF), ("artifact", "Test.Rows")]).status == 403)
         #expect(try !rita.get("/hunts").body.contains("data-testid=\"new-hunt-link\""))
         #expect(try rita.get("/hunts/new").status == 403)
+        #expect(try !rita.get("/hunts/\(newHunt.huntId)").body.contains("data-testid=\"hunt-start\""))
+        #expect(try rita.post("/hunts/\(newHunt.huntId)/start", [("csrf", ritaCSRF)]).status == 403)
         #expect(try rita.post("/hunts/new", [("csrf", ritaCSRF), ("artifact", "Test.Rows"), ("expiry_hours", "1")]).status == 403)
         // No token, or a server artifact, is refused too.
         #expect(try ivan.post("/clients/\(id)/collect", [("artifact", "Test.Rows")]).status == 403)

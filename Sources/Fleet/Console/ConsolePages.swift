@@ -60,8 +60,24 @@ extension FleetServer {
             return consolePage(.hunts, title: "Hunts", view: ["rows": rows, "newHunt": caller.user.role.permissions.contains("START_HUNT")], context: context)
         }
         console.get("hunts/:id") { [self] request, context in
-            try context.requireConsoleCaller().require("READ_RESULTS")
-            return consolePage(.hunt, title: "Hunt", view: try await huntPage(try context.parameters.require("id"), request.uri.queryParameters), context: context)
+            let caller = try context.requireConsoleCaller()
+            try caller.require("READ_RESULTS")
+            var page = try await huntPage(try context.parameters.require("id"), request.uri.queryParameters)
+            if caller.user.role.permissions.contains("START_HUNT"), let hunt = try await store.hunt(page.hunt.id) {
+                page.actions = HuntActionView.offered(for: hunt, now: Date().timeIntervalSince1970)
+            }
+            return consolePage(.hunt, title: "Hunt", view: page, context: context)
+        }
+        // Start, stop, archive: the same call as POST /api/v1/hunts/ID/ACTION.
+        console.post("hunts/:id/:action") { [self] request, context in
+            let form = try await ConsoleForm.read(request, context)
+            let caller = try context.requireSameSiteForm(form, request)
+            try caller.require("START_HUNT")
+            let id = try context.parameters.require("id")
+            let action = try context.parameters.require("action")
+            guard ["start", "stop", "archive"].contains(action) else { throw APIFailure(status: 404, message: "no hunt action \(action)") }
+            _ = try await changeHunt(id, action: action, caller: caller, raw: try encode(["action": action]))
+            return ConsoleResponse.redirect("/hunts/" + ConsoleText.pathSegment(id))
         }
         console.get("hunts/:id/progress") { [self] _, context in
             try context.requireConsoleCaller().require("READ_RESULTS")
