@@ -47,7 +47,7 @@ public enum ConsoleAssets {
         """
 
     static let script = """
-        // Quarry console: keyboard helpers and live hunt progress; every page works without this file.
+        // Quarry console: keyboard helpers and live hunt progress (a hunt's page, the hunts list); every page works without this file.
         // "/" focuses the search field; "g c" and "g h" go to the clients and hunts.
         (function () {
           "use strict";
@@ -77,6 +77,26 @@ public enum ConsoleAssets {
               if (text) { text.textContent = p.done + "/" + p.total; }
               var state = document.querySelector("[data-testid=hunt-state]");
               if (state) { state.textContent = p.state; }
+            });
+          }
+          // The hunts list follows every listed hunt (/hunts/progress: one object keyed by hunt ID).
+          var table = document.querySelector("[data-hunts-progress-url]");
+          if (table && window.EventSource) {
+            var all = new EventSource(table.getAttribute("data-hunts-progress-url"));
+            all.addEventListener("progress", function (event) {
+              var hunts = JSON.parse(event.data);
+              table.querySelectorAll("[data-hunt-id]").forEach(function (row) {
+                var p = hunts[row.getAttribute("data-hunt-id")];
+                if (!p) { return; }
+                var bar = row.querySelector("progress");
+                if (bar) { bar.max = p.total; bar.value = p.done; bar.setAttribute("aria-label", p.done + " of " + p.total + " clients done"); }
+                var text = row.querySelector("[data-testid=hunt-progress]");
+                if (text) { text.textContent = p.done + "/" + p.total; }
+                var state = row.querySelector("[data-testid=hunt-row-state]");
+                if (state) { state.textContent = p.state; }
+                var round = row.querySelector("[data-testid=hunt-row-round]");
+                if (round) { round.textContent = p.round; }
+              });
             });
           }
         })();

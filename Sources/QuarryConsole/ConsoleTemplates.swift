@@ -128,13 +128,13 @@ enum ConsoleTemplates {
     static let hunts = """
         <h1>Hunts</h1>
         {{#newHunt}}<p><a href="/hunts/new" class="button" data-testid="new-hunt-link">New hunt…</a></p>{{/newHunt}}
-        <table data-testid="hunts-table">
+        <table data-testid="hunts-table" data-hunts-progress-url="/hunts/progress">
         <thead><tr><th scope="col">Hunt</th><th scope="col">Description</th><th scope="col">Artifacts</th><th scope="col">State</th><th scope="col">Round</th><th scope="col">Progress</th><th scope="col">Created</th></tr></thead>
         <tbody>
         {{#rows}}
         <tr data-testid="hunt-row" data-hunt-id="{{id}}">
         <td><a href="{{link}}" data-testid="hunt-link"><code>{{id}}</code></a></td>
-        <td>{{description}}</td><td>{{artifacts}}</td><td>{{state}}</td><td>{{round}}</td>
+        <td>{{description}}</td><td>{{artifacts}}</td><td data-testid="hunt-row-state">{{state}}</td><td data-testid="hunt-row-round">{{round}}</td>
         <td><progress value="{{done}}" max="{{total}}" aria-label="{{done}} of {{total}} clients done"></progress> <span data-testid="hunt-progress">{{done}}/{{total}}</span></td>
         <td>{{created}}</td>
         </tr>

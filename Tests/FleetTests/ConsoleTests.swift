@@ -177,9 +177,15 @@ extension FleetTests {
         #expect(events.contains { $0.contains("\"done\":0,\"total\":1") }, "\(events)")
         #expect(events.last?.contains("\"done\":1,\"total\":1") == true, "\(events)")
         #expect(Set(events).count == events.count, "only changes are sent: \(events)")
+        // The hunts list follows every listed hunt through one stream.
+        #expect(try admin.get("/hunts").body.contains("data-hunts-progress-url=\"/hunts/progress\""))
+        let list = try admin.stream("/hunts/progress", seconds: 3)
+        let listed = list.body.components(separatedBy: "event: progress\ndata: ").dropFirst().compactMap { $0.split(separator: "\n").first.map(String.init) }
+        #expect(list.status == 200 && listed.first?.contains("\"\(hunt)\":{\"done\":1,\"total\":1") == true, "\(listed)")
         #expect(try admin.stream("/hunts/H.nope/progress", seconds: 5).status == 404)
         let anonymous = try ConsoleClient(fleet: fleet, name: "nobody")
         #expect(try anonymous.stream("/hunts/\(hunt)/progress", seconds: 5).status != 200)
+        #expect(try anonymous.stream("/hunts/progress", seconds: 5).status != 200)
     }
 
     /// CSV cells: quoting by RFC 4180, and text a spreadsheet would run as a formula made inert.

@@ -79,6 +79,10 @@ extension FleetServer {
             _ = try await changeHunt(id, action: action, caller: caller, raw: try encode(["action": action]))
             return ConsoleResponse.redirect("/hunts/" + ConsoleText.pathSegment(id))
         }
+        console.get("hunts/progress") { [self] _, context in
+            try context.requireConsoleCaller().require("READ_RESULTS")
+            return huntsProgressStream()
+        }
         console.get("hunts/:id/progress") { [self] _, context in
             try context.requireConsoleCaller().require("READ_RESULTS")
             return try await huntProgressStream(try context.parameters.require("id"))

@@ -5,20 +5,50 @@ import Hummingbird
 import NIOConcurrencyHelpers
 import QuarryConsole
 
-/// `GET /hunts/ID/progress`: the hunt's progress as server-sent events, so the hunt page's counters
-/// move without a reload. The server's own push path wakes it — every finished flow is published
-/// as a `System.Flow.Completion` event, and a completion that names the hunt makes the stream
-/// re-read the hunt at once; a re-read every 5 s covers flows finished on other frontends and
-/// newly scheduled clients. Only changes are sent, with a comment line every 15 s so a closed
-/// connection is noticed; a stream ends after 30 minutes (EventSource reconnects by itself).
+/// Live hunt progress for the console as server-sent events, so counters move without a reload:
+/// `GET /hunts/ID/progress` for one hunt's page, `GET /hunts/progress` for the hunts list. The
+/// server's own push path wakes a stream — every finished flow is published as a
+/// `System.Flow.Completion` event, and one that names a hunt makes the stream re-read at once; a
+/// re-read every 5 s covers flows finished on other frontends and newly scheduled clients. Only
+/// changes are sent, with a comment line every 15 s so a closed connection is noticed; a stream
+/// ends after 30 minutes (EventSource reconnects by itself).
 extension FleetServer {
     static let progressStreamSeconds: Double = 1800
 
     func huntProgressStream(_ id: String) async throws -> Response {
         _ = try await huntView(id)  // 404 before any stream starts
+        return progressStream(wakesOn: { $0.contains(id) }) { [self] in
+            let view = try await huntView(id)
+            return Self.progressJSON(HuntRowView(view.hunt, states: view.states))
+        }
+    }
+
+    /// The newest hunts of the list page, as one object keyed by hunt ID.
+    func huntsProgressStream() -> Response {
+        progressStream(wakesOn: { $0.contains("\"H.") }) { [self] in
+            var parts: [String] = []
+            for hunt in try await store.hunts().sorted(by: { $0.createdAt > $1.createdAt }).prefix(Self.consoleHuntRows) {
+                let row = HuntRowView(hunt, states: try await huntView(hunt.huntId).states)
+                parts.append("\"\(Self.jsonEscaped(hunt.huntId))\":" + Self.progressJSON(row))
+            }
+            return "{" + parts.joined(separator: ",") + "}"
+        }
+    }
+
+    static func progressJSON(_ row: HuntRowView) -> String {
+        "{\"done\":\(row.done),\"total\":\(row.total),\"running\":\(row.running),\"round\":\(row.round),\"state\":\"\(jsonEscaped(row.state))\"}"
+    }
+
+    static func jsonEscaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+    }
+
+    /// A server-sent event stream of `read()`'s text, sent when it changes: read again when a flow
+    /// completion whose row `wakesOn` accepts arrives, and every 5 s (at most every 250 ms).
+    private func progressStream(wakesOn: @escaping @Sendable (String) -> Bool, read: @escaping @Sendable () async throws -> String) -> Response {
         let woken = NIOLockedValueBox(true)
         let subscription = eventReaders.subscribe(artifact: FlowCompletion.artifact) { row in
-            if row.json.contains(id) { woken.withLockedValue { $0 = true } }
+            if wakesOn(row.json) { woken.withLockedValue { $0 = true } }
             return true
         }
         var headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store"]
@@ -36,9 +66,7 @@ extension FleetServer {
                 }
                 if wake || Date().timeIntervalSince(lastRead) >= 5 {
                     lastRead = Date()
-                    let view = try await huntView(id)
-                    let row = HuntRowView(view.hunt, states: view.states)
-                    let text = "{\"done\":\(row.done),\"total\":\(row.total),\"running\":\(row.running),\"round\":\(row.round),\"state\":\"\(row.state)\"}"
+                    let text = try await read()
                     if text != last {
                         last = text
                         try await writer.write(ByteBuffer(string: "event: progress\ndata: \(text)\n\n"))
