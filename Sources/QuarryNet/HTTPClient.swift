@@ -99,6 +99,29 @@ public enum HTTPClientPlugin {
         let rootCA: String?
         let extensionName: String?
         let timeout: Int64
+        /// Seconds to get a connection (AsyncHTTPClient keeps retrying a refused one until then).
+        let connectTimeout: Int64
+
+        /// A request made by code rather than by http_client's arguments (the SIEM uploads).
+        init(
+            method: HTTPMethod, headers: [(String, String)], insecure: Bool, rootCA: String?, body: [UInt8]? = nil, timeout: Int64 = 120,
+            connectTimeout: Int64 = 5
+        ) {
+            self.method = method
+            self.connectTimeout = connectTimeout
+            self.headers = headers
+            params = []
+            self.body = body
+            self.insecure = insecure
+            self.rootCA = rootCA
+            extensionName = nil
+            self.timeout = timeout
+        }
+
+        /// The same request with `body`, sent to `url`.
+        func fetch(_ url: String, body: [UInt8]) async throws -> Fetched {
+            try await RequestSpec(method: method, headers: headers, insecure: insecure, rootCA: rootCA, body: body, timeout: timeout, connectTimeout: connectTimeout).fetch(url)
+        }
 
         init(_ ctx: CallContext) {
             method = HTTPMethod(rawValue: (ctx.string("method") ?? "GET").uppercased())
@@ -111,6 +134,7 @@ public enum HTTPClientPlugin {
             rootCA = ctx.string("root_ca")
             extensionName = ctx.string("tempfile_extension")
             timeout = max(1, ctx.int("timeout") ?? 300)
+            connectTimeout = min(timeout, 30)
         }
 
         /// `PATH:unix/URLPATH` becomes AsyncHTTPClient's http+unix URL.
@@ -138,7 +162,7 @@ public enum HTTPClientPlugin {
             }
             var configuration = HTTPClient.Configuration(
                 tlsConfiguration: tls, redirectConfiguration: .follow(max: 5, allowCycles: false),
-                timeout: .init(connect: .seconds(min(timeout, 30)), read: .seconds(timeout)))
+                timeout: .init(connect: .seconds(connectTimeout), read: .seconds(timeout)))
             configuration.decompression = .enabled(limit: .size(HTTPClientPlugin.memoryLimit))
             let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             do {
@@ -263,6 +287,6 @@ enum Bridge {
 
 /// The network module's registry list.
 public enum NetLibrary {
-    public static var plugins: [PluginDeclaration] { [HTTPClientPlugin.plugin, NetcatPlugin.plugin] }
+    public static var plugins: [PluginDeclaration] { [HTTPClientPlugin.plugin, NetcatPlugin.plugin, SIEMUpload.elastic, SIEMUpload.splunk] }
     public static var functions: [FunctionDeclaration] { [] }
 }
