@@ -6,10 +6,9 @@ import VQL
 /// Real servers on loopback, written in Python's standard library: HTTP, HTTPS (a certificate
 /// made by openssl), HTTP over a Unix socket, a line-oriented TCP server and a UDP echo.
 final class LocalServers {
-    let directory: String
-    let process: Process
-    let input = Pipe()
-    var ports: [String: String] = [:]
+    let server: PythonServer
+    var directory: String { server.directory }
+    var ports: [String: String] { server.ports }
 
     static let script = #"""
     import http.server, socketserver, ssl, sys, threading, json, os, socket, time
@@ -67,18 +66,36 @@ final class LocalServers {
     """#
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("quarry-net-\(UUID().uuidString)").path
+        server = try PythonServer(script: LocalServers.script, tag: "net") { directory in
+            let openssl = Process()
+            openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", directory + "/key.pem", "-out", directory + "/cert.pem",
+                                 "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+            openssl.standardError = FileHandle.nullDevice
+            try openssl.run()
+            openssl.waitUntilExit()
+        }
+    }
+
+    func url(_ path: String, tls: Bool = false) -> String {
+        tls ? "https://127.0.0.1:\(ports["https"] ?? "0")\(path)" : "http://127.0.0.1:\(ports["http"] ?? "0")\(path)"
+    }
+}
+
+/// A Python script run as a server on loopback for one test: it gets its own folder as argv[1],
+/// writes `ports` there (KEY=PORT lines) once listening, and stops when its standard input closes.
+final class PythonServer {
+    let directory: String
+    let process = Process()
+    let input = Pipe()
+    private(set) var ports: [String: String] = [:]
+
+    init(script: String, tag: String, prepare: (String) throws -> Void = { _ in }) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("quarry-\(tag)-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let openssl = Process()
-        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", directory + "/key.pem", "-out", directory + "/cert.pem",
-                             "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
-        openssl.standardError = FileHandle.nullDevice
-        try openssl.run()
-        openssl.waitUntilExit()
-        process = Process()
+        try prepare(directory)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", LocalServers.script, directory]
+        process.arguments = ["python3", "-c", script, directory]
         process.standardInput = input
         try process.run()
         let deadline = Date().addingTimeInterval(20)
@@ -99,10 +116,6 @@ final class LocalServers {
         process.terminate()
         process.waitUntilExit()
         try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    func url(_ path: String, tls: Bool = false) -> String {
-        tls ? "https://127.0.0.1:\(ports["https"] ?? "0")\(path)" : "http://127.0.0.1:\(ports["http"] ?? "0")\(path)"
     }
 }
 

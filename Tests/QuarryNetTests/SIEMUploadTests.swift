@@ -41,46 +41,20 @@ import VQL
     class T(socketserver.ThreadingMixIn, http.server.HTTPServer): daemon_threads = True
     s = T(('127.0.0.1', 0), H)
     threading.Thread(target=s.serve_forever, daemon=True).start()
-    with open(d + '/port.tmp', 'w') as f: f.write(str(s.server_address[1]))
-    os.rename(d + '/port.tmp', d + '/port')
+    with open(d + '/ports.tmp', 'w') as f: f.write('http=%d\n' % s.server_address[1])
+    os.rename(d + '/ports.tmp', d + '/ports')
     sys.stdin.read()
     """#
 
     final class Server {
-        let directory: String
-        let process = Process()
-        let input = Pipe()
-        var port = "0"
+        let server: PythonServer
+        init() throws { server = try PythonServer(script: SIEMUploadTests.script, tag: "siem") }
 
-        init() throws {
-            directory = FileManager.default.temporaryDirectory.appendingPathComponent("quarry-siem-\(UUID().uuidString)").path
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", "-c", SIEMUploadTests.script, directory]
-            process.standardInput = input
-            try process.run()
-            let deadline = Date().addingTimeInterval(20)
-            while Date() < deadline {
-                if let text = try? String(contentsOfFile: directory + "/port", encoding: .utf8) {
-                    port = text
-                    break
-                }
-                usleep(50_000)
-            }
-        }
-
-        deinit {
-            try? input.fileHandleForWriting.close()
-            process.terminate()
-            process.waitUntilExit()
-            try? FileManager.default.removeItem(atPath: directory)
-        }
-
-        var base: String { "http://127.0.0.1:\(port)" }
+        var base: String { "http://127.0.0.1:\(server.ports["http"] ?? "0")" }
 
         /// Every request so far, and clears the record.
         func requests() throws -> [[String: Any]] {
-            let path = directory + "/requests"
+            let path = server.directory + "/requests"
             let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
             try? FileManager.default.removeItem(atPath: path)
             return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
