@@ -65,37 +65,33 @@ public enum ConsoleAssets {
             if (pending === "g" && event.key === "h") { window.location.assign("/hunts"); }
             pending = event.key === "g" ? "g" : "";
           });
+          // Shows progress `p` ({done, total, state, round}) in `box`: its bar and counter, and the
+          // state and round where `stateBox` and `roundBox` have a place for them.
+          function showProgress(box, stateBox, p, stateSelector) {
+            var bar = box.querySelector("progress");
+            if (bar) { bar.max = p.total; bar.value = p.done; bar.setAttribute("aria-label", p.done + " of " + p.total + " clients done"); }
+            var text = box.querySelector("[data-testid=hunt-progress]");
+            if (text) { text.textContent = p.done + "/" + p.total; }
+            var state = stateBox.querySelector(stateSelector);
+            if (state) { state.textContent = p.state; }
+            var round = stateBox.querySelector("[data-testid=hunt-row-round]");
+            if (round) { round.textContent = p.round; }
+          }
           // A hunt page follows its progress live (server-sent events from /hunts/ID/progress).
           var live = document.querySelector("[data-progress-url]");
           if (live && window.EventSource) {
-            var source = new EventSource(live.getAttribute("data-progress-url"));
-            source.addEventListener("progress", function (event) {
-              var p = JSON.parse(event.data);
-              var bar = live.querySelector("progress");
-              if (bar) { bar.max = p.total; bar.value = p.done; bar.setAttribute("aria-label", p.done + " of " + p.total + " clients done"); }
-              var text = live.querySelector("[data-testid=hunt-progress]");
-              if (text) { text.textContent = p.done + "/" + p.total; }
-              var state = document.querySelector("[data-testid=hunt-state]");
-              if (state) { state.textContent = p.state; }
+            new EventSource(live.getAttribute("data-progress-url")).addEventListener("progress", function (event) {
+              showProgress(live, document, JSON.parse(event.data), "[data-testid=hunt-state]");
             });
           }
           // The hunts list follows every listed hunt (/hunts/progress: one object keyed by hunt ID).
           var table = document.querySelector("[data-hunts-progress-url]");
           if (table && window.EventSource) {
-            var all = new EventSource(table.getAttribute("data-hunts-progress-url"));
-            all.addEventListener("progress", function (event) {
+            new EventSource(table.getAttribute("data-hunts-progress-url")).addEventListener("progress", function (event) {
               var hunts = JSON.parse(event.data);
               table.querySelectorAll("[data-hunt-id]").forEach(function (row) {
                 var p = hunts[row.getAttribute("data-hunt-id")];
-                if (!p) { return; }
-                var bar = row.querySelector("progress");
-                if (bar) { bar.max = p.total; bar.value = p.done; bar.setAttribute("aria-label", p.done + " of " + p.total + " clients done"); }
-                var text = row.querySelector("[data-testid=hunt-progress]");
-                if (text) { text.textContent = p.done + "/" + p.total; }
-                var state = row.querySelector("[data-testid=hunt-row-state]");
-                if (state) { state.textContent = p.state; }
-                var round = row.querySelector("[data-testid=hunt-row-round]");
-                if (round) { round.textContent = p.round; }
+                if (p) { showProgress(row, row, p, "[data-testid=hunt-row-state]"); }
               });
             });
           }
