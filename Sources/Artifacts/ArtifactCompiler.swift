@@ -45,7 +45,7 @@ public enum ArtifactCompiler {
         case "float":
             return Double(value).map { String($0) } ?? "0"
         case "bool":
-            return ["Y", "YES", "TRUE", "OK", "1"].contains(value.uppercased()) ? "TRUE" : "FALSE"
+            return ParameterCheck.trueWords.contains(value.uppercased()) ? "TRUE" : "FALSE"
         case "timestamp":
             return value.isEmpty ? "NULL" : "timestamp(epoch=\(lit))"
         case "csv":

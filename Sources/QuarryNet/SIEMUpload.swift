@@ -188,8 +188,9 @@ public enum SIEMUpload {
                     finished = true
                     break
                 }
+                let value = row.materialized()
                 let dict: Dict
-                if case .dict(let d) = row.materialized() { dict = d } else { dict = Dict([("_value", row.materialized())]) }
+                if case .dict(let d) = value { dict = d } else { dict = Dict([("_value", value)]) }
                 body += encode(dict)
                 count += 1
                 if started == nil { started = Date() }

@@ -174,7 +174,7 @@ final class FunctionCallEvaluator: Evaluator, @unchecked Sendable {
         self.call = call
     }
     override func evaluate(_ env: Env) -> Value {
-        if env.context.remapping.isActive, env.context.remapping.isDisabled(site.name) {
+        if env.context.remapping.isDisabled(site.name) {
             env.context.logOnce(.error, "\(site.name): disabled in this session by a remapping")
             return .null
         }
