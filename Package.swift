@@ -82,7 +82,7 @@ let package = Package(
         // Plugins over the live Linux host: /proc, files, sockets, hashes, users, system facts.
         .target(
             name: "QuarryHost",
-            dependencies: ["VQL", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["VQL", "CResponse", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]),
         // Network plugins: http_client (on AsyncHTTPClient) and netcat.
         .target(
@@ -90,7 +90,7 @@ let package = Package(
             dependencies: [
                 "VQL", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Crypto", package: "swift-crypto"),
             ]),
         // libbpf (Debian's libbpf-dev) loads Quarry's BPF programs; libsystemd (libsystemd-dev) reads the journal.
         .systemLibrary(name: "CLibBPF", path: "Sources/CLibBPF", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
@@ -176,7 +176,7 @@ let package = Package(
         .testTarget(name: "QuarryHostTests", dependencies: ["QuarryHost", "VQL"]),
         .testTarget(name: "QuarryCLITests", exclude: ["Support"]),
         .testTarget(name: "QuarryDetectTests", dependencies: ["QuarryDetect", "QuarryHost", "VQL", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "QuarryNetTests", dependencies: ["QuarryNet", "VQL"]),
+        .testTarget(name: "QuarryNetTests", dependencies: ["QuarryNet", "VQL", "QuarryHost"]),
         .testTarget(name: "FleetCoreTests", dependencies: ["FleetCore"]),
         .testTarget(name: "QuarryConsoleTests", dependencies: ["QuarryConsole", "FleetCore"]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "FleetCore", "FleetTestSupport"]),

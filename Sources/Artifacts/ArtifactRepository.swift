@@ -203,15 +203,17 @@ enum ArtifactPlugin {
         }
     }
 
-    static func holds(_ condition: String?, in env: Env) throws -> Bool {
+    /// Whether a precondition yields a row. The artifact's parameters (and exports) are bound in
+    /// its scope first, as in Velociraptor: Linux.Sys.BashShell picks its source on `Stateful`.
+    static func holds(_ condition: String?, prelude: String = "", in env: Env) throws -> Bool {
         guard let condition, !condition.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return true }
-        let cursor = try StatementRunner.open(try Parser.parse(condition), in: env.child())
+        let cursor = try StatementRunner.open(try Parser.parse(prelude + "\n" + condition), in: env.child())
         defer { cursor.close() }
         return try cursor.next() != nil
     }
 
     static func run(_ compiled: CompiledArtifact, only: String?, in env: Env) throws -> RowCursor {
-        guard try holds(compiled.precondition, in: env.child()) else { return ArrayCursor([]) }
+        guard try holds(compiled.precondition, prelude: compiled.prelude, in: env.child()) else { return ArrayCursor([]) }
         let selected = compiled.sources.filter { only == nil || $0.name == only }
         if let only, selected.isEmpty {
             env.context.log(.error, "\(compiled.name): no source named \(only)")
@@ -276,7 +278,7 @@ final class SourcePlan {
     /// The statements and scope for a source, or nil when its precondition does not hold.
     func prepare(_ source: CompiledArtifact.Source) throws -> Step? {
         let scope = compiled.sharedScope ? shared : env.child()
-        guard try ArtifactPlugin.holds(source.precondition, in: scope) else { return nil }
+        guard try ArtifactPlugin.holds(source.precondition, prelude: compiled.prelude, in: scope) else { return nil }
         var statements = try Parser.parse(source.query)
         if !compiled.sharedScope || !preludeBound {
             statements = prelude + statements

@@ -24,6 +24,9 @@ public struct CollectionOptions: Sendable {
     public var chunks = ChunkPolicy()
     /// The container's mode: private unless asked otherwise.
     public var containerMode: mode_t = PrivateFile.privateMode
+    /// The flow this collection serves, visible to its queries as `_SessionId` (Velociraptor's
+    /// name; Linux.Sys.BashShell keys its shell session on it).
+    public var sessionId: String?
     public init() {}
 }
 
@@ -148,7 +151,10 @@ public final class Collector: @unchecked Sendable {
 
     /// Runs every artifact; the container is finished (or marked cancelled/incomplete) on return.
     public func collect(_ names: [String]) throws -> CollectionSummary {
-        let session = Session(registry: registry, logger: log, cancellation: cancellation)
+        let session = Session(registry: registry, logger: log, cancellation: cancellation,
+                              variables: options.sessionId.map { ["_SessionId": .string($0)] } ?? [:])
+        // What the queries left running (shell sessions, temporary files) ends with the collection.
+        defer { session.context.finish() }
         if let throttle = options.throttle {
             session.context.throttle = throttle
         } else if let limit = options.cpuLimit {
@@ -206,7 +212,7 @@ public final class Collector: @unchecked Sendable {
 
     private func run(_ compiled: CompiledArtifact, session: Session) throws {
         let env = session.root.child()
-        guard try ArtifactPlugin.holds(compiled.precondition, in: env.child()) else {
+        guard try ArtifactPlugin.holds(compiled.precondition, prelude: compiled.prelude, in: env.child()) else {
             log.log(.info, "\(compiled.name): precondition false, not collected")
             return
         }

@@ -49,7 +49,7 @@ public final class EventMonitor: @unchecked Sendable {
             prepare?(session)
             let env = session.root.child()
             do {
-                guard try ArtifactPlugin.holds(artifact.precondition, in: env.child()) else {
+                guard try ArtifactPlugin.holds(artifact.precondition, prelude: artifact.prelude, in: env.child()) else {
                     logger.log(.info, "\(artifact.name): precondition false, not run")
                     continue
                 }

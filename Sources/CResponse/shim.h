@@ -2,7 +2,8 @@
 #define QUARRY_CRESPONSE_SHIM_H
 /* System calls the response actions need that Swift's Glibc module does not export:
  * pidfd_open and pidfd_send_signal (signals that cannot hit a recycled pid), the
- * extended-attribute calls quarantine keeps and restores, and a detached spawn. */
+ * extended-attribute calls quarantine keeps and restores, a detached spawn, and the spawn
+ * file action that sets a child's working directory (shell sessions). */
 #include <sys/types.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -60,4 +61,16 @@ static inline pid_t quarry_spawn_detached(const char *path, char *const argv[], 
     if (rc != 0) { errno = rc; return -1; }
     return pid;
 }
+/* glibc (2.29+) declares this only under _GNU_SOURCE. */
+extern int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *actions, const char *path);
+static inline int quarry_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
+}
+/* glibc (2.34+), also _GNU_SOURCE only: the child closes every descriptor from `from` up, so it
+ * inherits none of the agent's sockets, pipes or files. */
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
+static inline int quarry_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
 #endif

@@ -11,6 +11,7 @@ public enum HostLibrary {
     public static var functions: [FunctionDeclaration] {
         FileFunctions.functions + Parsers.functions + Hashing.functions + Processes.functions + Network.functions + SystemInfo.functions
             + HostFunctions.functions + TempFiles.functions + FileWrites.functions + HostControl.functions + TraceFunction.functions + Syslog.functions
+            + ShellSessions.functions
     }
     /// The live host's accessors: file, auto, file_nocase, raw_file and process.
     public static var accessors: [any Accessor] { FileAccessor.all + [ProcessAccessor()] }

@@ -287,6 +287,10 @@ enum Bridge {
 
 /// The network module's registry list.
 public enum NetLibrary {
-    public static var plugins: [PluginDeclaration] { [HTTPClientPlugin.plugin, NetcatPlugin.plugin, SIEMUpload.elastic, SIEMUpload.splunk] }
-    public static var functions: [FunctionDeclaration] { [] }
+    public static var plugins: [PluginDeclaration] {
+        [HTTPClientPlugin.plugin, NetcatPlugin.plugin, SIEMUpload.elastic, SIEMUpload.splunk] + serverPlugins
+    }
+    public static var functions: [FunctionDeclaration] { [MailFunction.function] + UploadFunctions.functions }
+    /// Plugins Velociraptor files under its server's names (also callable on endpoints here).
+    public static var serverPlugins: [PluginDeclaration] { [MailFunction.plugin] }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Fleet
 import Foundation
+import QuarryNet
 import VQL
 
 /// `quarry names`: every name VQL can call here, as JSON, grouped by kind and by where it runs
@@ -12,7 +13,7 @@ struct NamesCommand: ParsableCommand {
     func run() {
         let endpoint = QuarryRegistry.make()
         let server = Registry()
-        server.add(plugins: ServerPlugins.plugins, functions: ServerPlugins.functions)
+        server.add(plugins: ServerPlugins.plugins + NetLibrary.serverPlugins, functions: ServerPlugins.functions)
         let names: [String: [String]] = [
             "plugins": endpoint.plugins.keys.sorted(),
             "functions": endpoint.functions.keys.sorted(),

@@ -70,3 +70,26 @@ import VQL
         #expect(rows.first?.member("TraceFile").member("Path").stringValue?.hasPrefix("trace/") == true, "\(log)")
     }
 }
+
+/// Velociraptor's Linux.Sys.BashShell, unchanged: its stateful source (shell_session) when the
+/// function exists, its execve() source with Stateful=N.
+@Suite struct BashShellArtifactTests {
+    @Test(.enabled(if: DiagnosticsArtifactTests.hasSharedArtifacts, "the shared Velociraptor artifacts are absent"))
+    func velociraptorBashShellKeepsASessionPerFlow() throws {
+        let (rows, log) = try DiagnosticsArtifactTests.velociraptor("""
+            LET _SessionId <= 'F.TESTSHELL/1'
+            SELECT * FROM Artifact.Linux.Sys.BashShell(Command='cd /proc && pwd && echo quarry-$((6*7))', CommandId=7, Timeout=2)
+            """)
+        #expect(rows.contains { $0.member("CommandId").intValue == 7 }, "the acknowledgement row: \(rows) \(log)")
+        let stdout = rows.compactMap { $0.member("Stdout").stringValue }.joined()
+        #expect(stdout.contains("/proc\nquarry-42"), "\(rows) \(log)")
+        #expect(rows.contains { ($0.member("Command").stringValue ?? "").contains("cd /proc") })
+        #expect(log.contains { $0.contains("Started session F.TESTSHELL") }, "\(log)")
+    }
+
+    @Test(.enabled(if: DiagnosticsArtifactTests.hasSharedArtifacts, "the shared Velociraptor artifacts are absent"))
+    func velociraptorBashShellWithoutStateRunsOneCommand() throws {
+        let (rows, log) = try DiagnosticsArtifactTests.velociraptor("SELECT * FROM Artifact.Linux.Sys.BashShell(Command='echo one-shot', Stateful='N')")
+        #expect(rows.contains { $0.member("Stdout").stringValue == "one-shot\n" }, "\(rows) \(log)")
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import QuarryHost
 import QuarryNet
 import Testing
 import VQL
@@ -66,15 +67,7 @@ final class LocalServers {
     """#
 
     init() throws {
-        server = try PythonServer(script: LocalServers.script, tag: "net") { directory in
-            let openssl = Process()
-            openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", directory + "/key.pem", "-out", directory + "/cert.pem",
-                                 "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
-            openssl.standardError = FileHandle.nullDevice
-            try openssl.run()
-            openssl.waitUntilExit()
-        }
+        server = try PythonServer(script: LocalServers.script, tag: "net", prepare: PythonServer.makeCertificate)
     }
 
     func url(_ path: String, tls: Bool = false) -> String {
@@ -111,6 +104,17 @@ final class PythonServer {
         }
     }
 
+    /// A self-signed certificate for localhost and 127.0.0.1 (cert.pem, key.pem) in `directory`.
+    static func makeCertificate(in directory: String) throws {
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", directory + "/key.pem", "-out", directory + "/cert.pem",
+                             "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+    }
+
     deinit {
         try? input.fileHandleForWriting.close()
         process.terminate()
@@ -122,6 +126,8 @@ final class PythonServer {
 func net(_ text: String) throws -> (rows: [Value], log: [String]) {
     let registry = CoreLibrary.registry()
     registry.add(plugins: NetLibrary.plugins, functions: NetLibrary.functions)
+    // The live host's accessors (file, auto, …), which the upload functions read through.
+    registry.add(accessors: HostLibrary.accessors)
     let logger = MemoryLogger()
     let session = Session(registry: registry, logger: logger)
     let results = try session.run(text)

@@ -53,6 +53,7 @@ extension FleetAgent {
         options.maxUploadBytes = request.maxUploadBytes
         options.cpuLimit = request.cpuLimit
         options.throttle = throttle
+        options.sessionId = flowId
         let output = stateDir + "/work/" + flowId.filter { $0.isLetter || $0.isNumber || $0 == "." } + ".zip"
         let sender = FlowSender(agent: self, flowId: flowId, container: output, cancellation: cancellation)
         var status = FlowStatus(state: .error, time: 0)

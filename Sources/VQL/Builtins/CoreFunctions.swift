@@ -308,9 +308,17 @@ public enum CoreFunctions {
     }
 
     public static let now = FunctionDeclaration(
-        name: "now", summary: "The current time as epoch seconds.", returns: .int,
-        examples: ["SELECT now() > 0 AS Ok FROM scope()"]
-    ) { _ in .int(Int64(Date().timeIntervalSince1970)) }
+        name: "now", summary: "The current time as epoch seconds (an integer, not a timestamp); ns=TRUE gives nanoseconds.",
+        arguments: [ArgumentSpec("ns", .bool, "Nanoseconds since the epoch instead of seconds.")], returns: .int,
+        examples: ["SELECT now() > 0 AS Ok FROM scope()", "SELECT timestamp(epoch=now(ns=TRUE)) AS Now FROM scope()"]
+    ) { ctx in
+        if ctx.bool("ns") == true {
+            var spec = timespec()
+            clock_gettime(CLOCK_REALTIME, &spec)
+            return .int(Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec))
+        }
+        return .int(Int64(Date().timeIntervalSince1970))
+    }
 
     public static let items = FunctionDeclaration(
         name: "items", summary: "The [key, value] pairs of a dict as a list of dicts {_key, _value}.",

@@ -63,7 +63,10 @@ public enum QueryPlugin {
                 ctx.log(.info, "query(): timeout reached")
                 return nil
             }
-            guard let row = try inner.next() else { return nil }
+            guard let row = try QueryDeadline.with(deadline, { try inner.next() }) else {
+                if let deadline, Date() >= deadline { ctx.log(.info, "query(): timeout reached") }
+                return nil
+            }
             if let exit, exit.call([row], in: ctx.env).isTruthy { done = true }
             return normalizeRow(row)
         }

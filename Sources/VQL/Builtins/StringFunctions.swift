@@ -142,7 +142,7 @@ public enum CoreLibrary {
     public static var functions: [FunctionDeclaration] {
         CoreFunctions.all + StringFunctions.all + Aggregates.all + TimeFunctions.all + CollectionFunctions.all
             + CacheFunctions.all + TextFunctions.all + CodecFunctions.all + ProgramFunctions.all + PathFunctions.all
-            + [PatchFunction.function, AlertFunction.function, RekeyFunction.placeholder]
+            + [PatchFunction.function, AlertFunction.function, RekeyFunction.placeholder] + MockFunctions.all
     }
     /// Accessors that need no operating system (data, scope, offset, sparse).
     public static var accessors: [any Accessor] { CoreAccessors.all }

@@ -259,6 +259,11 @@ public final class StoredQuery: @unchecked Sendable {
         StoredQuery(env: env, open: open)
     }
 
+    /// A stored query a host module produces: `open` starts a fresh cursor each time it runs.
+    public convenience init(env: Env, cursor open: @escaping (Env) throws -> RowCursor) {
+        self.init(env: env, lateBound: false, open: open)
+    }
+
     /// A stored query over rows already in memory.
     public convenience init(rows: [Value], env: Env) {
         self.init(env: env) { _ in ArrayCursor(rows) }

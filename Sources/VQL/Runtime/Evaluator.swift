@@ -178,6 +178,7 @@ final class FunctionCallEvaluator: Evaluator, @unchecked Sendable {
             env.context.logOnce(.error, "\(site.name): disabled in this session by a remapping")
             return .null
         }
+        if let mocked = env.context.mocks.take(.function, site.name) { return mocked ?? .null }
         return call(CallContext(env: env, site: site))
     }
 }

@@ -86,6 +86,8 @@ public final class QueryContext: @unchecked Sendable {
     let caches = CacheStores()
     /// What `remap()` changed for the rest of the session (accessors, disabled names, impersonation).
     public let remapping = SessionRemapping()
+    /// What `mock()` replaced for the rest of the session (plugins and functions by name).
+    public let mocks = SessionMocks()
     /// Queries atexit() registered, run once by `runExitHooks()` when the session ends.
     let exitHooks = Mutex<[@Sendable () -> Void]>([])
 

@@ -83,6 +83,9 @@ final class CompiledSelect: @unchecked Sendable {
         if !from.hasParentheses, let value = env.lookup(from.name) {
             return try CompiledSelect.rowsForFrom(value)
         }
+        if let mocked = env.context.mocks.take(.plugin, from.name) {
+            return ArrayCursor(SessionMocks.rows(mocked))
+        }
         let registry = env.context.registry
         if let plugin = registry.plugin(from.name) {
             if env.context.remapping.isDisabled(from.name) {
