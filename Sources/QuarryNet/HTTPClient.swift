@@ -288,7 +288,7 @@ enum Bridge {
 /// The network module's registry list.
 public enum NetLibrary {
     public static var plugins: [PluginDeclaration] {
-        [HTTPClientPlugin.plugin, NetcatPlugin.plugin, SIEMUpload.elastic, SIEMUpload.splunk] + serverPlugins
+        [HTTPClientPlugin.plugin, NetcatPlugin.plugin, SIEMUpload.elastic, SIEMUpload.splunk, LogScaleUpload.plugin] + serverPlugins
     }
     public static var functions: [FunctionDeclaration] { [MailFunction.function] + UploadFunctions.functions }
     /// Plugins Velociraptor files under its server's names (also callable on endpoints here).

@@ -157,10 +157,13 @@ public enum SIEMUpload {
         let wait: Double
         let retries: Int
         let retryWait: Double
+        /// Turns the concatenated encoded rows into the request body (LogScale wants a JSON array).
+        let frame: (String) -> String
         var finished = false
 
         init(
-            _ ctx: CallContext, url: String, headers: [(String, String)], insecure: Bool, encode: @escaping (Dict) -> String,
+            _ ctx: CallContext, url: String, headers: [(String, String)], insecure: Bool, chunk: Int? = nil, wait: Double? = nil,
+            timeout: Int64 = 120, frame: @escaping (String) -> String = { $0 }, encode: @escaping (Dict) -> String,
             check: @escaping (Int, [UInt8]) -> String?
         ) throws {
             guard let rows = try ctx.rows("query") else { throw HTTPFailure(message: "query= is required") }
@@ -168,11 +171,13 @@ public enum SIEMUpload {
             source = rows
             self.url = url
             request = HTTPClientPlugin.RequestSpec(
-                method: .POST, headers: [("User-Agent", "Quarry")] + headers, insecure: insecure || (ctx.bool("skip_verify") ?? false), rootCA: ctx.string("root_ca"))
+                method: .POST, headers: [("User-Agent", "Quarry")] + headers, insecure: insecure || (ctx.bool("skip_verify") ?? false), rootCA: ctx.string("root_ca"),
+                timeout: timeout)
             self.encode = encode
             self.check = check
-            chunk = Int(clamping: max(1, ctx.int("chunk_size") ?? 1000))
-            wait = Double(max(0, ctx.int("wait_time") ?? 2))
+            self.frame = frame
+            self.chunk = chunk ?? Int(clamping: max(1, ctx.int("chunk_size") ?? 1000))
+            self.wait = wait ?? Double(max(0, ctx.int("wait_time") ?? 2))
             retries = Int(clamping: max(0, min(10, ctx.int("max_retries") ?? 3)))
             retryWait = Double(max(0, ctx.int("retry_wait") ?? 2))
         }
@@ -197,7 +202,7 @@ public enum SIEMUpload {
                 if let started, Date().timeIntervalSince(started) >= wait { break }
             }
             guard count > 0 else { return nil }
-            return send(Array(body.utf8), rows: count)
+            return send(Array(frame(body).utf8), rows: count)
         }
 
         private func send(_ body: [UInt8], rows: Int) -> Value {

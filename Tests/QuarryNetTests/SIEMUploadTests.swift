@@ -34,6 +34,11 @@ import VQL
                     if doc.get('bad'): items.append({action: {'status': 400, 'error': {'type': 'mapper_parsing_exception', 'reason': 'bad doc'}}})
                     else: items.append({action: {'status': 201, 'result': 'created'}})
                 return self.reply(200, {'took': 1, 'errors': any('error' in list(i.values())[0] for i in items), 'items': items})
+            if self.path == '/api/v1/ingest/humio-structured':
+                if self.headers.get('Authorization') != 'Bearer good-token': return self.reply(401, {'error': 'bad token'})
+                groups = json.loads(body)
+                ok = isinstance(groups, list) and all(isinstance(g.get('events'), list) for g in groups)
+                return self.reply(200 if ok else 400, {})
             if '/services/collector' in self.path:
                 if self.headers.get('Authorization') != 'Splunk good-token': return self.reply(403, {'text': 'Invalid token', 'code': 4})
                 return self.reply(200, {'text': 'Success', 'code': 0})
@@ -117,6 +122,30 @@ import VQL
         #expect(bad.first?.member("Response").intValue == 403 && bad.first?.member("Error").stringValue == "status 403: Invalid token", "\(bad)")
         #expect(try server.requests().count == 1, "a refused token is not retried")
         #expect(badLog.contains { $0.contains("Invalid token") })
+    }
+
+    @Test func logScaleGroupsCarryTagsTimesAndAttributes() throws {
+        let server = try Server()
+        let (rows, log) = try net("""
+            SELECT * FROM logscale_upload(
+                query={ SELECT _value AS N, 'web0' + str(str=_value) AS Host, 1700000000 + _value AS _ts FROM range(end=3) },
+                apibaseurl='\(server.base)/', ingest_token='good-token', event_batch_size=2, tag_fields=['Host=host', 'Missing'])
+            """)
+        #expect(rows.map { $0.member("Rows").intValue } == [2, 1], "\(rows) \(log)")
+        #expect(rows.allSatisfy { $0.member("Error").isNull })
+        let requests = try server.requests()
+        #expect(requests.allSatisfy { $0["path"] as? String == "/api/v1/ingest/humio-structured" && $0["auth"] as? String == "Bearer good-token" })
+        let groups = requests.compactMap { try? JSONSerialization.jsonObject(with: Data(($0["body"] as? String ?? "").utf8)) as? [[String: Any]] }.flatMap { $0 }
+        #expect(groups.map { ($0["tags"] as? [String: String])?["host"] } == ["web00", "web01", "web02"])
+        let events = groups.compactMap { ($0["events"] as? [[String: Any]])?.first }
+        #expect(events.map { $0["timestamp"] as? Int } == [1_700_000_000_000, 1_700_000_001_000, 1_700_000_002_000])
+        #expect(events.map { ($0["attributes"] as? [String: Any])?["N"] as? Int } == [0, 1, 2])
+
+        let (bad, _) = try net("""
+            SELECT * FROM logscale_upload(query={ SELECT 1 AS A FROM scope() }, apibaseurl='\(server.base)', ingest_token='wrong', max_retries=3)
+            """)
+        #expect(bad.first?.member("Response").intValue == 401 && bad.first?.member("Error").stringValue?.hasPrefix("status 401") == true, "\(bad)")
+        #expect(try server.requests().count == 1, "a refused token is not retried")
     }
 
     @Test func aServerErrorIsRetriedWithBackoff() throws {
