@@ -117,7 +117,11 @@ final class PythonServer {
 
     deinit {
         try? input.fileHandleForWriting.close()
-        process.terminate()
+        // SIGKILL, not terminate(): the server inherits the spawning thread's signal mask, in which
+        // SIGTERM may be blocked, and a process another test starts meanwhile (a PostgreSQL server)
+        // may inherit its stdin pipe, so neither SIGTERM nor end-of-input would stop it — a clean
+        // run hung here for 20 minutes.
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         try? FileManager.default.removeItem(atPath: directory)
     }
