@@ -27,6 +27,9 @@ public struct CollectionOptions: Sendable {
     /// The flow this collection serves, visible to its queries as `_SessionId` (Velociraptor's
     /// name; Linux.Sys.BashShell keys its shell session on it).
     public var sessionId: String?
+    /// Further variables the queries see; `config` (`ClientScope`) is set to this process's own
+    /// when the caller gives none.
+    public var variables: [String: Value] = [:]
     public init() {}
 }
 
@@ -151,8 +154,10 @@ public final class Collector: @unchecked Sendable {
 
     /// Runs every artifact; the container is finished (or marked cancelled/incomplete) on return.
     public func collect(_ names: [String]) throws -> CollectionSummary {
-        let session = Session(registry: registry, logger: log, cancellation: cancellation,
-                              variables: options.sessionId.map { ["_SessionId": .string($0)] } ?? [:])
+        var variables = options.variables
+        if let id = options.sessionId { variables["_SessionId"] = .string(id) }
+        if variables[ClientScope.variable] == nil { variables[ClientScope.variable] = ClientScope.config() }
+        let session = Session(registry: registry, logger: log, cancellation: cancellation, variables: variables)
         // What the queries left running (shell sessions, temporary files) ends with the collection.
         defer { session.context.finish() }
         if let throttle = options.throttle {

@@ -14,11 +14,15 @@ public final class EventMonitor: @unchecked Sendable {
     let prepare: (@Sendable (Session) -> Void)?
     /// Called first on each source's own thread (the agent's watchdog counts that thread's CPU).
     let onSourceThread: (@Sendable () -> Void)?
+    /// What every session sees besides the parameters (`config`, see `ClientScope`).
+    let variables: [String: Value]
 
     public init(
         repository: ArtifactRepository, registry: Registry, parameters: [String: String], cancellation: CancellationFlag,
-        prepare: (@Sendable (Session) -> Void)? = nil, onSourceThread: (@Sendable () -> Void)? = nil
+        prepare: (@Sendable (Session) -> Void)? = nil, onSourceThread: (@Sendable () -> Void)? = nil,
+        variables: [String: Value] = [ClientScope.variable: ClientScope.config()]
     ) {
+        self.variables = variables
         self.repository = repository
         self.registry = registry
         self.parameters = parameters
@@ -45,7 +49,7 @@ public final class EventMonitor: @unchecked Sendable {
         let problems = ProblemList()
         let group = DispatchGroup()
         for artifact in compiled {
-            let session = Session(registry: registry, logger: logger, cancellation: cancellation)
+            let session = Session(registry: registry, logger: logger, cancellation: cancellation, variables: variables)
             prepare?(session)
             let env = session.root.child()
             do {
@@ -59,7 +63,7 @@ public final class EventMonitor: @unchecked Sendable {
             }
             for source in artifact.sources {
                 // Each source in its own scope and thread: event sources never end.
-                let sourceSession = Session(registry: registry, logger: logger, cancellation: cancellation)
+                let sourceSession = Session(registry: registry, logger: logger, cancellation: cancellation, variables: variables)
                 prepare?(sourceSession)
                 let box = UncheckedBox((artifact, source, sourceSession))
                 let onSourceThread = self.onSourceThread

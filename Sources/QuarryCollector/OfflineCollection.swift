@@ -3,11 +3,6 @@ import Foundation
 import PrivateFiles
 import VQL
 
-/// The quarry version, for `--version`, collector specs and package names.
-public enum QuarryVersion {
-    public static let current = "0.5.0"
-}
-
 /// Runs a collector spec on this host: collects the artifacts into a container named after the
 /// host and the time, beside the collector (or in the spec's folder), and encrypts it when the
 /// spec says so. An encrypted collection is first written in clear to a hidden private file in the

@@ -2,11 +2,11 @@ import Foundation
 import VQL
 
 /// Structured parsers: JSON arrays and lines, CSV, regex records, and small data helpers
-/// (unhex, xor, entropy, humanize, url).
+/// (unhex, xor, entropy, humanize, url — see `URLFunction`).
 public enum ParserLibrary {
     /// (parse_records_with_regex, parse_lines and split_records live with the file plugins in QuarryHost.)
     public static let plugins: [PluginDeclaration] = [parseJSONL, parseCSV]
-    public static let functions: [FunctionDeclaration] = [parseJSONArray, unhex, xor, entropy, humanize, url]
+    public static let functions: [FunctionDeclaration] = [parseJSONArray, unhex, xor, entropy, humanize, URLFunction.declaration]
 
     /// A whole (bounded) file read through the call's accessor (with accessor='data', the
     /// argument itself).
@@ -121,22 +121,6 @@ public enum ParserLibrary {
             unit += 1
         }
         return .string(unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit]))
-    }
-
-    public static let url = FunctionDeclaration(
-        name: "url", summary: "Parses a URL into Scheme, Host, Port, Path, RawQuery, Fragment and Query (a dict).",
-        arguments: [ArgumentSpec("parse", .string, required: true, "The URL.")], returns: .dict,
-        examples: ["SELECT url(parse='https://example.org:8443/a/b?x=1#top').Host AS Host FROM scope()"]
-    ) { ctx in
-        guard let text = ctx.string("parse"), let parts = URLComponents(string: text) else { return .null }
-        var query = Dict()
-        for item in parts.queryItems ?? [] { query[item.name] = .string(item.value ?? "") }
-        return .dict(Dict([
-            ("Scheme", .string(parts.scheme ?? "")), ("Host", .string(parts.host ?? "")),
-            ("Port", parts.port.map { .from($0) } ?? .null), ("Path", .string(parts.path)),
-            ("RawQuery", .string(parts.percentEncodedQuery ?? "")), ("Fragment", .string(parts.fragment ?? "")),
-            ("Query", .dict(query)),
-        ]))
     }
 }
 

@@ -96,7 +96,7 @@ public enum HTTPClientPlugin {
         let params: [(String, String)]
         let body: [UInt8]?
         let insecure: Bool
-        let rootCA: String?
+        let roots: [String]
         let extensionName: String?
         let timeout: Int64
         /// Seconds to get a connection (AsyncHTTPClient keeps retrying a refused one until then).
@@ -104,7 +104,7 @@ public enum HTTPClientPlugin {
 
         /// A request made by code rather than by http_client's arguments (the SIEM uploads).
         init(
-            method: HTTPMethod, headers: [(String, String)], insecure: Bool, rootCA: String?, body: [UInt8]? = nil, timeout: Int64 = 120,
+            method: HTTPMethod, headers: [(String, String)], insecure: Bool, roots: [String], body: [UInt8]? = nil, timeout: Int64 = 120,
             connectTimeout: Int64 = 5
         ) {
             self.method = method
@@ -113,14 +113,14 @@ public enum HTTPClientPlugin {
             params = []
             self.body = body
             self.insecure = insecure
-            self.rootCA = rootCA
+            self.roots = roots
             extensionName = nil
             self.timeout = timeout
         }
 
         /// The same request with `body`, sent to `url`.
         func fetch(_ url: String, body: [UInt8]) async throws -> Fetched {
-            try await RequestSpec(method: method, headers: headers, insecure: insecure, rootCA: rootCA, body: body, timeout: timeout, connectTimeout: connectTimeout).fetch(url)
+            try await RequestSpec(method: method, headers: headers, insecure: insecure, roots: roots, body: body, timeout: timeout, connectTimeout: connectTimeout).fetch(url)
         }
 
         init(_ ctx: CallContext) {
@@ -131,7 +131,7 @@ public enum HTTPClientPlugin {
             if case .dict(let d)? = ctx.value("params") { params = d.pairs.map { ($0.0, $0.1.stringValue ?? JSONWriter.string($0.1)) } } else { params = [] }
             body = ctx.has("data") ? (ctx.bytes("data") ?? []) : nil
             insecure = (ctx.bool("disable_ssl_security") ?? false) || (ctx.bool("skip_verify") ?? false)
-            rootCA = ctx.string("root_ca")
+            roots = ClientTLS.roots(ctx)
             extensionName = ctx.string("tempfile_extension")
             timeout = max(1, ctx.int("timeout") ?? 300)
             connectTimeout = min(timeout, 30)
@@ -155,11 +155,7 @@ public enum HTTPClientPlugin {
         }
 
         func fetch(_ url: String) async throws -> Fetched {
-            var tls = TLSConfiguration.makeClientConfiguration()
-            if insecure { tls.certificateVerification = .none }
-            if let rootCA {
-                tls.additionalTrustRoots = [.certificates(try NIOSSLCertificate.fromPEMBytes(Array(rootCA.utf8)))]
-            }
+            let tls = try ClientTLS.configuration(skipVerify: insecure, roots: roots)
             var configuration = HTTPClient.Configuration(
                 tlsConfiguration: tls, redirectConfiguration: .follow(max: 5, allowCycles: false),
                 timeout: .init(connect: .seconds(connectTimeout), read: .seconds(timeout)))

@@ -82,7 +82,7 @@ public enum MailFunction {
         guard (1...65535).contains(port) else { return result(sent: false, error: "server_port \(port) is not a port") }
         let server = SMTPServer(
             host: host, port: port, username: ctx.string("auth_username"), password: ctx.string("auth_password"),
-            skipVerify: ctx.bool("skip_verify") ?? false, rootCA: ctx.string("root_ca"))
+            skipVerify: ctx.bool("skip_verify") ?? false, roots: ClientTLS.roots(ctx))
         let period = Double(max(0, ctx.int("period") ?? 60))
         let now = ProcessInfo.processInfo.systemUptime
         let admitted = lastSent.withLock { last -> Bool in

@@ -72,7 +72,7 @@ enum RemoteUpload {
         var method: HTTPMethod = .PUT
         var headers: [(String, String)] = []
         var insecure = false
-        var rootCA: String?
+        var roots: [String] = []
     }
 
     /// Opens the file; on failure the error result to return.
@@ -103,7 +103,9 @@ enum RemoteUpload {
     /// signature).
     static func send(_ ctx: CallContext, _ source: UploadSource, display: String, name: String, to target: Target, accept: Set<Int> = [200, 201, 204]) -> Value {
         defer { source.file.close() }
-        let result = Bridge.run(ctx) { try await perform(source, target) }
+        var target = target
+        target.roots += ClientTLS.roots(ctx)
+        let result = Bridge.run(ctx) { [target] in try await perform(source, target) }
         let shownURL = target.url.split(separator: "?", maxSplits: 1).first.map(String.init) ?? target.url
         switch result {
         case .success(let (status, body)) where accept.contains(status):
@@ -122,11 +124,7 @@ enum RemoteUpload {
     }
 
     static func perform(_ source: UploadSource, _ target: Target) async throws -> (Int, [UInt8]) {
-        var tls = TLSConfiguration.makeClientConfiguration()
-        if target.insecure { tls.certificateVerification = .none }
-        if let rootCA = target.rootCA {
-            tls.additionalTrustRoots = [.certificates(try NIOSSLCertificate.fromPEMBytes(Array(rootCA.utf8)))]
-        }
+        let tls = try ClientTLS.configuration(skipVerify: target.insecure, roots: target.roots)
         let configuration = HTTPClient.Configuration(tlsConfiguration: tls, redirectConfiguration: .disallow,
                                                      timeout: .init(connect: .seconds(10), read: .seconds(120)))
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)

@@ -171,7 +171,7 @@ public enum SIEMUpload {
             source = rows
             self.url = url
             request = HTTPClientPlugin.RequestSpec(
-                method: .POST, headers: [("User-Agent", "Quarry")] + headers, insecure: insecure || (ctx.bool("skip_verify") ?? false), rootCA: ctx.string("root_ca"),
+                method: .POST, headers: [("User-Agent", "Quarry")] + headers, insecure: insecure || (ctx.bool("skip_verify") ?? false), roots: ClientTLS.roots(ctx),
                 timeout: timeout)
             self.encode = encode
             self.check = check

@@ -10,7 +10,7 @@ struct SMTPServer: Sendable {
     var username: String?
     var password: String?
     var skipVerify = false
-    var rootCA: String?
+    var roots: [String] = []
     /// Seconds allowed for the connection and for each reply.
     var timeout: Int64 = 30
 }
@@ -64,11 +64,7 @@ enum SMTPClient {
     }
 
     static func tlsHandler(_ server: SMTPServer) throws -> NIOSSLClientHandler {
-        var tls = TLSConfiguration.makeClientConfiguration()
-        if server.skipVerify { tls.certificateVerification = .none }
-        if let rootCA = server.rootCA {
-            tls.additionalTrustRoots = [.certificates(try NIOSSLCertificate.fromPEMBytes(Array(rootCA.utf8)))]
-        }
+        let tls = try ClientTLS.configuration(skipVerify: server.skipVerify, roots: server.roots)
         let context = try NIOSSLContext(configuration: tls)
         let isAddress = server.host.contains(":") || server.host.allSatisfy { $0.isNumber || $0 == "." }
         return try NIOSSLClientHandler(context: context, serverHostname: isAddress ? nil : server.host)

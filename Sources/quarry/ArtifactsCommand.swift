@@ -114,3 +114,17 @@ struct VerifyArtifacts: ParsableCommand {
         if failed > 0 { throw ExitCode(1) }
     }
 }
+
+/// `--client-config`: run as the agent of a fleet would, so queries see that agent's `config`
+/// (its frontends and labels; `ClientScope`) — what Velociraptor's `--config client.yaml` gives.
+struct ClientScopeOptions: ParsableArguments {
+    @Option(name: .customLong("client-config"), help: "An agent's client.yaml: queries see its frontends and labels as config.server_urls and config.Labels.")
+    var path: String?
+
+    /// The `config` variable: this fleet agent's, or the program's own without a fleet.
+    func config() throws -> Value {
+        guard let path else { return ClientScope.config() }
+        let client = try ConfigFile.load(ClientConfig.self, from: path)
+        return ClientScope.config(serverURLs: client.serverURLs, labels: client.labels, caCertificate: client.caCertificate)
+    }
+}

@@ -20,6 +20,7 @@ struct CollectArtifacts: ParsableCommand {
     @Option(help: "Percent of one CPU core the collection may use (glob, hash, yara pace themselves).") var cpuLimit: Double?
     @Option(help: "The container's file mode in octal (default 600: only its owner may read the evidence).") var outputMode: String = "600"
     @OptionGroup var definitions: DefinitionOptions
+    @OptionGroup var clientScope: ClientScopeOptions
 
     func run() throws {
         let repository = definitions.repository()
@@ -34,6 +35,7 @@ struct CollectArtifacts: ParsableCommand {
             }
             options.parameters[key] = value
         }
+        options.variables[ClientScope.variable] = try clientScope.config()
         options.timeout = timeout
         options.maxRows = maxRows
         options.maxUploadBytes = maxUploadBytes

@@ -32,6 +32,8 @@ struct QueryCommand: ParsableCommand {
 
     @OptionGroup var definitions: DefinitionOptions
 
+    @OptionGroup var clientScope: ClientScopeOptions
+
     @Option(help: "Write the query log to this file instead of standard error.")
     var log: String?
 
@@ -67,7 +69,8 @@ struct QueryCommand: ParsableCommand {
         } else {
             outputFormat = isatty(STDOUT_FILENO) != 0 ? .table : .json
         }
-        let variables = try keyValues(environment, option: "--env").mapValues { Value.string($0) }
+        var variables = try keyValues(environment, option: "--env").mapValues { Value.string($0) }
+        if variables[ClientScope.variable] == nil { variables[ClientScope.variable] = try clientScope.config() }
         let statements: [Statement]
         do {
             statements = try Parser.parse(text)

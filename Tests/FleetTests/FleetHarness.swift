@@ -81,6 +81,15 @@ final class FleetHarness: @unchecked Sendable {
     /// Artifacts the tests collect: many rows after a pause, a long sleep, rows then a long sleep in one
     /// source, an upload, a CPU burner, a memory hog and a folder listing.
     static let testArtifacts = """
+        name: Test.ClientConfig
+        description: What a collection sees of its agent's configuration, and its frontend's server.pem fetched through the pinned CA.
+        sources:
+          - query: |
+              SELECT config.server_urls AS Urls, config.Version.Name AS Name, config.Labels AS Labels,
+                     config.enrollment_secret AS Secret, url(parse=config.server_urls[0]).Host AS Host,
+                     { SELECT Response, Content FROM http_client(url=config.server_urls[0] + 'server.pem') } AS Fetched
+              FROM scope()
+        ---
         name: Test.Rows
         parameters:
           - name: Count

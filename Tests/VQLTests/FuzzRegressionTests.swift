@@ -14,6 +14,11 @@ import VQL
         "LET `my var` = 1",
         "LET f(`a b`, c=2) = 1",
         "LET group = 1",
+        // fuzz-vql, second session: a dot followed by a combining mark is one Swift Character, so
+        // splitting the name on characters kept `a.\u{5B0}b` whole and backquoted it, and a
+        // backquoted name cannot be called.
+        "SELECT a.\u{5B0}b(epoch=1) AS T FROM scope()",
+        "SELECT timestamp\u{FFFD}\u{FFFD}t.\u{5B0}TL(epoch=1) AS T FROM scope()",
     ])
     func canonicalTextParsesBackToTheSameStatement(_ text: String) throws {
         for statement in try Parser.parse(text) {

@@ -6,7 +6,7 @@ import HummingbirdWebSocket
 import VQL
 
 extension FleetServer {
-    /// The HTTP side of the listener: /metrics, and the analyst API under /api/v1 (JSON, an API key
+    /// The HTTP side of the listener: /metrics, /server.pem, and the analyst API under /api/v1 (JSON, an API key
     /// in `Authorization: Bearer`). Middleware runs in this order: errors as JSON, request count,
     /// the per-address request rate, then, for the API, the key — all before any body is read.
     /// Bodies are read by the routes that take one, each with its own cap (`ServerLimits`).
@@ -19,6 +19,13 @@ extension FleetServer {
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(string: metrics.text())))
+        }
+        // The server's certificate (public), where Velociraptor serves it: agents' artifacts fetch
+        // it to check that a frontend is reachable (Linux.Remediation.Quarantine).
+        router.get("server.pem") { [certificate = config.server.certificate] _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/x-pem-file"],
+                body: .init(byteBuffer: ByteBuffer(string: certificate)))
         }
         let api = router.group("api/v1").add(middleware: APIKeyAuthenticator(keys: keys))
         addClientRoutes(api)

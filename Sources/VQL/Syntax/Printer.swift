@@ -62,9 +62,12 @@ public enum CanonicalPrinter {
 
     /// A dotted plugin or function name with each part backquoted when it would not lex as a bare
     /// name (`FROM D1.\`@Items\``), so the text parses back to the same name.
+    /// The name is split on the '.' scalar, as the lexer splits it: split on characters, a dot
+    /// followed by a combining mark (`a.\u{5B0}b`) is one grapheme and would stay unsplit.
     static func printDotted(_ name: String) -> String {
-        name.split(separator: ".", omittingEmptySubsequences: false).enumerated().map { index, part in
-            Lexer.isBareName(String(part), keywordsAllowed: index > 0) ? String(part) : "`\(part)`"
+        name.unicodeScalars.split(separator: ".", omittingEmptySubsequences: false).enumerated().map { index, scalars in
+            let part = String(String.UnicodeScalarView(scalars))
+            return Lexer.isBareName(part, keywordsAllowed: index > 0) ? part : "`\(part)`"
         }.joined(separator: ".")
     }
 
