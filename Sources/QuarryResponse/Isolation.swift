@@ -32,6 +32,12 @@ public enum Isolation {
         if utimes(path, nil) != 0 { _ = try? PrivateFile.write(Data(), to: path) }
     }
 
+    /// Whether isolation is in force: its record exists (applying writes it, lifting — by
+    /// `unisolate` or by the dead man's switch — removes it). Told to the server at each connection.
+    public static func isInForce(stateRoot: String) -> Bool {
+        FileManager.default.fileExists(atPath: stateRoot + "/isolation/state.json")
+    }
+
     static let statusSchema = Schema(["Isolated", "Id", "Namespace", "Servers", "Resolvers", "DeadmanSeconds", "AppliedAt", "Reason", "Table"], caseInsensitiveFallback: true)
 
     static func statusRow(_ record: IsolationRecord?, tableExists: Bool) -> Value {

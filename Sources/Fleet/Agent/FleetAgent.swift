@@ -28,6 +28,8 @@ public final class FleetAgent: Sendable {
     /// Called on connecting, on every message from the server and every 5 s while connected: the
     /// heartbeat of the isolation dead man's switch (isolation lifts itself when it stops).
     let serverContact: @Sendable () -> Void
+    /// Whether network isolation is in force on this host, told to the server at each connection.
+    let isolationState: @Sendable () -> Bool?
     let socket = NIOLockedValueBox<AgentSocket?>(nil)
     let sender = NIOLockedValueBox(SenderState())
     let running = NIOLockedValueBox<[String: CancellationFlag]>([:])
@@ -60,9 +62,11 @@ public final class FleetAgent: Sendable {
 
     public init(
         config: ClientConfig, stateDir: String, group: EventLoopGroup, makeRegistry: @escaping @Sendable (ArtifactRepository) -> Registry,
-        log: @escaping @Sendable (String) -> Void, serverContact: @escaping @Sendable () -> Void = {}
+        log: @escaping @Sendable (String) -> Void, serverContact: @escaping @Sendable () -> Void = {},
+        isolationState: @escaping @Sendable () -> Bool? = { nil }
     ) throws {
         self.serverContact = serverContact
+        self.isolationState = isolationState
         self.config = config
         self.stateDir = stateDir
         self.group = group
@@ -147,7 +151,7 @@ public final class FleetAgent: Sendable {
         self.socket.withLockedValue { $0 = socket }
         sender.withLockedValue { $0 = SenderState() }
         // Every batch lost so far, the unattributed ones (damaged files whose flow is unknown) included.
-        socket.send(AgentMessage.hello(version: Wire.version, queuedBatches: queue.count, droppedBatches: queue.totalDropped))
+        socket.send(AgentMessage.hello(version: Wire.version, queuedBatches: queue.count, droppedBatches: queue.totalDropped, isolated: isolationState()))
         log("connected to \(serverURL) as \(clientId ?? "?")")
         pump()
         serverContact()

@@ -14,8 +14,10 @@ import Foundation
 public enum AgentMessage: Codable, Sendable, Equatable {
     /// On a connection without a client certificate: the enrolment secret and a CSR.
     case enroll(secret: String, csr: String, hostname: String, labels: [String])
-    /// First message on a mutually authenticated connection.
-    case hello(version: String, queuedBatches: Int, droppedBatches: Int)
+    /// First message on a mutually authenticated connection. `isolated` is whether the host is
+    /// cut off by Quarry's network isolation now (nil from agents that do not say): the server
+    /// keeps it in the client's info, so an isolation the dead man's switch lifted shows as lifted.
+    case hello(version: String, queuedBatches: Int, droppedBatches: Int, isolated: Bool? = nil)
     /// One batch about one flow (results, upload parts, log lines, status).
     case batch(WireBatch)
 }

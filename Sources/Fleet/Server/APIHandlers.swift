@@ -92,6 +92,17 @@ public struct UserView: Codable, Sendable {
 public struct ClientView: Codable, Sendable {
     public var client: ClientRecord
     public var connected: Bool
+    /// Whether Quarry's network isolation is in force on the host, as last reported (by the agent
+    /// at connection or by an isolation action's result), and when that was; only in the view of
+    /// one client (`GET /clients/ID`), nil when never reported.
+    public var isolated: Bool?
+    public var isolationReportedAt: Double?
+    public init(client: ClientRecord, connected: Bool, isolated: Bool? = nil, isolationReportedAt: Double? = nil) {
+        self.client = client
+        self.connected = connected
+        self.isolated = isolated
+        self.isolationReportedAt = isolationReportedAt
+    }
 }
 
 /// A flow with its uploads and log.

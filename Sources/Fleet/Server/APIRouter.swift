@@ -89,7 +89,8 @@ extension FleetServer {
         api.get("clients/:id") { [self] _, context in
             try context.requireCaller().require("READ_RESULTS")
             let id = try context.parameters.require("id")
-            guard let view = try await clientViews().first(where: { $0.client.clientId == id }) else { throw APIFailure(status: 404, message: "no client \(id)") }
+            guard var view = try await clientViews().first(where: { $0.client.clientId == id }) else { throw APIFailure(status: 404, message: "no client \(id)") }
+            (view.isolated, view.isolationReportedAt) = ClientIsolation.read(try await store.metadata(id))
             return try ok(view)
         }
         api.post("clients/:id/labels") { [self] request, context in

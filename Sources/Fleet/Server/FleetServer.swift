@@ -178,8 +178,9 @@ public final class FleetServer: Sendable {
                 }
                 switch message {
                 case .batch(let batch): batches.append(batch)
-                case .hello(let version, let queued, let dropped):
+                case .hello(let version, let queued, let dropped, let isolated):
                     log("agent \(clientId): \(version), \(queued) batches queued\(dropped > 0 ? ", \(dropped) lost before acknowledgement (queue bound or damaged queue files)" : "")")
+                    if let isolated { await noteIsolation(clientId: clientId, isolated: isolated, source: "agent") }
                     await deliverScheduled(to: clientId, socket: socket)
                     await pushMonitoring(to: clientId, socket: socket)
                 case .enroll:

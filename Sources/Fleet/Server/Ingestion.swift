@@ -55,6 +55,7 @@ extension FleetServer {
                 case .rows(let artifact, _, let rows):
                     metrics.rowsIngested.increment(by: Int64(rows.count))
                     if artifact == "Generic.Client.Info" { await learnFacts(clientId: clientId, rows: rows) }
+                    if ClientIsolation.artifacts.contains(artifact) { await learnIsolation(clientId: clientId, rows: rows) }
                 case .log(let lines):
                     await raiseAlerts(fromLog: lines, clientId: clientId, flowId: batch.flowId)
                 case .status(let status) where status.state.isFinal:

@@ -68,7 +68,7 @@ func clientRow(_ view: ClientView) -> Value {
         ("ClientId", .string(c.clientId)), ("Hostname", .string(c.hostname)), ("Fqdn", .string(c.fqdn)), ("OS", .string(c.os)),
         ("Kernel", .string(c.kernel)), ("IPs", .list(c.ips.map { .string($0) })), ("Labels", .list(c.labels.map { .string($0) })),
         ("Connected", .bool(view.connected)), ("LastSeen", isoTime(c.lastSeen)), ("Enrolled", isoTime(c.enrolledAt)), ("Revoked", .bool(c.revoked)),
-    ]))
+    ] + (view.isolated.map { [("Isolated", Value.bool($0)), ("IsolationReported", isoTime(view.isolationReportedAt))] } ?? [])))
 }
 
 struct ListClients: ParsableCommand {

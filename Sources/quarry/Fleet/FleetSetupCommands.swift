@@ -103,7 +103,8 @@ struct ClientCommand: ParsableCommand {
         let agent = try FleetAgent(
             config: config, stateDir: stateDir, group: MultiThreadedEventLoopGroup.singleton,
             makeRegistry: { QuarryRegistry.make(repository: $0) }, log: fleetLog("client"),
-            serverContact: { Isolation.heartbeat(stateRoot: responseRoot) })
+            serverContact: { Isolation.heartbeat(stateRoot: responseRoot) },
+            isolationState: { Isolation.isInForce(stateRoot: responseRoot) })
         let task = Task { await agent.run() }
         let systemd = SystemdNotifier()
         systemd.notify("READY=1\nSTATUS=agent running")
