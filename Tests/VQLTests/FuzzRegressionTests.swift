@@ -29,6 +29,18 @@ import VQL
         }
     }
 
+    /// fuzz-plist, second session: a plist `<date>` in the year 10000 trapped converting seconds
+    /// to 64-bit nanoseconds. Out-of-range times clamp; NaN is the epoch; infinities clamp.
+    @Test func timestampsOutOfRangeClampInsteadOfTrapping() throws {
+        #expect(Timestamp(seconds: 1e300).nanoseconds == .max)
+        #expect(Timestamp(seconds: -1e300).nanoseconds == .min)
+        #expect(Timestamp(seconds: .infinity).nanoseconds == .max)
+        #expect(Timestamp(seconds: .nan).nanoseconds == 0)
+        #expect(Timestamp(seconds: 1.5).nanoseconds == 1_500_000_000)
+        let rows = try Parser.parse("SELECT timestamp(epoch=1e300) AS T FROM scope()")
+        #expect(rows.count == 1)
+    }
+
     @Test func quotedPluginNamesKeepTheirParts() throws {
         let printed = try Parser.parse("SELECT * FROM D1.`@Items`").map(CanonicalPrinter.print)
         #expect(printed == ["SELECT * FROM D1.`@Items`"])

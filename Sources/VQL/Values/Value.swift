@@ -102,8 +102,19 @@ public struct Timestamp: Sendable, Hashable, Comparable {
     public var nanoseconds: Int64
 
     public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
+    /// Times past what 64-bit nanoseconds hold (before 1678 or after 2262 — a crafted plist date,
+    /// a corrupt record) are clamped to the nearest end instead of trapping; NaN is the epoch.
     public init(seconds: Double) {
-        self.nanoseconds = seconds.isFinite ? Int64((seconds * 1e9).rounded()) : 0
+        let nanoseconds = (seconds * 1e9).rounded()
+        if nanoseconds.isNaN {
+            self.nanoseconds = 0
+        } else if nanoseconds >= 9_223_372_036_854_775_808.0 {
+            self.nanoseconds = .max
+        } else if nanoseconds < -9_223_372_036_854_775_808.0 {
+            self.nanoseconds = .min
+        } else {
+            self.nanoseconds = Int64(nanoseconds)
+        }
     }
 
     public var seconds: Double { Double(nanoseconds) / 1e9 }
