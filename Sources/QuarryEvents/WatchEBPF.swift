@@ -1,3 +1,4 @@
+import CLibBPF
 import Foundation
 import VQL
 
@@ -65,8 +66,35 @@ public enum WatchEBPF {
             }
             uids.append(uid)
         }
+        var comms = ctx.strings("comm") ?? []
+        var prefixes = ctx.strings("path_prefix") ?? []
+        // What the query's WHERE requires goes into the kernel filter too (arguments win).
+        let hints = WhereFilter(ctx.constraints)
+        var derived: [String] = []
+        if let names = hints.eventNames {
+            let wanted = types.filter { type in EventCatalog.kind(type: type).map { names.contains($0.name) } ?? true }
+            if !wanted.isEmpty && wanted != types {
+                types = wanted
+                derived.append("events \(names.sorted().joined(separator: ", "))")
+            }
+        }
+        // A DNS packet's process is found from its socket, not from the task the kernel sees.
+        let processKnownInKernel = !types.contains(UInt32(QE_DNS.rawValue))
+        if comms.isEmpty, processKnownInKernel, let names = hints.comms, !names.isEmpty {
+            comms = names
+            derived.append("process names \(names.joined(separator: ", "))")
+        }
+        if uids.isEmpty, processKnownInKernel, let ids = hints.uids, !ids.isEmpty {
+            uids = ids
+            derived.append("uids \(ids.map(String.init).joined(separator: ", "))")
+        }
+        if prefixes.isEmpty, let paths = hints.pathPrefixes, !paths.isEmpty {
+            prefixes = paths
+            derived.append("path prefixes \(paths.joined(separator: ", "))")
+        }
+        if !derived.isEmpty { ctx.log(.debug, "watch_ebpf: from WHERE, filtered in the kernel: " + derived.joined(separator: "; ")) }
         let filter = EventFilter(
-            types: types, comms: ctx.strings("comm") ?? [], uids: uids, pathPrefixes: ctx.strings("path_prefix") ?? [],
+            types: types, comms: comms, uids: uids, pathPrefixes: prefixes,
             includeEnvironment: ctx.bool("include_env") ?? false)
         var prefilter: CompiledRegex?
         if let pattern = ctx.string("regex_prefilter") {

@@ -101,6 +101,34 @@ struct EBPFTests {
         #expect((after?.filtered ?? 0) > (before?.filtered ?? 0))
     }
 
+    /// The same selection written as a WHERE (no path_prefix=): the event type and the path's
+    /// literal prefix go into the kernel filter, so the other opens and the execs never arrive.
+    @Test func whereClauseFiltersInTheKernel() throws {
+        // A folder whose path has few letters: VQL's =~ ignores case, so the kernel gets every
+        // case variant of the prefix, and only up to eight of them.
+        let dir = "/tmp/\(UInt32.random(in: 100_000...999_999))-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir + "/1", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/2", withIntermediateDirectories: true)
+        defer { Events.remove(dir) }
+        let hub = Events.hub()
+        let watch = Watch("""
+            SELECT * FROM watch_ebpf(events=['security_file_open', 'sched_process_exec'])
+            WHERE System.EventName = 'security_file_open' AND EventData.pathname =~ '^\(dir)/1/'
+            """, hub: hub)
+        defer { watch.stop() }
+        #expect(Events.wait { hub.attachedPrograms.contains("on_sys_exit") })
+        let before = hub.kernelCounters
+        _ = try Events.run("/bin/sh", ["-c", "echo x > \(dir)/1/a; echo y > \(dir)/2/b; cat \(dir)/2/b \(dir)/1/a; /bin/true"])
+        let write = watch.first { $0["EventData.pathname"].stringValue == dir + "/1/a" }
+        #expect(write != nil, "\(watch.logger.messages)")
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(!watch.all.contains { $0["EventData.pathname"].stringValue?.hasPrefix(dir + "/1/") != true })
+        let after = hub.kernelCounters
+        #expect((after?.sent ?? 0) - (before?.sent ?? 0) == UInt64(watch.all.count), "\(watch.all.count) rows")
+        #expect((after?.filtered ?? 0) > (before?.filtered ?? 0))
+        #expect(watch.logger.messages.contains { $0.contains("from WHERE, filtered in the kernel") })
+    }
+
     @Test func memfdExecutionIsFileless() throws {
         let marker = Events.marker("memfd")
         let watch = Watch("SELECT * FROM watch_ebpf(events=['memfd_create', 'sched_process_exec'])", hub: Self.hub)

@@ -9,6 +9,9 @@ public final class CallSite: @unchecked Sendable {
     /// The same evaluators unretained (kept alive by `evaluators`) for argument reads per row.
     let unretained: [Unmanaged<Evaluator>]
     let hasUnpack: Bool
+    /// For the plugin in a SELECT's FROM: what the SELECT's WHERE requires of every row it keeps
+    /// (`ColumnConstraints`). Empty elsewhere.
+    public internal(set) var constraints: [ColumnConstraint] = []
 
     init(name: String, id: Int, range: SourceRange, names: [String], evaluators: [Evaluator]) {
         self.name = name
@@ -52,6 +55,8 @@ public struct CallContext {
 
     public var context: QueryContext { env.context }
     public var name: String { site.name }
+    /// What the enclosing SELECT's WHERE requires of the rows (plugins only; see `ColumnConstraint`).
+    public var constraints: [ColumnConstraint] { site.constraints }
 
     /// Arguments in call order, `**dict` unpacked.
     public var argumentNames: [String] {

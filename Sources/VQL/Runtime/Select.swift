@@ -45,6 +45,9 @@ final class CompiledSelect: @unchecked Sendable {
         self.sourceSite = statement.from.map {
             compiler.compileSite(name: $0.name, args: $0.args, id: statement.id, range: $0.range)
         }
+        if let site = sourceSite, let condition = statement.whereClause {
+            site.constraints = ColumnConstraints.extract(condition, aliases: Set(aliases.keys))
+        }
     }
 
     /// An unnamed column is named by the canonical text of its expression (a bare name by itself).
