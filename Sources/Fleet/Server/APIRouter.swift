@@ -90,7 +90,7 @@ extension FleetServer {
             try context.requireCaller().require("READ_RESULTS")
             let id = try context.parameters.require("id")
             guard var view = try await clientViews().first(where: { $0.client.clientId == id }) else { throw APIFailure(status: 404, message: "no client \(id)") }
-            (view.isolated, view.isolationReportedAt) = ClientIsolation.read(try await store.metadata(id))
+            (view.isolated, view.isolationReportedAt) = ClientIsolation.read(try await store.metadata(MetadataOwner.isolation(id)))
             return try ok(view)
         }
         api.post("clients/:id/labels") { [self] request, context in

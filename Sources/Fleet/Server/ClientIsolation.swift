@@ -1,9 +1,9 @@
 import FleetCore
 import Foundation
 
-/// The isolation state of each client as the server knows it, kept in the client's metadata notes
-/// (`isolated`, `isolation_reported`, `isolation_source`) so every frontend and both datastores
-/// share it without a schema change. Two sources keep it current: the agent's hello at every
+/// The isolation state of each client as the server knows it, kept as metadata notes of an owner
+/// of its own (`MetadataOwner.isolation`, apart from the notes analysts set on the client) so
+/// every frontend and both datastores share it without a schema change. Two sources keep it current: the agent's hello at every
 /// connection (which also catches a dead man's switch that lifted isolation while the server was
 /// unreachable), and the rows of the isolation artifacts as they arrive.
 enum ClientIsolation {
@@ -18,10 +18,11 @@ enum ClientIsolation {
 extension FleetServer {
     /// Records what a client reported; an unchanged state is not written again.
     func noteIsolation(clientId: String, isolated: Bool, source: String) async {
-        let current = (try? await store.metadata(clientId)) ?? [:]
+        let owner = MetadataOwner.isolation(clientId)
+        let current = (try? await store.metadata(owner)) ?? [:]
         let value = isolated ? "true" : "false"
         guard current["isolated"] != value || current["isolation_source"] != source else { return }
-        _ = try? await store.setMetadata(clientId, [
+        _ = try? await store.setMetadata(owner, [
             "isolated": value, "isolation_reported": String(Date().timeIntervalSince1970), "isolation_source": source,
         ])
         if current["isolated"] != value { log("agent \(clientId): isolation \(isolated ? "in force" : "lifted") (\(source))") }

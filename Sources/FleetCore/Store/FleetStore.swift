@@ -171,6 +171,10 @@ extension FleetStore {
 public enum MetadataOwner {
     /// The server's own notes (`server_metadata`).
     public static let server = "server"
+
+    /// What the server knows of a client's network isolation (`isolated`, `isolation_reported`,
+    /// `isolation_source`), apart from the notes analysts set on the client.
+    public static func isolation(_ clientId: String) -> String { "isolation:" + clientId }
 }
 
 /// A datastore failure with the engine's own message.
