@@ -105,6 +105,18 @@ public final class ArtifactRepository: @unchecked Sendable {
         return state.withLock { $0.byName[name] }
     }
 
+    /// Takes an artifact (and the aliases that name it) out of the repository; false when absent.
+    @discardableResult
+    public func remove(named name: String) -> Bool {
+        loadBuiltinsIfNeeded()
+        return state.withLock { s in
+            guard let artifact = s.byName[name] else { return false }
+            for key in [artifact.name] + artifact.aliases where s.byName[key]?.origin == artifact.origin { s.byName[key] = nil }
+            s.order.removeAll { $0 == artifact.name }
+            return true
+        }
+    }
+
     /// Names in load order.
     public var names: [String] {
         loadBuiltinsIfNeeded()

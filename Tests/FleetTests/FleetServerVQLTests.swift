@@ -23,6 +23,36 @@ struct FleetServerVQLTests {
         return result.rows.first?.values.first
     }
 
+    /// server_frontend_cert, artifact_delete, client_create and send_event.
+    @Test func certificateArtifactDeletionClientCreationAndSentEvents() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        let certificate = try ConfigFile.load(ServerConfig.self, from: fleet.serverConfig).server.certificate
+        #expect(try Self.one(fleet, "SELECT server_frontend_cert() AS C FROM scope()") as? String == certificate)
+
+        let definition = "name: Custom.Gone\\nsources:\\n  - query: SELECT 1 AS One FROM scope()\\n"
+        #expect(try Self.one(fleet, "SELECT artifact_set(definition='\(definition)').name AS N FROM scope()") as? String == "Custom.Gone")
+        #expect(try Self.one(fleet, "SELECT artifact_delete(name='Custom.Gone') AS D FROM scope()") as? String == "Custom.Gone")
+        #expect(try Self.vql(fleet, "SELECT name FROM artifact_definitions(names='Custom.Gone')").rows.isEmpty)
+        let builtin = try Self.vql(fleet, "SELECT artifact_delete(name='Linux.Sys.Pslist') AS D FROM scope()")
+        #expect(builtin.rows.first?["D"] is NSNull && builtin.stderr.contains("only custom artifacts"), "\(builtin.stderr)")
+        #expect(try Self.vql(fleet, "SELECT name FROM artifact_definitions(names='Linux.Sys.Pslist')").rows.count == 1)
+
+        let created = try #require(try Self.one(fleet, "SELECT client_create(hostname='evidence-box', labels=['offline', 'case-7']) AS Id FROM scope()") as? String)
+        #expect(created.hasPrefix("C."))
+        let listed = try Self.vql(fleet, "SELECT client_id, os_info.hostname AS H, labels FROM clients() WHERE client_id = '\(created)'")
+        #expect(listed.rows.first?["H"] as? String == "evidence-box", "\(listed)")
+        #expect(Set(listed.rows.first?["labels"] as? [String] ?? []) == ["offline", "case-7"])
+        let again = try Self.vql(fleet, "SELECT client_create(client_id='\(created)') AS Id FROM scope()")
+        #expect(again.rows.first?["Id"] is NSNull && again.stderr.contains("exists"))
+
+        #expect(try Self.one(fleet, "SELECT send_event(artifact='Custom.Events', row=dict(Message='hello', N=2)) AS Sent FROM scope()") as? Bool == true)
+        let events = try Self.vql(fleet, "SELECT Message, N FROM monitoring(artifact='Custom.Events', client_id='server')")
+        #expect(events.rows.count == 1 && events.rows.first?["Message"] as? String == "hello", "\(events)")
+        let refused = try Self.vql(fleet, "SELECT send_event(artifact='Custom.Events', row='not a dict') AS Sent FROM scope()")
+        #expect(refused.rows.first?["Sent"] is NSNull)
+    }
+
     @Test func clientsFlowsHuntsAndServerNamesWorkForAnAdministrator() async throws {
         let fleet = try FleetHarness()
         try await fleet.startServer()

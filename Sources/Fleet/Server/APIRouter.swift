@@ -35,6 +35,7 @@ extension FleetServer {
         addServerVQLRoutes(api)
         addAlertRoutes(api)
         addMonitoringRoutes(api)
+        addServerExtrasRoutes(api)
         addImportRoutes(api)
         addApprovalRoutes(api)
         addUploadRoutes(api: api, router: router)

@@ -17,7 +17,7 @@ public enum ServerPlugins {
 
     public static var functions: [FunctionDeclaration] {
         ServerClients.functions + ServerFlows.functions + ServerHunts.functions + ServerAdmin.functions + ServerMonitoringTables.functions
-            + ServerOrgsAndLinks.functions + ServerTableActions.functions
+            + ServerOrgsAndLinks.functions + ServerTableActions.functions + ServerExtras.functions
     }
 
     static func api(_ ctx: CallContext) throws -> APIClient {
