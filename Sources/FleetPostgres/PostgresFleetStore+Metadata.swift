@@ -41,6 +41,25 @@ extension PostgresFleetStore {
         }
     }
 
+    public func deleteClient(_ clientId: String) async throws -> ClientDeletion? {
+        try await transaction("deleteClient \(clientId)") { connection in
+            if try await connection.fetchAll("SELECT 1 FROM clients WHERE client_id = \(clientId) FOR UPDATE").isEmpty { return nil }
+            let flows = try await connection.fetchAll("SELECT flow_id FROM flows WHERE client_id = \(clientId)").map { try $0.decode(String.self) }
+            for table in ["results", "uploads", "flow_logs", "flow_batches", "flows"] {
+                try await connection.perform("DELETE FROM \(unescaped: table) WHERE flow_id = ANY(\(flows)::text[])")
+            }
+            // Counted in the database: a client may have millions of event rows.
+            let events = try await connection.fetchAll("WITH gone AS (DELETE FROM events WHERE client_id = \(clientId) RETURNING 1) SELECT count(*) FROM gone")
+                .first.map { try $0.decode(Int.self) } ?? 0
+            try await connection.perform("DELETE FROM event_batches WHERE client_id = \(clientId)")
+            let isolation = MetadataOwner.isolation(clientId)
+            let notes = try await connection.fetchAll("DELETE FROM metadata WHERE owner = \(clientId) OR owner = \(isolation) RETURNING 1").count
+            try await connection.perform("DELETE FROM client_labels WHERE client_id = \(clientId)")
+            try await connection.perform("DELETE FROM clients WHERE client_id = \(clientId)")
+            return ClientDeletion(flows: flows, eventRows: events, notes: notes)
+        }
+    }
+
     public func deleteFlow(_ flowId: String) async throws -> Bool {
         try await transaction("deleteFlow \(flowId)") { connection in
             for table in ["results", "uploads", "flow_logs", "flow_batches"] {

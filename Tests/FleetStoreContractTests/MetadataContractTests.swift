@@ -22,6 +22,43 @@ import Testing
         }
     }
 
+    @Test(arguments: Engine.allCases) func deletingAClientRemovesEverythingAboutItAndNothingElse(engine: Engine) async throws {
+        try await withStore(engine) { store in
+            for id in ["C.1", "C.2"] {
+                try await store.addClient(ClientRecord(clientId: id, enrolledAt: 1))
+                _ = try await store.labelClient(id, add: ["web"], remove: [])
+                try await store.setMetadata(id, ["owner": "ops"])
+                try await store.setMetadata(MetadataOwner.isolation(id), ["isolated": "true"])
+                try await store.addFlow(FlowRecord(flowId: "F.\(id)", clientId: id, request: request, creator: "a", createdAt: 1))
+                _ = try await store.ingest([
+                    IngestBatch(clientId: id, flowId: "F.\(id)", seq: 1, payload: rows("A", "", [1, 2])),
+                    IngestBatch(clientId: id, flowId: "F.\(id)", seq: 2, payload: .log(["{\"message\":\"hi\"}"])),
+                ])
+                _ = try await store.ingestEvents([EventBatch(clientId: id, artifact: "E", source: "", seq: 1, rows: ["{\"n\":1}", "{\"n\":2}"], receivedAt: 100)])
+            }
+            try await store.setMetadata(MetadataOwner.server, ["contact": "soc"])
+            let gone = try await store.deleteClient("C.1")
+            #expect(gone == ClientDeletion(flows: ["F.C.1"], eventRows: 2, notes: 2))
+            #expect(try await store.client("C.1") == nil)
+            #expect(try await store.flow("F.C.1") == nil)
+            #expect(try await store.results(ResultQuery(flowId: "F.C.1")).isEmpty)
+            #expect(try await store.logs(flowId: "F.C.1").isEmpty)
+            #expect(try await store.events(EventQuery(artifact: "E", clientId: "C.1")).isEmpty)
+            #expect(try await store.metadata("C.1").isEmpty)
+            #expect(try await store.metadata(MetadataOwner.isolation("C.1")).isEmpty)
+            // The other client and the server's notes keep everything.
+            #expect(try await store.client("C.2")?.labels == ["web"])
+            #expect(try await store.results(ResultQuery(flowId: "F.C.2")).count == 2)
+            #expect(try await store.events(EventQuery(artifact: "E", clientId: "C.2")).count == 2)
+            #expect(try await store.metadata("C.2") == ["owner": "ops"])
+            #expect(try await store.metadata(MetadataOwner.server) == ["contact": "soc"])
+            #expect(try await store.deleteClient("C.1") == nil)
+            // The ID may be enrolled again from scratch.
+            try await store.addClient(ClientRecord(clientId: "C.1", enrolledAt: 5))
+            #expect(try await store.client("C.1")?.labels == [])
+        }
+    }
+
     @Test(arguments: Engine.allCases) func deletingAHuntRemovesItsFlowsAndTheirData(engine: Engine) async throws {
         try await withStore(engine) { store in
             let hunt = HuntRecord(huntId: "H.1", request: request, conditions: HuntConditions(), state: .running, creator: "a", createdAt: 1, expiresAt: 100)

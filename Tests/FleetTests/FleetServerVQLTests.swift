@@ -46,6 +46,17 @@ struct FleetServerVQLTests {
         let again = try Self.vql(fleet, "SELECT client_create(client_id='\(created)') AS Id FROM scope()")
         #expect(again.rows.first?["Id"] is NSNull && again.stderr.contains("exists"))
 
+        // client_delete: a dry run lists, then everything about the client goes.
+        let dry = try Self.vql(fleet, "SELECT type, vfs_path, really_do_it FROM client_delete(client_id='\(created)')")
+        #expect(dry.rows.count == 1 && dry.rows.first?["type"] as? String == "client" && dry.rows.first?["really_do_it"] as? Bool == false, "\(dry)")
+        #expect(try Self.vql(fleet, "SELECT client_id FROM clients() WHERE client_id = '\(created)'").rows.count == 1)
+        let deleted = try Self.vql(fleet, "SELECT type, count, really_do_it FROM client_delete(client_id='\(created)', really_do_it=TRUE)")
+        #expect(deleted.rows.map { $0["type"] as? String } == ["events", "notes", "client"], "\(deleted)")
+        #expect(try Self.vql(fleet, "SELECT client_id FROM clients() WHERE client_id = '\(created)'").rows.isEmpty)
+        let audit = try await fleet.get("/audit", as: [AuditEntry].self)
+        #expect(audit.contains { $0.action == "delete-client" && $0.target == created })
+        #expect(try Self.vql(fleet, "SELECT * FROM client_delete(client_id='\(created)')").status != 0)
+
         #expect(try Self.one(fleet, "SELECT send_event(artifact='Custom.Events', row=dict(Message='hello', N=2)) AS Sent FROM scope()") as? Bool == true)
         let events = try Self.vql(fleet, "SELECT Message, N FROM monitoring(artifact='Custom.Events', client_id='server')")
         #expect(events.rows.count == 1 && events.rows.first?["Message"] as? String == "hello", "\(events)")

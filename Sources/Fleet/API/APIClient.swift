@@ -68,8 +68,8 @@ public struct APIClient: Sendable {
         }
     }
 
-    public func delete<T: Decodable>(_ path: String, as type: T.Type) async throws -> T {
-        try await call(.DELETE, path, query: [:], body: nil, as: type)
+    public func delete<T: Decodable>(_ path: String, query: [String: String?] = [:], as type: T.Type) async throws -> T {
+        try await call(.DELETE, path, query: query, body: nil, as: type)
     }
 
     /// Rows per page when reading every row of a query.

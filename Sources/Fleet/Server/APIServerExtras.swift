@@ -28,6 +28,22 @@ extension FleetServer {
             try await audit(caller, "create-client", record.clientId, raw)
             return try ok(record)
         }
+        // Velociraptor's client_delete: a dry run unless really_do_it=true.
+        api.delete("clients/:id") { [self] request, context in
+            let caller = try context.requireCaller()
+            try caller.require("SERVER_ADMIN")
+            let id = try context.parameters.require("id")
+            guard request.uri.queryParameters.string("really_do_it") == "true" else {
+                guard try await store.client(id) != nil else { throw APIFailure(status: 404, message: "no client \(id)") }
+                let flows = try await store.flows(clientId: id, huntId: nil).map(\.flowId)
+                return try ok(ClientDeletionView(clientId: id, reallyDoIt: false, deletion: ClientDeletion(flows: flows, eventRows: 0, notes: 0)))
+            }
+            guard let deletion = try await store.deleteClient(id) else { throw APIFailure(status: 404, message: "no client \(id)") }
+            // Its certificate names a client that no longer exists: the server refuses it from now on.
+            links.withLockedValue { $0[id] }?.close()
+            try await audit(caller, "delete-client", id, try JSONEncoder().encode(deletion))
+            return try ok(ClientDeletionView(clientId: id, reallyDoIt: true, deletion: deletion))
+        }
         api.post("events") { [self] request, context in
             let caller = try context.requireCaller()
             try caller.require("SERVER_ADMIN")
@@ -101,6 +117,13 @@ public struct ClientCreateBody: Codable, Sendable {
         self.firstSeenAt = firstSeenAt
         self.lastSeenAt = lastSeenAt
     }
+}
+
+/// What `DELETE /api/v1/clients/ID` removed (or, in a dry run, would remove: the flows).
+public struct ClientDeletionView: Codable, Sendable {
+    public var clientId: String
+    public var reallyDoIt: Bool
+    public var deletion: ClientDeletion
 }
 
 /// `POST /api/v1/events`: one row for an event artifact's stream (`send_event`); `row` is JSON text.

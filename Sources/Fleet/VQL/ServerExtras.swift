@@ -7,6 +7,34 @@ import VQL
 /// monitoring queries following it with `watch_monitoring()` see at once).
 enum ServerExtras {
     static var functions: [FunctionDeclaration] { [serverFrontendCert, artifactDelete, clientCreate, sendEvent] }
+    static var plugins: [PluginDeclaration] { [clientDelete] }
+
+    static let clientDelete = PluginDeclaration(
+        name: "client_delete",
+        summary: "Deletes a client and everything stored about it (flows and their results, uploads records and logs, events, labels, notes); a dry run listing what would go unless really_do_it=TRUE. Needs SERVER_ADMIN. Alerts and the audit log stay; the agent is refused from then on.",
+        arguments: [
+            ArgumentSpec("client_id", .string, required: true, "The client."),
+            ArgumentSpec("really_do_it", .bool, "Delete (otherwise only list)."),
+        ],
+        columns: [ColumnSpec("client_id", .string), ColumnSpec("type", .string, "flow, events, notes or client"), ColumnSpec("vfs_path", .string, "the flow ID, or what else"), ColumnSpec("count", .int), ColumnSpec("really_do_it", .bool)],
+        examples: ["SELECT * FROM client_delete(client_id='C.0123456789abcdef')"]
+    ) { ctx in
+        let api = try ServerPlugins.api(ctx)
+        guard let id = ctx.string("client_id") else { throw ServerPluginError("client_delete: client_id is required") }
+        let really = ctx.bool("really_do_it") ?? false
+        let encoded = id.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: ".-_"))) ?? id
+        let view = try runBlocking { try await api.delete("/clients/\(encoded)", query: ["really_do_it": String(really)], as: ClientDeletionView.self) }
+        func row(_ type: String, _ path: String, _ count: Int) -> Value {
+            .dict(Dict([("client_id", .string(id)), ("type", .string(type)), ("vfs_path", .string(path)), ("count", .from(count)), ("really_do_it", .bool(view.reallyDoIt))]))
+        }
+        var rows = view.deletion.flows.map { row("flow", $0, 1) }
+        if view.reallyDoIt {
+            rows.append(row("events", "events", view.deletion.eventRows))
+            rows.append(row("notes", "metadata", view.deletion.notes))
+        }
+        rows.append(row("client", id, 1))
+        return ArrayCursor(rows)
+    }
 
     static let serverFrontendCert = FunctionDeclaration(
         name: "server_frontend_cert", summary: "The frontend's TLS certificate (PEM).", returns: .string,

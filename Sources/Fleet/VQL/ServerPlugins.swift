@@ -12,7 +12,7 @@ public enum ServerPlugins {
 
     public static var plugins: [PluginDeclaration] {
         ServerClients.plugins + ServerFlows.plugins + ServerHunts.plugins + ServerAdmin.plugins + ServerMonitoring.plugins
-            + ServerOrgsAndLinks.plugins
+            + ServerOrgsAndLinks.plugins + ServerExtras.plugins
     }
 
     public static var functions: [FunctionDeclaration] {

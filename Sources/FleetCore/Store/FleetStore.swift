@@ -82,6 +82,11 @@ public protocol FleetStore: FleetCoordination {
     /// Deletes one flow with everything it stored; false if there was none.
     func deleteFlow(_ flowId: String) async throws -> Bool
 
+    /// Deletes a client with everything stored about it — its flows and what they stored, its
+    /// events, labels and metadata notes (its own and `MetadataOwner.isolation`) — in one
+    /// transaction; nil if there is no such client. Alerts and the audit log are history and stay.
+    func deleteClient(_ clientId: String) async throws -> ClientDeletion?
+
     // MARK: metadata
     /// The key/value notes of one owner (`MetadataOwner.server` or a client ID).
     func metadata(_ owner: String) async throws -> [String: String]
@@ -164,6 +169,18 @@ extension FleetStore {
             }
         }
         return results
+    }
+}
+
+/// What deleting a client removed.
+public struct ClientDeletion: Codable, Sendable, Equatable {
+    public var flows: [String]
+    public var eventRows: Int
+    public var notes: Int
+    public init(flows: [String], eventRows: Int, notes: Int) {
+        self.flows = flows
+        self.eventRows = eventRows
+        self.notes = notes
     }
 }
 

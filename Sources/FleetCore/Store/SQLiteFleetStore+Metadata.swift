@@ -44,6 +44,24 @@ extension SQLiteFleetStore {
         }
     }
 
+    public func deleteClient(_ clientId: String) async throws -> ClientDeletion? {
+        try write("deleteClient \(clientId)") { db in
+            guard try !db.query("SELECT 1 FROM clients WHERE client_id = ?", [clientId], { _ in 1 }).isEmpty else { return nil }
+            let flows = try db.query("SELECT flow_id FROM flows WHERE client_id = ?", [clientId]) { $0.text(0) }
+            for flow in flows {
+                for table in ["results", "uploads", "flow_logs", "flow_batches", "flows"] {
+                    try db.run("DELETE FROM \(table) WHERE flow_id = ?", flow)
+                }
+            }
+            let events = try db.run("DELETE FROM events WHERE client_id = ?", clientId)
+            try db.run("DELETE FROM event_batches WHERE client_id = ?", clientId)
+            let notes = try db.run("DELETE FROM metadata WHERE owner = ? OR owner = ?", clientId, MetadataOwner.isolation(clientId))
+            try db.run("DELETE FROM client_labels WHERE client_id = ?", clientId)
+            try db.run("DELETE FROM clients WHERE client_id = ?", clientId)
+            return ClientDeletion(flows: flows, eventRows: events, notes: notes)
+        }
+    }
+
     private static func notes(_ db: SQLiteConnection, _ owner: String) throws -> [String: String] {
         let pairs = try db.query("SELECT name, value FROM metadata WHERE owner = ?", [owner]) { ($0.text(0), $0.text(1)) }
         return Dictionary(pairs, uniquingKeysWith: { _, last in last })
