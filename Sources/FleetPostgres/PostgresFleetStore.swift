@@ -212,6 +212,12 @@ public final class PostgresFleetStore: FleetStore {
         }
     }
 
+    public func setUserRole(_ name: String, role: Role) async throws -> Bool {
+        try await transaction("setUserRole \(name)") { connection in
+            try await !connection.fetchAll("UPDATE users SET role = \(role.rawValue) WHERE name = \(name) RETURNING 1").isEmpty
+        }
+    }
+
     public func userPasswordHash(named name: String) async throws -> String? {
         try await fetch("userPasswordHash \(name)", "SELECT password_hash FROM users WHERE name = \(name) AND password_hash IS NOT NULL") { row in
             try row.decode(String.self)

@@ -237,6 +237,10 @@ import Testing
             #expect(try await store.setUserPasswordHash("ivan", hash: "scrypt$d"))
             #expect(try await store.setUserPasswordHash("ivan", hash: nil))
             #expect(try await store.userPasswordHash(named: "ivan") == nil)
+            // Roles change; the key keeps working and now carries the new role.
+            #expect(try await store.setUserRole("rita", role: .administrator))
+            #expect(try await store.user(apiKeySHA256: "k3")?.role == .administrator)
+            #expect(try await store.setUserRole("nobody", role: .reader) == false)
             #expect(try await store.removeUser("rita"))
             #expect(try await store.removeUser("rita") == false)
             #expect(try await store.user(apiKeySHA256: "k3") == nil)

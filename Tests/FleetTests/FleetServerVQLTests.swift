@@ -57,6 +57,22 @@ struct FleetServerVQLTests {
         #expect(audit.contains { $0.action == "delete-client" && $0.target == created })
         #expect(try Self.vql(fleet, "SELECT * FROM client_delete(client_id='\(created)')").status != 0)
 
+        // user_grant: a reader becomes an investigator; its key works with the new role at once.
+        let created2 = try Self.vql(fleet, "SELECT user_create(user='rita', roles='reader') AS U FROM scope()")
+        let ritaKey = try #require((created2.rows.first?["U"] as? [String: Any])?["api_key"] as? String, "\(created2)")
+        var ritaConfig = try ConfigFile.load(APIConfig.self, from: fleet.apiConfig)
+        ritaConfig.user = "rita"
+        ritaConfig.apiKey = ritaKey
+        let ritaPath = fleet.dir + "/rita.yaml"
+        try ConfigFile.save(ritaConfig, to: ritaPath)
+        let asReader = try Self.vql(fleet, "SELECT label(client_id='C.0000000000000001', labels='x', op='set') AS L FROM scope()", apiConfig: ritaPath)
+        #expect(asReader.stderr.contains("LABEL_CLIENT"), "\(asReader.stderr)")
+        #expect((try Self.one(fleet, "SELECT user_grant(user='rita', roles='investigator') AS U FROM scope()") as? [String: Any])?["role"] as? String == "investigator")
+        let asInvestigator = try Self.vql(fleet, "SELECT label(client_id='C.0000000000000001', labels='x', op='set') AS L FROM scope()", apiConfig: ritaPath)
+        #expect(!asInvestigator.stderr.contains("LABEL_CLIENT"), "\(asInvestigator.stderr)")
+        let lastAdmin = try Self.vql(fleet, "SELECT user_grant(user='admin', roles='reader') AS U FROM scope()")
+        #expect(lastAdmin.rows.first?["U"] is NSNull && lastAdmin.stderr.contains("last administrator"), "\(lastAdmin.stderr)")
+
         #expect(try Self.one(fleet, "SELECT send_event(artifact='Custom.Events', row=dict(Message='hello', N=2)) AS Sent FROM scope()") as? Bool == true)
         let events = try Self.vql(fleet, "SELECT Message, N FROM monitoring(artifact='Custom.Events', client_id='server')")
         #expect(events.rows.count == 1 && events.rows.first?["Message"] as? String == "hello", "\(events)")

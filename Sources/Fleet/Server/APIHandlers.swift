@@ -39,6 +39,12 @@ public struct HuntRequestBody: Codable, Sendable {
     }
 }
 
+/// POST /api/v1/users/NAME/role.
+public struct RoleChange: Codable, Sendable {
+    public var role: Role
+    public init(role: Role) { self.role = role }
+}
+
 /// POST /api/v1/users.
 public struct UserRequestBody: Codable, Sendable {
     public var name: String

@@ -44,6 +44,23 @@ extension FleetServer {
             try await audit(caller, "remove-user", name, try json(["role": user.role.rawValue]))
             return try okJSON(["removed": name])
         }
+        api.post("users/:name/role") { [self] request, context in
+            let caller = try context.requireCaller()
+            try caller.require("SERVER_ADMIN")
+            let name = try Self.userName(context)
+            let (body, raw) = try await context.decode(RoleChange.self, from: request, limit: config.limits.maxRequestBodyBytes)
+            guard let user = try await store.user(named: name) else { throw APIFailure(status: 404, message: "no user \(name)") }
+            if user.role == .administrator, body.role != .administrator,
+               try await store.users().filter({ $0.role == .administrator }).count <= 1 {
+                throw APIFailure(status: 409, message: "\(name) is the last administrator")
+            }
+            guard try await store.setUserRole(name, role: body.role) else { throw APIFailure(status: 404, message: "no user \(name)") }
+            // The cached key and console sessions carry the old role: both are dropped.
+            keys.forget(user: name)
+            consoleSessions.end(user: name)
+            try await audit(caller, "grant-role", name, raw)
+            return try ok(UserView(name: name, role: body.role, createdAt: user.createdAt, expiresAt: user.expiresAt))
+        }
         api.post("users/:name/rotate-key") { [self] request, context in
             let caller = try context.requireCaller()
             let name = try Self.userName(context)

@@ -6,7 +6,33 @@ import VQL
 /// Server VQL about the server itself: its artifacts, its users, its metadata notes, its tools.
 enum ServerAdmin {
     static var plugins: [PluginDeclaration] { [artifactDefinitions, guiUsers, inventory] }
-    static var functions: [FunctionDeclaration] { [artifactSet, whoami, user, userOptions, serverMetadata, serverSetMetadata, userCreate, userDelete] }
+    static var functions: [FunctionDeclaration] { [artifactSet, whoami, user, userOptions, serverMetadata, serverSetMetadata, userCreate, userDelete, userGrant] }
+
+    static let userGrant = FunctionDeclaration(
+        name: "user_grant",
+        summary: "Gives an analyst another role (reader, investigator or administrator; Quarry gives each user one); administrators. The user's key keeps working with the new role at once; the last administrator cannot be demoted. Returns the user.",
+        arguments: [
+            ArgumentSpec("user", .string, required: true, "The user."),
+            ArgumentSpec("roles", .stringList, "The role."),
+            ArgumentSpec("orgs", .stringList, "Accepted for Velociraptor's queries; Quarry has one organisation."),
+            ArgumentSpec("policy", .any, "A dict with a roles list (as gui_users() shows), instead of roles."),
+        ],
+        returns: .dict,
+        examples: ["SELECT user_grant(user='rita', roles='investigator').role AS Role FROM scope()"]
+    ) { ctx in
+        guard let name = ctx.string("user") else { return .null }
+        var roles = ctx.strings("roles") ?? []
+        if roles.isEmpty, case .dict(let policy)? = ctx.value("policy"), case .list(let listed)? = policy["roles"] {
+            roles = listed.compactMap(\.stringValue)
+        }
+        guard roles.count == 1, let role = Role(rawValue: roles[0].lowercased()) else {
+            ctx.log(.error, "user_grant: give one role of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+            return .null
+        }
+        return ServerPlugins.call(ctx, "user_grant") { api in
+            userRow(try await api.post("/users/\(ServerPlugins.segment(name))/role", body: RoleChange(role: role), as: UserView.self))
+        }
+    }
 
     static func artifactRow(_ view: ArtifactDefinitionView) -> Value {
         .dict(Dict([

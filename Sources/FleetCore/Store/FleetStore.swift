@@ -22,6 +22,8 @@ public protocol FleetStore: FleetCoordination {
     func setUserPasswordHash(_ name: String, hash: String?) async throws -> Bool
     /// The hash of the user's console password; nil if the user has none (or does not exist).
     func userPasswordHash(named name: String) async throws -> String?
+    /// Gives the user another role; false if there is no such user.
+    func setUserRole(_ name: String, role: Role) async throws -> Bool
 
     // MARK: clients
     /// Records a newly enrolled client. Fails if the ID exists.

@@ -198,6 +198,10 @@ public final class SQLiteFleetStore: FleetStore, @unchecked Sendable {
         try write("setUserPasswordHash \(name)") { db in try db.run("UPDATE users SET password_hash = ? WHERE name = ?", hash, name) > 0 }
     }
 
+    public func setUserRole(_ name: String, role: Role) async throws -> Bool {
+        try write("setUserRole \(name)") { db in try db.run("UPDATE users SET role = ? WHERE name = ?", role.rawValue, name) > 0 }
+    }
+
     public func userPasswordHash(named name: String) async throws -> String? {
         try read("userPasswordHash \(name)") { db in
             try db.queryFirst("SELECT password_hash FROM users WHERE name = ? AND password_hash IS NOT NULL", [name]) { $0.text(0) }

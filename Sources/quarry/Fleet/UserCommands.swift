@@ -7,7 +7,7 @@ import VQL
 /// `quarry user add|list|rm|rotate-key`: analysts and their API keys.
 struct UserCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "user", abstract: "Manage analysts and their API keys.", subcommands: [AddUser.self, ListUsers.self, RemoveUser.self, RotateUserKey.self, SetUserPassword.self])
+        commandName: "user", abstract: "Manage analysts and their API keys.", subcommands: [AddUser.self, ListUsers.self, RemoveUser.self, GrantUserRole.self, RotateUserKey.self, SetUserPassword.self])
 }
 
 /// Where a new key goes: an api.yaml for its user, printed or written 0600 to `--output`.
@@ -83,6 +83,22 @@ struct RemoveUser: ParsableCommand {
         let path = userPath(name)
         _ = try runBlocking { try await client.delete(path, as: [String: String].self) }
         printError("removed \(name)")
+    }
+}
+
+struct GrantUserRole: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "grant", abstract: "Give an analyst another role; their key keeps working with it at once (audited).")
+    @Argument(help: "User name.") var name: String
+    @Option(help: "reader, investigator or administrator.") var role: String
+    @OptionGroup var api: APIOptions
+
+    func run() throws {
+        guard let role = Role(rawValue: role) else { throw ValidationError("unknown role '\(role)' (administrator, investigator, reader)") }
+        let client = try api.client()
+        let (path, body) = (userPath(name) + "/role", RoleChange(role: role))
+        let view = try runBlocking { try await client.post(path, body: body, as: UserView.self) }
+        printError("\(view.name) is now \(view.role.rawValue)")
     }
 }
 
