@@ -134,6 +134,13 @@ def main():
             rows = [r.text for r in driver.find_elements(*by_test("flow-row"))]
             check("the collection started and is listed on the client page", any(flow in r and args.collect_artifact in r for r in rows))
             shot("4g-collected")
+            links = [a for a in driver.find_elements(*by_test("flow-link")) if flow in a.text]
+            check("the flow links to its own page", len(links) == 1)
+            links[0].click()
+            wait.until(EC.presence_of_element_located(by_test("flow-facts")))
+            check("the flow page names the flow and its artifact",
+                  flow in driver.find_element(By.TAG_NAME, "h1").text and args.collect_artifact in driver.find_element(*by_test("flow-facts")).text)
+            shot("4h-flow-page")
 
         if args.alert_id:
             row_selector = '[data-testid="alert-row"][data-alert-id="%s"]' % args.alert_id

@@ -119,7 +119,7 @@ enum ConsoleTemplates {
         <thead><tr><th scope="col">Flow</th><th scope="col">Artifacts</th><th scope="col">State</th><th scope="col">Created</th><th scope="col">By</th><th scope="col">Rows</th><th scope="col">Hunt</th><th scope="col">Errors</th></tr></thead>
         <tbody>
         {{#flows}}
-        <tr data-testid="flow-row"><td><code>{{id}}</code></td><td>{{artifacts}}</td><td>{{state}}</td><td>{{created}}</td><td>{{creator}}</td><td>{{rows}}</td><td>{{hunt}}</td><td>{{errors}}</td></tr>
+        <tr data-testid="flow-row"><td><a href="{{link}}" data-testid="flow-link"><code>{{id}}</code></a></td><td>{{artifacts}}</td><td>{{state}}</td><td>{{created}}</td><td>{{creator}}</td><td>{{rows}}</td><td>{{hunt}}</td><td>{{errors}}</td></tr>
         {{/flows}}
         </tbody>
         </table>

@@ -68,6 +68,8 @@ public struct ClientsPageView: Sendable {
 /// One flow in a client's list.
 public struct FlowRowView: Sendable {
     public var id: String
+    /// The flow's own page.
+    public var link: String
     public var artifacts: String
     public var state: String
     public var created: String
@@ -78,6 +80,7 @@ public struct FlowRowView: Sendable {
 
     public init(_ flow: FlowRecord) {
         id = flow.flowId
+        link = "/flows/" + ConsoleText.pathSegment(flow.flowId)
         artifacts = flow.request.artifacts.joined(separator: ", ")
         state = flow.state.rawValue
         created = ConsoleText.time(flow.createdAt)

@@ -156,6 +156,40 @@ extension FleetTests {
         #expect(try admin.get("/hunts/\(hunt)/export?format=xlsx").status == 400)
     }
 
+    /// A client's flow has a page of its own: reached from the client page, its results paged on
+    /// the server, every row exported, its log shown.
+    @Test func consoleFlowPagePagesAndExportsResults() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try await fleet.waitForAgents(["a"])
+        let id = try #require(fleet.clientId("a"))
+        try fleet.check(fleet.cli(["user", "password", "admin"], input: Self.password + "\n"))
+        try fleet.check(fleet.cli(["collect", id, "Test.Rows", "--args", "Count=150", "--wait"]))
+        let flowId = try #require(try await fleet.get("/flows", query: ["client_id": id], as: [FlowRecord].self).first?.flowId)
+
+        let admin = try ConsoleClient(fleet: fleet, name: "admin")
+        #expect(try admin.signIn("admin", Self.password).status == 303)
+        let client = try admin.get("/clients/\(id)")
+        #expect(client.body.contains("href=\"/flows/\(flowId)\" data-testid=\"flow-link\""), "\(client.body)")
+        let page = try admin.get("/flows/\(flowId)")
+        #expect(page.status == 200 && page.body.contains("data-testid=\"flow-state\">finished<"))
+        #expect(page.body.components(separatedBy: "data-testid=\"result-row\"").count - 1 == 100)
+        #expect(page.body.contains("data-testid=\"flow-log\""))
+        let next = try #require(page.body.range(of: "data-testid=\"results-next\"").map { marker in
+            page.body[..<marker.lowerBound].components(separatedBy: "href=\"").last?.split(separator: "\"").first.map(String.init) ?? ""
+        }).replacingOccurrences(of: "&amp;", with: "&")
+        #expect(try admin.get(next).body.components(separatedBy: "data-testid=\"result-row\"").count - 1 == 50)
+        let csvLink = try #require(page.body.range(of: "data-testid=\"export-csv\"").map { marker in
+            page.body[..<marker.lowerBound].components(separatedBy: "href=\"").last?.split(separator: "\"").first.map(String.init) ?? ""
+        }).replacingOccurrences(of: "&amp;", with: "&")
+        let csv = try admin.get(csvLink)
+        #expect(csv.status == 200 && csv.header("Content-Disposition")?.contains(flowId) == true)
+        let lines = csv.body.components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        #expect(lines.first == "ClientId,Fqdn,FlowId,N,Text" && lines.count == 151)
+        #expect(try admin.get("/flows/F.0000000000000000").status == 404)
+    }
+
     /// The hunt page's progress follows the hunt live: server-sent events from /hunts/ID/progress
     /// show the running flow, then the finished one, without a reload.
     @Test func huntProgressStreamsAsTheHuntRuns() async throws {

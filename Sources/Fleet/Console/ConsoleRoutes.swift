@@ -34,6 +34,7 @@ extension FleetServer {
         addConsolePages(console)
         addConsoleCollectPages(console)
         addConsoleAlertPages(console)
+        addConsoleFlowPages(console)
     }
 
     /// The sign-in page, with a fresh login token in a cookie and in the form (a forged cross-site

@@ -1,0 +1,89 @@
+import FleetCore
+
+/// One flow in the console: what was collected where and by whom, its state, its sources with one
+/// page of results each (read from the datastore after a cursor, like a hunt's), exports of every
+/// row, its uploads and the end of its log.
+public struct FlowPageView: Sendable {
+    public var flow: FlowRowView
+    public var clientId: String
+    public var clientLink: String
+    public var huntLink: String?
+    public var sources: [CountView]
+    public var results: ResultTableView
+    public var exportCSV: String?
+    public var exportJSONL: String?
+    public var uploads: [UploadRowView]
+    public var logs: [String]
+    /// Log lines not shown (only the last `maxLogLines` are).
+    public var logsHidden: Int
+
+    public static let maxLogLines = 200
+
+    public init(_ flow: FlowRecord, sources: [CountView], results: ResultTableView, uploads: [UploadRecord], logs: [String]) {
+        self.flow = FlowRowView(flow)
+        clientId = flow.clientId
+        clientLink = "/clients/" + ConsoleText.pathSegment(flow.clientId)
+        huntLink = flow.huntId.map { "/hunts/" + ConsoleText.pathSegment($0) }
+        self.sources = sources
+        self.results = results
+        self.uploads = uploads.map(UploadRowView.init)
+        self.logs = Array(logs.suffix(Self.maxLogLines))
+        logsHidden = max(0, logs.count - Self.maxLogLines)
+    }
+}
+
+/// An uploaded file of a flow.
+public struct UploadRowView: Sendable {
+    public var name: String
+    public var size: Int64
+    public var sha256: String
+    public init(_ upload: UploadRecord) {
+        name = upload.name
+        size = upload.size
+        sha256 = upload.sha256
+    }
+}
+
+enum ConsoleFlowTemplates {
+    static let flow = """
+        <h1>Flow <code>{{#flow}}{{id}}{{/flow}}</code></h1>
+        <dl class="facts" data-testid="flow-facts">
+        {{#flow}}
+        <dt>Artifacts</dt><dd>{{artifacts}}</dd>
+        <dt>State</dt><dd data-testid="flow-state">{{state}}</dd>
+        <dt>Created</dt><dd>{{created}}</dd>
+        <dt>By</dt><dd>{{creator}}</dd>
+        <dt>Rows</dt><dd data-testid="flow-rows">{{rows}}</dd>
+        <dt>Errors</dt><dd>{{errors}}</dd>
+        {{/flow}}
+        <dt>Client</dt><dd><a href="{{clientLink}}" data-testid="flow-client">{{clientId}}</a></dd>
+        {{#huntLink}}<dt>Hunt</dt><dd><a href="{{huntLink}}">{{huntLink}}</a></dd>{{/huntLink}}
+        </dl>
+        <h2>Results</h2>
+        <nav aria-label="Sources"><ul class="sources">{{#sources}}<li><a href="{{link}}"{{#selected}} aria-current="true"{{/selected}}>{{name}}</a> ({{count}} rows)</li>{{/sources}}</ul></nav>
+        {{#exportCSV}}<p class="export">Every row of this source: <a href="{{exportCSV}}" data-testid="export-csv" download>CSV</a>{{/exportCSV}}{{#exportJSONL}} · <a href="{{exportJSONL}}" data-testid="export-jsonl" download>JSON lines</a></p>{{/exportJSONL}}
+        {{#results}}
+        <div class="scroll">
+        <table data-testid="results-table">
+        <thead><tr>{{#columns}}<th scope="col">{{.}}</th>{{/columns}}</tr></thead>
+        <tbody>
+        {{#rows}}<tr data-testid="result-row">{{#cells}}<td>{{.}}</td>{{/cells}}</tr>{{/rows}}
+        </tbody>
+        </table>
+        </div>
+        <nav aria-label="Result pages" class="pages">
+        {{#first}}<a href="{{first}}" data-testid="results-first">First page</a>{{/first}}
+        {{#next}}<a href="{{next}}" data-testid="results-next">Next page</a>{{/next}}
+        </nav>
+        {{/results}}
+        <h2>Uploads</h2>
+        <table data-testid="uploads-table">
+        <thead><tr><th scope="col">File</th><th scope="col">Size</th><th scope="col">SHA-256</th></tr></thead>
+        <tbody>{{#uploads}}<tr><td>{{name}}</td><td>{{size}}</td><td><code>{{sha256}}</code></td></tr>{{/uploads}}</tbody>
+        </table>
+        <h2>Log</h2>
+        {{#logsHidden}}<p>{{logsHidden}} earlier lines not shown.</p>{{/logsHidden}}
+        <pre class="log" data-testid="flow-log">{{#logs}}{{.}}
+        {{/logs}}</pre>
+        """
+}
