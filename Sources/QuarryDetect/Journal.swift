@@ -96,7 +96,9 @@ final class JournalFile {
         let incompatible = UInt32(truncatingIfNeeded: u64(8) >> 32)
         compact = incompatible & 0x10 != 0
         if incompatible & ~0x1F != 0 { log("unknown incompatible flags \(String(incompatible, radix: 16)); reading anyway") }
-        headerSize = u64(88)
+        // A header claiming to be larger than the file is clamped to it (fuzz-journald: a header
+        // size near 2^64 overflowed the object walk's arithmetic).
+        headerSize = min(u64(88), UInt64(max(size, 0)))
     }
 
     func u64(_ offset: Int64) -> UInt64? {
@@ -126,7 +128,7 @@ final class JournalFile {
     func entryOffsets() -> [Int64] {
         var out: [Int64] = []
         var offset = Int64(clamping: headerSize)
-        offset = (offset + 7) & ~7
+        offset = (offset &+ 7) & ~7
         let limit = max(0, size / 64)
         while offset + 16 <= size && Int64(out.count) < limit {
             let header = source.read(at: offset, count: 16)

@@ -47,6 +47,10 @@ public enum PlistParsers {
     }
 
     static func parse(_ bytes: [UInt8], ctx: CallContext, name: String) -> Value {
+        if let refusal = BinaryPlistCheck.refusal(bytes) {
+            ctx.context.logOnce(.warning, "plist: \(name): \(refusal)")
+            return .null
+        }
         do {
             let object = try PropertyListSerialization.propertyList(from: Data(bytes), options: [], format: nil)
             var budget = 1_000_000
@@ -84,5 +88,33 @@ public enum PlistParsers {
         case let double as Double: return .double(double)
         default: return .string(String(describing: object))
         }
+    }
+}
+
+/// A look at a binary plist's object table before Foundation reads it. Foundation (on Linux)
+/// crashes the process on a set whose members are not hashable — a crafted 250-byte file with a
+/// dictionary inside a set did it (fuzz-plist) — so binary plists holding sets are refused with a
+/// clear message (sets are rare in real property lists: neither launchd nor NSKeyedArchiver writes
+/// them). A table that cannot be read is left to Foundation, which rejects it with an error.
+enum BinaryPlistCheck {
+    static func refusal(_ bytes: [UInt8]) -> String? {
+        guard bytes.count >= 40, bytes.starts(with: Array("bplist0".utf8)) else { return nil }
+        let trailer = bytes.count - 32
+        let offsetSize = Int(bytes[trailer + 6])
+        let objectCount = be(bytes, trailer + 8, 8)
+        let tableOffset = be(bytes, trailer + 24, 8)
+        guard (1...8).contains(offsetSize), let count = objectCount, let table = tableOffset,
+              count <= UInt64(bytes.count), table <= UInt64(trailer),
+              UInt64(table) + count * UInt64(offsetSize) <= UInt64(trailer) else { return nil }
+        for index in 0..<Int(count) {
+            guard let offset = be(bytes, Int(table) + index * offsetSize, offsetSize), offset < UInt64(trailer) else { continue }
+            if bytes[Int(offset)] >> 4 == 0xC { return "a binary property list holding a set (object \(index)) is not read" }
+        }
+        return nil
+    }
+
+    private static func be(_ bytes: [UInt8], _ at: Int, _ width: Int) -> UInt64? {
+        guard at >= 0, width <= 8, at + width <= bytes.count else { return nil }
+        return bytes[at..<(at + width)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
     }
 }

@@ -12,8 +12,24 @@ func testcaseJournals() throws -> String? {
     return directory
 }
 
+/// Crafted journals: a clear outcome, never a trap.
+@Suite struct JournalHostileTests {
+    /// fuzz-journald, second session: a header size near 2^64 trapped the object walk.
+    @Test func aHeaderLargerThanTheFileIsClampedNotATrap() throws {
+        var bytes = Array("LPKSHHRH".utf8) + [UInt8](repeating: 0, count: 264)
+        for i in 88..<96 { bytes[i] = 0xFF }
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/huge-header.journal"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let (rows, _) = try detect("SELECT * FROM parse_journald(filename='\(path)')")
+        #expect(rows.isEmpty)
+    }
+}
+
 @Suite(.enabled(if: sharedTestFile("system.journal.zip") != nil))
 struct JournalTests {
+
     @Test func entriesAsJournalctlPrintsThem() throws {
         let directory = try #require(try testcaseJournals())
         for name in ["2004.journal", "2404.journal"] {

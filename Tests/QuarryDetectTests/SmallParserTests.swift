@@ -3,6 +3,18 @@ import Testing
 import VQL
 
 @Suite struct PlistTests {
+    /// fuzz-plist, second session: a binary plist with a dictionary inside a set crashed
+    /// Foundation's reader (a SEGV, not an error); such files are now refused before it.
+    @Test func aBinaryPlistHoldingASetIsRefusedNotACrash() throws {
+        let bytes = try #require(Data(base64Encoded: "YnBsaXN0MDDYAQIDBAUGBwgJCgsMFRkaG1RCbG9iWAAAf0jP0Cv4VUxhYmVsVk5lc3RlZF8QEFByb2dyYW1Bcmd1bWVudHNVUmF0aW9ZUnVuQXRMb2FkVFdoZW5DAAH/EQ4QXxARY29tLmV4YW1wbGUuYWdlbnTBDQ5RYaQPEBESEAET//////////4TAAABAAAAAADRExRRYlF4oxYXGFcvYmluL3NoUi1jUmlkIz/gAAAAAAAACTNBPD94bWwAAAgZHictNEdNV1xgY3d6fIGDjJWYmpygqKuut7gAAAAAAAABAQAAAAAAAAAcAAAAAAAAAAAAAAAAAAAAwQ=="))
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try bytes.write(to: URL(fileURLWithPath: dir + "/set.plist"))
+        let (rows, log) = try detect("SELECT plist(file='\(dir)/set.plist') AS P FROM scope()")
+        #expect(rows.count == 1)
+        #expect(log.contains { $0.contains("holding a set") }, "\(log)")
+    }
+
     /// Binary and XML plists written by Python's plistlib (an independent writer).
     static func writePlists() throws -> String {
         let directory = try temporaryDirectory()

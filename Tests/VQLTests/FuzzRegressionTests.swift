@@ -19,6 +19,9 @@ import VQL
         // backquoted name cannot be called.
         "SELECT a.\u{5B0}b(epoch=1) AS T FROM scope()",
         "SELECT timestamp\u{FFFD}\u{FFFD}t.\u{5B0}TL(epoch=1) AS T FROM scope()",
+        // fuzz-vql, second session: a clause keyword called as a function printed backquoted.
+        "SELECT X[1:5], GROUP() FROM scope()",
+        "SELECT order.x(a=1) FROM scope()",
     ])
     func canonicalTextParsesBackToTheSameStatement(_ text: String) throws {
         for statement in try Parser.parse(text) {

@@ -34,6 +34,8 @@ public final class FleetAgent: Sendable {
     let sender = NIOLockedValueBox(SenderState())
     let running = NIOLockedValueBox<[String: CancellationFlag]>([:])
     let flowLock = NIOLock()
+    /// Flows whose numbering was checked against the queue since this process started.
+    let reconciledFlows = NIOLockedValueBox<Set<String>>([])
     /// The event artifacts of the monitoring table running now, by name (`AgentMonitoring.swift`).
     let monitors = NIOLockedValueBox<[String: RunningMonitor]>([:])
     /// Event rows on their way to batches.
@@ -224,17 +226,25 @@ public final class FleetAgent: Sendable {
     }
 
     /// Appends a batch for a flow, advancing the flow's persisted sequence number first.
+    /// The batch is written to the queue before the flow's next number is saved: a kill between
+    /// the two leaves a queued batch whose number the saved record does not cover yet, so the first
+    /// batch of a flow after a start numbers on from the highest queued one too. (Saving first, as
+    /// before, lost the batch being written and left a gap in the numbers.)
     func enqueue(flowId: String, _ payload: WirePayload) {
         flowLock.withLock {
             guard var record = FlowFile.load(stateDir: stateDir, flowId: flowId) else { return }
-            let seq = record.nextSeq
-            record.nextSeq += 1
-            record.save(stateDir: stateDir)
+            var seq = record.nextSeq
+            if reconciledFlows.withLockedValue({ $0.insert(flowId).inserted }), let queued = queue.highestSeq(flowId: flowId) {
+                seq = max(seq, queued + 1)
+            }
             do {
                 try queue.append(WireBatch(flowId: flowId, seq: seq, payload: payload))
             } catch {
                 log("flow \(flowId): \(error)")
+                return
             }
+            record.nextSeq = seq + 1
+            record.save(stateDir: stateDir)
         }
         pump()
     }

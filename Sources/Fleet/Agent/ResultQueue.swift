@@ -137,6 +137,11 @@ public final class ResultQueue: Sendable {
         return entry
     }
 
+    /// The highest batch number of a flow still in the queue (nil when none is).
+    public func highestSeq(flowId: String) -> Int? {
+        state.withLockedValue { state in state.entries.lazy.filter { $0.flowId == flowId }.map(\.seq).max() }
+    }
+
     /// Entries in order, starting after `number` (0 = from the start), at most `limit`.
     public func entries(after number: UInt64, limit: Int) -> [Entry] {
         state.withLockedValue { state in

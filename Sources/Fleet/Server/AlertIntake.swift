@@ -120,20 +120,24 @@ final class AlertWebhook: Sendable {
         }
         Task { [self] in
             defer { inFlight.withLockedValue { $0 -= 1 } }
-            do {
-                var request = HTTPClientRequest(url: url)
-                request.method = .POST
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(alert)))
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
-                if !(200..<300).contains(response.status.code) {
-                    failures.withLockedValue { $0 += 1 }
-                    log("alert webhook: \(url) answered \(response.status.code)")
+            // Three tries, 1 s then 3 s apart: a receiver that is busy or restarting still gets
+            // the alert; a 4xx answer is final.
+            for attempt in 1...3 {
+                do {
+                    var request = HTTPClientRequest(url: url)
+                    request.method = .POST
+                    request.headers.add(name: "Content-Type", value: "application/json")
+                    request.body = .bytes(ByteBuffer(data: try JSONEncoder().encode(alert)))
+                    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
+                    if (200..<300).contains(response.status.code) { return }
+                    log("alert webhook: \(url) answered \(response.status.code) (try \(attempt))")
+                    if (400..<500).contains(response.status.code) { break }
+                } catch {
+                    log("alert webhook: \(url): \(error) (try \(attempt))")
                 }
-            } catch {
-                failures.withLockedValue { $0 += 1 }
-                log("alert webhook: \(url): \(error)")
+                if attempt < 3 { try? await Task.sleep(for: .seconds(attempt == 1 ? 1 : 3)) }
             }
+            failures.withLockedValue { $0 += 1 }
         }
     }
 }

@@ -64,9 +64,12 @@ public enum CanonicalPrinter {
     /// name (`FROM D1.\`@Items\``), so the text parses back to the same name.
     /// The name is split on the '.' scalar, as the lexer splits it: split on characters, a dot
     /// followed by a combining mark (`a.\u{5B0}b`) is one grapheme and would stay unsplit.
-    static func printDotted(_ name: String) -> String {
+    /// `usableKeywords` may stand bare as the first part (a call such as `group()`, which the
+    /// parser reads as a call; backquoted, the name could not be called).
+    static func printDotted(_ name: String, usableKeywords: Set<Keyword> = []) -> String {
         name.unicodeScalars.split(separator: ".", omittingEmptySubsequences: false).enumerated().map { index, scalars in
             let part = String(String.UnicodeScalarView(scalars))
+            if index == 0, let keyword = Keyword(rawValue: part.uppercased()), usableKeywords.contains(keyword) { return part }
             return Lexer.isBareName(part, keywordsAllowed: index > 0) ? part : "`\(part)`"
         }.joined(separator: ".")
     }
@@ -91,7 +94,7 @@ public enum CanonicalPrinter {
         case .index(let base, let i): return print(base) + "[" + print(i) + "]"
         case .slice(let base, let lower, let upper):
             return print(base) + "[" + (lower.map { print($0) } ?? "") + ":" + (upper.map { print($0) } ?? "") + "]"
-        case .call(let name, let args): return printDotted(name) + "(" + printArguments(args) + ")"
+        case .call(let name, let args): return printDotted(name, usableKeywords: Parser.keywordsUsableAsNames) + "(" + printArguments(args) + ")"
         case .list(let items): return "[" + items.map { print($0) }.joined(separator: ", ") + "]"
         case .tuple(let items, let trailing):
             return "(" + items.map { print($0) }.joined(separator: ", ") + (trailing ? ", " : "") + ")"
