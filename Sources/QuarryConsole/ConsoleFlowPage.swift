@@ -32,6 +32,18 @@ public struct FlowPageView: Sendable {
     }
 }
 
+/// The results part of a hunt's or a flow's page (the `results` partial's values).
+public struct ConsoleResultSection: Sendable {
+    public var sources: [CountView]
+    public var results: ResultTableView
+    public var exportCSV: String?
+    public var exportJSONL: String?
+    public init(sources: [CountView], results: ResultTableView) {
+        self.sources = sources
+        self.results = results
+    }
+}
+
 /// An uploaded file of a flow.
 public struct UploadRowView: Sendable {
     public var name: String
@@ -60,22 +72,7 @@ enum ConsoleFlowTemplates {
         {{#huntLink}}<dt>Hunt</dt><dd><a href="{{huntLink}}">{{huntLink}}</a></dd>{{/huntLink}}
         </dl>
         <h2>Results</h2>
-        <nav aria-label="Sources"><ul class="sources">{{#sources}}<li><a href="{{link}}"{{#selected}} aria-current="true"{{/selected}}>{{name}}</a> ({{count}} rows)</li>{{/sources}}</ul></nav>
-        {{#exportCSV}}<p class="export">Every row of this source: <a href="{{exportCSV}}" data-testid="export-csv" download>CSV</a>{{/exportCSV}}{{#exportJSONL}} · <a href="{{exportJSONL}}" data-testid="export-jsonl" download>JSON lines</a></p>{{/exportJSONL}}
-        {{#results}}
-        <div class="scroll">
-        <table data-testid="results-table">
-        <thead><tr>{{#columns}}<th scope="col">{{.}}</th>{{/columns}}</tr></thead>
-        <tbody>
-        {{#rows}}<tr data-testid="result-row">{{#cells}}<td>{{.}}</td>{{/cells}}</tr>{{/rows}}
-        </tbody>
-        </table>
-        </div>
-        <nav aria-label="Result pages" class="pages">
-        {{#first}}<a href="{{first}}" data-testid="results-first">First page</a>{{/first}}
-        {{#next}}<a href="{{next}}" data-testid="results-next">Next page</a>{{/next}}
-        </nav>
-        {{/results}}
+        {{> results}}
         <h2>Uploads</h2>
         <table data-testid="uploads-table">
         <thead><tr><th scope="col">File</th><th scope="col">Size</th><th scope="col">SHA-256</th></tr></thead>

@@ -20,7 +20,7 @@ public struct ConsoleRenderer: Sendable {
             (ConsolePage.audit.rawValue, ConsoleTemplates.audit), (ConsolePage.error.rawValue, ConsoleTemplates.error),
             (ConsolePage.alerts.rawValue, ConsoleTemplates.alerts), (ConsolePage.actions.rawValue, ConsoleTemplates.actions),
             (ConsolePage.events.rawValue, ConsoleTemplates.events), (ConsolePage.collect.rawValue, ConsoleCollectTemplates.collect),
-            (ConsolePage.flow.rawValue, ConsoleFlowTemplates.flow),
+            (ConsolePage.flow.rawValue, ConsoleFlowTemplates.flow), ("results", ConsoleTemplates.results),
         ]
         for (name, text) in templates {
             // The templates are constants of this file's module: one that does not parse is a bug

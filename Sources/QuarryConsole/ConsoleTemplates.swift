@@ -161,6 +161,12 @@ enum ConsoleTemplates {
         <h2>Clients by state</h2>
         <ul data-testid="hunt-states">{{#states}}<li>{{name}}: {{count}}</li>{{/states}}</ul>
         <h2>Results</h2>
+        {{> results}}
+        """
+
+    /// A page of one source's results with the source picker, export links and paging: shared by
+    /// the hunt and flow pages (a partial: `{{> results}}`).
+    static let results = """
         <nav aria-label="Sources"><ul class="sources">{{#sources}}<li><a href="{{link}}"{{#selected}} aria-current="true"{{/selected}}>{{name}}</a> ({{count}} rows)</li>{{/sources}}</ul></nav>
         {{#exportCSV}}<p class="export">Every row of this source: <a href="{{exportCSV}}" data-testid="export-csv" download>CSV</a>{{/exportCSV}}{{#exportJSONL}} · <a href="{{exportJSONL}}" data-testid="export-jsonl" download>JSON lines</a></p>{{/exportJSONL}}
         {{#results}}

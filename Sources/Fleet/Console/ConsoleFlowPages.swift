@@ -31,39 +31,18 @@ extension FleetServer {
         }
     }
 
-    /// A flow with one page of one source's results (the first source unless `artifact`/`source`
-    /// say) after the cursor `after`.
+    /// A flow with one page of one source's results (`resultSection`).
     private func flowPage(_ id: String, _ query: Hummingbird.Parameters) async throws -> FlowPageView {
         guard let flow = try await store.flow(id) else { throw APIFailure(status: 404, message: "no flow \(id)") }
         let sources = try await store.resultSources(huntId: nil, flowId: id)
-        let chosen = sources.first { $0.artifact == query.string("artifact") && $0.source == (query.string("source") ?? "") } ?? sources.first
-        let base = "/flows/" + ConsoleText.pathSegment(id)
-        let counts = sources.map { source in
-            CountView(
-                name: source.source.isEmpty ? source.artifact : source.artifact + "/" + source.source, count: source.rows,
-                link: ConsoleText.link(base, [("artifact", source.artifact), ("source", source.source)]),
-                selected: source.artifact == chosen?.artifact && source.source == chosen?.source)
+        let section = try await resultSection(base: "/flows/" + ConsoleText.pathSegment(id), sources: sources, query: query) { artifact, source, after in
+            ResultQuery(flowId: id, artifact: artifact, source: source, limit: Self.consoleResultRows, after: after)
         }
-        var after: ResultCursor?
-        if let text = query.string("after") {
-            guard let cursor = ResultCursor(text) else { throw APIFailure(status: 400, message: "after=\(text): expected FLOW/SEQ/INDEX") }
-            after = cursor
-        }
-        var rows: [ResultRow] = []
-        if let chosen {
-            rows = try await store.results(
-                ResultQuery(flowId: id, artifact: chosen.artifact, source: chosen.source, limit: Self.consoleResultRows, after: after))
-        }
-        let here: [(String, String?)] = [("artifact", chosen?.artifact), ("source", chosen?.source)]
-        let next = rows.count == Self.consoleResultRows ? rows.last.map { ConsoleText.link(base, here + [("after", $0.cursor.description)]) } : nil
-        let first = after == nil ? nil : ConsoleText.link(base, here)
         var page = FlowPageView(
-            flow, sources: counts, results: ResultTableView(rows: rows, next: next, first: first),
+            flow, sources: section.sources, results: section.results,
             uploads: try await store.uploads(flowId: id), logs: try await store.logs(flowId: id))
-        if chosen != nil {
-            page.exportCSV = ConsoleText.link(base + "/export", here + [("format", "csv")])
-            page.exportJSONL = ConsoleText.link(base + "/export", here + [("format", "jsonl")])
-        }
+        page.exportCSV = section.exportCSV
+        page.exportJSONL = section.exportJSONL
         return page
     }
 }

@@ -120,9 +120,27 @@ extension FleetServer {
     /// say), read from the datastore after the cursor `after`: the page costs the same at row 10 as at row 10⁶.
     private func huntPage(_ id: String, _ query: Hummingbird.Parameters) async throws -> HuntPageView {
         let view = try await huntView(id)
-        let chosen = view.sources.first { $0.artifact == query.string("artifact") && $0.source == (query.string("source") ?? "") } ?? view.sources.first
-        let base = "/hunts/" + ConsoleText.pathSegment(id)
-        let sources = view.sources.map { source in
+        let section = try await resultSection(
+            base: "/hunts/" + ConsoleText.pathSegment(id), sources: view.sources.map { ($0.artifact, $0.source, $0.rows) }, query: query
+        ) { artifact, source, after in
+            ResultQuery(huntId: id, artifact: artifact, source: source, limit: Self.consoleResultRows, after: after)
+        }
+        var page = HuntPageView(view.hunt, states: view.states, sources: section.sources, results: section.results)
+        page.exportCSV = section.exportCSV
+        page.exportJSONL = section.exportJSONL
+        return page
+    }
+
+    /// One source's page of results under `base` (a hunt's or a flow's page): the source the
+    /// query names (else the first), its rows after the cursor `after` read from the datastore —
+    /// so the page costs the same at row 10 as at row 10⁶ — the links to the next and first
+    /// pages, the source picker and the export links.
+    func resultSection(
+        base: String, sources: [(artifact: String, source: String, rows: Int)], query: Hummingbird.Parameters,
+        _ makeQuery: (_ artifact: String, _ source: String, _ after: ResultCursor?) -> ResultQuery
+    ) async throws -> ConsoleResultSection {
+        let chosen = sources.first { $0.artifact == query.string("artifact") && $0.source == (query.string("source") ?? "") } ?? sources.first
+        let counts = sources.map { source in
             CountView(
                 name: source.source.isEmpty ? source.artifact : source.artifact + "/" + source.source, count: source.rows,
                 link: ConsoleText.link(base, [("artifact", source.artifact), ("source", source.source)]),
@@ -134,19 +152,15 @@ extension FleetServer {
             after = cursor
         }
         var rows: [ResultRow] = []
-        if let chosen {
-            rows = try await store.results(
-                ResultQuery(huntId: id, artifact: chosen.artifact, source: chosen.source, limit: Self.consoleResultRows, after: after))
-        }
+        if let chosen { rows = try await store.results(makeQuery(chosen.artifact, chosen.source, after)) }
         let here: [(String, String?)] = [("artifact", chosen?.artifact), ("source", chosen?.source)]
         let next = rows.count == Self.consoleResultRows ? rows.last.map { ConsoleText.link(base, here + [("after", $0.cursor.description)]) } : nil
         let first = after == nil ? nil : ConsoleText.link(base, here)
-        var page = HuntPageView(view.hunt, states: view.states, sources: sources, results: ResultTableView(rows: rows, next: next, first: first))
-        if let chosen {
-            let source: [(String, String?)] = [("artifact", chosen.artifact), ("source", chosen.source)]
-            page.exportCSV = ConsoleText.link(base + "/export", source + [("format", "csv")])
-            page.exportJSONL = ConsoleText.link(base + "/export", source + [("format", "jsonl")])
+        var section = ConsoleResultSection(sources: counts, results: ResultTableView(rows: rows, next: next, first: first))
+        if chosen != nil {
+            section.exportCSV = ConsoleText.link(base + "/export", here + [("format", "csv")])
+            section.exportJSONL = ConsoleText.link(base + "/export", here + [("format", "jsonl")])
         }
-        return page
+        return section
     }
 }
