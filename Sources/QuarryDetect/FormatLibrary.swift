@@ -7,6 +7,6 @@ public enum FormatLibrary {
         [LevelDBPlugin.plugin, PlistParsers.plugin, EFIVariablesPlugin.plugin, AuditdPlugin.plugin, JournalPlugin.plugin]
     }
     public static var functions: [FunctionDeclaration] {
-        [ParseBinaryFunction.function, ParsePEFunction.function, PlistParsers.function, YaraLint.function] + CertificateFunctions.all
+        [ParseBinaryFunction.function, ParsePEFunction.function, PEDump.function, PlistParsers.function, YaraLint.function] + CertificateFunctions.all
     }
 }

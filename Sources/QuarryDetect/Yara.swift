@@ -4,7 +4,7 @@ import VQL
 /// yara() and proc_yara(): YARA rules over files (read in bounded blocks, never whole) and over
 /// the readable memory of a process.
 public enum YaraPlugins {
-    public static let all: [PluginDeclaration] = [yara, procYara]
+    public static let all: [PluginDeclaration] = [yara, yarax, procYara]
 
     static let rowSchema = Schema(["Rule", "Meta", "Tags", "String", "File", "FileName"], caseInsensitiveFallback: true)
     static let procSchema = Schema(["Rule", "Meta", "Tags", "String", "Pid", "Region"], caseInsensitiveFallback: true)
@@ -32,8 +32,43 @@ public enum YaraPlugins {
             ColumnSpec("FileName", .string),
         ],
         examples: ["SELECT Rule, String.Offset FROM yara(rules=['quarry'], accessor='data', files='hello quarry')"],
-        permissions: [.filesystemRead]
-    ) { ctx in
+        permissions: [.filesystemRead],
+        open: scanFiles
+    )
+
+    /// Velociraptor's YARA-X variant, same rows as yara(). Quarry links libyara, not YARA-X: rules
+    /// in the common language (nearly all) scan the same; YARA-X-only syntax gets libyara's compile
+    /// error, and dll_path (where Velociraptor finds the YARA-X library) is not needed.
+    public static let yarax = PluginDeclaration(
+        name: "yarax", summary: "Scans files with YARA rules like yara() (Velociraptor's YARA-X variant; here on libyara, "
+            + "so YARA-X-only syntax is refused with a compile error). One row per string match.",
+        arguments: [
+            ArgumentSpec("rules", .any, "YARA rule text, or a list of strings to look for."),
+            ArgumentSpec("files", .stringList, required: true, "Files to scan (paths, OSPath values, pathspecs or a query)."),
+            ArgumentSpec("accessor", .string, "How to reach the files (default file)."),
+            ArgumentSpec("context", .int, "Bytes of context to include around each match (default 0)."),
+            ArgumentSpec("start", .int, "Start scanning at this offset."),
+            ArgumentSpec("end", .int, "Stop scanning at this offset."),
+            ArgumentSpec("number", .int, "At most this many string matches per file (default 1)."),
+            ArgumentSpec("blocksize", .int, "Read files in blocks of this size (default 100 MiB)."),
+            ArgumentSpec("key", .string, "Accepted for Velociraptor's queries: compiled rules are cached per query by their text anyway."),
+            ArgumentSpec("namespace", .string, "The rules' namespace."),
+            ArgumentSpec("vars", .dict, "External variables the rules use (bool, int, float or string values)."),
+            ArgumentSpec("dll_path", .any, "Accepted and unused: the YARA engine is linked in."),
+            ArgumentSpec("force_buffers", .bool, "Scan live files in blocksize buffers too."),
+        ],
+        columns: [
+            ColumnSpec("Rule", .string), ColumnSpec("Meta", .dict), ColumnSpec("Tags", .list),
+            ColumnSpec("String", .dict, "Name, Offset, HexData, Data of the match"), ColumnSpec("File", .dict, "stat of the file"),
+            ColumnSpec("FileName", .string),
+        ],
+        examples: ["SELECT Rule FROM yarax(rules='rule X { strings: $a = \"quarry\" condition: $a and filesize > Min }', vars=dict(Min=3), accessor='data', files='hello quarry')"],
+        permissions: [.filesystemRead],
+        open: scanFiles
+    )
+
+    /// yara() and yarax(): the rules compiled once, files= streamed through one scanner per worker.
+    static func scanFiles(_ ctx: CallContext) -> any RowCursor {
         guard let rules = compiledRules(ctx), let accessor = ctx.accessor() else { return ArrayCursor([]) }
         let options = ScanOptions(
             context: Int(ctx.int("context") ?? 0), number: Int(ctx.int("number") ?? 1),
@@ -71,7 +106,9 @@ public enum YaraPlugins {
             return nil
         }
         do {
-            return try YaraEngine.rules(text, namespace: ctx.string("namespace"), context: ctx.context)
+            var externals: [(String, Value)] = []
+            if case .dict(let vars)? = ctx.value("vars")?.reduced() { externals = vars.keys.map { ($0, vars[$0] ?? .null) } }
+            return try YaraEngine.rules(text, namespace: ctx.string("namespace"), externals: externals, context: ctx.context)
         } catch {
             ctx.log(.error, "\(error)")
             return nil

@@ -41,8 +41,9 @@ enum YaraEngine {
     }
 
     /// Compiles (or fetches from the query's cache) the rules in `text`.
-    static func rules(_ text: String, namespace: String?, context: QueryContext) throws -> YaraRules {
+    static func rules(_ text: String, namespace: String?, externals: [(String, Value)] = [], context: QueryContext) throws -> YaraRules {
         let key = "yara.rules:" + (namespace ?? "") + "\u{0}" + text
+            + externals.map { "\u{0}\($0.0)=\(String(reflecting: $0.1.reduced()))" }.joined()
         if let cached = context.service(key, as: YaraRules.self) { return cached }
         guard initialized else { throw YaraCompileError(messages: ["libyara failed to initialise"]) }
         var compiler: UnsafeMutablePointer<YR_COMPILER>?
@@ -61,6 +62,11 @@ enum YaraEngine {
                 let text = message.map { String(cString: $0) } ?? "?"
                 errors.messages.append("\(level == YARA_ERROR_LEVEL_WARNING ? "warning" : "error") line \(line): \(text)")
             }, unmanaged.toOpaque())
+        for (name, value) in externals {
+            guard define(name, value, in: compiler) == ERROR_SUCCESS else {
+                throw YaraCompileError(messages: ["error: the external variable \(name) cannot be defined (a bool, int, float or string is needed)"])
+            }
+        }
         let failures = text.withCString { yr_compiler_add_string(compiler, $0, namespace) }
         if failures > 0 { throw YaraCompileError(messages: errors.messages.filter { $0.hasPrefix("error") }) }
         var rules: UnsafeMutablePointer<YR_RULES>?
@@ -70,6 +76,17 @@ enum YaraEngine {
         let compiled = YaraRules(pointer: rules)
         context.setService(key, compiled)
         return compiled
+    }
+
+    /// Defines one external variable (vars=) before the rules are added, typed by its value.
+    private static func define(_ name: String, _ value: Value, in compiler: UnsafeMutablePointer<YR_COMPILER>) -> Int32 {
+        switch value.reduced() {
+        case .bool(let flag): return yr_compiler_define_boolean_variable(compiler, name, flag ? 1 : 0)
+        case .int(let number): return yr_compiler_define_integer_variable(compiler, name, number)
+        case .double(let number): return yr_compiler_define_float_variable(compiler, name, number)
+        case .string(let text): return yr_compiler_define_string_variable(compiler, name, text)
+        default: return -1
+        }
     }
 
     /// Velociraptor's short-hand: a list of plain strings becomes one rule matching any of them.

@@ -79,6 +79,26 @@ func temporaryDirectory() throws -> String {
         #expect(limited.isEmpty)
     }
 
+    /// yarax(): Velociraptor's YARA-X arguments; vars= become the rules' external variables, each
+    /// set of values its own compiled rules.
+    @Test func yaraxTakesExternalVariables() throws {
+        let rule = "rule Sized { strings: $a = \"quarry\" condition: $a and filesize > Min and Tag == \"x\" }"
+        let (rows, log) = try detect("""
+            SELECT FileName, Rule, String.Offset AS Offset FROM yarax(rules=R, vars=dict(Min=3, Tag='x'), accessor='data',
+                files=['hello quarry', 'no hit here'], dll_path='unused', key='k')
+            """) { $0.root.set("R", .string(rule)) }
+        #expect(log.isEmpty, "\(log)")
+        #expect(rows.map { $0.member("Rule").stringValue } == ["Sized"])
+        #expect(rows.first?.member("Offset").intValue == 6)
+        let (none, _) = try detect("SELECT * FROM yarax(rules=R, vars=dict(Min=100, Tag='x'), accessor='data', files='hello quarry')") {
+            $0.root.set("R", .string(rule))
+        }
+        #expect(none.isEmpty)
+        // An undefined external is libyara's compile error, named.
+        let (_, missing) = try detect("SELECT * FROM yarax(rules=R, accessor='data', files='hello quarry')") { $0.root.set("R", .string(rule)) }
+        #expect(missing.contains { $0.contains("Min") }, "\(missing)")
+    }
+
     @Test func compileErrorsNameTheLineAndBadFilesAreLogged() throws {
         let (rows, log) = try detect("SELECT * FROM yara(rules='rule A {\n condition:\n nope }', files='/etc/hostname')")
         #expect(rows.isEmpty)

@@ -34,7 +34,10 @@ public enum WatchAudit {
         do {
             let socket = try AuditNetlink()
             ctx.log(.info, "audit: reading the kernel's audit netlink group")
-            return AuditNetlinkCursor(socket: socket, cancellation: ctx.context.cancellation)
+            let context = ctx.context
+            return AuditNetlinkCursor(socket: socket, cancellation: context.cancellation) { lost in
+                context.log(.warning, "audit: the kernel dropped records for this reader (its receive buffer overflowed \(lost) time(s) so far)")
+            }
         } catch {
             ctx.log(.warning, "audit: the audit netlink group is refused (\(error)); following \(defaultLog)")
             return AuditLogCursor(paths: [defaultLog], cancellation: ctx.context.cancellation)
@@ -96,6 +99,8 @@ final class AuditLogCursor: RowCursor {
 /// arrive whether or not an audit daemon is registered; the daemon is not disturbed.
 final class AuditNetlink {
     let fd: Int32
+    /// Receives that failed with ENOBUFS: the kernel dropped records because we were too slow.
+    private(set) var overruns = 0
 
     init() throws {
         fd = try NetlinkSocket.open(type: Int32(SOCK_RAW.rawValue), protocol: NETLINK_AUDIT,
@@ -107,6 +112,7 @@ final class AuditNetlink {
     /// The records of one receive (empty on timeout).
     func receive(into buffer: inout [UInt8]) -> [AuditRecord] {
         let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n < 0, errno == ENOBUFS { overruns += 1 }
         guard n > 0 else { return [] }
         var records: [AuditRecord] = []
         var offset = 0
@@ -129,16 +135,24 @@ final class AuditNetlinkCursor: RowCursor {
     private let cancellation: CancellationFlag
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     private var ready: [Value] = []
+    private let reportLoss: (Int) -> Void
+    private var reported = 0
 
-    init(socket: AuditNetlink, cancellation: CancellationFlag) {
+    init(socket: AuditNetlink, cancellation: CancellationFlag, reportLoss: @escaping (Int) -> Void) {
         self.socket = socket
         self.cancellation = cancellation
+        self.reportLoss = reportLoss
     }
 
     func next() throws -> Value? {
         while ready.isEmpty {
             try cancellation.check()
             for record in socket.receive(into: &buffer) { ready += coalescer.add(record) }
+            // Losses are said, never silent: the first, then at each doubling.
+            if socket.overruns > reported, socket.overruns >= max(1, reported * 2) {
+                reported = socket.overruns
+                reportLoss(reported)
+            }
             ready += coalescer.expired()
         }
         return ready.removeFirst()

@@ -147,7 +147,7 @@ extension Value {
     }
 
     /// A total order for ORDER BY: values that do not compare are ordered by type.
-    static func sortOrder(_ a: Value, _ b: Value) -> Bool {
+    public static func sortOrder(_ a: Value, _ b: Value) -> Bool {
         if let c = vqlCompare(a, b) { return c < 0 }
         return a.typeRank < b.typeRank
     }
