@@ -178,21 +178,50 @@ public enum PublicKeyBox {
 
     /// The RSA key of a PEM certificate or public key.
     static func rsaPublicKey(_ pem: String) throws -> _RSA.Encryption.PublicKey {
-        if pem.contains("BEGIN CERTIFICATE") {
-            guard let der = X509Decoder.derBlocks(Array(pem.utf8), label: "CERTIFICATE").first,
-                  let root = try? DER.parse(der), let top = try? X509Decoder.children(root), let first = top.first,
-                  var tbs = try? X509Decoder.children(first) else { throw BoxError(message: "public_key: the certificate does not decode") }
-            if let v = tbs.first, v.identifier.tagClass == .contextSpecific { tbs.removeFirst() }
-            guard tbs.count > 5 else { throw BoxError(message: "public_key: truncated certificate") }
-            do { return try _RSA.Encryption.PublicKey(unsafeDERRepresentation: Array(tbs[5].encodedBytes)) } catch {
-                throw BoxError(message: "public_key: the certificate's key is not RSA")
-            }
+        guard let spki = subjectPublicKeyInfo(pem) else {
+            throw BoxError(message: pem.contains("BEGIN CERTIFICATE") ? "public_key: the certificate does not decode"
+                                                                       : "public_key is not a PEM certificate or RSA public key")
         }
-        guard let der = X509Decoder.derBlocks(Array(pem.utf8), label: nil).first,
-              let key = try? _RSA.Encryption.PublicKey(unsafeDERRepresentation: der) else {
-            throw BoxError(message: "public_key is not a PEM certificate or RSA public key")
+        guard let key = rsaPublicKey(der: spki) else {
+            throw BoxError(message: pem.contains("BEGIN CERTIFICATE") ? "public_key: the certificate's key is not RSA"
+                                                                       : "public_key is not a PEM certificate or RSA public key")
         }
         return key
+    }
+
+    static let rsaEncryptionOID: ASN1ObjectIdentifier = [1, 2, 840, 113_549, 1, 1, 1]
+
+    /// An RSA public key from SubjectPublicKeyInfo or PKCS#1 RSAPublicKey DER; nil for anything
+    /// else. The modulus and exponent are read here and handed over as numbers: swift-crypto's
+    /// DER constructor frees its key twice when BoringSSL refuses the input (an abort on any
+    /// EC or malformed key), so hostile input never reaches it.
+    static func rsaPublicKey(der: [UInt8]) -> _RSA.Encryption.PublicKey? {
+        guard let root = try? DER.parse(der), let top = try? X509Decoder.children(root), top.count == 2 else { return nil }
+        var pkcs1 = root
+        if top[0].identifier == .sequence {
+            // SubjectPublicKeyInfo: the algorithm must be rsaEncryption; the key is the BIT STRING's content.
+            guard let algorithm = try? X509Decoder.children(top[0]), let oid = algorithm.first,
+                  (try? ASN1ObjectIdentifier(derEncoded: oid)) == rsaEncryptionOID,
+                  top[1].identifier == .bitString, let bits = X509Decoder.primitive(top[1]), bits.first == 0,
+                  let inner = try? DER.parse(Array(bits.dropFirst())) else { return nil }
+            pkcs1 = inner
+        }
+        guard let numbers = try? X509Decoder.children(pkcs1), numbers.count == 2,
+              numbers.allSatisfy({ $0.identifier == .integer }),
+              let n = X509Decoder.primitive(numbers[0]), let e = X509Decoder.primitive(numbers[1]),
+              n.count >= 64, n.count <= 1025, !e.isEmpty, e.count <= 8 else { return nil }
+        return try? _RSA.Encryption.PublicKey(n: Array(n), e: Array(e))
+    }
+
+    /// The SubjectPublicKeyInfo DER of a PEM certificate, or the first DER block of a public key PEM.
+    static func subjectPublicKeyInfo(_ pem: String) -> [UInt8]? {
+        guard pem.contains("BEGIN CERTIFICATE") else { return X509Decoder.derBlocks(Array(pem.utf8), label: nil).first }
+        guard let der = X509Decoder.derBlocks(Array(pem.utf8), label: "CERTIFICATE").first,
+              let root = try? DER.parse(der), let top = try? X509Decoder.children(root), let first = top.first,
+              var tbs = try? X509Decoder.children(first) else { return nil }
+        if let version = tbs.first, version.identifier.tagClass == .contextSpecific { tbs.removeFirst() }
+        guard tbs.count > 5 else { return nil }
+        return Array(tbs[5].encodedBytes)
     }
 }
 

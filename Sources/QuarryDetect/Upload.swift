@@ -148,7 +148,7 @@ public enum UploadFunction {
 public enum DetectLibrary {
     public static var plugins: [PluginDeclaration] {
         YaraPlugins.all + [SQLitePlugin.sqlite, SQLitePlugin.sql] + ParserLibrary.plugins + FormatLibrary.plugins + SigmaPlugins.plugins
-            + IndexPlugins.plugins
+            + IndexPlugins.plugins + CryptoFilePlugins.plugins
     }
     public static var functions: [FunctionDeclaration] {
         [MagicFunctions.magic, UploadFunction.upload, Grok.function, GeoIPFunction.declaration] + ParserLibrary.functions + DocumentParsers.functions + FormatLibrary.functions

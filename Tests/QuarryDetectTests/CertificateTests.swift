@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Testing
 import VQL
+@testable import QuarryDetect
 
 /// Runs a program to completion; returns its exit status.
 @discardableResult
@@ -120,6 +121,30 @@ struct CertificateTests {
         #expect(rows.first?.member("Leaks").isTruthy == false)
         #expect(rows.first?.member("Tampered").isNull == true)
         #expect(log.contains { $0.hasPrefix("ERROR: pk_decrypt") }, "\(log)")
+    }
+
+    /// Keys that are not RSA, or RSA keys that are damaged, are refused with an error. (Handed to
+    /// swift-crypto's DER constructor they were freed twice and aborted the process, about one
+    /// time in four — so each is tried many times.)
+    @Test func nonRSAAndDamagedPublicKeysAreRefusedNotFatal() throws {
+        let fixture = try OpenSSLFixture()
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ec = try CryptoFileTests.ecKeys(dir, "ec")
+        let rsaCert = try String(contentsOfFile: fixture.path("cert.pem"), encoding: .utf8)
+        let logger = MemoryLogger()
+        let registry = CoreLibrary.registry()
+        registry.add(plugins: DetectLibrary.plugins, functions: DetectLibrary.functions)
+        let session = Session(registry: registry, logger: logger)
+        var random = SeededRandom(seed: 77)
+        let der = try #require(X509Decoder.derBlocks(Array(rsaCert.utf8), label: "CERTIFICATE").first)
+        for round in 0..<200 {
+            let damaged = "-----BEGIN CERTIFICATE-----\n" + Data(random.mutate(der)).base64EncodedString() + "\n-----END CERTIFICATE-----\n"
+            session.root.set("Key", .string(round % 2 == 0 ? ec.certificate : damaged))
+            let results = try session.run("SELECT pk_encrypt(data='x', public_key=Key) AS Sealed FROM scope()")
+            if round % 2 == 0 { #expect(((results.last ?? nil) ?? []).first?.member("Sealed").isNull == true) }
+        }
+        #expect(logger.messages.contains { $0.contains("not RSA") }, "\(logger.messages.prefix(3))")
     }
 
     /// Mutated DER certificates and signed data: no crash, every result materializes.
