@@ -49,10 +49,13 @@ public struct UploadRowView: Sendable {
     public var name: String
     public var size: Int64
     public var sha256: String
+    /// Where the console serves the file (a download, audited like the API's).
+    public var href: String
     public init(_ upload: UploadRecord) {
         name = upload.name
         size = upload.size
         sha256 = upload.sha256
+        href = "/flows/" + ConsoleText.pathSegment(upload.flowId) + "/uploads/" + ConsoleText.pathSegment(upload.sha256)
     }
 }
 
@@ -76,7 +79,7 @@ enum ConsoleFlowTemplates {
         <h2>Uploads</h2>
         <table data-testid="uploads-table">
         <thead><tr><th scope="col">File</th><th scope="col">Size</th><th scope="col">SHA-256</th></tr></thead>
-        <tbody>{{#uploads}}<tr><td>{{name}}</td><td>{{size}}</td><td><code>{{sha256}}</code></td></tr>{{/uploads}}</tbody>
+        <tbody>{{#uploads}}<tr><td><a href="{{href}}" download data-testid="upload-link">{{name}}</a></td><td>{{size}}</td><td><code>{{sha256}}</code></td></tr>{{/uploads}}</tbody>
         </table>
         <h2>Log</h2>
         {{#logsHidden}}<p>{{logsHidden}} earlier lines not shown.</p>{{/logsHidden}}

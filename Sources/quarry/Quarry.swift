@@ -19,7 +19,7 @@ struct Quarry: ParsableCommand {
         version: QuarryVersion.current,
         subcommands: [
             ReplCommand.self, QueryCommand.self, MonitorCommand.self, ArtifactsCommand.self, CollectionCommand.self, CollectorCommand.self, PluginsCommand.self, FunctionsCommand.self, NamesCommand.self, DocsCommand.self,
-            ConfigCommand.self, UserCommand.self, ServerCommand.self, ClientCommand.self, ClientsCommand.self, CollectClientCommand.self, HuntCommand.self, RespondCommand.self, AlertsCommand.self, MonitoringCommand.self, EventsCommand.self, PackageCommand.self,
+            ConfigCommand.self, UserCommand.self, ServerCommand.self, ClientCommand.self, ClientsCommand.self, CollectClientCommand.self, FlowsCommand.self, HuntCommand.self, RespondCommand.self, AlertsCommand.self, MonitoringCommand.self, EventsCommand.self, PackageCommand.self,
         ],
         defaultSubcommand: ReplCommand.self
     )

@@ -84,7 +84,7 @@ struct QueryCommand: ParsableCommand {
         }
         var api: APIClient?
         if server {
-            registry.add(plugins: ServerPlugins.plugins, functions: ServerPlugins.functions)
+            registry.add(plugins: ServerPlugins.plugins, functions: ServerPlugins.functions, accessors: ServerPlugins.accessors)
             if !check { api = try APIClient(config: ConfigFile.load(APIConfig.self, from: apiConfig)) }
         }
         let problems = Binder.check(statements, registry: registry, knownNames: Set(variables.keys))
@@ -117,7 +117,7 @@ struct QueryCommand: ParsableCommand {
             session.context.setService(UploadFunction.serviceKey, DirectoryUploads(root: uploadDir) as any UploadDestination)
         }
         if let root { session.context.setService("host.root", root) }
-        if let api { session.context.setService(ServerPlugins.serviceKey, api) }
+        if let api { ServerPlugins.install(api: api, into: session.context) }
         let writer = RowWriter(format: outputFormat)
         writer.flushWhenIdle()
         defer { session.close() }

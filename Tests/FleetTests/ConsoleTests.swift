@@ -188,6 +188,22 @@ extension FleetTests {
         let lines = csv.body.components(separatedBy: "\r\n").filter { !$0.isEmpty }
         #expect(lines.first == "ClientId,Fqdn,FlowId,N,Text" && lines.count == 151)
         #expect(try admin.get("/flows/F.0000000000000000").status == 404)
+
+        // An uploaded file is a link on its flow's page; following it downloads the file.
+        let evidence = fleet.dir + "/console-evidence.txt"
+        try Data("console evidence\n".utf8).write(to: URL(fileURLWithPath: evidence))
+        try fleet.check(fleet.cli(["collect", id, "Test.Upload", "--args", "Path=\(evidence)", "--wait"]))
+        let uploadFlow = try #require(try await fleet.get("/flows", query: ["client_id": id], as: [FlowRecord].self)
+            .first { $0.request.artifacts == ["Test.Upload"] }?.flowId)
+        let uploadPage = try admin.get("/flows/\(uploadFlow)")
+        let marker = try #require(uploadPage.body.range(of: "\" download data-testid=\"upload-link\""))
+        let href: String = uploadPage.body[..<marker.lowerBound].components(separatedBy: "href=\"").last ?? ""
+        let file = try admin.get(href)
+        #expect(file.status == 200 && file.body == "console evidence\n", "\(href) \(file.status)")
+        #expect(file.header("Content-Disposition")?.contains("console-evidence.txt") == true)
+        // Without a session there is no file.
+        let anonymous = try ConsoleClient(fleet: fleet, name: "nobody")
+        #expect(try anonymous.get(href).body != "console evidence\n")
     }
 
     /// The hunt page's progress follows the hunt live: server-sent events from /hunts/ID/progress

@@ -139,6 +139,16 @@ final class FleetHarness: @unchecked Sendable {
         sources:
           - query: SELECT upload(file=Path) AS Upload FROM scope()
         ---
+        name: Test.LocalStore
+        description: Rows kept in an encrypted local storage file (to the fleet's key), then uploaded.
+        parameters:
+          - name: Path
+          - name: Marker
+        sources:
+          - query: |
+              LET Stored = SELECT * FROM write_crypto_file(filename=Path, query={ SELECT Marker AS Marker, _value AS N FROM range(end=3) })
+              SELECT len(list=Stored) AS Stored, upload(file=Path) AS Upload FROM scope()
+        ---
         name: Test.Stream
         parameters:
           - name: Count

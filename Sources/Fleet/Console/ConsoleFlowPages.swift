@@ -13,6 +13,11 @@ extension FleetServer {
             let view = try await flowPage(id, request.uri.queryParameters)
             return consolePage(.flow, title: "Flow " + id, view: view, context: context)
         }
+        console.get("flows/:id/uploads/:sha256") { [self] _, context in
+            let caller = try context.requireConsoleCaller()
+            try caller.require("READ_RESULTS")
+            return try await consoleUploadResponse(context, caller: caller)
+        }
         console.get("flows/:id/export") { [self] request, context in
             try context.requireConsoleCaller().require("READ_RESULTS")
             let id = try context.parameters.require("id")

@@ -36,6 +36,7 @@ extension FleetServer {
         addAlertRoutes(api)
         addMonitoringRoutes(api)
         addServerExtrasRoutes(api)
+        addUploadRoutes(api)
         addImportRoutes(api)
         addApprovalRoutes(api)
         addUploadRoutes(api: api, router: router)

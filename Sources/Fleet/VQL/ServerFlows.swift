@@ -147,7 +147,7 @@ enum ServerFlows {
 
     static func uploadRow(_ upload: UploadRecord, clientId: String) -> Value {
         .dict(Dict([
-            ("vfs_path", .string(upload.name)), ("file_size", .int(upload.size)), ("uploaded_size", .int(upload.size)),
+            ("vfs_path", .string(FileStoreAccessor.path(of: upload, clientId: clientId))), ("Name", .string(upload.name)), ("file_size", .int(upload.size)), ("uploaded_size", .int(upload.size)),
             ("sha256", .string(upload.sha256)), ("md5", .string(upload.md5)), ("flow_id", .string(upload.flowId)), ("client_id", .string(clientId)),
         ]))
     }
@@ -159,7 +159,8 @@ enum ServerFlows {
             ArgumentSpec("hunt_id", .string, "Every flow of this hunt."),
         ],
         columns: [
-            ColumnSpec("vfs_path", .string, "the name the agent gave the file"), ColumnSpec("file_size", .int), ColumnSpec("uploaded_size", .int),
+            ColumnSpec("vfs_path", .string, "where the fs accessor reads it: /clients/ID/collections/FLOW/uploads/NAME"),
+            ColumnSpec("Name", .string, "the name the agent gave the file"), ColumnSpec("file_size", .int), ColumnSpec("uploaded_size", .int),
             ColumnSpec("sha256", .string), ColumnSpec("md5", .string), ColumnSpec("flow_id", .string), ColumnSpec("client_id", .string),
         ],
         examples: ["SELECT vfs_path, file_size, sha256 FROM uploads(client_id='C.0123456789abcdef', flow_id='F.0123456789abcdef')"]

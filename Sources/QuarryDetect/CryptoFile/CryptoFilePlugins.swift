@@ -81,14 +81,22 @@ public enum CryptoFilePlugins {
         arguments: [
             ArgumentSpec("filename", .any, required: true, "The encrypted file."),
             ArgumentSpec("accessor", .string, "How to reach it: file (default), data, zip, …"),
-            ArgumentSpec("private_key", .string, "The recipient's private key, PEM."),
+            ArgumentSpec("private_key", .string, "The recipient's private key, PEM. Not needed for an upload on the fleet server "
+                         + "(accessor='fs' in server VQL): the server decrypts it with its own key."),
         ],
         examples: ["SELECT * FROM read_crypto_file(filename='/var/tmp/q.crypt', private_key=Key)"],
         permissions: [.filesystemRead]
     ) { ctx in
-        guard ctx.context.require(.filesystemRead, for: "read_crypto_file"), let source = ParserInput.open(ctx, "filename") else {
-            return ArrayCursor([])
+        guard ctx.context.require(.filesystemRead, for: "read_crypto_file") else { return ArrayCursor([]) }
+        // An upload on the fleet server (accessor fs) is decrypted there, where the key is.
+        if ctx.string("private_key") == nil, ctx.string("accessor") == "fs", let path = ctx.string("filename"),
+           let decryptor = ctx.context.service(RemoteServices.storageDecryptor) {
+            do { return ArrayCursor(try decryptor.rows(path)) } catch {
+                ctx.log(.error, "read_crypto_file: \(path): \(error)")
+                return ArrayCursor([])
+            }
         }
+        guard let source = ParserInput.open(ctx, "filename") else { return ArrayCursor([]) }
         guard let pem = ctx.string("private_key") else {
             ctx.log(.error, "read_crypto_file: private_key= (the PEM private key the file was encrypted to) is required")
             return ArrayCursor([])
