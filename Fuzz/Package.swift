@@ -17,7 +17,7 @@ func harness(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
 /// Harnesses that drive a VQL plugin or function over the input (`QueryHarness`).
 let queryHarnesses = [
     "fuzz-zip-accessor", "fuzz-archives", "fuzz-ext4", "fuzz-parse-binary", "fuzz-pe", "fuzz-x509", "fuzz-plist", "fuzz-leveldb",
-    "fuzz-journald", "fuzz-auditd", "fuzz-utmp", "fuzz-json", "fuzz-sigma", "fuzz-remap",
+    "fuzz-journald", "fuzz-auditd", "fuzz-utmp", "fuzz-json", "fuzz-sigma", "fuzz-remap", "fuzz-crypto-file", "fuzz-index",
 ]
 
 let package = Package(

@@ -18,7 +18,7 @@ SHARED=../shared/conformance
 FILES=$SHARED/velociraptor-testcases/files/files
 ALL="fuzz-vql fuzz-artifact-yaml fuzz-agent-message fuzz-server-message fuzz-container-zip fuzz-zip-accessor fuzz-archives
      fuzz-ext4 fuzz-parse-binary fuzz-pe fuzz-x509 fuzz-plist fuzz-leveldb fuzz-journald fuzz-auditd fuzz-utmp fuzz-json
-     fuzz-sigma fuzz-remap"
+     fuzz-sigma fuzz-remap fuzz-crypto-file fuzz-index"
 HARNESSES=${*:-$ALL}
 # Inputs over this size are cut; seeds over it are left out (they would slow every execution).
 MAX_LEN=1048576
