@@ -41,6 +41,44 @@ sources:
 """#,
         ),
         (
+            "Generic/Forensic/LocalHashesInit.yaml",
+            #"""
+name: Generic.Forensic.LocalHashes.Init
+description: |
+  Prepares the host's local hash database, which Generic.Forensic.LocalHashes.Glob fills and
+  Generic.Forensic.LocalHashes.Query searches, and returns its path as OSPath.
+
+  Keeping hashes on each host lets a fleet answer "who has this file?" in one quick lookup per
+  host instead of a new crawl. The database is SQLite, table `hashes(path, md5, size, timestamp)`
+  indexed by md5. It lives in the host's private local storage folder (`config.local_storage`: the
+  agent's state folder, or ~/.quarry/local for the command line); an absolute HashDb is used as
+  given. Creating it needs FILESYSTEM_WRITE; the file is made 0600 and never through a symbolic
+  link.
+
+parameters:
+  - name: HashDb
+    description: The database's file name in the local storage folder, or an absolute path.
+    default: hashdb.sqlite
+
+sources:
+  - query: |
+      LET Folder = config.local_storage
+      LET Path <= if(condition=HashDb =~ '^/', then=HashDb,
+                     else=if(condition=Folder, then=path_join(components=[Folder, HashDb]), else=''))
+      LET _ <= if(condition=NOT Path,
+                  then=log(level='ERROR', message='no local storage folder: run on an agent or give an absolute HashDb'))
+      LET Made <= SELECT * FROM if(condition=Path, then={
+          SELECT * FROM sqlite(file=Path,
+              query="CREATE TABLE IF NOT EXISTS hashes(path TEXT, md5 VARCHAR(16), size BIGINT, timestamp BIGINT)")
+      })
+      LET Indexed <= SELECT * FROM if(condition=Path, then={
+          SELECT * FROM sqlite(file=Path, query="CREATE INDEX IF NOT EXISTS hashes_md5 ON hashes(md5)")
+      })
+      SELECT Path AS OSPath FROM scope() WHERE Path
+
+"""#,
+        ),
+        (
             "Linux/Debian/Packages.yaml",
             #"""
 name: Linux.Debian.Packages

@@ -10,7 +10,9 @@ import VQL
 /// private 0600 file first, since SQLite only opens real files.
 public enum SQLitePlugin {
     public static let sqlite = PluginDeclaration(
-        name: "sqlite", summary: "Queries a SQLite database file read-only (working on a copy when it is locked or has a WAL).",
+        name: "sqlite", summary: "Queries a SQLite database file read-only (working on a copy when it is locked or has a WAL). "
+            + "A statement that changes the database (INSERT, CREATE, …) needs FILESYSTEM_WRITE and runs on the file itself "
+            + "(created 0600 when missing; a symbolic link is refused).",
         arguments: [
             ArgumentSpec("file", .any, required: true, "The database file (a string, OSPath or pathspec; the bytes with accessor='data')."),
             ArgumentSpec("query", .string, required: true, "The SQL query."),
@@ -33,7 +35,8 @@ public enum SQLitePlugin {
         guard let path = ctx.path("file", for: accessor) else { return ArrayCursor([]) }
         do {
             if let local = accessor.localPath(path, in: ctx.accessorScope) {
-                return try SQLiteCursor(file: String(decoding: local, as: UTF8.self), query: query, args: args)
+                return try SQLiteCursor(file: String(decoding: local, as: UTF8.self), query: query, args: args,
+                                        writable: ctx.context.permissions.contains(.filesystemWrite))
             }
             let copy = try PrivateCopy(path, accessor: accessor, ctx: ctx)
             return try SQLiteCursor(file: copy.file, query: query, args: args, ownedDirectory: copy.directory)
@@ -137,16 +140,45 @@ final class SQLiteCursor: RowCursor {
     private var schema = Schema.empty
     private var copyDirectory: String?
 
-    init(file: String, query: String, args: Value?, ownedDirectory: String? = nil) throws {
+    /// Opens `file` read-only and prepares `query`. A statement that changes the database
+    /// (INSERT, CREATE …: Velociraptor's local hash database is kept this way) runs on the file
+    /// itself, never on a copy, only when `writable` (the session holds FILESYSTEM_WRITE): the
+    /// file is then reopened read-write without following a symbolic link, and created 0600 when
+    /// it does not exist yet.
+    init(file: String, query: String, args: Value?, ownedDirectory: String? = nil, writable: Bool = false) throws {
         copyDirectory = ownedDirectory
         var path = file
         if file != ":memory:" {
-            guard FileManager.default.fileExists(atPath: file) else { throw SQLiteError(message: "no such file") }
-            if ownedDirectory == nil, FileManager.default.fileExists(atPath: file + "-wal") || SQLiteCursor.isLocked(file) {
+            if !FileManager.default.fileExists(atPath: file) {
+                guard writable, ownedDirectory == nil, try Self.writes(query) else { throw SQLiteError(message: "no such file") }
+                _ = Foundation.close(try PrivateFile.create(file))
+            } else if ownedDirectory == nil, FileManager.default.fileExists(atPath: file + "-wal") || SQLiteCursor.isLocked(file) {
                 path = try copyWithJournal(file)
             }
         }
-        let flags = SQLITE_OPEN_READONLY | (path == ":memory:" ? SQLITE_OPEN_MEMORY : 0)
+        try open(path, flags: SQLITE_OPEN_READONLY | (path == ":memory:" ? SQLITE_OPEN_MEMORY : 0), query: query)
+        if let statement, sqlite3_stmt_readonly(statement) == 0, path != ":memory:" {
+            guard writable, ownedDirectory == nil else {
+                close()
+                throw SQLiteError(message: ownedDirectory == nil
+                    ? "the query changes the database, which needs FILESYSTEM_WRITE (sqlite() reads databases read-only otherwise)"
+                    : "the query changes the database, which is only possible for a local file")
+            }
+            // A locked database was copied for reading; a write goes to the file itself.
+            if path != file, let copy = copyDirectory {
+                try? FileManager.default.removeItem(atPath: copy)
+                copyDirectory = nil
+            }
+            close()
+            try open(file, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, query: query)
+        }
+        bind(args)
+        let count = sqlite3_column_count(statement)
+        schema = Schema((0..<count).map { String(cString: sqlite3_column_name(statement, $0)) })
+    }
+
+    /// Opens the database and prepares the query (closing everything on failure).
+    private func open(_ path: String, flags: Int32, query: String) throws {
         guard sqlite3_open_v2(path, &db, flags, nil) == SQLITE_OK else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             close()
@@ -158,9 +190,18 @@ final class SQLiteCursor: RowCursor {
             close()
             throw SQLiteError(message: message)
         }
-        bind(args)
-        let count = sqlite3_column_count(statement)
-        schema = Schema((0..<count).map { String(cString: sqlite3_column_name(statement, $0)) })
+    }
+
+    /// Whether `query` changes a database (judged on an empty one in memory: a statement naming
+    /// a table that is not there does not prepare, and counts as not writing).
+    static func writes(_ query: String) throws -> Bool {
+        var db: OpaquePointer?
+        guard sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, nil) == SQLITE_OK else { return false }
+        defer { sqlite3_close(db) }
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(db, query, -1, &statement, nil) == SQLITE_OK, let statement else { return false }
+        defer { sqlite3_finalize(statement) }
+        return sqlite3_stmt_readonly(statement) == 0
     }
 
     private static func isLocked(_ file: String) -> Bool {

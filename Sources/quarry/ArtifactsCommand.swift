@@ -123,8 +123,11 @@ struct ClientScopeOptions: ParsableArguments {
 
     /// The `config` variable: this fleet agent's, or the program's own without a fleet.
     func config() throws -> Value {
-        guard let path else { return ClientScope.config() }
+        // The command line keeps local state under ~/.quarry/local (made 0700 when missing).
+        let home = ProcessInfo.processInfo.environment["HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? NSHomeDirectory()
+        let local = ClientScope.localStorage(home + "/.quarry").flatMap { _ in ClientScope.localStorage(home + "/.quarry/local") }
+        guard let path else { return ClientScope.config(localStorage: local) }
         let client = try ConfigFile.load(ClientConfig.self, from: path)
-        return ClientScope.config(serverURLs: client.serverURLs, labels: client.labels, caCertificate: client.caCertificate)
+        return ClientScope.config(serverURLs: client.serverURLs, labels: client.labels, caCertificate: client.caCertificate, localStorage: local)
     }
 }

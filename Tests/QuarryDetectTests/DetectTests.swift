@@ -166,6 +166,45 @@ func temporaryDirectory() throws -> String {
 }
 
 @Suite struct MagicAndSQLiteTests {
+    /// Velociraptor's local hash database is written with sqlite(): a changing statement runs on
+    /// the file itself with FILESYSTEM_WRITE (creating it 0600), and is refused without it, through
+    /// a symbolic link, or on a copy.
+    @Test func sqliteWritesOnlyWithWritePermissionToTheFileItself() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = dir + "/hashdb.sqlite"
+        let (_, created) = try detect("""
+            LET _ <= SELECT * FROM sqlite(file=F, query='CREATE TABLE IF NOT EXISTS hashes(path text, md5 varchar(16), size bigint, timestamp bigint)')
+            LET _ <= SELECT * FROM sqlite(file=F, query='INSERT INTO hashes (path, md5, timestamp, size) values (?,?,?,?)', args=['/bin/ls', 'abc', 1, 2])
+            SELECT * FROM sqlite(file=F, query='SELECT path, md5, size FROM hashes WHERE md5 = ?', args='abc')
+            """) { $0.root.set("F", .string(db)) }
+        #expect(created.isEmpty, "\(created)")
+        var info = stat()
+        #expect(stat(db, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        let (rows, _) = try detect("SELECT * FROM sqlite(file=F, query='SELECT path, md5, size FROM hashes')") { $0.root.set("F", .string(db)) }
+        #expect(rows.first?.member("path").stringValue == "/bin/ls" && rows.first?.member("size").intValue == 2)
+        // Without FILESYSTEM_WRITE: reads still work, writes are refused and nothing changes.
+        let (denied, log) = try detect("""
+            SELECT * FROM sqlite(file=F, query='INSERT INTO hashes (path, md5) values (?, ?)', args=['/x', 'y'])
+            """) { session in
+            session.root.set("F", .string(db))
+            session.context.permissions.remove(.filesystemWrite)
+        }
+        #expect(denied.isEmpty)
+        #expect(log.contains { $0.contains("needs FILESYSTEM_WRITE") }, "\(log)")
+        let (count, _) = try detect("SELECT * FROM sqlite(file=F, query='SELECT count(*) AS N FROM hashes')") { $0.root.set("F", .string(db)) }
+        #expect(count.first?.member("N").intValue == 1)
+        // A missing file is only created for a changing statement.
+        let (_, missing) = try detect("SELECT * FROM sqlite(file=F, query='SELECT 1')") { $0.root.set("F", .string(dir + "/none.sqlite")) }
+        #expect(missing.contains { $0.contains("no such file") } && !FileManager.default.fileExists(atPath: dir + "/none.sqlite"))
+        // Writes never follow a symbolic link.
+        symlink(db, dir + "/link.sqlite")
+        let (_, linked) = try detect("SELECT * FROM sqlite(file=F, query='DELETE FROM hashes')") { $0.root.set("F", .string(dir + "/link.sqlite")) }
+        #expect(!linked.isEmpty, "\(linked)")
+        let (after, _) = try detect("SELECT * FROM sqlite(file=F, query='SELECT count(*) AS N FROM hashes')") { $0.root.set("F", .string(db)) }
+        #expect(after.first?.member("N").intValue == 1)
+    }
+
     @Test func magicKnowsCommonTypes() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }

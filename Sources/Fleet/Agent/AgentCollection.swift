@@ -54,7 +54,7 @@ extension FleetAgent {
         options.cpuLimit = request.cpuLimit
         options.throttle = throttle
         options.sessionId = flowId
-        options.variables[ClientScope.variable] = ClientScope.config(serverURLs: config.serverURLs, labels: config.labels, caCertificate: config.caCertificate)
+        options.variables[ClientScope.variable] = ClientScope.config(serverURLs: config.serverURLs, labels: config.labels, caCertificate: config.caCertificate, localStorage: ClientScope.localStorage(stateDir + "/local"))
         let output = stateDir + "/work/" + flowId.filter { $0.isLetter || $0.isNumber || $0 == "." } + ".zip"
         let sender = FlowSender(agent: self, flowId: flowId, container: output, cancellation: cancellation)
         var status = FlowStatus(state: .error, time: 0)

@@ -117,7 +117,7 @@ extension FleetAgent {
                     repository: repository, registry: registry, parameters: monitor.entry.parameters, cancellation: run,
                     prepare: { session in if let throttle { session.context.throttle = throttle } },
                     onSourceThread: { watchdog.attachThread(flowId: stream) },
-                    variables: [ClientScope.variable: ClientScope.config(serverURLs: config.serverURLs, labels: config.labels, caCertificate: config.caCertificate)])
+                    variables: [ClientScope.variable: ClientScope.config(serverURLs: config.serverURLs, labels: config.labels, caCertificate: config.caCertificate, localStorage: ClientScope.localStorage(stateDir + "/local"))])
                 defer { _ = watchdog.finish(flowId: stream) }
                 do {
                     let problems = try monitorRun.run([artifact], logger: logger) { label, row in
