@@ -76,4 +76,29 @@ struct FleetUploadDownloadTests {
         #expect(rows.rows.compactMap { $0["Marker"] as? String } == Array(repeating: "quarry-local-marker", count: 3), "\(rows.rows) \(rows.stderr)")
         #expect(rows.rows.compactMap { $0["N"] as? Int } == [0, 1, 2])
     }
+
+    /// `quarry hunt download`: one folder per client, each client's own file.
+    @Test func aHuntsUploadsComeBackOneFolderPerClient() async throws {
+        let fleet = try FleetHarness()
+        try await fleet.startServer()
+        try fleet.startAgent("a")
+        try fleet.startAgent("b")
+        try await fleet.waitForAgents(["a", "b"])
+        let path = fleet.dir + "/shared-evidence.txt"
+        try Data("the same file on both\n".utf8).write(to: URL(fileURLWithPath: path))
+        let created = try fleet.cli(["hunt", "create", "Test.Upload", "--args", "Path=\(path)"])
+        try fleet.check(created)
+        let hunt = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try fleet.check(try fleet.cli(["hunt", "wait", hunt, "--clients", "2", "--timeout", "90"]))
+        let out = fleet.dir + "/hunt-files"
+        let download = try fleet.cli(["hunt", "download", hunt, "--output", out])
+        try fleet.check(download)
+        for name in ["a", "b"] {
+            let id = try #require(fleet.clientId(name))
+            let files = try FileManager.default.contentsOfDirectory(atPath: out + "/" + id)
+            #expect(files.count == 1 && files.first?.hasSuffix("shared-evidence.txt") == true, "\(files)")
+            #expect(FileManager.default.contents(atPath: out + "/" + id + "/" + (files.first ?? "")) == Data("the same file on both\n".utf8))
+        }
+        #expect(download.stderr.contains("2 of 2 files"), "\(download.stderr)")
+    }
 }

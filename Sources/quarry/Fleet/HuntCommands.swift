@@ -8,7 +8,7 @@ import VQL
 struct HuntCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hunt", abstract: "Hunts: collect artifacts across the fleet.",
-        subcommands: [CreateHunt.self, ListHunts.self, ShowHunt.self, HuntAction.Stop.self, HuntAction.Start.self, HuntAction.Archive.self, HuntResults.self, HuntDiffCommand.self, WaitHunt.self])
+        subcommands: [CreateHunt.self, ListHunts.self, ShowHunt.self, HuntAction.Stop.self, HuntAction.Start.self, HuntAction.Archive.self, HuntResults.self, HuntDiffCommand.self, WaitHunt.self, DownloadHunt.self])
 }
 
 /// "7d", "12h", "30m", "90s" or plain seconds.
