@@ -35,6 +35,7 @@ def main():
     parser.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     parser.add_argument("--alert-id", help="an open alert to find on the alerts page and acknowledge")
     parser.add_argument("--hunt-id", help="a hunt still running: its page must show it finish without a reload")
+    parser.add_argument("--flow-id", help="a flow still running: its page must show it finish, then its results")
     parser.add_argument("--collect-artifact", help="an artifact with Mode (choices), Deep (bool) and Pattern (regex) parameters to collect from the form")
     args = parser.parse_args()
     os.makedirs(args.screenshots, exist_ok=True)
@@ -156,6 +157,18 @@ def main():
             check("the acknowledge button acknowledges it",
                   ("by %s at" % args.user) in row.find_element(*by_test("alert-ack")).text and not row.find_elements(*by_test("alert-ack-button")))
             shot("4b-acknowledged")
+
+        if args.flow_id:
+            driver.get(args.url + "/flows/" + args.flow_id)
+            state = wait.until(EC.presence_of_element_located(by_test("flow-state")))
+            first = state.text
+            check("the flow is still running when its page opens (%s)" % first, first in ("running", "scheduled"))
+            check("with no result rows yet", not driver.find_elements(*by_test("result-row")))
+            shot("4i-flow-running")
+            WebDriverWait(driver, 60).until(lambda d: len(d.find_elements(*by_test("result-row"))) == 3)
+            check("the page followed the flow to its end and shows its rows",
+                  driver.find_element(*by_test("flow-state")).text == "finished" and driver.find_element(*by_test("flow-rows")).text == "3")
+            shot("4j-flow-finished")
 
         if args.hunt_id:
             driver.get(args.url + "/hunts/" + args.hunt_id)

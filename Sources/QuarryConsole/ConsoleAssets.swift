@@ -84,6 +84,24 @@ public enum ConsoleAssets {
               showProgress(live, document, JSON.parse(event.data), "[data-testid=hunt-state]");
             });
           }
+          // A flow page follows its state and row count live (/flows/ID/progress) and reloads
+          // once when a running flow ends, to show its results and uploads.
+          var flowFacts = document.querySelector("[data-flow-progress-url]");
+          if (flowFacts && window.EventSource) {
+            var wasFinal = flowFacts.getAttribute("data-flow-final") === "true";
+            var source = new EventSource(flowFacts.getAttribute("data-flow-progress-url"));
+            source.addEventListener("progress", function (event) {
+              var p = JSON.parse(event.data);
+              var state = flowFacts.querySelector("[data-testid=flow-state]");
+              var rows = flowFacts.querySelector("[data-testid=flow-rows]");
+              if (state) { state.textContent = p.state; }
+              if (rows) { rows.textContent = String(p.rows); }
+              if (p.final) {
+                source.close();
+                if (!wasFinal) { window.location.reload(); }
+              }
+            });
+          }
           // The hunts list follows every listed hunt (/hunts/progress: one object keyed by hunt ID).
           var table = document.querySelector("[data-hunts-progress-url]");
           if (table && window.EventSource) {

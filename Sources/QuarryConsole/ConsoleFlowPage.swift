@@ -16,6 +16,9 @@ public struct FlowPageView: Sendable {
     public var logs: [String]
     /// Log lines not shown (only the last `maxLogLines` are).
     public var logsHidden: Int
+    /// "true" once the flow can no longer change: the page's script reloads it when a running
+    /// flow ends, to show the results it then has.
+    public var final: String
 
     public static let maxLogLines = 200
 
@@ -29,6 +32,7 @@ public struct FlowPageView: Sendable {
         self.uploads = uploads.map(UploadRowView.init)
         self.logs = Array(logs.suffix(Self.maxLogLines))
         logsHidden = max(0, logs.count - Self.maxLogLines)
+        final = flow.state.isFinal ? "true" : "false"
     }
 }
 
@@ -62,7 +66,7 @@ public struct UploadRowView: Sendable {
 enum ConsoleFlowTemplates {
     static let flow = """
         <h1>Flow <code>{{#flow}}{{id}}{{/flow}}</code></h1>
-        <dl class="facts" data-testid="flow-facts">
+        <dl class="facts" data-testid="flow-facts" {{#flow}}data-flow-progress-url="{{link}}/progress"{{/flow}} data-flow-final="{{final}}" aria-live="polite">
         {{#flow}}
         <dt>Artifacts</dt><dd>{{artifacts}}</dd>
         <dt>State</dt><dd data-testid="flow-state">{{state}}</dd>

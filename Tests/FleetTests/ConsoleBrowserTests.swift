@@ -58,6 +58,18 @@ extension FleetTests {
         try Self.runConsoleBrowser(fleet, user: "rita", clientId: id, label: "live", extra: ["--hunt-id", hunt])
     }
 
+    /// In headless Chromium: a running flow's page follows its state (server-sent events from
+    /// /flows/ID/progress) and, when it finishes, reloads once to show its rows.
+    @Test(.enabled(if: ConsoleBrowser.installed || ConsoleBrowser.required, "needs chromium, chromium-driver and python3-selenium"))
+    func consoleFlowLiveInARealBrowser() async throws {
+        try #require(ConsoleBrowser.installed, "QUARRY_REQUIRE_BROWSER=1 but chromium, chromium-driver or python3-selenium is missing")
+        let (fleet, id) = try await Self.consoleFleet(labels: ["flow"])
+        let collected = try fleet.cli(["collect", id, "Test.Rows", "--args", "Count=3", "--args", "Pause=12"])
+        try fleet.check(collected)
+        let flow = collected.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Self.runConsoleBrowser(fleet, user: "rita", clientId: id, label: "flow", extra: ["--flow-id", flow])
+    }
+
     /// Runs scripts/console_browser.py against `fleet` as `user` (at most 3 minutes); every check must pass.
     static func runConsoleBrowser(_ fleet: FleetHarness, user: String, clientId: String, label: String, extra: [String] = []) throws {
         let process = Process()

@@ -204,6 +204,17 @@ extension FleetTests {
         // Without a session there is no file.
         let anonymous = try ConsoleClient(fleet: fleet, name: "nobody")
         #expect(try anonymous.get(href).body != "console evidence\n")
+
+        // A running flow's page follows it: its progress stream says running, then finished with its rows.
+        let running = try fleet.cli(["collect", id, "Test.Rows", "--args", "Count=4", "--args", "Pause=3"])
+        try fleet.check(running)
+        let runningId = running.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try admin.get("/flows/\(runningId)").body.contains("data-flow-progress-url=\"/flows/\(runningId)/progress\""))
+        let stream = try admin.stream("/flows/\(runningId)/progress", seconds: 12)
+        let events = stream.body.components(separatedBy: "event: progress\ndata: ").dropFirst().compactMap { $0.split(separator: "\n").first.map(String.init) }
+        #expect(events.contains { $0.contains("\"state\":\"running\"") || $0.contains("\"state\":\"scheduled\"") }, "\(events)")
+        #expect(events.last?.contains("\"state\":\"finished\",\"rows\":4") == true, "\(events)")
+        #expect(try anonymous.stream("/flows/\(runningId)/progress", seconds: 1).body.contains("event: progress") == false)
     }
 
     /// The hunt page's progress follows the hunt live: server-sent events from /hunts/ID/progress

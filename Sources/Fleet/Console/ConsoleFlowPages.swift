@@ -13,6 +13,10 @@ extension FleetServer {
             let view = try await flowPage(id, request.uri.queryParameters)
             return consolePage(.flow, title: "Flow " + id, view: view, context: context)
         }
+        console.get("flows/:id/progress") { [self] _, context in
+            try context.requireConsoleCaller().require("READ_RESULTS")
+            return try await flowProgressStream(try context.parameters.require("id"))
+        }
         console.get("flows/:id/uploads/:sha256") { [self] _, context in
             let caller = try context.requireConsoleCaller()
             try caller.require("READ_RESULTS")

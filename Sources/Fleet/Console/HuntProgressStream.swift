@@ -23,6 +23,17 @@ extension FleetServer {
         }
     }
 
+    /// One flow's state, rows and uploaded bytes, for its page: woken by its own completion, and
+    /// read every 5 s while it runs (rows arrive in batches).
+    func flowProgressStream(_ id: String) async throws -> Response {
+        guard try await store.flow(id) != nil else { throw APIFailure(status: 404, message: "no flow \(id)") }
+        return progressStream(wakesOn: { $0.contains(id) }) { [self] in
+            guard let flow = try await store.flow(id) else { return "{\"state\":\"deleted\"}" }
+            return "{\"state\":\"\(Self.jsonEscaped(flow.state.rawValue))\",\"rows\":\(flow.rows),\"uploaded\":\(flow.uploadedBytes),"
+                + "\"final\":\(flow.state.isFinal)}"
+        }
+    }
+
     /// The newest hunts of the list page, as one object keyed by hunt ID.
     func huntsProgressStream() -> Response {
         progressStream(wakesOn: { $0.contains("\"H.") }) { [self] in
@@ -45,7 +56,7 @@ extension FleetServer {
 
     /// A server-sent event stream of `read()`'s text, sent when it changes: read again when a flow
     /// completion whose row `wakesOn` accepts arrives, and every 5 s (at most every 250 ms).
-    private func progressStream(wakesOn: @escaping @Sendable (String) -> Bool, read: @escaping @Sendable () async throws -> String) -> Response {
+    func progressStream(wakesOn: @escaping @Sendable (String) -> Bool, read: @escaping @Sendable () async throws -> String) -> Response {
         let woken = NIOLockedValueBox(true)
         let subscription = eventReaders.subscribe(artifact: FlowCompletion.artifact) { row in
             if wakesOn(row.json) { woken.withLockedValue { $0 = true } }
