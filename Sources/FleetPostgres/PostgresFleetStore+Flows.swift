@@ -178,6 +178,9 @@ extension PostgresFleetStore {
         sql.filter("f.round", query.round)
         sql.filter("r.artifact", query.artifact)
         sql.filter("r.source", query.source)
+        if let filter = query.filter, filter.problem == nil {
+            sql.condition("strpos(lower(r.json::json ->> \(sql.bind(filter.column))), lower(\(sql.bind(filter.contains)))) > 0")
+        }
         switch step {
         case .all:
             break

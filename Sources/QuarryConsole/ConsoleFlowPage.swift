@@ -12,6 +12,7 @@ public struct FlowPageView: Sendable {
     public var results: ResultTableView
     public var exportCSV: String?
     public var exportJSONL: String?
+    public var filter: ResultFilterView?
     public var uploads: [UploadRowView]
     public var logs: [String]
     /// Log lines not shown (only the last `maxLogLines` are).
@@ -36,12 +37,40 @@ public struct FlowPageView: Sendable {
     }
 }
 
+/// The column filter form above a results table: which column, what text, and the link back to
+/// every row when a filter is on. The datastore applies it (`ResultQuery.filter`).
+public struct ResultFilterView: Sendable {
+    public struct Column: Sendable {
+        public var name: String
+        public var selected: Bool
+    }
+    public var action: String
+    public var artifact: String
+    public var source: String
+    public var columns: [Column]
+    public var contains: String
+    public var clear: String?
+
+    /// The form for `table`'s columns (and the filtered one, even when no row shows it now).
+    public init(action: String, artifact: String, source: String, table: ResultTableView, column: String?, contains: String?, clear: String?) {
+        var names = table.columns.filter { $0 != "Client" && $0 != "FQDN" }
+        if let column, !column.isEmpty, !names.contains(column) { names.insert(column, at: 0) }
+        self.action = action
+        self.artifact = artifact
+        self.source = source
+        columns = names.map { Column(name: $0, selected: $0 == column) }
+        self.contains = contains ?? ""
+        self.clear = clear
+    }
+}
+
 /// The results part of a hunt's or a flow's page (the `results` partial's values).
 public struct ConsoleResultSection: Sendable {
     public var sources: [CountView]
     public var results: ResultTableView
     public var exportCSV: String?
     public var exportJSONL: String?
+    public var filter: ResultFilterView?
     public init(sources: [CountView], results: ResultTableView) {
         self.sources = sources
         self.results = results

@@ -169,6 +169,13 @@ enum ConsoleTemplates {
     static let results = """
         <nav aria-label="Sources"><ul class="sources">{{#sources}}<li><a href="{{link}}"{{#selected}} aria-current="true"{{/selected}}>{{name}}</a> ({{count}} rows)</li>{{/sources}}</ul></nav>
         {{#exportCSV}}<p class="export">Every row of this source: <a href="{{exportCSV}}" data-testid="export-csv" download>CSV</a>{{/exportCSV}}{{#exportJSONL}} · <a href="{{exportJSONL}}" data-testid="export-jsonl" download>JSON lines</a></p>{{/exportJSONL}}
+        {{#filter}}<form method="get" action="{{action}}" class="filter" role="search" data-testid="results-filter">
+        <input type="hidden" name="artifact" value="{{artifact}}"><input type="hidden" name="source" value="{{source}}">
+        <label>Rows whose <select name="column" data-testid="filter-column">{{#columns}}<option value="{{name}}"{{#selected}} selected{{/selected}}>{{name}}</option>{{/columns}}</select></label>
+        <label>contains <input name="contains" value="{{contains}}" maxlength="256" required data-testid="filter-text"></label>
+        <button type="submit" data-testid="filter-submit">Filter</button>
+        {{#clear}}<a href="{{clear}}" data-testid="filter-clear">Every row</a>{{/clear}}
+        </form>{{/filter}}
         {{#results}}
         <div class="scroll">
         <table data-testid="results-table">

@@ -210,6 +210,7 @@ public struct HuntPageView: Sendable {
     public var sources: [CountView]
     public var results: ResultTableView
     /// Links that download every row of the source shown (nil before there are results).
+    public var filter: ResultFilterView?
     public var exportCSV: String?
     public var exportJSONL: String?
     /// The state changes offered (start, stop, archive), with the address each form posts to;

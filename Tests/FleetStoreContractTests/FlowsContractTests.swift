@@ -278,3 +278,61 @@ import Testing
         }
     }
 }
+
+extension FlowsContractTests {
+    /// The console's column filter: a text found in one top-level column, case aside, applied by
+    /// the engine so that pages (by cursor) and streams hold only matching rows.
+    @Test(arguments: Engine.allCases) func resultsFilteredByAColumnsText(engine: Engine) async throws {
+        try await withStore(engine) { store in
+            try await store.addFlow(FlowRecord(flowId: "F.1", clientId: "C.1", huntId: "H.1", round: 1, request: request, creator: "a", createdAt: 10))
+            try await store.addFlow(FlowRecord(flowId: "F.2", clientId: "C.2", huntId: "H.1", round: 1, request: request, creator: "a", createdAt: 20))
+            let texts = [
+                #"{"Name":"sshd","Cmd":"/usr/sbin/sshd -D","Pid":1}"#, #"{"Name":"bash","Cmd":"-bash","Pid":22}"#,
+                #"{"Name":"SSH-agent","Cmd":"ssh-agent -s","Pid":333}"#, #"{"Name":"cron","Cmd":"/usr/sbin/cron -f","Pid":4}"#,
+                #"{"Name":"x","Cmd":"sshd in Cmd only","Pid":5,"Odd \"name":"sshd"}"#, #"{"Other":"sshd"}"#,
+            ]
+            _ = try await store.ingest([
+                IngestBatch(clientId: "C.1", flowId: "F.1", seq: 1, payload: .rows(artifact: "A", source: "", rows: Array(texts[0..<3]))),
+                IngestBatch(clientId: "C.2", flowId: "F.2", seq: 1, payload: .rows(artifact: "A", source: "", rows: Array(texts[3...]))),
+            ])
+            func names(_ query: ResultQuery) async throws -> [String] {
+                try await store.results(query).map { row in
+                    ((try? JSONSerialization.jsonObject(with: Data(row.json.utf8))) as? [String: Any])?["Name"] as? String ?? "-"
+                }
+            }
+            var query = ResultQuery(huntId: "H.1", filter: ResultFilter(column: "Name", contains: "ssh"))
+            #expect(try await names(query) == ["sshd", "SSH-agent"])
+            query.filter = ResultFilter(column: "Cmd", contains: "SBIN")
+            #expect(try await names(query) == ["sshd", "cron"])
+            // Numbers match by their text; a column a row lacks never matches.
+            query.filter = ResultFilter(column: "Pid", contains: "33")
+            #expect(try await names(query) == ["SSH-agent"])
+            query.filter = ResultFilter(column: "Nope", contains: "s")
+            #expect(try await names(query).isEmpty)
+            // Pages by cursor and streams see only matching rows.
+            query.filter = ResultFilter(column: "Cmd", contains: "s")
+            let whole = try await store.results(query)
+            #expect(whole.count == 5)
+            var paged: [ResultRow] = []
+            var page = query
+            page.limit = 2
+            while true {
+                let rows = try await store.results(page)
+                paged += rows
+                guard rows.count == 2, let last = rows.last else { break }
+                page.after = last.cursor
+            }
+            #expect(paged == whole)
+            var streamed: [ResultRow] = []
+            try await store.streamResults(query, chunk: 2) { streamed += $0 }
+            #expect(streamed == whole)
+            // SQL and JSON-path syntax in the text or the column is only text.
+            query.filter = ResultFilter(column: "Name", contains: "%' OR 1=1 --")
+            #expect(try await names(query).isEmpty)
+            query.filter = ResultFilter(column: "Name') OR 1=1 --", contains: "s")
+            #expect(try await names(query).isEmpty)
+            #expect(ResultFilter(column: "Odd \"name", contains: "s").problem != nil)
+            #expect(ResultFilter(column: "Name", contains: "").problem != nil)
+        }
+    }
+}

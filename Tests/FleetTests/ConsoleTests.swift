@@ -189,6 +189,16 @@ extension FleetTests {
         #expect(lines.first == "ClientId,Fqdn,FlowId,N,Text" && lines.count == 151)
         #expect(try admin.get("/flows/F.0000000000000000").status == 404)
 
+        // The column filter: the datastore keeps only matching rows, on the page and in the export.
+        #expect(page.body.contains("data-testid=\"results-filter\"") && page.body.contains("<option value=\"Text\""))
+        let filtered = try admin.get("/flows/\(flowId)?artifact=Test.Rows&column=Text&contains=ROW-14")
+        #expect(filtered.body.components(separatedBy: "data-testid=\"result-row\"").count - 1 == 11, "row-14 and row-140…149")
+        #expect(filtered.body.contains("data-testid=\"filter-clear\"") && filtered.body.contains("value=\"ROW-14\""))
+        let filteredCSV = try admin.get("/flows/\(flowId)/export?artifact=Test.Rows&format=csv&column=Text&contains=row-14")
+        #expect(filteredCSV.body.components(separatedBy: "\r\n").filter { !$0.isEmpty }.count == 12)
+        #expect(try admin.get("/flows/\(flowId)?column=Text").status == 400)
+        #expect(try await fleet.results(["flow_id": flowId, "column": "N", "contains": "7"]).count == (0..<150).filter { String($0).contains("7") }.count)
+
         // An uploaded file is a link on its flow's page; following it downloads the file.
         let evidence = fleet.dir + "/console-evidence.txt"
         try Data("console evidence\n".utf8).write(to: URL(fileURLWithPath: evidence))

@@ -35,7 +35,8 @@ extension FleetServer {
                 throw APIFailure(status: 404, message: "flow \(id) has no results")
             }
             let name = [id, chosen.artifact, chosen.source].filter { !$0.isEmpty }.joined(separator: "-") + "." + format.rawValue
-            return ResultExport.response(store: store, query: ResultQuery(flowId: id, artifact: chosen.artifact, source: chosen.source),
+            return ResultExport.response(store: store, query: ResultQuery(flowId: id, artifact: chosen.artifact, source: chosen.source,
+                                                                          filter: try Self.resultFilter(q)),
                                          format: format, filename: name, chunk: Self.resultChunkRows)
         }
     }
@@ -52,6 +53,7 @@ extension FleetServer {
             uploads: try await store.uploads(flowId: id), logs: try await store.logs(flowId: id))
         page.exportCSV = section.exportCSV
         page.exportJSONL = section.exportJSONL
+        page.filter = section.filter
         return page
     }
 }

@@ -99,7 +99,8 @@ extension FleetServer {
                 throw APIFailure(status: 404, message: "hunt \(id) has no results yet")
             }
             let name = [id, chosen.artifact, chosen.source].filter { !$0.isEmpty }.joined(separator: "-") + "." + format.rawValue
-            return ResultExport.response(store: store, query: ResultQuery(huntId: id, artifact: chosen.artifact, source: chosen.source),
+            return ResultExport.response(store: store, query: ResultQuery(huntId: id, artifact: chosen.artifact, source: chosen.source,
+                                                                          filter: try Self.resultFilter(q)),
                                          format: format, filename: name, chunk: Self.resultChunkRows)
         }
         console.get("audit") { [self] request, context in
@@ -128,6 +129,7 @@ extension FleetServer {
         var page = HuntPageView(view.hunt, states: view.states, sources: section.sources, results: section.results)
         page.exportCSV = section.exportCSV
         page.exportJSONL = section.exportJSONL
+        page.filter = section.filter
         return page
     }
 
@@ -151,15 +153,24 @@ extension FleetServer {
             guard let cursor = ResultCursor(text) else { throw APIFailure(status: 400, message: "after=\(text): expected FLOW/SEQ/INDEX") }
             after = cursor
         }
+        let filter = try Self.resultFilter(query)
         var rows: [ResultRow] = []
-        if let chosen { rows = try await store.results(makeQuery(chosen.artifact, chosen.source, after)) }
-        let here: [(String, String?)] = [("artifact", chosen?.artifact), ("source", chosen?.source)]
+        if let chosen {
+            var page = makeQuery(chosen.artifact, chosen.source, after)
+            page.filter = filter
+            rows = try await store.results(page)
+        }
+        let source: [(String, String?)] = [("artifact", chosen?.artifact), ("source", chosen?.source)]
+        let here = source + [("column", filter?.column), ("contains", filter?.contains)]
         let next = rows.count == Self.consoleResultRows ? rows.last.map { ConsoleText.link(base, here + [("after", $0.cursor.description)]) } : nil
         let first = after == nil ? nil : ConsoleText.link(base, here)
         var section = ConsoleResultSection(sources: counts, results: ResultTableView(rows: rows, next: next, first: first))
-        if chosen != nil {
+        if let chosen {
             section.exportCSV = ConsoleText.link(base + "/export", here + [("format", "csv")])
             section.exportJSONL = ConsoleText.link(base + "/export", here + [("format", "jsonl")])
+            section.filter = ResultFilterView(
+                action: base, artifact: chosen.artifact, source: chosen.source, table: section.results, column: filter?.column,
+                contains: filter?.contains, clear: filter == nil ? nil : ConsoleText.link(base, source))
         }
         return section
     }

@@ -13,6 +13,15 @@ extension FleetServer {
     /// the server holds one chunk whatever the page size. A page holds `limit` rows (default
     /// `results_page_rows`, at most `max_results_page_rows`); a shorter page is the last. The next
     /// page starts `after` the last row's cursor (`FLOW/SEQ/INDEX`, `ResultRow.cursor`).
+    /// `column=` and `contains=` as a column filter; 400 when only one is given or it cannot apply.
+    static func resultFilter(_ q: Hummingbird.Parameters) throws -> ResultFilter? {
+        let column = q.string("column") ?? "", contains = q.string("contains") ?? ""
+        if column.isEmpty && contains.isEmpty { return nil }
+        let filter = ResultFilter(column: column, contains: contains)
+        if let problem = filter.problem { throw APIFailure(status: 400, message: problem) }
+        return filter
+    }
+
     func results(_ request: Request, _ context: FleetRequestContext) async throws -> Response {
         try context.requireCaller().require("READ_RESULTS")
         let q = request.uri.queryParameters
@@ -28,7 +37,7 @@ extension FleetServer {
             huntId: q.string("hunt_id"), flowId: q.string("flow_id"), clientId: q.string("client_id"), artifact: q.string("artifact"),
             source: q.string("source"), round: q.int("round"),
             limit: ServerLimits.page(q.int("limit"), default: config.limits.resultsPageRows, max: config.limits.maxResultsPageRows),
-            offset: max(0, q.int("offset") ?? 0), after: after)
+            offset: max(0, q.int("offset") ?? 0), after: after, filter: try Self.resultFilter(q))
         let store = self.store
         let channel = context.channel
         return Response(

@@ -390,11 +390,15 @@ public struct ResultQuery: Codable, Sendable, Equatable {
     public var offset: Int = 0
     /// Rows after this one only (the previous page's last row); `offset` is ignored with a cursor.
     public var after: ResultCursor?
+    /// Only rows whose top-level `filter.column` holds `filter.contains` (as text, ignoring ASCII
+    /// case): the console's column filter, applied by the datastore so pages stay pages.
+    public var filter: ResultFilter?
     public init(
         huntId: String? = nil, flowId: String? = nil, clientId: String? = nil, artifact: String? = nil, source: String? = nil, round: Int? = nil,
-        limit: Int? = nil, offset: Int = 0, after: ResultCursor? = nil
+        limit: Int? = nil, offset: Int = 0, after: ResultCursor? = nil, filter: ResultFilter? = nil
     ) {
         self.after = after
+        self.filter = filter
         self.huntId = huntId
         self.flowId = flowId
         self.clientId = clientId
@@ -403,6 +407,28 @@ public struct ResultQuery: Codable, Sendable, Equatable {
         self.round = round
         self.limit = limit
         self.offset = offset
+    }
+}
+
+/// A column filter on result rows (`ResultQuery.filter`).
+public struct ResultFilter: Codable, Sendable, Equatable {
+    public var column: String
+    public var contains: String
+    public init(column: String, contains: String) {
+        self.column = column
+        self.contains = contains
+    }
+
+    /// Longest column name and text accepted.
+    public static let maxLength = 256
+
+    /// Nil (with the reason) when the filter can be applied: a column name without a double
+    /// quote or control character, both parts non-empty and short.
+    public var problem: String? {
+        if column.isEmpty || contains.isEmpty { return "a filter needs a column and a text" }
+        if column.utf8.count > Self.maxLength || contains.utf8.count > Self.maxLength { return "a filter's column and text are at most \(Self.maxLength) bytes" }
+        if column.contains("\"") || column.unicodeScalars.contains(where: { $0.value < 0x20 }) { return "a filter's column name cannot hold quotes or control characters" }
+        return nil
     }
 }
 

@@ -124,6 +124,11 @@ struct SQLiteResultsReader {
             conditions.append("\(column) = ?")
             values.append(value)
         }
+        if let filter = query.filter, filter.problem == nil {
+            conditions.append("instr(lower(CAST(json_extract(r.json, ?) AS TEXT)), lower(?)) > 0")
+            values.append("$.\"" + filter.column + "\"")
+            values.append(filter.contains)
+        }
         for (condition, bound) in extra {
             conditions.append(condition)
             values.append(contentsOf: bound)
