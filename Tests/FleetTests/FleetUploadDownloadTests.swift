@@ -1,5 +1,5 @@
 import Crypto
-import Fleet
+@testable import Fleet
 import FleetCore
 import Foundation
 import Testing
@@ -39,6 +39,14 @@ struct FleetUploadDownloadTests {
         #expect(stat(out, &info) == 0 && info.st_mode & 0o777 == 0o700)
         let audit = try await fleet.get("/audit", as: [AuditEntry].self)
         #expect(audit.contains { $0.action == "download-upload" && $0.target == flow.flowId })
+        // Reading a slice audits the reader too, whatever offset it starts at (once per user and file).
+        try fleet.check(try fleet.cli(["user", "add", "rita", "--role", "reader", "--output", fleet.dir + "/rita.yaml"]))
+        let rita = try APIClient(config: ConfigFile.load(APIConfig.self, from: fleet.dir + "/rita.yaml"))
+        let middle = try await rita.uploadSlice(flowId: flow.flowId, sha256: sha, offset: 100, length: 16)
+        #expect(middle == bytes[100..<116])
+        _ = try await rita.uploadSlice(flowId: flow.flowId, sha256: sha, offset: 200, length: 16)
+        let entries = try await fleet.get("/audit", as: [AuditEntry].self).filter { $0.action == "download-upload" && $0.user == "rita" }
+        #expect(entries.count == 1, "\(entries)")
         // Only this flow's uploads, by their SHA-256.
         await #expect(throws: APIError.self) {
             _ = try await fleet.api().uploadSlice(flowId: flow.flowId, sha256: String(repeating: "0", count: 64), offset: 0, length: 10)
@@ -75,6 +83,19 @@ struct FleetUploadDownloadTests {
         #expect(rows.status == 0, "\(rows.stderr)")
         #expect(rows.rows.compactMap { $0["Marker"] as? String } == Array(repeating: "quarry-local-marker", count: 3), "\(rows.rows) \(rows.stderr)")
         #expect(rows.rows.compactMap { $0["N"] as? Int } == [0, 1, 2])
+    }
+
+    /// RecentOnce (the download audit's memory): once per key in the window, bounded.
+    @Test func recentOnceSaysFirstOncePerWindowAndStaysBounded() {
+        let once = RecentOnce(window: 600, capacity: 3)
+        let start = Date(timeIntervalSince1970: 1_000_000)
+        #expect(once.first("a", now: start))
+        #expect(!once.first("a", now: start.addingTimeInterval(599)))
+        #expect(once.first("a", now: start.addingTimeInterval(601)))
+        for (i, key) in ["b", "c", "d", "e"].enumerated() { #expect(once.first(key, now: start.addingTimeInterval(602 + Double(i)))) }
+        // Full: the oldest ("a" at 601) went first, so it is new again; "e" is still remembered.
+        #expect(once.first("a", now: start.addingTimeInterval(700)))
+        #expect(!once.first("e", now: start.addingTimeInterval(700)))
     }
 
     /// `quarry hunt download`: one folder per client, each client's own file.

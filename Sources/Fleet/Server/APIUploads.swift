@@ -2,6 +2,7 @@ import FleetCore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOConcurrencyHelpers
 import NIOCore
 import VQL
 
@@ -29,7 +30,9 @@ extension FleetServer {
                 guard let offset = UInt64(offsetText), let length = query.int("length"), length >= 0, length <= Self.maxSlice else {
                     throw APIFailure(status: 400, message: "offset= and length= (at most \(Self.maxSlice) bytes) must be numbers")
                 }
-                if offset == 0 {
+                // Every reader of a slice is audited (whatever offset it starts at), once per ten
+                // minutes per user and file, so reading a large file slice by slice is one entry.
+                if downloadAudits.first(caller.user.name + "\u{0}" + upload.flowId + "\u{0}" + upload.sha256) {
                     try await audit(caller, "download-upload", upload.flowId, try JSONEncoder().encode(["name": upload.name, "sha256": upload.sha256]))
                 }
                 try handle.seek(toOffset: min(offset, UInt64(upload.size)))
@@ -124,5 +127,30 @@ extension FleetServer {
         let last = name.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? "upload"
         let safe = last.filter { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
         return safe.isEmpty ? "upload" : String(safe.prefix(200))
+    }
+}
+
+/// Says whether a key is new within a time window (bounded: the oldest keys are forgotten first).
+final class RecentOnce: Sendable {
+    private let seen = NIOLockedValueBox<[String: Date]>([:])
+    let window: TimeInterval
+    let capacity: Int
+
+    init(window: TimeInterval, capacity: Int) {
+        self.window = window
+        self.capacity = capacity
+    }
+
+    /// True the first time `key` is seen in the window (and then records it).
+    func first(_ key: String, now: Date = Date()) -> Bool {
+        seen.withLockedValue { seen in
+            if let last = seen[key], now.timeIntervalSince(last) < window { return false }
+            if seen.count >= capacity {
+                seen = seen.filter { now.timeIntervalSince($0.value) < window }
+                if seen.count >= capacity, let oldest = seen.min(by: { $0.value < $1.value })?.key { seen[oldest] = nil }
+            }
+            seen[key] = now
+            return true
+        }
     }
 }

@@ -27,6 +27,8 @@ public final class FleetServer: Sendable {
     let uploadsInProgress = NIOLockedValueBox<Set<String>>([])
     /// API keys looked up recently (short TTL; forgotten at once on removal or rotation here).
     let keys: APIKeyCache
+    /// Which user read which upload lately, so slice-by-slice downloads are audited once each.
+    let downloadAudits = RecentOnce(window: 600, capacity: 10_000)
     /// HTTP requests and anonymous upgrades per address.
     let requestLimiter: SharedRateLimiter
     /// Refused enrolments per address that are logged and audited.
