@@ -5,8 +5,8 @@ import Foundation
 public struct ScratchFolder: Sendable {
     public let path: String
 
-    public init(_ tag: String) {
-        path = NSTemporaryDirectory() + "/quarry-fuzz-\(tag)-\(getpid())"
+    public init(_ tag: String, root: String = NSTemporaryDirectory()) {
+        path = root + "/quarry-fuzz-\(tag)-\(getpid())"
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
