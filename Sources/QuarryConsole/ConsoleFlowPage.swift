@@ -92,7 +92,51 @@ public struct UploadRowView: Sendable {
     }
 }
 
+/// What changed between two rounds of a scheduled hunt: rows new in this round and rows gone
+/// since the previous one, per client that reported in both (a client missing from a round is
+/// not compared).
+public struct HuntDiffPageView: Sendable {
+    public var huntId: String
+    public var huntLink: String
+    public var round: Int
+    public var previous: Int
+    public var added: ResultTableView
+    public var removed: ResultTableView
+    public var addedCount: Int
+    public var removedCount: Int
+    /// The comparison one round earlier, when there is one.
+    public var earlier: String?
+
+    public init(huntId: String, round: Int, previous: Int, added: [ResultRow], removed: [ResultRow]) {
+        self.huntId = huntId
+        huntLink = "/hunts/" + ConsoleText.pathSegment(huntId)
+        self.round = round
+        self.previous = previous
+        self.added = ResultTableView(rows: added, next: nil, first: nil)
+        self.removed = ResultTableView(rows: removed, next: nil, first: nil)
+        addedCount = added.count
+        removedCount = removed.count
+        earlier = previous > 1 ? ConsoleText.link(huntLink + "/diff", [("round", String(previous))]) : nil
+    }
+}
+
 enum ConsoleFlowTemplates {
+    static let huntDiff = """
+        <h1>Hunt <a href="{{huntLink}}"><code>{{huntId}}</code></a>: round {{round}} against round {{previous}}</h1>
+        {{#earlier}}<p><a href="{{earlier}}" data-testid="diff-earlier">Round {{previous}} against the one before</a></p>{{/earlier}}
+        <h2>New in round {{round}} (<span data-testid="diff-added-count">{{addedCount}}</span>)</h2>
+        {{#added}}<div class="scroll"><table data-testid="diff-added">
+        <thead><tr>{{#columns}}<th scope="col">{{.}}</th>{{/columns}}</tr></thead>
+        <tbody>{{#rows}}<tr data-testid="diff-added-row">{{#cells}}<td>{{.}}</td>{{/cells}}</tr>{{/rows}}</tbody>
+        </table></div>{{/added}}
+        <h2>Gone since round {{previous}} (<span data-testid="diff-removed-count">{{removedCount}}</span>)</h2>
+        {{#removed}}<div class="scroll"><table data-testid="diff-removed">
+        <thead><tr>{{#columns}}<th scope="col">{{.}}</th>{{/columns}}</tr></thead>
+        <tbody>{{#rows}}<tr data-testid="diff-removed-row">{{#cells}}<td>{{.}}</td>{{/cells}}</tr>{{/rows}}</tbody>
+        </table></div>{{/removed}}
+        """
+
+
     static let flow = """
         <h1>Flow <code>{{#flow}}{{id}}{{/flow}}</code></h1>
         <dl class="facts" data-testid="flow-facts" {{#flow}}data-flow-progress-url="{{link}}/progress"{{/flow}} data-flow-final="{{final}}" aria-live="polite">

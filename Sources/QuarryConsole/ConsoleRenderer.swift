@@ -3,7 +3,7 @@ import Mustache
 
 /// A console page: which template, its title, and the values it shows.
 public enum ConsolePage: String, Sendable, CaseIterable {
-    case login, clients, client, collect, hunts, hunt, flow, audit, alerts, actions, events, error
+    case login, clients, client, collect, hunts, hunt, huntDiff, flow, audit, alerts, actions, events, error
 }
 
 /// Renders console pages: a page's template with its view, inside the layout (header with the
@@ -21,6 +21,7 @@ public struct ConsoleRenderer: Sendable {
             (ConsolePage.alerts.rawValue, ConsoleTemplates.alerts), (ConsolePage.actions.rawValue, ConsoleTemplates.actions),
             (ConsolePage.events.rawValue, ConsoleTemplates.events), (ConsolePage.collect.rawValue, ConsoleCollectTemplates.collect),
             (ConsolePage.flow.rawValue, ConsoleFlowTemplates.flow), ("results", ConsoleTemplates.results),
+            (ConsolePage.huntDiff.rawValue, ConsoleFlowTemplates.huntDiff),
         ]
         for (name, text) in templates {
             // The templates are constants of this file's module: one that does not parse is a bug

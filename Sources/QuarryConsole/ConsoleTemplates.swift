@@ -157,6 +157,7 @@ enum ConsoleTemplates {
         <dt>Expires</dt><dd>{{expires}}</dd>
         {{#schedule}}<dt>Schedule</dt><dd>{{schedule}}</dd>{{/schedule}}
         </dl>
+        {{#diffLink}}<p><a href="{{diffLink}}" data-testid="hunt-diff-link">What changed since the previous round</a></p>{{/diffLink}}
         {{#actions}}<form method="post" action="{{action}}" class="inline"><input type="hidden" name="csrf" value="{{csrf}}"><button type="submit" data-testid="hunt-{{name}}">{{label}}</button></form>{{/actions}}
         <h2>Clients by state</h2>
         <ul data-testid="hunt-states">{{#states}}<li>{{name}}: {{count}}</li>{{/states}}</ul>

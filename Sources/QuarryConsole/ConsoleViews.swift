@@ -209,10 +209,13 @@ public struct HuntPageView: Sendable {
     public var states: [CountView]
     public var sources: [CountView]
     public var results: ResultTableView
-    /// Links that download every row of the source shown (nil before there are results).
+    /// The column filter form over the results (nil before there are results).
     public var filter: ResultFilterView?
+    /// Links that download every row of the source shown (nil before there are results).
     public var exportCSV: String?
     public var exportJSONL: String?
+    /// The changes since the previous round, for a hunt past its first round.
+    public var diffLink: String?
     /// The state changes offered (start, stop, archive), with the address each form posts to;
     /// empty for roles that may not change hunts.
     public var actions: [HuntActionView] = []
@@ -225,6 +228,7 @@ public struct HuntPageView: Sendable {
         self.states = states.sorted { $0.key < $1.key }.map { CountView(name: $0.key, count: $0.value) }
         self.sources = sources
         self.results = results
+        if hunt.round > 1 { diffLink = "/hunts/" + ConsoleText.pathSegment(hunt.huntId) + "/diff" }
     }
 }
 

@@ -153,5 +153,15 @@ struct FleetTests {
         let printed = try fleet.cli(["hunt", "diff", hunt, "--round", "2", "--format", "jsonl"])
         try fleet.check(printed)
         #expect(printed.stdout.contains("\"Diff\":\"added\"") && printed.stdout.contains("second"))
+
+        // The console shows the same difference, linked from the hunt's page.
+        try fleet.check(fleet.cli(["user", "password", "admin"], input: "correct horse battery staple\n"))
+        let admin = try ConsoleClient(fleet: fleet, name: "admin")
+        #expect(try admin.signIn("admin", "correct horse battery staple").status == 303)
+        #expect(try admin.get("/hunts/\(hunt)").body.contains("href=\"/hunts/\(hunt)/diff\" data-testid=\"hunt-diff-link\""))
+        let page = try admin.get("/hunts/\(hunt)/diff?round=2")
+        #expect(page.status == 200 && page.body.contains("data-testid=\"diff-added-count\">1<") && page.body.contains("data-testid=\"diff-removed-count\">0<"))
+        #expect(page.body.components(separatedBy: "data-testid=\"diff-added-row\"").count - 1 == 1 && page.body.contains("second"))
+        #expect(try admin.get("/hunts/\(hunt)/diff?round=1").status == 400)
     }
 }

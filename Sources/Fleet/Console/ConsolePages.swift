@@ -87,6 +87,18 @@ extension FleetServer {
             try context.requireConsoleCaller().require("READ_RESULTS")
             return try await huntProgressStream(try context.parameters.require("id"))
         }
+        console.get("hunts/:id/diff") { [self] request, context in
+            try context.requireConsoleCaller().require("READ_RESULTS")
+            let id = try context.parameters.require("id")
+            let text = request.uri.queryParameters.string("round")
+            let round = try text.map { text in
+                guard let round = Int(text) else { throw APIFailure(status: 400, message: "round=\(text): expected a number") }
+                return round
+            }
+            let diff = try await huntDiff(id, round: round)
+            let view = HuntDiffPageView(huntId: id, round: diff.round, previous: diff.previous, added: diff.added, removed: diff.removed)
+            return consolePage(.huntDiff, title: "Hunt \(id): round \(diff.round)", view: view, context: context)
+        }
         console.get("hunts/:id/export") { [self] request, context in
             try context.requireConsoleCaller().require("READ_RESULTS")
             let id = try context.parameters.require("id")
