@@ -23,7 +23,10 @@ public enum CryptoFilePlugins {
             ArgumentSpec("public_key", .string, "The recipient: a PEM certificate or public key, RSA or EC P-256 (default: the "
                          + "ca_certificate of the agent's config)."),
         ],
-        examples: ["SELECT * FROM write_crypto_file(filename='/var/tmp/q.crypt', public_key=Cert, query={ SELECT * FROM info() })"],
+        examples: [CertificateFunctions.exampleKeys + """
+
+            SELECT Hostname FROM write_crypto_file(filename=tempdir() + '/q.crypt', public_key=PublicKey, query={ SELECT * FROM info() })
+            """],
         permissions: [.filesystemWrite]
     ) { ctx in
         guard ctx.context.require(.filesystemWrite, for: "write_crypto_file"), let path = ctx.string("filename"), !path.isEmpty else {
@@ -84,7 +87,12 @@ public enum CryptoFilePlugins {
             ArgumentSpec("private_key", .string, "The recipient's private key, PEM. Not needed for an upload on the fleet server "
                          + "(accessor='fs' in server VQL): the server decrypts it with its own key."),
         ],
-        examples: ["SELECT * FROM read_crypto_file(filename='/var/tmp/q.crypt', private_key=Key)"],
+        examples: [CertificateFunctions.exampleKeys + """
+
+            LET Store <= tempdir() + '/q.crypt'
+            LET Written <= SELECT * FROM write_crypto_file(filename=Store, public_key=PublicKey, query={ SELECT 'evidence' AS Marker FROM scope() })
+            SELECT * FROM read_crypto_file(filename=Store, private_key=PrivateKey)
+            """],
         permissions: [.filesystemRead]
     ) { ctx in
         guard ctx.context.require(.filesystemRead, for: "read_crypto_file") else { return ArrayCursor([]) }

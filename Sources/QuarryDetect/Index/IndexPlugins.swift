@@ -23,7 +23,7 @@ public enum IndexPlugins {
             ArgumentSpec("batch", .int, "Rows per transaction (default 1000)."),
             ArgumentSpec("silent", .bool, "Do not pass the rows on (faster)."),
         ],
-        examples: ["SELECT * FROM index(query={ SELECT 'syslog rotates daily' AS Data FROM scope() }, output=tempdir() + '/ix', silent=TRUE)"],
+        examples: ["SELECT * FROM index(query={ SELECT 'syslog rotates daily' AS Data FROM scope() }, output=tempdir() + '/ix')"],
         permissions: [.filesystemWrite]
     ) { ctx in
         guard ctx.context.require(.filesystemWrite, for: "index"), let output = ctx.string("output"), !output.isEmpty else {
@@ -65,7 +65,11 @@ public enum IndexPlugins {
             ArgumentSpec("sort", .string, "Order by this field (a leading - for descending)."),
             ArgumentSpec("start", .int, "Skip this many matches first."),
         ],
-        examples: ["SELECT * FROM index_search(path=IndexPath, search='Data:syslog')"],
+        examples: ["""
+            LET IndexPath <= tempdir() + '/ix'
+            LET Built <= SELECT * FROM index(query={ SELECT 'syslog rotates daily' AS Data FROM scope() }, output=IndexPath, silent=TRUE)
+            SELECT * FROM index_search(path=IndexPath, search='Data:syslog')
+            """],
         permissions: [.filesystemRead]
     ) { ctx in
         guard ctx.context.require(.filesystemRead, for: "index_search"), let path = ctx.string("path"), let text = ctx.string("search") else {
