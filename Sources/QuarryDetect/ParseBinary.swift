@@ -57,7 +57,9 @@ public enum ParseBinaryFunction {
             return .null
         }
         guard let source = ParserInput.open(ctx, "filename") else { return .null }
-        var env = ctx.env
+        // Lambdas run in the call's scope, without its SELECT's computed columns (which hold the
+        // result: see Env.withoutProjection).
+        var env = ctx.env.withoutProjection()
         if case .dict(let extra)? = ctx.value("env") {
             var variables: [String: Binding] = [:]
             for (name, value) in extra.pairs { variables[name] = .value(value) }

@@ -117,6 +117,15 @@ public final class Env: @unchecked Sendable {
         Env(parent: self, row: row, variables: variables)
     }
 
+    /// This level again, without the SELECT being evaluated on it: for values that outlive the
+    /// call and keep the scope their lambdas run in (parse_binary's lazily parsed structs). Held
+    /// with the projection, such a value would be held by the row's own computed columns that
+    /// it holds — a reference cycle, and one leaked object graph per row.
+    public func withoutProjection() -> Env {
+        guard projection != nil, let parent else { return self }
+        return Env(parent: parent, row: row, variables: variables, aggregates: aggregates, evaluating: evaluating)
+    }
+
     /// The outermost level (the session's scope).
     public var root: Env {
         var level = self
