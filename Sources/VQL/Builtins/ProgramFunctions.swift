@@ -104,7 +104,8 @@ extension ProgramFunctions {
         // Whichever comes first ends it: the session closing, the context finishing, a cancellation.
         context.exitHooks.withLock { $0.append { stop.cancel() } }
         context.atEnd { stop.cancel() }
-        let box = UncheckedBox((query, ctx.env))
+        // Its own copy of the scope: the session goes on binding LETs in the root meanwhile.
+        let box = UncheckedBox((query, ctx.env.snapshot()))
         let thread = Thread {
             let (query, env) = box.value
             do {

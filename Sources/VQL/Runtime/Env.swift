@@ -126,6 +126,23 @@ public final class Env: @unchecked Sendable {
         return Env(parent: parent, row: row, variables: variables, aggregates: aggregates, evaluating: evaluating)
     }
 
+    /// A copy of everything visible from this level (every level's variables, inner ones
+    /// shadowing outer ones, and this level's row) on a new chain of its own: for queries that
+    /// go on running on another thread (background()) while the session binds its next LETs in
+    /// the root — reading the live root from there was a data race (found by ThreadSanitizer).
+    public func snapshot() -> Env {
+        var levels: [Env] = []
+        var level: Env? = self
+        while let current = level {
+            levels.append(current)
+            level = current.parent
+        }
+        var merged: [String: Binding] = [:]
+        for current in levels.reversed() { merged.merge(current.variables) { _, inner in inner } }
+        let copy = Env(context: context, variables: merged)
+        return row == nil ? copy : copy.child(row: row)
+    }
+
     /// The outermost level (the session's scope).
     public var root: Env {
         var level = self
